@@ -1,12 +1,34 @@
-//! Target writers: Microsoft Graph, IMAP APPEND, EWS, EML export.
+//! Target writers for mailbox migration: the engine's [`Target`] / [`MailboxWriter`] traits and
+//! their implementations (Microsoft Graph for Exchange Online now; IMAP APPEND, EWS and EML export
+//! follow), with identity (client credentials, certificates, device code, national clouds) and
+//! throttling.
 //!
-//! This crate is being built; see the workspace `docs/ARCHITECTURE.md` for its role.
+//! The traits are the hub of the architecture: the engine plans folders and fetches raw messages
+//! from the source, then hands each one to a [`MailboxWriter`] of whichever target the job names.
+//! See the [`writer`] module for the full contract.
+//!
+//! ```
+//! use o365_migrate_target::{FolderSpec, WellKnownFolder, WriteOutcome};
+//!
+//! // The engine's folder plan for a mailbox: source folder → target folder.
+//! let plan = vec![
+//!     FolderSpec::well_known("INBOX", WellKnownFolder::Inbox),
+//!     FolderSpec::under("INBOX/Receipts", WellKnownFolder::Inbox, ["Receipts"]),
+//!     FolderSpec::at_root("Projects/2024", ["Projects", "2024"]),
+//! ];
+//! assert_eq!(plan[1].display_path(), "#Inbox#/Receipts");
+//! assert_eq!(plan[2].display_path(), "Projects/2024");
+//! let outcome = WriteOutcome::AlreadyPresent { target_id: "AAMk".into() };
+//! assert_eq!(outcome.target_id(), "AAMk");
+//! ```
 
-/// Errors from this crate.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Placeholder until the crate's real error variants land.
-    #[error("not yet implemented: {0}")]
-    Unimplemented(&'static str),
-}
+mod error;
+mod secret;
+pub mod writer;
+
+pub use error::{Error, ErrorScope};
+pub use secret::SecretString;
+pub use writer::{
+    BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, ItemFlags, MailboxWriter,
+    Target, TargetItem, Timestamp, WellKnownFolder, WriteItem, WriteOutcome,
+};

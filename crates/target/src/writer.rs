@@ -1,0 +1,460 @@
+//! The engine's target trait: what every writer (Graph, IMAP, EWS, EML) implements.
+//!
+//! # Shape
+//!
+//! * A [`Target`] is one destination system (a Microsoft 365 tenant, an IMAP server, an Exchange
+//!   server, a directory on disk). It is created from configuration, checked once
+//!   ([`Target::check`]) and then opens one [`MailboxWriter`] per mailbox
+//!   ([`Target::open_mailbox`]).
+//! * A [`MailboxWriter`] owns everything per mailbox: the folder cache, the dedupe index, the
+//!   per-mailbox throttling (for Graph: at most 4 requests in flight and the request and upload
+//!   budgets). It is shared (`Arc`) and all methods take `&self`, so the engine may call
+//!   [`MailboxWriter::write`] from several tasks at once; the writer applies its own concurrency
+//!   limits, the engine only bounds memory.
+//! * The engine hands each message over as a [`WriteItem`]: the **raw RFC 5322 bytes** exactly as
+//!   fetched from the source, the source flags, the source INTERNALDATE and the message's
+//!   fingerprint. Each writer does its own conversion (Graph converts through the MIME crate into a
+//!   JSON message; IMAP appends the bytes unchanged; EWS sends them as `MimeContent`; EML writes
+//!   them to disk).
+//!
+//! # Object safety
+//!
+//! The engine picks the target at run time from the job file, so both traits are object safe: every
+//! async method returns a [`BoxFuture`] (a hand-rolled `Pin<Box<dyn Future + Send>>`, no macro
+//! types in the API). Implementations write `Box::pin(async move { ... })`.
+//!
+//! # Idempotency contract
+//!
+//! [`MailboxWriter::write`] must not create a second copy of a message that is already in the
+//! target folder: when an item with the same Internet Message-ID **or** the same fingerprint is
+//! present (written by an earlier run, or concurrently by this one), the writer returns
+//! [`WriteOutcome::AlreadyPresent`] and writes nothing. This is what makes a killed run safe to
+//! repeat. Writers that cannot look items up (EML export) use the fingerprint as the file name.
+//!
+//! # Errors
+//!
+//! Every failure is an [`crate::Error`]; [`crate::Error::scope`] tells the engine whether only this
+//! item failed (record it with the reason and go on), the folder, the mailbox, or the whole target.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::Error;
+
+/// A boxed, `Send` future borrowing from `'a`: the return type of every async trait method here.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One destination system; opens a [`MailboxWriter`] per mailbox.
+pub trait Target: Send + Sync {
+    /// What this target keeps of a message (feeds `docs/fidelity.md` and the plan's warnings).
+    fn capabilities(&self) -> Capabilities;
+
+    /// Checks that the target is reachable and that the credentials carry every permission the
+    /// job needs (for Graph: the token's roles). The error names what is missing and the fix.
+    fn check(&self) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// Opens the writer for one mailbox (for Graph: a user id or user principal name; for IMAP:
+    /// the login). Fails with [`crate::Error::MailboxUnavailable`] when the mailbox does not exist
+    /// or is not provisioned yet.
+    fn open_mailbox<'a>(
+        &'a self,
+        mailbox: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<dyn MailboxWriter>, Error>>;
+}
+
+/// Writes into one mailbox. Shared between tasks; every method takes `&self`.
+pub trait MailboxWriter: Send + Sync {
+    /// The mailbox this writer writes to, as given to [`Target::open_mailbox`].
+    fn mailbox(&self) -> &str;
+
+    /// Makes sure every folder of `plan` exists in the target, creating missing ones (parents
+    /// first; names compared the way the target compares them, case-insensitively for Exchange),
+    /// and returns one [`FolderHandle`] per [`FolderSpec`], in the same order.
+    fn ensure_folders<'a>(
+        &'a self,
+        plan: &'a [FolderSpec],
+    ) -> BoxFuture<'a, Result<Vec<FolderHandle>, Error>>;
+
+    /// Writes one message into `folder` unless it is already there (see the idempotency contract
+    /// in the [module docs](self)).
+    fn write<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        item: &'a WriteItem,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>>;
+
+    /// Number of messages currently in `folder` (for verify: source count against target count).
+    fn count<'a>(&'a self, folder: &'a FolderHandle) -> BoxFuture<'a, Result<u64, Error>>;
+
+    /// Every message in `folder` with the fields verify compares.
+    fn list<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+    ) -> BoxFuture<'a, Result<Vec<TargetItem>, Error>>;
+}
+
+/// Folders every mail system has under some name; the engine maps source folders onto them
+/// (SPECIAL-USE attributes, a multilingual name table, job rules) and writers map them onto the
+/// target's own folders (Graph well-known names, IMAP SPECIAL-USE, EWS distinguished ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WellKnownFolder {
+    /// The inbox (`inbox`).
+    Inbox,
+    /// Sent mail (`sentitems`, IMAP `\Sent`).
+    SentItems,
+    /// Deleted mail (`deleteditems`, IMAP `\Trash`).
+    DeletedItems,
+    /// Junk mail (`junkemail`, IMAP `\Junk`).
+    JunkEmail,
+    /// Drafts (`drafts`, IMAP `\Drafts`).
+    Drafts,
+    /// The archive folder (`archive`, IMAP `\Archive`).
+    Archive,
+}
+
+impl WellKnownFolder {
+    /// All values, in a stable order.
+    pub const ALL: [WellKnownFolder; 6] = [
+        Self::Inbox,
+        Self::SentItems,
+        Self::DeletedItems,
+        Self::JunkEmail,
+        Self::Drafts,
+        Self::Archive,
+    ];
+
+    /// The Microsoft Graph well-known folder name (usable as a folder id).
+    pub fn graph_name(self) -> &'static str {
+        match self {
+            Self::Inbox => "inbox",
+            Self::SentItems => "sentitems",
+            Self::DeletedItems => "deleteditems",
+            Self::JunkEmail => "junkemail",
+            Self::Drafts => "drafts",
+            Self::Archive => "archive",
+        }
+    }
+
+    /// The job-file token (`#Inbox#`, `#SentItems#`, ...), without the `#` marks.
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Inbox => "Inbox",
+            Self::SentItems => "SentItems",
+            Self::DeletedItems => "DeletedItems",
+            Self::JunkEmail => "JunkEmail",
+            Self::Drafts => "Drafts",
+            Self::Archive => "Archive",
+        }
+    }
+}
+
+impl fmt::Display for WellKnownFolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.token())
+    }
+}
+
+/// Where a planned folder hangs in the target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FolderBase {
+    /// The top of the mailbox's folder tree (Graph `msgfolderroot`, IMAP top level).
+    Root,
+    /// Inside (or, with an empty path, exactly) a well-known folder.
+    WellKnown(WellKnownFolder),
+}
+
+/// One folder of the engine's folder plan: where a source folder goes in the target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FolderSpec {
+    /// The source folder's full name as the source shows it (used in reports and handed back in
+    /// the [`FolderHandle`]).
+    pub source: String,
+    /// The folder the path starts from.
+    pub base: FolderBase,
+    /// Display names below `base`, outermost first (`["Projects", "2024"]`); empty means `base`
+    /// itself. Names are already translated out of the source's hierarchy delimiter and
+    /// modified UTF-7, i.e. plain Unicode.
+    pub path: Vec<String>,
+}
+
+impl FolderSpec {
+    /// The source folder maps exactly onto a well-known folder.
+    pub fn well_known(source: impl Into<String>, folder: WellKnownFolder) -> Self {
+        Self {
+            source: source.into(),
+            base: FolderBase::WellKnown(folder),
+            path: Vec::new(),
+        }
+    }
+
+    /// The source folder maps onto `path` below the top of the mailbox.
+    pub fn at_root<S: Into<String>>(
+        source: impl Into<String>,
+        path: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            base: FolderBase::Root,
+            path: path.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The source folder maps onto `path` below a well-known folder (`Inbox/Receipts`).
+    pub fn under<S: Into<String>>(
+        source: impl Into<String>,
+        folder: WellKnownFolder,
+        path: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            base: FolderBase::WellKnown(folder),
+            path: path.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// A human-readable target path such as `#Inbox#/Receipts` or `Projects/2024`.
+    pub fn display_path(&self) -> String {
+        let mut out = match &self.base {
+            FolderBase::Root => String::new(),
+            FolderBase::WellKnown(k) => format!("#{k}#"),
+        };
+        for segment in &self.path {
+            if !out.is_empty() {
+                out.push('/');
+            }
+            out.push_str(segment);
+        }
+        out
+    }
+}
+
+/// A folder that exists in the target, as returned by [`MailboxWriter::ensure_folders`]. The
+/// engine stores nothing of it across runs; it asks again each run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FolderHandle {
+    /// The source folder name from the [`FolderSpec`].
+    pub source: String,
+    /// The target's own folder id (Graph folder id, IMAP mailbox name, EWS folder id, directory).
+    pub target_id: String,
+    /// Human-readable target path for reports.
+    pub display_path: String,
+    /// Whether this call created the folder (or any of its parents).
+    pub created: bool,
+}
+
+/// IMAP-style state of a message at the source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ItemFlags {
+    /// `\Seen`: read.
+    pub seen: bool,
+    /// `\Answered`: replied to.
+    pub answered: bool,
+    /// `\Flagged`: flagged for follow-up (Graph `flag.flagStatus = flagged`).
+    pub flagged: bool,
+    /// `\Draft`: an unsent draft. Only a draft stays a draft in the target.
+    pub draft: bool,
+    /// `\Deleted`: marked for deletion (the engine usually filters these out).
+    pub deleted: bool,
+    /// Keywords (`$Forwarded`, `$label1`, user keywords); Graph maps them to categories.
+    pub keywords: Vec<String>,
+}
+
+/// A point in time with the UTC offset the source gave it (an IMAP INTERNALDATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp {
+    /// Seconds since 1970-01-01T00:00:00Z.
+    pub unix_seconds: i64,
+    /// The offset from UTC in minutes as the source wrote it (`+0200` → 120); 0 for UTC.
+    pub offset_minutes: i32,
+}
+
+impl Timestamp {
+    /// A UTC timestamp.
+    pub fn utc(unix_seconds: i64) -> Self {
+        Self {
+            unix_seconds,
+            offset_minutes: 0,
+        }
+    }
+}
+
+/// One message handed to [`MailboxWriter::write`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct WriteItem {
+    /// The raw message (RFC 5322) exactly as fetched from the source.
+    pub raw: Bytes,
+    /// The source flags.
+    pub flags: ItemFlags,
+    /// The source INTERNALDATE (time of arrival); the received date in the target.
+    pub internal_date: Option<Timestamp>,
+    /// The message's fingerprint from the MIME crate (stable across runs and servers); the
+    /// dedupe key for messages without a Message-ID.
+    pub fingerprint: String,
+    /// The Message-ID (with angle brackets) if the engine already knows it from the envelope;
+    /// writers that need it and find `None` extract it from `raw` themselves.
+    pub internet_message_id: Option<String>,
+}
+
+impl fmt::Debug for WriteItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body is not printed: it is large and may hold private mail.
+        f.debug_struct("WriteItem")
+            .field("raw_len", &self.raw.len())
+            .field("flags", &self.flags)
+            .field("internal_date", &self.internal_date)
+            .field("fingerprint", &self.fingerprint)
+            .field("internet_message_id", &self.internet_message_id)
+            .finish()
+    }
+}
+
+/// What [`MailboxWriter::write`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WriteOutcome {
+    /// The message was written; `target_id` is its id in the target.
+    Written {
+        /// The target's id of the new item.
+        target_id: String,
+    },
+    /// The message was already in the folder (same Message-ID or fingerprint); nothing written.
+    AlreadyPresent {
+        /// The target's id of the existing item.
+        target_id: String,
+    },
+}
+
+impl WriteOutcome {
+    /// The target id either way.
+    pub fn target_id(&self) -> &str {
+        match self {
+            Self::Written { target_id } | Self::AlreadyPresent { target_id } => target_id,
+        }
+    }
+}
+
+/// A message as the target holds it, for verify.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TargetItem {
+    /// The target's id.
+    pub id: String,
+    /// Internet Message-ID with angle brackets, if the item has one.
+    pub internet_message_id: Option<String>,
+    /// The fingerprint the writer stored with the item, if the target can store one.
+    pub fingerprint: Option<String>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// Sender address.
+    pub from: Option<String>,
+    /// Received date (Graph `receivedDateTime`, IMAP INTERNALDATE).
+    pub received: Option<Timestamp>,
+    /// Whether the target considers it a draft.
+    pub is_draft: bool,
+    /// Read state.
+    pub is_read: bool,
+    /// Flagged for follow-up.
+    pub flagged: bool,
+    /// Size in bytes as the target reports it, if it does.
+    pub size: Option<u64>,
+}
+
+/// What a write path keeps of a message. One row of `docs/fidelity.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Short name of the path (`graph`, `imap`, `ews`, `eml`).
+    pub name: &'static str,
+    /// Largest message the target accepts, in bytes (raw size), if it has a limit.
+    pub max_message_bytes: Option<u64>,
+    /// The target stores the original bytes unchanged (a byte-identical copy).
+    pub keeps_raw_bytes: bool,
+    /// The received date (INTERNALDATE) is kept.
+    pub keeps_received_date: bool,
+    /// The sent date (`Date:` header) is kept as the item's sent date.
+    pub keeps_sent_date: bool,
+    /// `\Seen` is kept.
+    pub keeps_seen: bool,
+    /// `\Flagged` is kept.
+    pub keeps_flagged: bool,
+    /// `\Answered` is kept (Graph: only as an icon/extended property, if at all).
+    pub keeps_answered: bool,
+    /// Items arrive as real (non-draft) items unless they were drafts.
+    pub keeps_draft_state: bool,
+    /// Keywords are kept (as keywords or as categories).
+    pub keeps_keywords: bool,
+    /// The writer finds items already present (idempotent writes across runs).
+    pub dedupes: bool,
+}
+
+impl Capabilities {
+    /// A capability row with everything `false` and no size limit; writers fill in what they keep.
+    pub fn none(name: &'static str) -> Self {
+        Self {
+            name,
+            max_message_bytes: None,
+            keeps_raw_bytes: false,
+            keeps_received_date: false,
+            keeps_sent_date: false,
+            keeps_seen: false,
+            keeps_flagged: false,
+            keeps_answered: false,
+            keeps_draft_state: false,
+            keeps_keywords: false,
+            dedupes: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Compile-time proof that both traits are object safe and the futures are `Send`.
+    #[allow(dead_code)]
+    fn object_safe(t: &dyn Target, w: Arc<dyn MailboxWriter>) {
+        fn is_send<T: Send>(_: &T) {}
+        let f = t.open_mailbox("a@b");
+        is_send(&f);
+        let _ = w.mailbox();
+    }
+
+    #[test]
+    fn well_known_names_match_graph() {
+        let names: Vec<_> = WellKnownFolder::ALL
+            .iter()
+            .map(|k| k.graph_name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "inbox",
+                "sentitems",
+                "deleteditems",
+                "junkemail",
+                "drafts",
+                "archive"
+            ]
+        );
+        assert_eq!(
+            FolderSpec::well_known("Sent", WellKnownFolder::SentItems).display_path(),
+            "#SentItems#"
+        );
+    }
+
+    #[test]
+    fn write_item_debug_hides_the_body() {
+        let item = WriteItem {
+            raw: Bytes::from_static(b"Subject: private\r\n\r\nsecret body"),
+            flags: ItemFlags::default(),
+            internal_date: None,
+            fingerprint: "fp".into(),
+            internet_message_id: None,
+        };
+        let shown = format!("{item:?}");
+        assert!(!shown.contains("secret body") && shown.contains("raw_len"));
+    }
+}
