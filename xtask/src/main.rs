@@ -78,9 +78,9 @@ fn ci(args: &[String]) -> Result<()> {
     setup::ensure_test_prerequisites()?;
     let started = std::time::Instant::now();
     sh("cargo", &["fmt", "--all", "--check"])?;
-    sh("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
-    sh("cargo", &["nextest", "run", "--workspace", "--locked", "--profile", "ci"])?;
-    sh("cargo", &["test", "--workspace", "--doc", "--locked"])?;
+    sh("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    sh("cargo", &["nextest", "run", "--workspace", "--profile", "ci"])?;
+    sh("cargo", &["test", "--workspace", "--doc"])?;
     deny()?;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
@@ -89,10 +89,10 @@ fn ci(args: &[String]) -> Result<()> {
 /// cargo-deny: licences, bans and sources always; advisories only when the advisory database is
 /// on this machine (it is fetched from GitHub, which this build machine cannot reach).
 fn deny() -> Result<()> {
-    sh("cargo", &["deny", "--locked", "check", "bans", "licenses", "sources"])?;
+    sh("cargo", &["deny", "check", "bans", "licenses", "sources"])?;
     let db = home().join(".cargo/advisory-db");
     if db.is_dir() {
-        sh("cargo", &["deny", "--locked", "check", "--disable-fetch", "advisories"])
+        sh("cargo", &["deny", "check", "--disable-fetch", "advisories"])
     } else {
         eprintln!(
             "xtask ci: advisories not checked: no advisory database at {} and it cannot be \
