@@ -1,0 +1,233 @@
+//! Closest-candidate hints for unmatched sources, from an inverted index
+//! (never a scan of the directory).
+
+use std::collections::HashMap;
+
+use crate::model::{DirectoryUser, SourceIdentity};
+use crate::normalize::{self, Translit};
+
+/// Postings scanned per key at most, so a very common surname cannot make
+/// one lookup expensive. Postings are in directory-id order, so the cut is
+/// deterministic.
+const MAX_POSTINGS: usize = 256;
+/// Candidates refined with an edit distance.
+const REFINE: usize = 16;
+
+#[derive(Clone, Copy)]
+enum Field {
+    Local = 0,
+    Surname = 1,
+    Given = 2,
+    Display = 3,
+}
+
+const WEIGHT: [u32; 4] = [4, 3, 1, 1];
+const LABEL: [&str; 4] = ["local part", "surname", "given name", "display-name word"];
+
+pub(crate) struct HintIndex {
+    map: HashMap<String, Vec<u32>>,
+    /// First local part (alphanumeric, folded) per target, for edit distance.
+    locals: Vec<String>,
+}
+
+fn key(field: Field, s: &str) -> String {
+    let mut k = String::with_capacity(s.len() + 2);
+    k.push(char::from(b'0' + field as u8));
+    k.push(':');
+    k.push_str(s);
+    k
+}
+
+fn folded(s: &str) -> String {
+    normalize::alnum(&normalize::fold(s, Translit::Plain))
+}
+
+fn words(s: &str) -> impl Iterator<Item = String> + '_ {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2)
+        .map(folded)
+}
+
+impl HintIndex {
+    pub(crate) fn build(
+        users: &[DirectoryUser],
+        addrs: &[Vec<String>],
+        excluded: &[Option<String>],
+    ) -> Self {
+        let mut map: HashMap<String, Vec<u32>> = HashMap::with_capacity(users.len() * 4);
+        let mut locals = Vec::with_capacity(users.len());
+        let mut add = |k: String, t: u32| {
+            let v = map.entry(k).or_default();
+            if v.last() != Some(&t) && v.len() < MAX_POSTINGS {
+                v.push(t);
+            }
+        };
+        for (t, u) in users.iter().enumerate() {
+            let first_local = addrs
+                .get(t)
+                .and_then(|a| a.first())
+                .map(|a| folded(normalize::split(a).0))
+                .unwrap_or_default();
+            locals.push(first_local);
+            if excluded.get(t).is_some_and(Option::is_some) {
+                continue;
+            }
+            let t = t as u32;
+            for a in addrs.get(t as usize).into_iter().flatten() {
+                let (l, _) = normalize::split(a);
+                let l = l.split_once('+').map_or(l, |(b, _)| b);
+                let f = folded(l);
+                if !f.is_empty() {
+                    add(key(Field::Local, &f), t);
+                }
+            }
+            if let Some(s) = &u.surname {
+                let f = folded(s);
+                if !f.is_empty() {
+                    add(key(Field::Surname, &f), t);
+                }
+            }
+            if let Some(g) = &u.given_name {
+                let f = folded(g);
+                if !f.is_empty() {
+                    add(key(Field::Given, &f), t);
+                }
+            }
+            if let Some(d) = &u.display_name {
+                for w in words(d) {
+                    add(key(Field::Display, &w), t);
+                }
+            }
+        }
+        Self { map, locals }
+    }
+
+    /// Up to `n` closest targets: (target, score, why), best first.
+    pub(crate) fn closest(&self, s: &SourceIdentity, n: usize) -> Vec<(u32, u32, String)> {
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut probes: Vec<(Field, String)> = Vec::new();
+        let mut src_local = String::new();
+        for raw in std::iter::once(s.login.as_str()).chain(s.address.as_deref()) {
+            let lower = raw.trim().to_lowercase();
+            let (l, _) = normalize::split(&lower);
+            let l = l.split_once('+').map_or(l, |(b, _)| b);
+            let f = folded(l);
+            if !f.is_empty() {
+                if src_local.is_empty() {
+                    src_local = f.clone();
+                }
+                probes.push((Field::Local, f));
+            }
+            // Words of the local part may be names: "john.smith".
+            for w in words(l) {
+                probes.push((Field::Surname, w.clone()));
+                probes.push((Field::Given, w));
+            }
+        }
+        if let Some(l) = &s.last {
+            probes.push((Field::Surname, folded(l)));
+        }
+        if let Some(f) = &s.first {
+            probes.push((Field::Given, folded(f)));
+        }
+        if let Some(d) = &s.display {
+            for w in words(d) {
+                probes.push((Field::Display, w.clone()));
+                probes.push((Field::Surname, w));
+            }
+        }
+        probes.retain(|(_, v)| !v.is_empty());
+        probes.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
+        probes.dedup_by(|a, b| a.0 as u8 == b.0 as u8 && a.1 == b.1);
+
+        // (target, score, field mask)
+        let mut acc: HashMap<u32, (u32, u8)> = HashMap::new();
+        for (field, v) in &probes {
+            if let Some(list) = self.map.get(&key(*field, v)) {
+                for &t in list {
+                    let e = acc.entry(t).or_insert((0, 0));
+                    let bit = 1u8 << (*field as u8);
+                    if e.1 & bit == 0 {
+                        e.0 += WEIGHT[*field as usize];
+                        e.1 |= bit;
+                    }
+                }
+            }
+        }
+        let mut ranked: Vec<(u32, u32, u8)> =
+            acc.into_iter().map(|(t, (s, m))| (t, s, m)).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(REFINE.max(n));
+        // Refine: closeness of local parts (typos) adds up to 4.
+        let mut refined: Vec<(u32, u32, u8, usize)> = ranked
+            .into_iter()
+            .map(|(t, score, mask)| {
+                let d = self
+                    .locals
+                    .get(t as usize)
+                    .map_or(usize::MAX, |l| bounded_distance(&src_local, l, 4));
+                let bonus = 4u32.saturating_sub(d.min(4) as u32);
+                (t, score + bonus, mask, d)
+            })
+            .collect();
+        refined.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        refined
+            .into_iter()
+            .filter(|r| r.1 >= 2)
+            .take(n)
+            .map(|(t, score, mask, d)| {
+                let mut why: Vec<String> = (0..4)
+                    .filter(|i| mask & (1 << i) != 0)
+                    .map(|i| format!("same {}", LABEL[i]))
+                    .collect();
+                if d > 0 && d <= 3 {
+                    why.push(format!("local part {d} edit(s) away"));
+                }
+                (t, score, why.join(", "))
+            })
+            .collect()
+    }
+}
+
+/// Levenshtein distance, giving up (returning `limit + 1`) once it exceeds
+/// `limit`; inputs are cut to 64 characters so one call is bounded.
+fn bounded_distance(a: &str, b: &str, limit: usize) -> usize {
+    if a.is_empty() || b.is_empty() {
+        return limit + 1;
+    }
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().take(64).collect();
+    if a.len().abs_diff(b.len()) > limit {
+        return limit + 1;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        let mut row_min = cur[0];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            row_min = row_min.min(cur[j + 1]);
+        }
+        if row_min > limit {
+            return limit + 1;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_distance;
+
+    #[test]
+    fn distance() {
+        assert_eq!(bounded_distance("johnsmith", "jonhsmith", 4), 2);
+        assert_eq!(bounded_distance("abc", "abc", 4), 0);
+        assert_eq!(bounded_distance("a", "abcdefgh", 4), 5);
+    }
+}
