@@ -153,6 +153,25 @@ impl LargeAttachment {
     pub fn size(&self) -> usize {
         self.data.len()
     }
+
+    /// True when Graph documents an upload session for it (3 MB and more). Smaller ones
+    /// end up here only when the create request had no room left; POST each of them to
+    /// `/users/{id}/messages/{msg}/attachments` as [`LargeAttachment::to_file_attachment`].
+    pub fn needs_upload_session(&self) -> bool {
+        self.data.len() >= INLINE_ATTACHMENT_LIMIT
+    }
+
+    /// The attachment as a `fileAttachment` body (base64), for a single POST.
+    pub fn to_file_attachment(&self) -> FileAttachment {
+        FileAttachment {
+            odata_type: "#microsoft.graph.fileAttachment",
+            name: self.name.clone(),
+            content_type: self.content_type.clone(),
+            content_bytes: base64::engine::general_purpose::STANDARD.encode(&self.data),
+            is_inline: self.is_inline,
+            content_id: self.content_id.clone(),
+        }
+    }
 }
 
 /// A message ready to be created through Graph. `Serialize` gives the request body for
@@ -345,7 +364,7 @@ pub fn to_graph_with(
     let repaired = crate::repair::encode_eight_bit_headers_if_needed(raw);
     let src: &[u8] = repaired.as_deref().unwrap_or(raw);
     let msg = parse_message(src, &mut problems);
-    let parsed = extract(&msg, src, &mut problems);
+    let parsed = extract(&msg, src, raw, &mut problems);
     let view = &parsed.view;
 
     // Body: HTML preferred.

@@ -35,6 +35,7 @@
 
 mod fingerprint;
 mod flags;
+pub mod fuzzing;
 pub mod graph;
 mod headers;
 mod normalize;

@@ -153,8 +153,10 @@ pub(crate) struct Parsed<'a> {
 /// ```
 pub fn normalize(raw: &[u8]) -> Converted<NormalizedMessage> {
     let mut problems = Vec::new();
-    let msg = parse_message(raw, &mut problems);
-    let parsed = extract(&msg, raw, &mut problems);
+    let repaired = crate::repair::encode_eight_bit_headers_if_needed(raw);
+    let src = repaired.as_deref().unwrap_or(raw);
+    let msg = parse_message(src, &mut problems);
+    let parsed = extract(&msg, src, raw, &mut problems);
     Converted {
         value: parsed.view,
         problems,
@@ -172,16 +174,27 @@ fn parser() -> &'static MessageParser {
             .with_message_ids()
             .header_text(HeaderName::Subject)
             .header_text(HeaderName::Comments)
-            .header_address(HeaderName::Other("Disposition-Notification-To".into()))
+            .header_address(HeaderName::DispositionNotificationTo)
             .header_raw(HeaderName::Received)
             .default_header_text()
     })
 }
 
 pub(crate) fn parse_message<'a>(raw: &'a [u8], problems: &mut Vec<Problem>) -> Message<'a> {
-    match parser().parse(raw) {
-        Some(m) => m,
-        None => {
+    // mail-parser promises not to panic; a bug there must still not take the caller
+    // down, so a panic is reported like unparseable input.
+    let parsed = std::panic::catch_unwind(|| parser().parse(raw));
+    match parsed {
+        Ok(Some(m)) => m,
+        Err(_) => {
+            problems.push(Problem::new(
+                Severity::Lost,
+                ProblemKind::Unparseable,
+                "the MIME parser failed on this message; nothing could be read from it",
+            ));
+            Message::default()
+        }
+        Ok(None) => {
             problems.push(Problem::new(
                 Severity::Lost,
                 ProblemKind::Unparseable,
@@ -234,8 +247,10 @@ pub(crate) fn to_internal_date(d: &mail_parser::DateTime) -> Option<InternalDate
 
 fn importance(msg: &Message<'_>) -> Importance {
     let text = |name: &str| {
-        msg.header(HeaderName::Other(name.into()))
-            .and_then(|v| v.as_text())
+        root_headers(msg)
+            .iter()
+            .find(|h| h.name().eq_ignore_ascii_case(name))
+            .and_then(|h| h.value().as_text())
             .map(|s| s.trim().to_ascii_lowercase())
     };
     if let Some(v) = text("Importance") {
@@ -312,7 +327,7 @@ fn extension_for(content_type: &str, kind: AttachmentKind) -> &'static str {
         (AttachmentKind::Encrypted, "application/pgp-encrypted") => "pgp",
         (AttachmentKind::Encrypted, _) => "p7m",
         (_, "text/html") => "html",
-        (_, "text/plain") => "txt",
+        (_, "text/plain" | "message/delivery-status" | "text/rfc822-headers") => "txt",
         (_, "image/png") => "png",
         (_, "image/jpeg") => "jpg",
         (_, "image/gif") => "gif",
@@ -343,8 +358,26 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Collects header-level problems from the raw header block.
-fn header_problems(raw: &[u8], problems: &mut Vec<Problem>) -> usize {
-    let (headers, _) = scan(raw);
+/// What the raw header scan tells the extractor.
+struct HeaderFacts<'a> {
+    count: usize,
+    first_message_id: Option<&'a [u8]>,
+}
+
+fn header_problems<'a>(raw: &'a [u8], problems: &mut Vec<Problem>) -> HeaderFacts<'a> {
+    let (headers, body_start) = scan(raw);
+    let block = raw.get(..body_start).unwrap_or_default();
+    let bare_lf = block
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || block.get(i - 1) != Some(&b'\r')));
+    if bare_lf {
+        problems.push(Problem::new(
+            Severity::Info,
+            ProblemKind::BareLineEnding,
+            "the header block uses bare LF line endings (repair `crlf` fixes them for IMAP targets)",
+        ));
+    }
     let mut seen: [u8; 7] = [0; 7];
     const SINGLE: [&str; 7] = [
         "from",
@@ -378,16 +411,66 @@ fn header_problems(raw: &[u8], problems: &mut Vec<Problem>) -> usize {
     }
     if !eight_bit.is_empty() {
         eight_bit.dedup();
-        problems.push(Problem::new(
-            Severity::Approximated,
-            ProblemKind::EightBitHeader,
-            format!(
-                "raw 8-bit bytes in header(s) {}; read as UTF-8 where valid, else as windows-1252",
-                eight_bit.join(", ")
-            ),
-        ));
+        let utf8 = headers.iter().all(|h| std::str::from_utf8(h.value).is_ok());
+        problems.push(if utf8 {
+            Problem::new(
+                Severity::Info,
+                ProblemKind::EightBitHeader,
+                format!(
+                    "raw UTF-8 (RFC 6532) in header(s) {}; read as UTF-8",
+                    eight_bit.join(", ")
+                ),
+            )
+        } else {
+            Problem::new(
+                Severity::Approximated,
+                ProblemKind::EightBitHeader,
+                format!(
+                    "raw 8-bit bytes that are not UTF-8 in header(s) {}; read as windows-1252",
+                    eight_bit.join(", ")
+                ),
+            )
+        });
     }
-    headers.len()
+    HeaderFacts {
+        count: headers.len(),
+        first_message_id: headers.iter().find(|h| h.is("message-id")).map(|h| h.value),
+    }
+}
+
+/// The top-level headers (empty for an unparseable message; mail-parser's own accessor
+/// indexes `parts[0]` and panics there).
+fn root_headers<'m>(msg: &'m Message<'m>) -> &'m [mail_parser::Header<'m>] {
+    msg.parts.first().map_or(&[], |p| p.headers.as_slice())
+}
+
+/// The first occurrence of a top-level header (mail-parser's accessors return the last).
+fn first<'m>(msg: &'m Message<'m>, name: HeaderName<'static>) -> Option<&'m HeaderValue<'m>> {
+    msg.parts
+        .first()
+        .and_then(|p| p.headers.iter().find(|h| h.name == name))
+        .map(|h| &h.value)
+}
+
+fn first_address<'m>(msg: &'m Message<'m>, name: HeaderName<'static>) -> Option<&'m Address<'m>> {
+    first(msg, name).and_then(|v| v.as_address())
+}
+
+/// A part declared US-ASCII whose decoded text holds U+0080–U+00FF characters that are
+/// really UTF-8 bytes (mail-parser maps unknown 8-bit bytes one to one): the UTF-8 text.
+fn declared_ascii_but_utf8(part: &MessagePart<'_>, text: &str) -> Option<String> {
+    let cs = part.content_type()?.attribute("charset")?;
+    if !(cs.eq_ignore_ascii_case("us-ascii") || cs.eq_ignore_ascii_case("ascii")) {
+        return None;
+    }
+    if text.is_ascii() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 fn charset_known(charset: &str) -> bool {
@@ -398,75 +481,112 @@ fn charset_known(charset: &str) -> bool {
         )
 }
 
+/// `raw` is the buffer `msg` was parsed from; `original` the caller's bytes (they differ
+/// when 8-bit headers were encoded before parsing).
 pub(crate) fn extract<'a>(
     msg: &'a Message<'a>,
     raw: &'a [u8],
+    original: &'a [u8],
     problems: &mut Vec<Problem>,
 ) -> Parsed<'a> {
-    let header_count = header_problems(raw, problems);
+    let facts = header_problems(original, problems);
+    let header_count = facts.count;
 
-    let message_id = msg
-        .header_raw(HeaderName::MessageId)
-        .and_then(|v| sane_message_id(v.as_bytes()));
+    let message_id = facts.first_message_id.and_then(sane_message_id);
     if message_id.is_none() {
         problems.push(Problem::new(
             Severity::Info,
             ProblemKind::MissingMessageId,
-            match msg.header_raw(HeaderName::MessageId) {
+            match facts.first_message_id {
                 Some(_) => "Message-ID is not sane (not one <left@right> token of printable ASCII)",
                 None => "no Message-ID header",
             },
         ));
     }
-    let date = msg.date().and_then(to_internal_date);
+    let date = first(msg, HeaderName::Date)
+        .and_then(|v| v.as_datetime())
+        .and_then(to_internal_date);
     if date.is_none() {
         problems.push(Problem::new(
             Severity::Info,
             ProblemKind::MissingDate,
-            match msg.header_raw(HeaderName::Date) {
+            match first(msg, HeaderName::Date) {
                 Some(_) => "Date header could not be read",
                 None => "no Date header",
             },
         ));
     }
-    let first_received = msg
-        .header_raw(HeaderName::Received)
+    let first_received = first(msg, HeaderName::Received)
+        .and_then(|v| v.as_text())
         .and_then(|v| v.rsplit_once(';'))
         .and_then(|(_, d)| mail_parser::DateTime::parse_rfc822(d.trim()))
         .as_ref()
         .and_then(to_internal_date);
 
-    // Bodies.
-    let root_is_html_only = !msg.html_body.is_empty()
-        && msg
-            .html_body
-            .iter()
-            .all(|&i| matches!(msg.part(i).map(|p| &p.body), Some(PartType::Html(_))));
-    let join = |ids: &[u32], want_html: bool| -> Option<String> {
-        let mut out = String::new();
-        let mut any = false;
-        for &i in ids {
-            match msg.part(i).map(|p| &p.body) {
-                Some(PartType::Html(t)) if want_html => {
-                    out.push_str(t);
-                    any = true;
+    // Bodies: HTML when there is an HTML part (inline text parts converted), else text.
+    let mut ascii_fixed = Vec::new();
+    let mut text_of = |i: u32, t: &'a str| -> Cow<'a, str> {
+        match msg.part(i).and_then(|p| declared_ascii_but_utf8(p, t)) {
+            Some(fixed) => {
+                if !ascii_fixed.contains(&i) {
+                    ascii_fixed.push(i);
                 }
-                Some(PartType::Text(t)) if !want_html => {
-                    out.push_str(t);
-                    any = true;
+                Cow::Owned(fixed)
+            }
+            None => Cow::Borrowed(t),
+        }
+    };
+    let has_html = msg
+        .html_body
+        .iter()
+        .any(|&i| matches!(msg.part(i).map(|p| &p.body), Some(PartType::Html(_))));
+    let html_body = if has_html {
+        let mut out = String::new();
+        for &i in &msg.html_body {
+            match msg.part(i).map(|p| &p.body) {
+                Some(PartType::Html(t)) => out.push_str(&text_of(i, t)),
+                Some(PartType::Text(t)) => {
+                    out.push_str(&mail_parser::decoders::html::text_to_html(&text_of(i, t)));
                 }
                 _ => {}
             }
         }
-        any.then_some(out)
+        Some(out)
+    } else {
+        None
     };
-    let html_body = join(&msg.html_body, true);
-    let text_body = join(&msg.text_body, false);
-    let _ = root_is_html_only;
+    let mut text_body: Option<String> = None;
+    for &i in &msg.text_body {
+        if let Some(PartType::Text(t)) = msg.part(i).map(|p| &p.body) {
+            text_body
+                .get_or_insert_with(String::new)
+                .push_str(&text_of(i, t));
+        }
+    }
+    for i in ascii_fixed {
+        problems.push(Problem::new(
+            Severity::Repaired,
+            ProblemKind::Charset,
+            format!("MIME part {i} is declared US-ASCII but holds UTF-8; read as UTF-8"),
+        ));
+    }
 
     // Charset and encoding problems on every part.
+    let mut unknown_charset = false;
     for (i, part) in msg.parts.iter().enumerate() {
-        if part.is_encoding_problem {
+        let declared_multipart = part
+            .content_type()
+            .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart"));
+        if declared_multipart && !matches!(part.body, PartType::Multipart(_)) {
+            problems.push(Problem::new(
+                Severity::Approximated,
+                ProblemKind::BrokenPart,
+                format!(
+                    "MIME part {i} is declared {} but its boundary is missing or never found; its content is kept as one attachment",
+                    content_type_of(part)
+                ),
+            ));
+        } else if part.is_encoding_problem && !part.contents().is_empty() {
             problems.push(Problem::new(
                 Severity::Approximated,
                 ProblemKind::BrokenPart,
@@ -480,6 +600,7 @@ pub(crate) fn extract<'a>(
             && let Some(cs) = part.content_type().and_then(|ct| ct.attribute("charset"))
             && !charset_known(cs)
         {
+            unknown_charset = true;
             problems.push(Problem::new(
                 Severity::Approximated,
                 ProblemKind::Charset,
@@ -491,8 +612,35 @@ pub(crate) fn extract<'a>(
         }
     }
 
+    // Text that did not decode cleanly in its declared charset.
+    for (i, part) in msg.parts.iter().enumerate() {
+        if let PartType::Text(t) | PartType::Html(t) = &part.body
+            && t.contains('\u{FFFD}')
+            && !part.is_encoding_problem
+        {
+            let raw_part = raw
+                .get(part.offset_body as usize..part.offset_end as usize)
+                .unwrap_or_default();
+            // Literal U+FFFD in the source is not a decoding problem.
+            if !raw_part.windows(3).any(|w| w == "\u{FFFD}".as_bytes()) && !unknown_charset {
+                problems.push(Problem::new(
+                    Severity::Approximated,
+                    ProblemKind::Charset,
+                    format!(
+                        "MIME part {i} has bytes that are invalid in its declared charset {:?}; they were replaced with U+FFFD",
+                        part.content_type()
+                            .and_then(|ct| ct.attribute("charset"))
+                            .unwrap_or("us-ascii")
+                    ),
+                ));
+            }
+        }
+    }
+
     // Attachments.
-    let subject = msg.subject().map(str::to_string);
+    let subject = first(msg, HeaderName::Subject)
+        .and_then(|v| v.as_text())
+        .map(str::to_string);
     let mut attachments = Vec::with_capacity(msg.attachments.len());
     for (n, &id) in msg.attachments.iter().enumerate() {
         let Some(part) = msg.part(id) else { continue };
@@ -534,7 +682,14 @@ pub(crate) fn extract<'a>(
                 let ext = extension_for(&content_type, kind);
                 match (&part.body, kind) {
                     (PartType::Message(m), _) => {
-                        format!("{}.{ext}", file_stem(m.subject().unwrap_or("message")))
+                        format!(
+                            "{}.{ext}",
+                            file_stem(
+                                first(m, HeaderName::Subject)
+                                    .and_then(|v| v.as_text())
+                                    .unwrap_or("message"),
+                            )
+                        )
                     }
                     (_, AttachmentKind::Signature) => {
                         format!("smime.{ext}").replace("smime.asc", "signature.asc")
@@ -578,8 +733,7 @@ pub(crate) fn extract<'a>(
         attachments.push(Attachment { info, data });
     }
 
-    let x_headers = msg
-        .headers()
+    let x_headers = root_headers(msg)
         .iter()
         .filter(|h| {
             let n = h.name();
@@ -589,9 +743,9 @@ pub(crate) fn extract<'a>(
             let v = match h.value() {
                 HeaderValue::Text(t) => t.trim().to_string(),
                 HeaderValue::TextList(l) => l.join(", "),
-                _ => msg
-                    .header_raw(h.name())
-                    .map(|s| s.trim().to_string())
+                _ => raw
+                    .get(h.offset_start as usize..h.offset_end as usize)
+                    .map(|b| String::from_utf8_lossy(b).trim().to_string())
                     .unwrap_or_default(),
             };
             (h.name().to_string(), v)
@@ -601,20 +755,19 @@ pub(crate) fn extract<'a>(
     let view = NormalizedMessage {
         message_id,
         date: date.map(|d| d.to_rfc3339()),
-        from: mailboxes(msg.from()),
-        sender: mailboxes(msg.sender()).into_iter().next(),
-        to: mailboxes(msg.to()),
-        cc: mailboxes(msg.cc()),
-        bcc: mailboxes(msg.bcc()),
-        reply_to: mailboxes(msg.reply_to()),
+        from: mailboxes(first_address(msg, HeaderName::From)),
+        sender: mailboxes(first_address(msg, HeaderName::Sender))
+            .into_iter()
+            .next(),
+        to: mailboxes(first_address(msg, HeaderName::To)),
+        cc: mailboxes(first_address(msg, HeaderName::Cc)),
+        bcc: mailboxes(first_address(msg, HeaderName::Bcc)),
+        reply_to: mailboxes(first_address(msg, HeaderName::ReplyTo)),
         subject,
-        in_reply_to: id_list(msg.in_reply_to()),
-        references: id_list(msg.references()),
+        in_reply_to: first(msg, HeaderName::InReplyTo).map_or_else(Vec::new, id_list),
+        references: first(msg, HeaderName::References).map_or_else(Vec::new, id_list),
         importance: importance(msg),
-        read_receipt_to: mailboxes(
-            msg.header(HeaderName::Other("Disposition-Notification-To".into()))
-                .and_then(|v| v.as_address()),
-        ),
+        read_receipt_to: mailboxes(first_address(msg, HeaderName::DispositionNotificationTo)),
         text_body,
         html_body,
         attachments: attachments.iter().map(|a| a.info.clone()).collect(),
