@@ -8,16 +8,19 @@ use crate::report::{ProblemCode, Severity};
 
 /// A text encoding a credentials file may be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum TextEncoding {
     /// UTF-8 (with or without byte order mark). Excel's "CSV UTF-8".
+    #[serde(rename = "utf-8")]
     Utf8,
     /// UTF-16 little endian. Excel's "Unicode text" (tab-separated) on Windows.
+    #[serde(rename = "utf-16le")]
     Utf16Le,
     /// UTF-16 big endian.
+    #[serde(rename = "utf-16be")]
     Utf16Be,
     /// Windows-1252 (Western European "ANSI"); used as a fallback for files that are not UTF-8.
+    #[serde(rename = "windows-1252")]
     Windows1252,
 }
 

@@ -683,7 +683,7 @@ impl<'o> Reader<'o> {
                 for i in 0..header_width {
                     let text = header_cells.get(i).copied().unwrap_or("");
                     let Some(field) = Field::from_header(text) else {
-                        if !text.trim().is_empty() {
+                        if !text.trim().is_empty() && looks_like_header {
                             let (l, c) = field_loc(i);
                             let loc = self.loc(l, c, Some(i));
                             self.push(
@@ -752,7 +752,11 @@ impl<'o> Reader<'o> {
                     Severity::Error,
                     ProblemCode::NoHeader,
                     loc,
-                    "the first row is not a header this tool knows".into(),
+                    if header_cells.iter().any(|c| c.contains('@')) {
+                        "the first row looks like data, not a header: no column names a credentials field".into()
+                    } else {
+                        "the first row is not a header this tool knows: no column names a credentials field".into()
+                    },
                     "start the file with a header such as Login,Password (CodeTwo) or EmailAddress,UserName,Password (Microsoft), or give a column mapping for a file without a header (e.g. --columns login,password,target)",
                 );
             } else {
@@ -837,6 +841,8 @@ impl<'o> Reader<'o> {
                     format!("this row has {width} fields but {against} has {expected}"),
                     "a delimiter inside a value (often a password) splits it: put that value in double quotes",
                 );
+                // The cells are not where the header says; checking them would only add noise.
+                return None;
             } else if rec.fields.len() < expected && layout.header_line.is_some() {
                 let loc = self.loc(rec.line, 1, None);
                 self.push(
@@ -911,7 +917,14 @@ impl<'o> Reader<'o> {
                     "check the login; it is used exactly as written",
                 );
             }
-            match logins.entry(login_trimmed.to_lowercase()) {
+            // With an admin login (Microsoft's Courier style) every row has the same UserName
+            // and a different UserRoot; the pair is what must be unique.
+            let mut key = login_trimmed.to_lowercase();
+            if let Some((_, root)) = cell(Field::UserRoot) {
+                key.push('\0');
+                key.push_str(root.value.trim());
+            }
+            match logins.entry(key) {
                 Entry::Occupied(e) => {
                     let first_line = *e.get();
                     self.push(

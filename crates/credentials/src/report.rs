@@ -146,6 +146,7 @@ pub enum FileFormat {
     /// Microsoft IMAP migration batch: `EmailAddress,UserName,Password[,UserRoot]`.
     Microsoft,
     /// CodeTwo: `Login,Password[,First Name,Last Name,Display Name]`.
+    #[serde(rename = "codetwo")]
     CodeTwo,
     /// Recognised through header aliases.
     Aliases,
@@ -335,7 +336,7 @@ impl CheckReport {
             for r in self.records.iter().take(max_rows) {
                 let _ = writeln!(
                     out,
-                    "  line {:<6} {} -> {}  password {}{}",
+                    "  line {:<6} {} -> {}  password {}{}{}",
                     r.line,
                     r.login,
                     r.target.as_deref().unwrap_or("(target not given)"),
@@ -343,6 +344,10 @@ impl CheckReport {
                     r.user_root
                         .as_deref()
                         .map(|u| format!("  root {u}"))
+                        .unwrap_or_default(),
+                    r.name
+                        .as_deref()
+                        .map(|n| format!("  name {n:?}"))
                         .unwrap_or_default()
                 );
             }
