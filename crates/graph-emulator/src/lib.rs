@@ -1,12 +1,248 @@
-//! Local Microsoft Graph emulator for tests and demos.
+//! A local Microsoft Graph emulator for testing Exchange Online migrations.
 //!
-//! This crate is being built; see the workspace `docs/ARCHITECTURE.md` for its role.
+//! It follows Microsoft's documented behaviour for what a mailbox migration touches:
+//!
+//! * **Identity platform**: `POST /{tenant}/oauth2/v2.0/token` with `client_credentials` and a
+//!   client secret or a client assertion JWT (RS256 + `x5t`, PS256 + `x5t#S256`, verified against
+//!   the app's registered certificate), `POST /{tenant}/oauth2/v2.0/devicecode` and the device code
+//!   grant (`authorization_pending`, `slow_down`, `authorization_declined`, `expired_token`).
+//!   Access tokens are JWT-shaped and carry `roles` (app-only) or `scp` (delegated).
+//! * **Directory**: `/users` (list with `$select`, `$filter` (`eq`, `startswith`), `$top`,
+//!   `@odata.nextLink`), create user, `PATCH` (usageLocation), `assignLicense` (usage location
+//!   required first; a licence with Exchange provisions a mailbox after a delay),
+//!   `/subscribedSkus`, `/users/{id}/mailboxSettings` (404 `MailboxNotEnabledForRESTAPI` until
+//!   the mailbox exists).
+//! * **Mail**: `mailFolders` (well-known names, `childFolders`, create, 409 on a duplicate name
+//!   compared case-insensitively), messages (JSON create honours `Integer 0x0E07` for `isDraft`
+//!   and `isRead` and stores `SystemTime 0x0E06` / `0x0039` as `receivedDateTime` /
+//!   `sentDateTime`; a base64 MIME create on `/users/{id}/messages` makes a draft in Drafts;
+//!   list with `$filter` on `internetMessageId` or an extended property, `$select`, `$expand`,
+//!   `$top`, `$skip` paging, `$count`, `/$count`), attachments (inline; `createUploadSession` with
+//!   chunked `PUT`s checked for order, `Content-Range`, chunk size and the absence of an
+//!   `Authorization` header), `$batch` (at most 20, each sub-request throttled on its own).
+//! * **Throttling** per app and mailbox at the real limits (10,000 requests / 10 minutes, 4
+//!   concurrent, 150 MB uploaded / 5 minutes) with a time-scale knob; 429 / 503 with
+//!   `Retry-After`; requests over about 4 MB answer 413.
+//! * **Faults** on demand: 503 storms, random 503/429, dropped connections, slow replies.
+//! * **Inspection** for tests: [`Emulator::messages`], [`Emulator::counters`],
+//!   [`Emulator::assert_limits_respected`], device-code approval, and the same over HTTP under
+//!   `/_emulator/...`.
+//!
+//! It listens on 127.0.0.1 only.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, UserConfig};
+//!
+//! let mut config = EmulatorConfig::default();
+//! config.tenants[0].users.push(UserConfig::with_mailbox("alice@contoso.example"));
+//! let emulator = Emulator::start(config).await.unwrap();
+//! assert!(emulator.url().starts_with("http://127.0.0.1:"));
+//! assert_eq!(emulator.messages("alice@contoso.example").len(), 0);
+//! emulator.assert_limits_respected().unwrap();
+//! # });
+//! ```
+
+mod auth;
+mod config;
+mod inspect;
+mod mail;
+mod server;
+mod throttle;
+mod util;
+mod world;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+pub use config::{AppConfig, EmulatorConfig, Faults, Limits, SkuConfig, TenantConfig, UserConfig};
+pub use inspect::{StoredAttachment, StoredFolder, StoredMessage};
+pub use throttle::MailboxCounters;
 
 /// Errors from this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Placeholder until the crate's real error variants land.
-    #[error("not yet implemented: {0}")]
-    Unimplemented(&'static str),
+    /// The listening socket could not be opened.
+    #[error(
+        "cannot listen on 127.0.0.1:{port}: {source}; hint: pick another port or 0 for any free one"
+    )]
+    Bind {
+        /// The port asked for.
+        port: u16,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is unusable.
+    #[error("emulator configuration: {0}")]
+    Config(String),
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct Emulator {
+    shared: Arc<server::Shared>,
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts the emulator on a free port of 127.0.0.1.
+    pub async fn start(config: EmulatorConfig) -> Result<Self, Error> {
+        Self::start_on(config, 0).await
+    }
+
+    /// Starts the emulator on `port` of 127.0.0.1 (0 = any free port).
+    pub async fn start_on(config: EmulatorConfig, port: u16) -> Result<Self, Error> {
+        if config.tenants.is_empty() {
+            return Err(Error::Config("at least one tenant is needed".into()));
+        }
+        if config.time_scale.is_nan() || config.time_scale <= 0.0 {
+            return Err(Error::Config("time_scale must be above 0".into()));
+        }
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| Error::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { port, source })?;
+        let rng = ring::rand::SystemRandom::new();
+        let token_key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+            .map_err(|_| Error::Config("no system randomness for the token key".into()))?;
+        let shared = Arc::new(server::Shared {
+            world: Mutex::new(world::World::new(&config)),
+            config,
+            base_url: format!("http://{addr}"),
+            token_key,
+        });
+        let app = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { shared, addr, task })
+    }
+
+    /// Base URL, `http://127.0.0.1:PORT`: the authority host (token URL
+    /// `{url}/{tenant}/oauth2/v2.0/token`) and the Graph host (`{url}/v1.0`).
+    pub fn url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// The Graph base, `{url}/v1.0`.
+    pub fn graph_url(&self) -> String {
+        format!("{}/v1.0", self.shared.base_url)
+    }
+
+    /// The first tenant's id.
+    pub fn tenant_id(&self) -> String {
+        self.shared
+            .config
+            .tenants
+            .first()
+            .map(|t| t.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// The configuration the emulator runs with.
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.shared.config
+    }
+
+    /// Every message of a mailbox (by UPN or id), with all properties and attachment bytes.
+    pub fn messages(&self, mailbox: &str) -> Vec<StoredMessage> {
+        inspect::messages(&self.shared.lock(), mailbox)
+    }
+
+    /// Every folder of a mailbox.
+    pub fn folders(&self, mailbox: &str) -> Vec<StoredFolder> {
+        inspect::folders(&self.shared.lock(), mailbox)
+    }
+
+    /// Throttling counters of a mailbox, summed over apps.
+    pub fn counters(&self, mailbox: &str) -> MailboxCounters {
+        inspect::counters(&self.shared.lock(), mailbox)
+    }
+
+    /// Counters of every (app, mailbox) pair seen.
+    pub fn all_counters(&self) -> Vec<(String, String, MailboxCounters)> {
+        inspect::all_counters(&self.shared.lock())
+    }
+
+    /// Checks that no client ever had more requests in flight per mailbox than the limit.
+    pub fn assert_limits_respected(&self) -> Result<(), String> {
+        let max = self.shared.config.limits.max_concurrent;
+        let bad: Vec<String> = self
+            .all_counters()
+            .into_iter()
+            .filter(|(_, _, c)| c.max_concurrent_seen > max || c.concurrency_violations > 0)
+            .map(|(a, m, c)| {
+                format!(
+                    "app {a} mailbox {m}: {} in flight at once (limit {max})",
+                    c.max_concurrent_seen
+                )
+            })
+            .collect();
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
+    }
+
+    /// Approves a pending device-code sign-in as user `upn`. False if no such pending code.
+    pub fn approve_device_code(&self, user_code: &str, upn: &str) -> bool {
+        inspect::set_device_state(
+            &mut self.shared.lock(),
+            user_code,
+            auth::DeviceState::Approved(upn.into()),
+        )
+    }
+
+    /// Declines a pending device-code sign-in.
+    pub fn decline_device_code(&self, user_code: &str) -> bool {
+        inspect::set_device_state(
+            &mut self.shared.lock(),
+            user_code,
+            auth::DeviceState::Declined,
+        )
+    }
+
+    /// User codes of pending device-code sign-ins.
+    pub fn pending_user_codes(&self) -> Vec<String> {
+        let world = self.shared.lock();
+        world
+            .device_codes
+            .values()
+            .filter(|d| d.state == auth::DeviceState::Pending)
+            .map(|d| d.user_code.clone())
+            .collect()
+    }
+
+    /// Replaces the injected faults (resets the fault dice to the new seed).
+    pub fn set_faults(&self, faults: Faults) {
+        let mut world = self.shared.lock();
+        world.fault_dice = util::Dice::new(faults.seed);
+        world.faults = faults;
+    }
+
+    /// Stops the server.
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -1,0 +1,241 @@
+//! Emulator configuration: tenants, apps, users, SKUs, limits and faults.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole emulator configuration. Loadable from JSON (`--config FILE` of the binary).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmulatorConfig {
+    /// Tenants served.
+    pub tenants: Vec<TenantConfig>,
+    /// Throttling limits per app and mailbox (Microsoft's Outlook limits by default).
+    pub limits: Limits,
+    /// Multiplier for every time window and delay: `0.01` makes the 10-minute request window last
+    /// 6 seconds. `1.0` is real time.
+    pub time_scale: f64,
+    /// How long a mailbox takes to appear after a licence with Exchange is assigned (real time,
+    /// scaled by `time_scale`).
+    pub provisioning_delay_secs: f64,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Lifetime of issued access tokens in seconds (not scaled).
+    pub token_lifetime_secs: u64,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            tenants: vec![TenantConfig::default()],
+            limits: Limits::default(),
+            time_scale: 1.0,
+            provisioning_delay_secs: 60.0,
+            faults: Faults::default(),
+            token_lifetime_secs: 3600,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// A scaled duration.
+    pub(crate) fn scaled(&self, real_secs: f64) -> Duration {
+        Duration::from_secs_f64((real_secs * self.time_scale).max(0.0))
+    }
+}
+
+/// One Microsoft Entra tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Tenant id (a GUID in real life; any string here). Also accepted in token URLs as `domain`.
+    pub id: String,
+    /// Verified domains; the first is the default for new users.
+    pub domains: Vec<String>,
+    /// App registrations.
+    pub apps: Vec<AppConfig>,
+    /// Users that exist from the start.
+    pub users: Vec<UserConfig>,
+    /// Subscribed SKUs.
+    pub skus: Vec<SkuConfig>,
+}
+
+impl Default for TenantConfig {
+    fn default() -> Self {
+        Self {
+            id: "00000000-0000-0000-0000-00000000c0de".into(),
+            domains: vec!["contoso.example".into()],
+            apps: vec![AppConfig::default()],
+            users: Vec::new(),
+            skus: vec![SkuConfig::default()],
+        }
+    }
+}
+
+/// An app registration with its credentials and granted application permissions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret, if the app has one.
+    pub client_secret: Option<String>,
+    /// DER certificates (base64) whose keys may sign client assertions.
+    pub certificates_der_base64: Vec<String>,
+    /// Application permissions granted with admin consent (the token's `roles`).
+    pub roles: Vec<String>,
+    /// Delegated scopes granted to device-code sign-ins (the token's `scp`).
+    pub delegated_scopes: Vec<String>,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "11111111-2222-3333-4444-555555555555".into(),
+            client_secret: Some("emulator-secret".into()),
+            certificates_der_base64: Vec::new(),
+            roles: vec![
+                "Mail.ReadWrite".into(),
+                "User.Read.All".into(),
+                "User.ReadWrite.All".into(),
+                "LicenseAssignment.ReadWrite.All".into(),
+                "MailboxSettings.Read".into(),
+            ],
+            delegated_scopes: vec!["User.ReadWrite.All".into(), "Mail.ReadWrite".into()],
+        }
+    }
+}
+
+/// A user that exists when the emulator starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserConfig {
+    /// User principal name (`alice@contoso.example`).
+    pub user_principal_name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Whether the user already has a mailbox (licensed and provisioned).
+    pub mailbox: bool,
+    /// Two-letter usage location, if set.
+    pub usage_location: Option<String>,
+    /// Extra addresses (`smtp:alias@...`).
+    pub proxy_addresses: Vec<String>,
+}
+
+impl Default for UserConfig {
+    fn default() -> Self {
+        Self {
+            user_principal_name: "user@contoso.example".into(),
+            display_name: "User".into(),
+            mailbox: true,
+            usage_location: Some("US".into()),
+            proxy_addresses: Vec::new(),
+        }
+    }
+}
+
+impl UserConfig {
+    /// A licensed user with a mailbox.
+    pub fn with_mailbox(upn: impl Into<String>) -> Self {
+        let upn = upn.into();
+        let display_name = upn.split('@').next().unwrap_or_default().to_string();
+        Self {
+            user_principal_name: upn,
+            display_name,
+            ..Self::default()
+        }
+    }
+}
+
+/// A subscribed SKU.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SkuConfig {
+    /// SKU id (GUID).
+    pub sku_id: String,
+    /// Part number (`ENTERPRISEPACK`).
+    pub sku_part_number: String,
+    /// Purchased units.
+    pub units: u32,
+    /// Whether the SKU includes Exchange Online (assigning it provisions a mailbox).
+    pub includes_exchange: bool,
+}
+
+impl Default for SkuConfig {
+    fn default() -> Self {
+        Self {
+            sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
+            sku_part_number: "ENTERPRISEPACK".into(),
+            units: 25,
+            includes_exchange: true,
+        }
+    }
+}
+
+/// Per app-and-mailbox limits (Microsoft Graph "Outlook service limits").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Requests per request window (10,000).
+    pub requests_per_window: u64,
+    /// The request window in real seconds (600), scaled by `time_scale`.
+    pub request_window_secs: f64,
+    /// Concurrent requests (4).
+    pub max_concurrent: u32,
+    /// Bytes uploaded (POST/PATCH/PUT bodies) per upload window (150 MB).
+    pub upload_bytes_per_window: u64,
+    /// The upload window in real seconds (300), scaled by `time_scale`.
+    pub upload_window_secs: f64,
+    /// Largest request body (about 4 MB; 413 above).
+    pub max_request_bytes: u64,
+    /// Largest upload-session chunk (4 MiB).
+    pub max_chunk_bytes: u64,
+    /// Largest attachment through an upload session (150 MB).
+    pub max_attachment_bytes: u64,
+    /// Largest message including attachments (the mailbox's MaxReceiveSize, 35 MB by default).
+    pub max_message_bytes: u64,
+    /// Largest `$batch` (20).
+    pub max_batch: usize,
+    /// Answer concurrency overload with 503 MailboxConcurrency (`true`) or 429 (`false`).
+    pub concurrency_as_503: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            requests_per_window: 10_000,
+            request_window_secs: 600.0,
+            max_concurrent: 4,
+            upload_bytes_per_window: 150 * 1024 * 1024,
+            upload_window_secs: 300.0,
+            max_request_bytes: 4 * 1024 * 1024,
+            max_chunk_bytes: 4 * 1024 * 1024,
+            max_attachment_bytes: 150 * 1024 * 1024,
+            max_message_bytes: 35 * 1024 * 1024,
+            max_batch: 20,
+            concurrency_as_503: true,
+        }
+    }
+}
+
+/// Injected faults on mailbox requests (never on the token endpoint).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Seed of the fault dice (deterministic runs).
+    pub seed: u64,
+    /// Share of requests answered 503 ServiceUnavailable with `Retry-After`.
+    pub rate_503: f64,
+    /// Share of requests answered 429 (as if another app shared the budget) with `Retry-After`.
+    pub rate_429: f64,
+    /// Share of requests whose connection is dropped before a complete answer.
+    pub rate_reset: f64,
+    /// Share of requests answered slowly.
+    pub rate_slow: f64,
+    /// Delay of a slow reply in milliseconds (real time).
+    pub slow_ms: u64,
+    /// The next this-many mailbox requests are all answered 503 (a storm).
+    pub storm_503: u64,
+    /// `Retry-After` seconds on injected 429/503 answers.
+    pub retry_after_secs: u64,
+}

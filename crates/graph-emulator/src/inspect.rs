@@ -1,0 +1,211 @@
+//! The inspection API for tests: stored messages with every property, counters, hooks.
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::auth::DeviceState;
+use crate::server::Shared;
+use crate::throttle::MailboxCounters;
+use crate::util::Resp;
+use crate::world::{MailboxState, World};
+
+/// A stored message as the emulator holds it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StoredMessage {
+    /// Graph id.
+    pub id: String,
+    /// Folder path from the top of the mailbox (`Inbox/Receipts`).
+    pub folder_path: String,
+    /// Every property as Graph would return it (subject, body, isDraft, receivedDateTime, ...).
+    pub properties: Value,
+    /// Single-value extended properties (`id`, `value`).
+    pub extended_properties: Vec<(String, String)>,
+    /// Attachments with their bytes.
+    pub attachments: Vec<StoredAttachment>,
+}
+
+impl StoredMessage {
+    /// A property as a string (`subject`, `receivedDateTime`, ...).
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.properties.get(name).and_then(Value::as_str)
+    }
+
+    /// A boolean property (`isDraft`, `isRead`, ...).
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        self.properties.get(name).and_then(Value::as_bool)
+    }
+}
+
+/// A stored attachment.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StoredAttachment {
+    /// File name.
+    pub name: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Content-ID for inline parts.
+    pub content_id: Option<String>,
+    /// Whether it is inline.
+    pub is_inline: bool,
+    /// The bytes.
+    #[serde(skip)]
+    pub data: Bytes,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+/// A folder of a mailbox.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StoredFolder {
+    /// Graph id.
+    pub id: String,
+    /// Path from the top of the mailbox.
+    pub path: String,
+    /// Well-known name, if any.
+    pub well_known: Option<String>,
+    /// Number of messages.
+    pub messages: usize,
+}
+
+pub(crate) fn messages(world: &World, mailbox: &str) -> Vec<StoredMessage> {
+    let Some(user) = world.any_user(mailbox) else {
+        return Vec::new();
+    };
+    let MailboxState::Ready(mb) = &user.mailbox else {
+        return Vec::new();
+    };
+    mb.messages
+        .values()
+        .map(|m| {
+            let mut props = m.props.clone();
+            props.insert("id".into(), json!(m.id));
+            StoredMessage {
+                id: m.id.clone(),
+                folder_path: mb.folder_path(&m.folder_id),
+                properties: Value::Object(props),
+                extended_properties: m.ext_props.clone(),
+                attachments: m
+                    .attachments
+                    .iter()
+                    .map(|a| StoredAttachment {
+                        name: a.name.clone(),
+                        content_type: a.content_type.clone(),
+                        content_id: a.content_id.clone(),
+                        is_inline: a.is_inline,
+                        size: a.data.len(),
+                        data: a.data.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn folders(world: &World, mailbox: &str) -> Vec<StoredFolder> {
+    let Some(user) = world.any_user(mailbox) else {
+        return Vec::new();
+    };
+    let MailboxState::Ready(mb) = &user.mailbox else {
+        return Vec::new();
+    };
+    mb.folders
+        .iter()
+        .map(|f| StoredFolder {
+            id: f.id.clone(),
+            path: mb.folder_path(&f.id),
+            well_known: f.well_known.map(String::from),
+            messages: mb.messages.values().filter(|m| m.folder_id == f.id).count(),
+        })
+        .collect()
+}
+
+/// Counters summed over apps for one mailbox (max for the concurrency high-water mark).
+pub(crate) fn counters(world: &World, mailbox: &str) -> MailboxCounters {
+    let Some(user) = world.any_user(mailbox) else {
+        return MailboxCounters::default();
+    };
+    let mut total = MailboxCounters::default();
+    for ((_, uid), t) in &world.throttle {
+        if *uid != user.id {
+            continue;
+        }
+        let c = &t.counters;
+        total.requests += c.requests;
+        total.upload_bytes += c.upload_bytes;
+        total.max_concurrent_seen = total.max_concurrent_seen.max(c.max_concurrent_seen);
+        total.concurrency_violations += c.concurrency_violations;
+        total.request_budget_refusals += c.request_budget_refusals;
+        total.upload_budget_refusals += c.upload_budget_refusals;
+        total.faults_injected += c.faults_injected;
+    }
+    total
+}
+
+pub(crate) fn all_counters(world: &World) -> Vec<(String, String, MailboxCounters)> {
+    let mut out: Vec<_> = world
+        .throttle
+        .iter()
+        .map(|((app, uid), t)| {
+            let upn = world
+                .any_user(uid)
+                .map(|u| u.upn())
+                .unwrap_or_else(|| uid.clone());
+            (app.clone(), upn, t.counters.clone())
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
+}
+
+pub(crate) fn set_device_state(world: &mut World, user_code: &str, state: DeviceState) -> bool {
+    let mut found = false;
+    for d in world.device_codes.values_mut() {
+        if d.user_code.eq_ignore_ascii_case(user_code) && d.state == DeviceState::Pending {
+            d.state = state.clone();
+            found = true;
+        }
+    }
+    found
+}
+
+/// `/_emulator/...` endpoints.
+pub(crate) fn http(shared: &Shared, method: &str, rest: &[&str], body: &[u8]) -> Resp {
+    let mut world = shared.lock();
+    crate::auth::purge_device_codes(&mut world.device_codes);
+    match (method, rest) {
+        ("GET", ["mailboxes", m, "messages"]) => Resp::json(200, &json!(messages(&world, m))),
+        ("GET", ["mailboxes", m, "folders"]) => Resp::json(200, &json!(folders(&world, m))),
+        ("GET", ["mailboxes", m, "counters"]) => Resp::json(200, &json!(counters(&world, m))),
+        ("GET", ["counters"]) => Resp::json(
+            200,
+            &json!(
+                all_counters(&world)
+                    .into_iter()
+                    .map(|(a, m, c)| json!({"app": a, "mailbox": m, "counters": c}))
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        ("POST", ["devicecode", code, "approve"]) => {
+            let upn = String::from_utf8_lossy(body).trim().to_string();
+            let ok = set_device_state(&mut world, code, DeviceState::Approved(upn));
+            Resp::json(if ok { 200 } else { 404 }, &json!({"approved": ok}))
+        }
+        ("POST", ["devicecode", code, "decline"]) => {
+            let ok = set_device_state(&mut world, code, DeviceState::Declined);
+            Resp::json(if ok { 200 } else { 404 }, &json!({"declined": ok}))
+        }
+        ("PUT", ["faults"]) => match serde_json::from_slice::<crate::Faults>(body) {
+            Ok(f) => {
+                world.fault_dice = crate::util::Dice::new(f.seed);
+                world.faults = f;
+                Resp::empty(204)
+            }
+            Err(e) => Resp::graph_error(400, "BadRequest", &format!("faults: {e}")),
+        },
+        _ => Resp::graph_error(404, "NotFound", "Unknown emulator endpoint."),
+    }
+}

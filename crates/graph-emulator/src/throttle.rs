@@ -1,0 +1,111 @@
+//! Per app-and-mailbox throttling at Microsoft's Outlook limits, with counters for tests.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Counters of one app-and-mailbox pair, for tests and the bench.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MailboxCounters {
+    /// Requests admitted (answered by the mailbox logic).
+    pub requests: u64,
+    /// Bytes of admitted POST/PATCH/PUT bodies.
+    pub upload_bytes: u64,
+    /// The largest number of requests in flight at once, counting ones refused for concurrency.
+    pub max_concurrent_seen: u32,
+    /// Requests refused because more than the allowed number were in flight.
+    pub concurrency_violations: u64,
+    /// Requests refused because the request budget of the window was used up.
+    pub request_budget_refusals: u64,
+    /// Requests refused because the upload budget of the window was used up.
+    pub upload_budget_refusals: u64,
+    /// Injected faults (503, 429, resets, slow replies).
+    pub faults_injected: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct MailboxThrottle {
+    pub(crate) in_flight: u32,
+    pub(crate) log: VecDeque<Instant>,
+    pub(crate) uploads: VecDeque<(Instant, u64)>,
+    pub(crate) upload_sum: u64,
+    pub(crate) counters: MailboxCounters,
+}
+
+/// Why a request was refused, with the wait to announce in `Retry-After`.
+pub(crate) enum Refusal {
+    Concurrency,
+    Requests(Duration),
+    Upload(Duration),
+}
+
+impl MailboxThrottle {
+    /// Admits a request or refuses it. On `Ok` the caller must call [`Self::leave`] later.
+    pub(crate) fn enter(
+        &mut self,
+        limits: &crate::Limits,
+        request_window: Duration,
+        upload_window: Duration,
+        upload: u64,
+    ) -> Result<(), Refusal> {
+        let now = Instant::now();
+        self.in_flight += 1;
+        self.counters.max_concurrent_seen = self.counters.max_concurrent_seen.max(self.in_flight);
+        if self.in_flight > limits.max_concurrent {
+            self.in_flight -= 1;
+            self.counters.concurrency_violations += 1;
+            return Err(Refusal::Concurrency);
+        }
+        while self
+            .log
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= request_window)
+        {
+            self.log.pop_front();
+        }
+        while let Some(&(t, n)) = self.uploads.front() {
+            if now.duration_since(t) < upload_window {
+                break;
+            }
+            self.uploads.pop_front();
+            self.upload_sum -= n;
+        }
+        if self.log.len() as u64 >= limits.requests_per_window {
+            self.in_flight -= 1;
+            self.counters.request_budget_refusals += 1;
+            let oldest = self.log.front().copied().unwrap_or(now);
+            return Err(Refusal::Requests(
+                request_window.saturating_sub(now.duration_since(oldest)),
+            ));
+        }
+        if upload > 0 && self.upload_sum + upload > limits.upload_bytes_per_window {
+            self.in_flight -= 1;
+            self.counters.upload_budget_refusals += 1;
+            // Wait until enough old uploads have left the window.
+            let mut freed = 0;
+            let mut wait = upload_window;
+            for &(t, n) in &self.uploads {
+                freed += n;
+                if self.upload_sum - freed + upload <= limits.upload_bytes_per_window {
+                    wait = upload_window.saturating_sub(now.duration_since(t));
+                    break;
+                }
+            }
+            return Err(Refusal::Upload(wait));
+        }
+        self.log.push_back(now);
+        self.counters.requests += 1;
+        if upload > 0 {
+            self.uploads.push_back((now, upload));
+            self.upload_sum += upload;
+            self.counters.upload_bytes += upload;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+}
