@@ -1,12 +1,36 @@
-//! Test harness: private Dovecot instances, corpus generator, fault proxy.
+//! Test harness for o365-migrate: private Dovecot instances, a minimal IMAP client and a
+//! deterministic mail corpus generator.
 //!
-//! This crate is being built; see the workspace `docs/ARCHITECTURE.md` for its role.
+//! This crate is a **dev-dependency only**. Tests start real servers on 127.0.0.1:
+//!
+//! - [`Dovecot`]: a private `dovecot` (Debian package `dovecot-imapd`) per test, with its
+//!   own config, passwd-file users, a master user, a CA and server certificate generated at
+//!   run time, plain (STARTTLS) and implicit-TLS listeners on ephemeral ports; stopped on drop.
+//! - [`Client`]: a small async IMAP client (plain, STARTTLS, TLS) for loading and checking.
+//! - `corpus` (next): a seeded generator of realistic messages, loaded by APPEND, returning
+//!   a manifest to verify against.
+//!
+//! ```no_run
+//! # async fn demo() -> o365_migrate_testkit::Result<()> {
+//! use o365_migrate_testkit::{Dovecot, DovecotOptions};
+//!
+//! let dovecot = Dovecot::start(DovecotOptions::default())?;
+//! let mut imap = dovecot.login("alice").await?;
+//! let inbox = imap.select("INBOX").await?;
+//! assert_eq!(inbox.exists, 0);
+//! # Ok(()) }
+//! ```
 
-/// Errors from this crate.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Placeholder until the crate's real error variants land.
-    #[error("not yet implemented: {0}")]
-    Unimplemented(&'static str),
-}
+mod certs;
+pub mod client;
+pub mod date;
+pub mod dovecot;
+mod error;
+pub mod utf7;
+
+pub use client::{
+    AppendRequest, Client, FetchedMessage, ListEntry, MailboxStatus, Selected, TlsTrust,
+};
+pub use date::ImapDate;
+pub use dovecot::{Dovecot, DovecotOptions, User};
+pub use error::{Error, Result, missing_dovecot_message};
