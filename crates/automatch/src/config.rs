@@ -169,9 +169,10 @@ pub enum Rule {
     /// Builds local parts from first and last name with the given patterns
     /// (`first.last`, `f.last`, `firstl`, `last.first`, `firstlast`,
     /// `first_last`, …: tokens `first`, `last`, `f`, `l` and the separators
-    /// `.`, `_`, `-`) and looks them up among target local parts; also the
-    /// reverse (source local part against patterns built from the target's
-    /// givenName/surname). Default confidence 75.
+    /// `.`, `_`, `-`) and looks them up among target local parts. Only when
+    /// that finds nothing (or the source has no names), the reverse: the
+    /// source local part against patterns built from each target's
+    /// givenName/surname. Default confidence 75.
     NamePattern {
         /// Rule name in results.
         #[serde(default)]

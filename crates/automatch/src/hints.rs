@@ -1,10 +1,9 @@
 //! Closest-candidate hints for unmatched sources, from an inverted index
 //! (never a scan of the directory).
 
-use std::collections::HashMap;
-
+use crate::index::KeyIndex;
 use crate::model::{DirectoryUser, SourceIdentity};
-use crate::normalize::{self, Translit};
+use crate::normalize::{self, Map, Translit, map_with};
 
 /// Postings scanned per key at most, so a very common surname cannot make
 /// one lookup expensive. Postings are in directory-id order, so the cut is
@@ -25,7 +24,7 @@ const WEIGHT: [u32; 4] = [4, 3, 1, 1];
 const LABEL: [&str; 4] = ["local part", "surname", "given name", "display-name word"];
 
 pub(crate) struct HintIndex {
-    map: HashMap<String, Vec<u32>>,
+    map: KeyIndex<u32>,
     /// First local part (alphanumeric, folded) per target, for edit distance.
     locals: Vec<String>,
 }
@@ -54,14 +53,9 @@ impl HintIndex {
         addrs: &[Vec<String>],
         excluded: &[Option<String>],
     ) -> Self {
-        let mut map: HashMap<String, Vec<u32>> = HashMap::with_capacity(users.len() * 4);
+        let mut map = KeyIndex::with_capacity(users.len() * 6);
         let mut locals = Vec::with_capacity(users.len());
-        let mut add = |k: String, t: u32| {
-            let v = map.entry(k).or_default();
-            if v.last() != Some(&t) && v.len() < MAX_POSTINGS {
-                v.push(t);
-            }
-        };
+        let mut add = |k: String, t: u32| map.add(&k, t);
         for (t, u) in users.iter().enumerate() {
             let first_local = addrs
                 .get(t)
@@ -99,7 +93,10 @@ impl HintIndex {
                 }
             }
         }
-        Self { map, locals }
+        Self {
+            map: map.finish(),
+            locals,
+        }
     }
 
     /// Up to `n` closest targets: (target, score, why), best first.
@@ -143,10 +140,10 @@ impl HintIndex {
         probes.dedup_by(|a, b| a.0 as u8 == b.0 as u8 && a.1 == b.1);
 
         // (target, score, field mask)
-        let mut acc: HashMap<u32, (u32, u8)> = HashMap::new();
+        let mut acc: Map<u32, (u32, u8)> = map_with(64);
         for (field, v) in &probes {
-            if let Some(list) = self.map.get(&key(*field, v)) {
-                for &t in list {
+            {
+                for t in self.map.get(&key(*field, v)).take(MAX_POSTINGS) {
                     let e = acc.entry(t).or_insert((0, 0));
                     let bit = 1u8 << (*field as u8);
                     if e.1 & bit == 0 {

@@ -47,6 +47,7 @@
 
 mod config;
 mod hints;
+mod index;
 mod mapping;
 mod matcher;
 mod model;

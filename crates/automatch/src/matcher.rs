@@ -1,9 +1,10 @@
 //! The matcher: indexes over the directory and the rule chain.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::Error;
 use crate::config::{Glob, MatchConfig, Normalization, Pattern, Rule};
+use crate::index::KeyIndex;
 use crate::mapping::Overrides;
 use crate::model::{DirectoryUser, SourceIdentity, TargetRef};
 use crate::normalize::{self, Translit};
@@ -39,14 +40,7 @@ struct Addr {
     kind: AddrKind,
 }
 
-type Postings = HashMap<String, Vec<u32>>;
-
-fn push(map: &mut Postings, key: String, t: u32) {
-    let v = map.entry(key).or_default();
-    if v.last() != Some(&t) {
-        v.push(t);
-    }
-}
+type Postings = KeyIndex<u32>;
 
 enum Body {
     Exact {
@@ -62,7 +56,7 @@ enum Body {
     NamePattern {
         patterns: Vec<Pattern>,
         by_local: Postings,
-        by_target_name: HashMap<String, Vec<(u32, u16)>>,
+        by_target_name: KeyIndex<(u32, u16)>,
     },
     FullName {
         index: Postings,
@@ -235,8 +229,7 @@ pub struct Matcher {
     users: Vec<DirectoryUser>,
     refs: Vec<TargetRef>,
     excluded: Vec<Option<String>>,
-    by_id: HashMap<String, u32>,
-    by_addr: HashMap<String, Vec<(u32, AddrKind)>>,
+    by_addr: KeyIndex<(u32, AddrKind)>,
     rules: Vec<CompiledRule>,
     hints: crate::hints::HintIndex,
     exclude_sources: Vec<(String, Glob)>,
@@ -266,7 +259,9 @@ impl Matcher {
         config.validate()?;
         let mut users = directory;
         users.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut by_id = HashMap::with_capacity(users.len());
+        if u32::try_from(users.len()).is_err() {
+            return Err(Error::InvalidDirectory("more than 4 billion users".into()));
+        }
         for (i, u) in users.iter().enumerate() {
             if u.id.trim().is_empty() {
                 return Err(Error::InvalidDirectory(format!(
@@ -274,9 +269,7 @@ impl Matcher {
                     u.user_principal_name
                 )));
             }
-            let i = u32::try_from(i)
-                .map_err(|_| Error::InvalidDirectory("more than 4 billion users".into()))?;
-            if by_id.insert(u.id.clone(), i).is_some() {
+            if i > 0 && users[i - 1].id == u.id {
                 return Err(Error::InvalidDirectory(format!(
                     "user id '{}' appears twice; each directory user must appear once",
                     u.id
@@ -309,25 +302,37 @@ impl Matcher {
             })
             .collect();
 
-        let mut by_addr: HashMap<String, Vec<(u32, AddrKind)>> =
-            HashMap::with_capacity(users.len() * 3);
+        let mut by_addr = KeyIndex::with_capacity(users.len() * 3);
         for (i, list) in addrs.iter().enumerate() {
-            let i = i as u32;
             for a in list {
-                let v = by_addr.entry(a.lower.clone()).or_default();
-                match v.last_mut() {
-                    Some((t, k)) if *t == i => *k = (*k).min(a.kind),
-                    _ => v.push((i, a.kind)),
-                }
+                by_addr.add(&a.lower, (i as u32, a.kind));
             }
         }
+        // One entry per (address, target), with the strongest kind.
+        let by_addr = by_addr.finish_by(|a, b| a.0 == b.0);
 
-        let rules = config
-            .rules
-            .iter()
-            .map(|r| compile(r, &users, &addrs))
-            .collect::<Result<Vec<_>, Error>>()?;
-        let hints = crate::hints::HintIndex::build(&users, &addrs_lower(&addrs), &excluded);
+        // Indexes are independent: build them on scoped threads.
+        let (rules, hints) = std::thread::scope(|sc| {
+            let hints = sc
+                .spawn(|| crate::hints::HintIndex::build(&users, &addrs_lower(&addrs), &excluded));
+            let rules: Vec<_> = config
+                .rules
+                .iter()
+                .map(|r| {
+                    let (users, addrs) = (&users, &addrs);
+                    sc.spawn(move || compile(r, users, addrs))
+                })
+                .collect();
+            let rules = rules
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Result<Vec<_>, Error>>();
+            let hints = hints
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (rules, hints)
+        });
+        let rules = rules?;
         let exclude_sources = config
             .exclude_sources
             .iter()
@@ -338,7 +343,6 @@ impl Matcher {
             users,
             refs,
             excluded,
-            by_id,
             by_addr,
             rules,
             hints,
@@ -408,10 +412,27 @@ impl Matcher {
             }
         }
 
-        let decisions: Vec<Decision> = order
-            .iter()
-            .map(|(_, i)| self.decide(&sources[*i], overrides, None))
-            .collect();
+        // Decisions are independent of each other: split over the cores.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, 8);
+        let chunk = order.len().div_ceil(threads).max(1024);
+        let decisions: Vec<Decision> = std::thread::scope(|sc| {
+            let parts: Vec<_> = order
+                .chunks(chunk)
+                .map(|part| {
+                    sc.spawn(move || {
+                        part.iter()
+                            .map(|(_, i)| self.decide(&sources[*i], overrides, None))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
 
         // Duplicate-target flagging.
         let mut per_target: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -683,7 +704,8 @@ impl Matcher {
 
     fn resolve_manual(&self, target: &str) -> Decision {
         let t = target.trim();
-        if let Some(&i) = self.by_id.get(t) {
+        if let Ok(i) = self.users.binary_search_by(|u| u.id.as_str().cmp(t)) {
+            let i = i as u32;
             return Decision::Matched {
                 t: i,
                 rule: "manual".into(),
@@ -692,8 +714,7 @@ impl Matcher {
             };
         }
         let hits: Vec<u32> = normalize::address(t)
-            .and_then(|a| self.by_addr.get(&a))
-            .map(|v| v.iter().map(|(i, _)| *i).collect())
+            .map(|a| self.by_addr.get(&a).map(|(i, _)| i).collect())
             .unwrap_or_default();
         match hits.as_slice() {
             [i] => Decision::Matched {
@@ -729,8 +750,8 @@ impl Matcher {
     }
 
     fn addr_hits(&self, key: &str, label: &str, base: u8, secondary: bool, out: &mut Vec<Hit>) {
-        if let Some(v) = self.by_addr.get(key) {
-            for &(t, kind) in v {
+        {
+            for (t, kind) in self.by_addr.get(key) {
                 if kind == AddrKind::Secondary && !secondary {
                     continue;
                 }
@@ -789,8 +810,8 @@ impl Matcher {
                 for raw in &k.raw_addrs {
                     let (local, _) = normalize::split(raw);
                     for key in local_norm(local, *norm) {
-                        if let Some(v) = index.get(&key) {
-                            for &t in v {
+                        {
+                            for t in index.get(&key) {
                                 hits.push(Hit {
                                     t,
                                     via: format!("local part '{key}'"),
@@ -815,8 +836,8 @@ impl Matcher {
                 for (f, l) in &k.names {
                     for p in patterns {
                         if let Some(key) = p.render(f, l) {
-                            if let Some(v) = by_local.get(&key) {
-                                for &t in v {
+                            {
+                                for t in by_local.get(&key) {
                                     hits.push(Hit {
                                         t,
                                         via: format!(
@@ -833,11 +854,14 @@ impl Matcher {
                         }
                     }
                 }
+                // Reverse direction only when the source's own names found
+                // nothing: explicit names are the stronger evidence.
+                let forward_hit = !hits.is_empty();
                 for a in &k.addrs {
                     let (local, _) = normalize::split(a);
                     for key in pattern_local(local) {
-                        if let Some(v) = by_target_name.get(&key) {
-                            for &(t, pi) in v {
+                        if !forward_hit {
+                            for (t, pi) in by_target_name.get(&key) {
                                 let p = patterns.get(pi as usize).map_or("?", |p| p.text.as_str());
                                 hits.push(Hit {
                                     t,
@@ -859,8 +883,8 @@ impl Matcher {
                 }
                 for (f, l) in &k.names {
                     let key = format!("{f} {l}");
-                    if let Some(v) = index.get(&key) {
-                        for &t in v {
+                    {
+                        for t in index.get(&key) {
                             hits.push(Hit {
                                 t,
                                 via: format!("name '{key}' = givenName+surname"),
@@ -876,8 +900,8 @@ impl Matcher {
                     return Eval::na("source has no display name or first+last name");
                 }
                 for key in &k.display {
-                    if let Some(v) = index.get(key) {
-                        for &t in v {
+                    {
+                        for t in index.get(key) {
                             hits.push(Hit {
                                 t,
                                 via: format!("display name '{key}'"),
@@ -952,7 +976,7 @@ impl Matcher {
                 format!("{local}{n}")
             };
             let upn = format!("{nick}@{dom}");
-            if !self.by_addr.contains_key(&upn) && !taken.contains(&upn) {
+            if !self.by_addr.contains(&upn) && !taken.contains(&upn) {
                 break (upn, nick);
             }
             n += 1;
@@ -1002,11 +1026,16 @@ fn user_addrs(u: &DirectoryUser) -> Vec<Addr> {
     let mut out = Vec::new();
     let mut add = |raw: &str, kind: AddrKind| {
         if let Some(lower) = normalize::address(raw) {
-            out.push(Addr {
-                lower,
-                raw: raw.trim().to_owned(),
-                kind,
-            });
+            // mail, UPN and primary SMTP are often one address: keep it once,
+            // with the strongest kind.
+            match out.iter_mut().find(|a: &&mut Addr| a.lower == lower) {
+                Some(a) => a.kind = a.kind.min(kind),
+                None => out.push(Addr {
+                    lower,
+                    raw: raw.trim().to_owned(),
+                    kind,
+                }),
+            }
         }
     };
     if let Some(m) = &u.mail {
@@ -1065,7 +1094,7 @@ fn compile(
             ..
         } => {
             let domains = lower_domains(domains);
-            let mut index = Postings::new();
+            let mut index = KeyIndex::with_capacity(users.len() * 2);
             for (t, list) in addrs.iter().enumerate() {
                 for a in list {
                     if !in_domains(&domains, &a.lower) {
@@ -1073,11 +1102,14 @@ fn compile(
                     }
                     let (local, _) = normalize::split(&a.raw);
                     for key in local_norm(local, *norm) {
-                        push(&mut index, key, t as u32);
+                        index.add(&key, t as u32);
                     }
                 }
             }
-            Body::LocalPart { norm: *norm, index }
+            Body::LocalPart {
+                norm: *norm,
+                index: index.finish(),
+            }
         }
         Rule::NamePattern {
             patterns, domains, ..
@@ -1087,8 +1119,8 @@ fn compile(
                 .iter()
                 .map(|p| Pattern::parse(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut by_local = Postings::new();
-            let mut by_target_name: HashMap<String, Vec<(u32, u16)>> = HashMap::new();
+            let mut by_local = KeyIndex::with_capacity(users.len() * 2);
+            let mut by_target_name = KeyIndex::with_capacity(users.len() * patterns.len());
             for (t, (u, list)) in users.iter().zip(addrs).enumerate() {
                 let t = t as u32;
                 let mut any = false;
@@ -1099,7 +1131,7 @@ fn compile(
                     any = true;
                     let (local, _) = normalize::split(&a.lower);
                     for key in pattern_local(local) {
-                        push(&mut by_local, key, t);
+                        by_local.add(&key, t);
                     }
                 }
                 if !any {
@@ -1112,45 +1144,46 @@ fn compile(
                 for (f, l) in &names {
                     for (pi, p) in patterns.iter().enumerate() {
                         if let Some(key) = p.render(f, l) {
-                            let v = by_target_name.entry(key).or_default();
-                            // Entries of one target are adjacent: check the tail only.
-                            if v.last().map(|(x, _)| *x) != Some(t) {
-                                v.push((t, pi as u16));
-                            }
+                            by_target_name.add(&key, (t, pi as u16));
                         }
                     }
                 }
             }
             Body::NamePattern {
                 patterns,
-                by_local,
-                by_target_name,
+                by_local: by_local.finish(),
+                // One entry per (key, target): the first pattern that built it.
+                by_target_name: by_target_name.finish_by(|a, b| a.0 == b.0),
             }
         }
         Rule::FullName { .. } => {
-            let mut index = Postings::new();
+            let mut index = KeyIndex::with_capacity(users.len() * 2);
             for (t, u) in users.iter().enumerate() {
                 for (f, l) in name_variants(
                     u.given_name.as_deref().unwrap_or("").trim(),
                     u.surname.as_deref().unwrap_or("").trim(),
                 ) {
-                    push(&mut index, format!("{f} {l}"), t as u32);
+                    index.add(&format!("{f} {l}"), t as u32);
                 }
             }
-            Body::FullName { index }
+            Body::FullName {
+                index: index.finish(),
+            }
         }
         Rule::DisplayName { .. } => {
-            let mut index = Postings::new();
+            let mut index = KeyIndex::with_capacity(users.len() * 2);
             for (t, u) in users.iter().enumerate() {
                 if let Some(d) = &u.display_name {
                     for key in normalize::variants(d, true, normalize::display_key) {
                         if !key.is_empty() {
-                            push(&mut index, key, t as u32);
+                            index.add(&key, t as u32);
                         }
                     }
                 }
             }
-            Body::DisplayName { index }
+            Body::DisplayName {
+                index: index.finish(),
+            }
         }
     };
     Ok(CompiledRule {

@@ -3,6 +3,15 @@
 //! Everything here is deterministic and table-driven (no locale, no
 //! external Unicode database), so the same input always yields the same key.
 
+/// Hash map with a fast hasher (keys are short strings; seeds are random
+/// per process, and nothing iterates a map to produce output).
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An empty [`Map`] with room for `n` entries.
+pub(crate) fn map_with<K, V>(n: usize) -> Map<K, V> {
+    Map::with_capacity_and_hasher(n, foldhash::fast::RandomState::default())
+}
+
 /// Lower-cases and trims an e-mail address; `None` when it has no `@` or an
 /// empty local part or domain.
 pub(crate) fn address(raw: &str) -> Option<String> {
