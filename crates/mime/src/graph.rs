@@ -263,6 +263,24 @@ impl GraphMessage {
     }
 }
 
+/// Length of the JSON serialization without building it.
+fn json_len(message: &GraphMessage) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing plain strings, bools and vectors to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, message);
+    count.0
+}
+
 fn recipient(m: &Mailbox) -> Option<Recipient> {
     Some(Recipient {
         email_address: EmailAddress {
@@ -546,7 +564,7 @@ pub fn to_graph_with(
     };
 
     // Attachments: inline while the budget allows, else upload session.
-    let base_len = message.to_json().len() + 16; // + `,"attachments":[]`
+    let base_len = json_len(&message) + 16; // + `,"attachments":[]`
     if base_len > options.request_limit {
         problems.push(Problem::new(
             Severity::Lost,

@@ -168,6 +168,14 @@ fn line_ending(raw: &[u8]) -> &'static [u8] {
 /// valid UTF-8, returns a copy with them RFC 2047-encoded (read as windows-1252) so the
 /// parser does not turn them into replacement characters.
 pub(crate) fn encode_eight_bit_headers_if_needed(raw: &[u8]) -> Option<Vec<u8>> {
+    // Fast path: no 8-bit byte before the first empty line (or in the whole input).
+    let block_end = raw
+        .windows(2)
+        .position(|w| w == b"\n\n" || w == b"\n\r")
+        .unwrap_or(raw.len());
+    if raw.get(..block_end).is_none_or(|b| b.is_ascii()) {
+        return None;
+    }
     let (headers, _) = scan(raw);
     let needs = headers
         .iter()
