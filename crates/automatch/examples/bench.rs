@@ -8,8 +8,7 @@
 use std::time::Instant;
 
 use o365_migrate_automatch::{
-    DirectoryUser, DomainMapping, MatchConfig, Matcher, Overrides, Rule, SourceIdentity,
-    default_rules,
+    DirectoryUser, MatchConfig, Matcher, Overrides, Rule, SourceIdentity, default_rules,
 };
 
 const FIRST: [&str; 40] = [
@@ -172,17 +171,7 @@ fn main() {
     let gen_ms = t0.elapsed().as_secs_f64() * 1000.0;
 
     let mut rules = default_rules();
-    rules.insert(
-        1,
-        Rule::DomainMap {
-            name: None,
-            confidence: None,
-            mappings: vec![DomainMapping {
-                from: "old.example".into(),
-                to: "new.example".into(),
-            }],
-        },
-    );
+    rules.insert(1, Rule::domain_map([("old.example", "new.example")]));
     let config = MatchConfig {
         rules,
         ..MatchConfig::default()

@@ -210,6 +210,21 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// A [`Rule::DomainMap`] with the default name and confidence.
+    pub fn domain_map<'a>(mappings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Rule::DomainMap {
+            name: None,
+            confidence: None,
+            mappings: mappings
+                .into_iter()
+                .map(|(from, to)| DomainMapping {
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                })
+                .collect(),
+        }
+    }
+
     /// The rule's kind as written in the config (`exact_address`, …).
     pub fn kind(&self) -> &'static str {
         match self {

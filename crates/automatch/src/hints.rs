@@ -132,7 +132,8 @@ impl HintIndex {
         if let Some(d) = &s.display {
             for w in words(d) {
                 probes.push((Field::Display, w.clone()));
-                probes.push((Field::Surname, w));
+                probes.push((Field::Surname, w.clone()));
+                probes.push((Field::Given, w));
             }
         }
         probes.retain(|(_, v)| !v.is_empty());

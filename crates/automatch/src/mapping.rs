@@ -109,7 +109,7 @@ impl MatchReport {
                             note.push_str("; ");
                             note.push_str(n);
                         }
-                        (m.target.upn.clone(), m.rule.clone(), note)
+                        (m.target.label().to_owned(), m.rule.clone(), note)
                     }
                     Outcome::Ambiguous { rule, candidates } => (
                         String::new(),
@@ -118,7 +118,7 @@ impl MatchReport {
                             "candidates: {}",
                             candidates
                                 .iter()
-                                .map(|c| c.target.upn.as_str())
+                                .map(|c| c.target.label())
                                 .collect::<Vec<_>>()
                                 .join(" ")
                         ),
@@ -133,7 +133,7 @@ impl MatchReport {
                                 "closest: {}",
                                 hints
                                     .iter()
-                                    .map(|h| h.target.upn.as_str())
+                                    .map(|h| h.target.label())
                                     .collect::<Vec<_>>()
                                     .join(" ")
                             ));
@@ -153,7 +153,7 @@ impl MatchReport {
                                 "; closest: {}",
                                 p.hints
                                     .iter()
-                                    .map(|h| h.target.upn.as_str())
+                                    .map(|h| h.target.label())
                                     .collect::<Vec<_>>()
                                     .join(" ")
                             ));
@@ -162,12 +162,13 @@ impl MatchReport {
                     }
                     Outcome::Excluded { reason } => (String::new(), String::new(), reason.clone()),
                 };
+                // The reader trims fields; write them trimmed so they round-trip.
                 MappingRow {
-                    source: r.source.clone(),
-                    target,
-                    rule,
+                    source: r.source.trim().to_owned(),
+                    target: target.trim().to_owned(),
+                    rule: rule.trim().to_owned(),
                     status,
-                    note,
+                    note: note.trim().to_owned(),
                 }
             })
             .collect()

@@ -458,7 +458,7 @@ impl Matcher {
                         .map(|v| {
                             v.iter()
                                 .filter(|&&p| p != pos)
-                                .map(|&p| sources[order[p].1].login.clone())
+                                .map(|&p| sources[order[p].1].login.trim().to_owned())
                                 .collect()
                         })
                         .unwrap_or_default();
@@ -467,7 +467,7 @@ impl Matcher {
                 other => self.finish(other, src, &mut taken),
             };
             results.push(SourceResult {
-                source: src.login.clone(),
+                source: src.login.trim().to_owned(),
                 outcome,
             });
         }
@@ -934,6 +934,12 @@ impl Matcher {
             Some(u) => {
                 let a = normalize::address(&u).unwrap_or(u);
                 let (l, d) = normalize::split(&a);
+                if nickname(l) != l {
+                    return Err(format!(
+                        "manual target '{a}' cannot be created: use only a-z, 0-9, '.', '_', '-' \
+                         before the @ (no leading, trailing or doubled dots)"
+                    ));
+                }
                 (l.to_owned(), d.to_owned())
             }
             None => {
@@ -1028,11 +1034,16 @@ fn user_addrs(u: &DirectoryUser) -> Vec<Addr> {
         if let Some(lower) = normalize::address(raw) {
             // mail, UPN and primary SMTP are often one address: keep it once,
             // with the strongest kind.
-            match out.iter_mut().find(|a: &&mut Addr| a.lower == lower) {
+            // (The spelling is kept when it differs, for case-sensitive rules.)
+            let raw = raw.trim();
+            match out
+                .iter_mut()
+                .find(|a: &&mut Addr| a.lower == lower && a.raw == raw)
+            {
                 Some(a) => a.kind = a.kind.min(kind),
                 None => out.push(Addr {
                     lower,
-                    raw: raw.trim().to_owned(),
+                    raw: raw.to_owned(),
                     kind,
                 }),
             }

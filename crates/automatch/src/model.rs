@@ -138,6 +138,17 @@ pub struct TargetRef {
     pub upn: String,
 }
 
+impl TargetRef {
+    /// The UPN, or the id when the UPN is empty (as the mapping CSV shows it).
+    pub fn label(&self) -> &str {
+        if self.upn.is_empty() {
+            &self.id
+        } else {
+            &self.upn
+        }
+    }
+}
+
 impl std::fmt::Display for TargetRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.upn, self.id)

@@ -115,7 +115,7 @@ pub struct CreateProposal {
 /// The result for one source login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceResult {
-    /// Source login as given.
+    /// Source login as given, trimmed.
     pub source: String,
     /// What happened.
     pub outcome: Outcome,
