@@ -24,6 +24,7 @@
 //! assert_eq!(f.body.as_deref(), Some(&b"Hello"[..]));
 //! ```
 
+pub mod auth;
 pub mod budget;
 pub mod command;
 pub mod core;
@@ -32,7 +33,10 @@ mod error;
 pub mod mutf7;
 pub mod response;
 mod secret;
+mod session;
+mod transport;
 
+pub use auth::{Auth, StaticToken, TokenFuture, TokenProvider};
 pub use budget::{ByteBudget, Reservation};
 pub use command::{AppendMessage, Command, FetchItems, SearchKey, StatusItem, StoreMode, UidSet};
 pub use date::InternalDate;
@@ -41,3 +45,8 @@ pub use response::{
     Code, Condition, FetchData, ListEntry, Namespaces, Response, Status, StatusData, Untagged,
 };
 pub use secret::Secret;
+pub use session::{
+    AppendUid, ClientConfig, FetchOptions, FetchStream, FetchedMessage, Mailbox, Reconnector,
+    SelectedMailbox, Session, SpecialUse,
+};
+pub use transport::{Security, Timeouts, TlsOptions};

@@ -1,0 +1,218 @@
+//! A scripted fake server on 127.0.0.1 drives the tokio session into every failure path:
+//! truncated responses, malformed responses, a 4 GB literal announcement, unexpected BYE
+//! (with and without Exchange's back-off), failed logins. Each must give a typed error,
+//! never a panic and never a huge allocation.
+
+use o365_migrate_imap::{Auth, ByteBudget, ClientConfig, Error, FetchOptions, Security, Session};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// Starts a peer that sends `greeting`, then for each client line sends the next reply.
+/// `{tag}` in a reply is replaced by the tag of the line it answers.
+async fn peer(greeting: &'static str, replies: Vec<&'static str>) -> ClientConfig {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let (r, mut w) = sock.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(greeting.as_bytes()).await.unwrap();
+        for reply in replies {
+            let mut line = String::new();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let tag = line.split(' ').next().unwrap_or("").to_owned();
+            let _ = w.write_all(reply.replace("{tag}", &tag).as_bytes()).await;
+        }
+        let _ = w.shutdown().await;
+        // keep the socket open briefly so the client sees data before EOF
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    });
+    let mut c = ClientConfig::new("127.0.0.1", port, Security::Plaintext);
+    c.client_id = None;
+    c.timeouts.read = Duration::from_secs(5);
+    c
+}
+
+const GREETING: &str = "* OK [CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR] fake ready\r\n";
+
+async fn fetch_one(cfg: &ClientConfig) -> Result<(), Error> {
+    let mut s = Session::connect(cfg).await?;
+    let mut st = s.fetch(&[1], FetchOptions::default());
+    while let Some(m) = st.next().await {
+        m?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn truncated_literal_then_close_is_connection_closed() {
+    let cfg = peer(
+        GREETING,
+        vec!["* 1 FETCH (UID 1 BODY[] {100}\r\nonly thirty bytes of the body"],
+    )
+    .await;
+    let e = fetch_one(&cfg).await.unwrap_err();
+    assert!(matches!(e, Error::ConnectionClosed), "{e:?}");
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn four_gigabyte_literal_is_refused_before_allocating() {
+    let mut cfg = peer(
+        GREETING,
+        vec!["* 1 FETCH (UID 1 BODY[] {4294967296}\r\nxxxx"],
+    )
+    .await;
+    let budget = ByteBudget::new(8 * 1024 * 1024);
+    cfg.budget = Some(budget.clone());
+    cfg.max_literal = 64 * 1024 * 1024;
+    let e = fetch_one(&cfg).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::LiteralTooLarge {
+                size: 4_294_967_296,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.is_fatal());
+    assert_eq!(
+        budget.peak(),
+        0,
+        "nothing was reserved for the refused literal"
+    );
+}
+
+#[tokio::test]
+async fn malformed_fetch_is_a_protocol_error() {
+    let cfg = peer(
+        GREETING,
+        vec!["* 1 FETCH (UID 1 BODY[] {3}\r\nab)\r\n{tag} OK done\r\n"],
+    )
+    .await;
+    let e = fetch_one(&cfg).await.unwrap_err();
+    assert!(matches!(e, Error::Protocol { .. }), "{e:?}");
+    let cfg = peer(
+        GREETING,
+        vec!["* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE 3)\r\n{tag} OK done\r\n"],
+    )
+    .await;
+    let e = fetch_one(&cfg).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Protocol { .. }),
+        "FETCH without the asked-for body must not be skipped: {e:?}"
+    );
+}
+
+#[tokio::test]
+async fn unexpected_bye_with_exchange_backoff_is_throttled() {
+    let cfg = peer(
+        GREETING,
+        vec!["* BYE Request is throttled. Suggested Backoff Time: 299961 milliseconds\r\n"],
+    )
+    .await;
+    let e = fetch_one(&cfg).await.unwrap_err();
+    assert_eq!(
+        e.retry_after(),
+        Some(Duration::from_millis(299_961)),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+    let cfg = peer(GREETING, vec!["* BYE server shutting down\r\n"]).await;
+    let e = fetch_one(&cfg).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Bye { text } if text == "server shutting down"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn bye_greeting_and_garbage_greeting() {
+    let cfg = peer("* BYE too many connections\r\n", vec![]).await;
+    assert!(matches!(
+        Session::connect(&cfg).await.unwrap_err(),
+        Error::Throttled { .. } | Error::Bye { .. }
+    ));
+    let cfg = peer("HTTP/1.1 400 Bad Request\r\n\r\n", vec![]).await;
+    assert!(matches!(
+        Session::connect(&cfg).await.unwrap_err(),
+        Error::Protocol { .. }
+    ));
+}
+
+#[tokio::test]
+async fn failed_login_names_the_user_but_never_the_secret() {
+    let cfg = peer(
+        GREETING,
+        vec!["{tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"],
+    )
+    .await;
+    let mut s = Session::connect(&cfg).await.unwrap();
+    let auth = Auth::Plain {
+        authorize_as: Some("alice".into()),
+        user: "admin".into(),
+        password: "Sup3r-S3cret!".into(),
+    };
+    let e = s.login(&auth).await.unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(matches!(e, Error::LoginFailed { .. }), "{e:?}");
+    assert!(shown.contains("alice"));
+    assert!(!shown.contains("Sup3r-S3cret!"), "{shown}");
+    // base64 of the SASL message must not leak either
+    assert!(!shown.contains("U3VwMy1TM2NyZXQh"));
+}
+
+#[tokio::test]
+async fn silent_server_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _keep = tokio::spawn(async move {
+        let (_s, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let mut cfg = ClientConfig::new("127.0.0.1", port, Security::Plaintext);
+    cfg.timeouts.read = Duration::from_millis(200);
+    let e = Session::connect(&cfg).await.unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn pipelined_append_captures_appenduid_and_honours_appendlimit() {
+    let cfg = peer(
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+ UIDPLUS APPENDLIMIT=100] ready\r\n",
+        vec!["{tag} OK [APPENDUID 77 5] done\r\n"],
+    )
+    .await;
+    let mut s = Session::connect(&cfg).await.unwrap();
+    assert_eq!(s.append_limit(), Some(100));
+    let small = o365_migrate_imap::AppendMessage {
+        flags: vec!["\\Seen".into()],
+        internal_date: None,
+        data: bytes::Bytes::from_static(b"Subject: a\r\n\r\nb\r\n"),
+    };
+    let big = o365_migrate_imap::AppendMessage {
+        flags: vec![],
+        internal_date: None,
+        data: bytes::Bytes::from(vec![b'x'; 200]),
+    };
+    let r = s.append("INBOX", vec![big, small], 8).await.unwrap();
+    assert!(matches!(
+        r[0],
+        Err(Error::AppendTooLarge {
+            size: 200,
+            limit: 100
+        })
+    ));
+    assert_eq!(
+        r[1].as_ref().unwrap().unwrap(),
+        o365_migrate_imap::AppendUid {
+            uid_validity: 77,
+            uid: 5
+        }
+    );
+}
