@@ -43,6 +43,7 @@
 mod decode;
 mod error;
 pub mod fuzzing;
+mod fxhash;
 mod login;
 mod parse;
 mod read;

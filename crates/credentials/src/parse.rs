@@ -94,11 +94,21 @@ impl<'a> Tokenizer<'a> {
 
     /// The next non-blank record, or `None` at the end of the text.
     pub(crate) fn next_record(&mut self) -> Option<RawRecord<'a>> {
+        let mut record = RawRecord {
+            line: 0,
+            fields: Vec::with_capacity(8),
+        };
+        self.next_record_into(&mut record).then_some(record)
+    }
+
+    /// Reads the next non-blank record into `record`, reusing its field vector; returns false at
+    /// the end of the text.
+    pub(crate) fn next_record_into(&mut self, record: &mut RawRecord<'a>) -> bool {
         loop {
             if self.pos >= self.bytes.len() {
-                return None;
+                return false;
             }
-            let record = self.read_record();
+            self.read_record(record);
             let blank = record
                 .fields
                 .iter()
@@ -107,16 +117,16 @@ impl<'a> Tokenizer<'a> {
                 self.blank_lines += 1;
                 continue;
             }
-            return Some(record);
+            return true;
         }
     }
 
-    fn read_record(&mut self) -> RawRecord<'a> {
-        let line = self.line;
-        let mut fields = Vec::with_capacity(8);
+    fn read_record(&mut self, record: &mut RawRecord<'a>) {
+        record.line = self.line;
+        record.fields.clear();
         loop {
             let field = self.read_field();
-            fields.push(field);
+            record.fields.push(field);
             match self.bytes.get(self.pos) {
                 Some(&b) if b == self.delim => {
                     self.bump();
@@ -128,7 +138,6 @@ impl<'a> Tokenizer<'a> {
                 }
             }
         }
-        RawRecord { line, fields }
     }
 
     fn read_field(&mut self) -> RawField<'a> {

@@ -3,15 +3,17 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::decode::{self, TextEncoding};
 use crate::error::Error;
-use crate::parse::{self, RawField, RawRecord, SyntaxProblem, Tokenizer};
+use crate::fxhash::{FxBuild, FxHashMap};
+use crate::parse::{self, RawRecord, SyntaxProblem, Tokenizer};
 use crate::report::{
     CheckReport, ColumnInfo, FileFormat, Location, Problem, ProblemCode, RecordSummary, Severity,
 };
 use crate::schema::{ColumnMapping, ColumnRef, Field, HeaderMode, column_letter, normalize};
-use crate::secret::PasswordSource;
+use crate::secret::{CellAt, PasswordSource};
 
 /// Microsoft's cap on rows in a CSV file for an IMAP migration batch; our default row limit.
 pub const MICROSOFT_ROW_LIMIT: usize = 50_000;
@@ -192,14 +194,20 @@ impl CredentialRecord {
 /// [`Parsed::into_credentials`], which refuses a file with errors.
 #[derive(Debug, Clone)]
 pub struct Parsed {
-    report: CheckReport,
+    /// The report without row summaries (they are built on first use of `report()`).
+    base: CheckReport,
     records: Vec<CredentialRecord>,
+    full: OnceLock<CheckReport>,
 }
 
 impl Parsed {
-    /// The check report (what `o365-migrate credentials check` prints).
+    /// The check report (what `o365-migrate credentials check` prints), with every row's summary.
     pub fn report(&self) -> &CheckReport {
-        &self.report
+        self.full.get_or_init(|| {
+            let mut r = self.base.clone();
+            r.records = self.records.iter().map(CredentialRecord::summary).collect();
+            r
+        })
     }
 
     /// The rows that could be read (also when the file has errors).
@@ -209,14 +217,14 @@ impl Parsed {
 
     /// The rows, if the file has no errors; otherwise [`Error::Rejected`] with every problem.
     pub fn into_credentials(self) -> Result<Credentials, Error> {
-        if self.report.has_errors() {
+        if self.base.has_errors() {
             return Err(Error::Rejected {
-                problems: self.report.problems,
+                problems: self.base.problems,
             });
         }
         Ok(Credentials {
             records: self.records,
-            warnings: self.report.problems,
+            warnings: self.base.problems,
         })
     }
 }
@@ -312,20 +320,21 @@ pub fn parse_bytes(bytes: &[u8], file: &str, options: &ReadOptions) -> Result<Pa
         file,
         options,
         problems: Vec::new(),
+        file_arc: Arc::from(file),
         labels: Vec::new(),
         base_dir: options.base_dir.as_deref(),
     };
     let parsed = r.run(bytes, forced_delim);
     tracing::debug!(
         file,
-        encoding = parsed.report.encoding.name(),
-        delimiter = ?parsed.report.delimiter,
-        rows = parsed.report.rows,
-        errors = parsed.report.errors,
-        warnings = parsed.report.warnings,
+        encoding = parsed.base.encoding.name(),
+        delimiter = ?parsed.base.delimiter,
+        rows = parsed.base.rows,
+        errors = parsed.base.errors,
+        warnings = parsed.base.warnings,
         "credentials file checked"
     );
-    for p in &parsed.report.problems {
+    for p in &parsed.base.problems {
         tracing::debug!(problem = %p, "credentials problem");
     }
     Ok(parsed)
@@ -335,8 +344,10 @@ struct Reader<'o> {
     file: &'o str,
     options: &'o ReadOptions,
     problems: Vec<Problem>,
+    /// The file name, shared by every password's location.
+    file_arc: Arc<str>,
     /// Per column: the cell label used in locations, e.g. `C (Password)`.
-    labels: Vec<String>,
+    labels: Vec<Arc<str>>,
     base_dir: Option<&'o Path>,
 }
 
@@ -361,8 +372,7 @@ impl<'o> Reader<'o> {
             cell: col.map(|c| {
                 self.labels
                     .get(c)
-                    .cloned()
-                    .unwrap_or_else(|| column_letter(c))
+                    .map_or_else(|| column_letter(c), |l| l.to_string())
             }),
         }
     }
@@ -406,13 +416,22 @@ impl<'o> Reader<'o> {
         };
         let mut records = Vec::new();
         self.read(bytes, forced_delim, &mut report, &mut records);
-        self.problems
-            .sort_by_key(|p| (p.location.line, p.location.column));
+        // File order; at one position, problems of the row (syntax, width) before those of a cell.
+        self.problems.sort_by_key(|p| {
+            (
+                p.location.line,
+                p.location.column,
+                p.location.cell.is_some(),
+            )
+        });
         report.errors = self.problems.iter().filter(|p| p.is_error()).count();
         report.warnings = self.problems.len() - report.errors;
         report.problems = std::mem::take(&mut self.problems);
-        report.records = records.iter().map(CredentialRecord::summary).collect();
-        Parsed { report, records }
+        Parsed {
+            base: report,
+            records,
+            full: OnceLock::new(),
+        }
     }
 
     fn read(
@@ -473,12 +492,98 @@ impl<'o> Reader<'o> {
         report.delimiter = char::from(delim);
 
         let mut tok = Tokenizer::new(text, delim);
-        let mut raw: Vec<RawRecord<'_>> = Vec::new();
-        while let Some(rec) = tok.next_record() {
-            raw.push(rec);
+        let mut first = RawRecord {
+            line: 0,
+            fields: Vec::new(),
+        };
+        if !tok.next_record_into(&mut first) {
+            self.syntax_problems(&tok.problems);
+            report.blank_lines = tok.blank_lines;
+            let loc = self.loc(1, 1, None);
+            self.push(
+                Severity::Error,
+                ProblemCode::Empty,
+                loc,
+                "the file has no rows".into(),
+                "export the user list again; it should have a header row and one row per mailbox",
+            );
+            return;
         }
+
+        let layout = self.layout(&first);
+        report.header_line = layout.header_line;
+        report.format = layout.format;
+        report.columns = layout.columns.clone();
+
+        // Stream the data rows, reusing one field buffer.
+        // Size the maps and the row vector once from the line count (cheap next to parsing).
+        let estimate = text.bytes().filter(|&b| b == b'\n').count().min(1 << 22) + 1;
+        let mut logins: FxHashMap<String, usize> =
+            FxHashMap::with_capacity_and_hasher(estimate, FxBuild::default());
+        let mut targets: FxHashMap<String, usize> =
+            FxHashMap::with_capacity_and_hasher(estimate, FxBuild::default());
+        records.reserve(estimate);
+        let mut rows = 0usize;
+        let mut over_limit_line = None;
+        let mut reference_width = layout.width;
+        let mut rec = RawRecord {
+            line: 0,
+            fields: Vec::with_capacity(8),
+        };
+        let mut pending_first = layout.header_line.is_none();
+        loop {
+            let current = if pending_first {
+                pending_first = false;
+                &first
+            } else if tok.next_record_into(&mut rec) {
+                &rec
+            } else {
+                break;
+            };
+            rows += 1;
+            if over_limit_line.is_none() && self.options.row_limit.is_some_and(|l| rows > l) {
+                over_limit_line = Some(current.line);
+            }
+            if !layout.usable {
+                continue;
+            }
+            let width = *reference_width.get_or_insert_with(|| parse::non_trailing_width(current));
+            if let Some(r) = self.row(rows, current, &layout, width, &mut logins, &mut targets) {
+                records.push(r);
+            }
+        }
+        report.rows = rows;
         report.blank_lines = tok.blank_lines;
-        for sp in &tok.problems {
+        self.syntax_problems(&tok.problems);
+        if rows == 0 {
+            let loc = self.loc(first.line, 1, None);
+            self.push(
+                Severity::Error,
+                ProblemCode::Empty,
+                loc,
+                "the file has a header row but no data rows".into(),
+                "add one row per mailbox below the header",
+            );
+        }
+        if let (Some(limit), Some(line)) = (self.options.row_limit, over_limit_line) {
+            let loc = self.loc(line, 1, None);
+            let hint = if limit == MICROSOFT_ROW_LIMIT {
+                "split the file into batches; Microsoft caps an IMAP migration batch file at 50,000 rows, and this tool applies the same default — raise it with --max-rows if you mean to run one larger batch"
+            } else {
+                "split the file, or raise the limit (--max-rows); Microsoft's own IMAP migration caps a batch file at 50,000 rows"
+            };
+            self.push(
+                Severity::Error,
+                ProblemCode::RowLimit,
+                loc,
+                format!("the file has {rows} data rows, more than the limit of {limit}"),
+                hint,
+            );
+        }
+    }
+
+    fn syntax_problems(&mut self, problems: &[SyntaxProblem]) {
+        for sp in problems {
             match *sp {
                 SyntaxProblem::UnterminatedQuote { line, column } => {
                     let loc = self.loc(line, column, None);
@@ -500,81 +605,6 @@ impl<'o> Reader<'o> {
                         "quote the whole value and double any quote inside it: \"pa\"\"ss\" means pa\"ss",
                     );
                 }
-            }
-        }
-
-        let Some(first) = raw.first() else {
-            let loc = self.loc(1, 1, None);
-            self.push(
-                Severity::Error,
-                ProblemCode::Empty,
-                loc,
-                "the file has no rows".into(),
-                "export the user list again; it should have a header row and one row per mailbox",
-            );
-            return;
-        };
-
-        let layout = self.layout(first);
-        report.header_line = layout.header_line;
-        report.format = layout.format;
-        report.columns = layout.columns.clone();
-
-        let data = if layout.header_line.is_some() {
-            raw.get(1..).unwrap_or(&[])
-        } else {
-            &raw[..]
-        };
-        report.rows = data.len();
-        if data.is_empty() {
-            let loc = self.loc(first.line, 1, None);
-            self.push(
-                Severity::Error,
-                ProblemCode::Empty,
-                loc,
-                "the file has a header row but no data rows".into(),
-                "add one row per mailbox below the header",
-            );
-        }
-        if let Some(limit) = self.options.row_limit
-            && let Some(over) = data.get(limit)
-        {
-            let loc = self.loc(over.line, 1, None);
-            let hint = if limit == MICROSOFT_ROW_LIMIT {
-                "split the file into batches; Microsoft caps an IMAP migration batch file at 50,000 rows, and this tool applies the same default — raise it with --max-rows if you mean to run one larger batch"
-            } else {
-                "split the file, or raise the limit (--max-rows); Microsoft's own IMAP migration caps a batch file at 50,000 rows"
-            };
-            self.push(
-                Severity::Error,
-                ProblemCode::RowLimit,
-                loc,
-                format!(
-                    "the file has {} data rows, more than the limit of {limit}",
-                    data.len()
-                ),
-                hint,
-            );
-        }
-        if !layout.usable {
-            return;
-        }
-        let reference_width = layout
-            .width
-            .or_else(|| data.first().map(parse::non_trailing_width));
-        let mut logins: HashMap<String, usize> = HashMap::with_capacity(data.len());
-        let mut targets: HashMap<String, usize> = HashMap::with_capacity(data.len());
-        records.reserve(data.len());
-        for (i, rec) in data.iter().enumerate() {
-            if let Some(r) = self.row(
-                i + 1,
-                rec,
-                &layout,
-                reference_width,
-                &mut logins,
-                &mut targets,
-            ) {
-                records.push(r);
             }
         }
     }
@@ -617,7 +647,7 @@ impl<'o> Reader<'o> {
 
         // Labels are needed for problem locations below.
         self.labels = (0..header_width)
-            .map(|i| label(i, header_text(i).as_deref(), None))
+            .map(|i| Arc::from(label(i, header_text(i).as_deref(), None)))
             .collect();
 
         match &self.options.mapping {
@@ -707,8 +737,14 @@ impl<'o> Reader<'o> {
                                 loc,
                                 format!(
                                     "columns {} and {} both name the {field} field",
-                                    self.labels.get(prev).cloned().unwrap_or_default(),
-                                    self.labels.get(i).cloned().unwrap_or_default()
+                                    self.labels
+                                        .get(prev)
+                                        .map(|l| l.to_string())
+                                        .unwrap_or_default(),
+                                    self.labels
+                                        .get(i)
+                                        .map(|l| l.to_string())
+                                        .unwrap_or_default()
                                 ),
                                 "remove or rename one of them, or give a column mapping",
                             );
@@ -728,7 +764,7 @@ impl<'o> Reader<'o> {
         self.labels = fields
             .iter()
             .enumerate()
-            .map(|(i, f)| label(i, header_text(i).as_deref(), *f))
+            .map(|(i, f)| Arc::from(label(i, header_text(i).as_deref(), *f)))
             .collect();
         let columns = fields
             .iter()
@@ -813,106 +849,124 @@ impl<'o> Reader<'o> {
         }
     }
 
-    /// Validates one data row and builds its record (when it has a login).
+    /// Validates one data row and builds its record (when it has a login). Locations are built
+    /// only when a problem is reported, so a clean row allocates little.
     fn row(
         &mut self,
         row: usize,
         rec: &RawRecord<'_>,
         layout: &Layout,
-        reference_width: Option<usize>,
-        logins: &mut HashMap<String, usize>,
-        targets: &mut HashMap<String, usize>,
+        expected: usize,
+        logins: &mut FxHashMap<String, usize>,
+        targets: &mut FxHashMap<String, usize>,
     ) -> Option<CredentialRecord> {
         let width = parse::non_trailing_width(rec);
-        if let Some(expected) = reference_width {
-            if width > expected {
-                let extra = rec.fields.get(expected);
-                let (l, c) = extra.map_or((rec.line, 1), |f| (f.line, f.column));
-                let loc = self.loc(l, c, None);
-                let against = if layout.header_line.is_some() {
-                    "the header"
-                } else {
-                    "the first row"
-                };
-                self.push(
-                    Severity::Error,
-                    ProblemCode::ExtraFields,
-                    loc,
-                    format!("this row has {width} fields but {against} has {expected}"),
-                    "a delimiter inside a value (often a password) splits it: put that value in double quotes",
-                );
-                // The cells are not where the header says; checking them would only add noise.
-                return None;
-            } else if rec.fields.len() < expected && layout.header_line.is_some() {
-                let loc = self.loc(rec.line, 1, None);
-                self.push(
-                    Severity::Warning,
-                    ProblemCode::ShortRow,
-                    loc,
-                    format!(
-                        "this row has {} field(s) but the header has {expected}; missing cells are read as empty",
-                        rec.fields.len()
-                    ),
-                    "check that no cell was lost when the file was exported",
-                );
-            }
+        if width > expected {
+            let extra = rec.fields.get(expected);
+            let (l, c) = extra.map_or((rec.line, 1), |f| (f.line, f.column));
+            let loc = self.loc(l, c, None);
+            let against = if layout.header_line.is_some() {
+                "the header"
+            } else {
+                "the first row"
+            };
+            self.push(
+                Severity::Error,
+                ProblemCode::ExtraFields,
+                loc,
+                format!("this row has {width} fields but {against} has {expected}"),
+                "a delimiter inside a value (often a password) splits it: put that value in double quotes",
+            );
+            // The cells are not where the header says; checking them would only add noise.
+            return None;
+        } else if rec.fields.len() < expected && layout.header_line.is_some() {
+            let loc = self.loc(rec.line, 1, None);
+            self.push(
+                Severity::Warning,
+                ProblemCode::ShortRow,
+                loc,
+                format!(
+                    "this row has {} field(s) but the header has {expected}; missing cells are read as empty",
+                    rec.fields.len()
+                ),
+                "check that no cell was lost when the file was exported",
+            );
         }
-        let cell = |f: Field| -> Option<(usize, &RawField<'_>)> {
+        // (value, line, column, column index) of a field's cell; a missing cell is empty and
+        // located at the start of the row.
+        let cell = |f: Field| -> Option<(&str, Pos)> {
             let col = *layout.column_of.get(&f)?;
-            rec.fields.get(col).map(|rf| (col, rf))
-        };
-        let missing_loc = |this: &Self, f: Field| -> Location {
-            let col = layout.column_of.get(&f).copied();
-            this.loc(rec.line, 1, col)
+            Some(match rec.fields.get(col) {
+                Some(rf) => (
+                    rf.value.as_ref(),
+                    Pos {
+                        line: rf.line,
+                        column: rf.column,
+                        col,
+                    },
+                ),
+                None => (
+                    "",
+                    Pos {
+                        line: rec.line,
+                        column: 1,
+                        col,
+                    },
+                ),
+            })
         };
 
         // Login.
-        let (login, login_loc) = match cell(Field::Login) {
-            Some((col, f)) => (f.value.as_ref(), self.loc(f.line, f.column, Some(col))),
-            None => ("", missing_loc(self, Field::Login)),
-        };
+        let (login, login_at) = cell(Field::Login).unwrap_or((
+            "",
+            Pos {
+                line: rec.line,
+                column: 1,
+                col: 0,
+            },
+        ));
         let login_trimmed = login.trim();
         if login_trimmed.is_empty() {
-            self.push(
+            self.push_at(
                 Severity::Error,
                 ProblemCode::EmptyCell,
-                login_loc.clone(),
+                login_at,
                 "the login is empty".into(),
                 "fill in the IMAP login (e.g. contoso\\terry.adams or terry@contoso.com) or delete the row",
             );
         } else {
             if login_trimmed.len() != login.len() {
-                self.push(
+                self.push_at(
                     Severity::Warning,
                     ProblemCode::Whitespace,
-                    login_loc.clone(),
+                    login_at,
                     format!("spaces around the login `{login_trimmed}` were removed"),
                     "remove them in the file to silence this warning",
                 );
             }
             if login_trimmed.chars().any(char::is_control) {
-                self.push(
+                self.push_at(
                     Severity::Error,
                     ProblemCode::ControlCharacter,
-                    login_loc.clone(),
+                    login_at,
                     "the login contains a line break or control character".into(),
                     "check the quoting on this row: an unbalanced quote can swallow a line break",
                 );
             } else if login_trimmed.chars().any(char::is_whitespace) {
-                self.push(
+                self.push_at(
                     Severity::Warning,
                     ProblemCode::Whitespace,
-                    login_loc.clone(),
+                    login_at,
                     format!("the login `{login_trimmed}` contains a space"),
                     "IMAP logins rarely contain spaces; check the value",
                 );
             } else if login_trimmed.contains('@')
                 && let Some(why) = address_problem(login_trimmed)
             {
-                self.push(
+                self.push_at(
                     Severity::Warning,
                     ProblemCode::BadAddress,
-                    login_loc.clone(),
+                    login_at,
                     format!("the login `{login_trimmed}` looks like an address but {why}"),
                     "check the login; it is used exactly as written",
                 );
@@ -920,65 +974,61 @@ impl<'o> Reader<'o> {
             // With an admin login (Microsoft's Courier style) every row has the same UserName
             // and a different UserRoot; the pair is what must be unique.
             let mut key = login_trimmed.to_lowercase();
-            if let Some((_, root)) = cell(Field::UserRoot) {
+            if let Some((root, _)) = cell(Field::UserRoot) {
                 key.push('\0');
-                key.push_str(root.value.trim());
+                key.push_str(root.trim());
             }
-            match logins.entry(key) {
-                Entry::Occupied(e) => {
-                    let first_line = *e.get();
-                    self.push(
-                        Severity::Error,
-                        ProblemCode::DuplicateLogin,
-                        login_loc.clone(),
-                        format!("the login `{login_trimmed}` already appears on line {first_line}"),
-                        "keep one row per mailbox (logins are compared case-insensitively)",
-                    );
-                }
-                Entry::Vacant(v) => {
-                    v.insert(rec.line);
-                }
+            if let Some(first_line) = first_seen(logins, key, rec.line) {
+                self.push_at(
+                    Severity::Error,
+                    ProblemCode::DuplicateLogin,
+                    login_at,
+                    format!("the login `{login_trimmed}` already appears on line {first_line}"),
+                    "keep one row per mailbox (logins are compared case-insensitively)",
+                );
             }
         }
 
         // Password.
         let mut password = None;
-        if let Some(pcol) = layout.column_of.get(&Field::Password).copied() {
-            let (value, loc) = match rec.fields.get(pcol) {
-                Some(f) => (f.value.as_ref(), self.loc(f.line, f.column, Some(pcol))),
-                None => ("", self.loc(rec.line, 1, Some(pcol))),
-            };
+        if let Some((value, at)) = cell(Field::Password) {
             if value.is_empty() {
                 if self.options.passwords_required {
-                    self.push(
+                    self.push_at(
                         Severity::Error,
                         ProblemCode::EmptyCell,
-                        loc,
+                        at,
                         "the password is empty".into(),
                         "fill it in, or write env:NAME / file:PATH to keep it out of the file, or use the admin login mode",
                     );
                 }
             } else if value.contains(['\r', '\n', '\0']) {
-                self.push(
+                self.push_at(
                     Severity::Error,
                     ProblemCode::ControlCharacter,
-                    loc,
+                    at,
                     "the password contains a line break".into(),
                     "IMAP cannot send it; this is usually a quoting mistake: check the quotes on this row",
                 );
             } else {
                 if value.trim().len() != value.len() {
-                    self.push(
+                    self.push_at(
                         Severity::Warning,
                         ProblemCode::Whitespace,
-                        loc.clone(),
+                        at,
                         "the password starts or ends with a space; it is kept as written".into(),
                         "remove the space if it is not part of the password",
                     );
                 }
+                let cell_at = CellAt {
+                    file: Arc::clone(&self.file_arc),
+                    line: at.line,
+                    column: at.column,
+                    cell: self.labels.get(at.col).cloned(),
+                };
                 match PasswordSource::from_cell(
                     value,
-                    loc.clone(),
+                    cell_at,
                     self.base_dir,
                     self.options.secret_references,
                 ) {
@@ -986,10 +1036,10 @@ impl<'o> Reader<'o> {
                         if self.options.resolve_secrets
                             && let Err(Error::Secret { message, hint, .. }) = src.resolve()
                         {
-                            self.push(
+                            self.push_at(
                                 Severity::Error,
                                 ProblemCode::UnresolvedSecret,
-                                loc,
+                                at,
                                 message,
                                 &hint,
                             );
@@ -997,10 +1047,10 @@ impl<'o> Reader<'o> {
                         password = Some(src);
                     }
                     Err((message, hint)) => {
-                        self.push(
+                        self.push_at(
                             Severity::Error,
                             ProblemCode::BadPasswordReference,
-                            loc,
+                            at,
                             message,
                             &hint,
                         );
@@ -1011,54 +1061,44 @@ impl<'o> Reader<'o> {
 
         // Target.
         let mut target = None;
-        if let Some(tcol) = layout.column_of.get(&Field::Target).copied() {
-            let (value, loc) = match rec.fields.get(tcol) {
-                Some(f) => (f.value.as_ref(), self.loc(f.line, f.column, Some(tcol))),
-                None => ("", self.loc(rec.line, 1, Some(tcol))),
-            };
+        if let Some((value, at)) = cell(Field::Target) {
             let t = value.trim();
             if t.is_empty() {
                 if layout.format == FileFormat::Microsoft {
-                    self.push(
+                    self.push_at(
                         Severity::Error,
                         ProblemCode::EmptyCell,
-                        loc,
+                        at,
                         "EmailAddress (the Microsoft 365 mailbox) is empty".into(),
                         "fill in the target mailbox address; Microsoft's format requires it on every row",
                     );
                 }
             } else if let Some(why) = address_problem(t) {
-                self.push(
+                self.push_at(
                     Severity::Error,
                     ProblemCode::BadAddress,
-                    loc,
+                    at,
                     format!("the target `{t}` is not a valid address: it {why}"),
                     "write the Microsoft 365 address or UPN, e.g. terrya@contoso.com",
                 );
             } else {
                 if t.len() != value.len() {
-                    self.push(
+                    self.push_at(
                         Severity::Warning,
                         ProblemCode::Whitespace,
-                        loc.clone(),
+                        at,
                         format!("spaces around the target `{t}` were removed"),
                         "remove them in the file to silence this warning",
                     );
                 }
-                match targets.entry(t.to_lowercase()) {
-                    Entry::Occupied(e) => {
-                        let first_line = *e.get();
-                        self.push(
-                            Severity::Warning,
-                            ProblemCode::DuplicateTarget,
-                            loc,
-                            format!("the target `{t}` is also the target on line {first_line}; both source mailboxes go into it"),
-                            "fine for merging mailboxes; otherwise correct one of the rows",
-                        );
-                    }
-                    Entry::Vacant(v) => {
-                        v.insert(rec.line);
-                    }
+                if let Some(first_line) = first_seen(targets, t.to_lowercase(), rec.line) {
+                    self.push_at(
+                        Severity::Warning,
+                        ProblemCode::DuplicateTarget,
+                        at,
+                        format!("the target `{t}` is also the target on line {first_line}; both source mailboxes go into it"),
+                        "fine for merging mailboxes; otherwise correct one of the rows",
+                    );
                 }
                 target = Some(t.to_owned());
             }
@@ -1069,8 +1109,8 @@ impl<'o> Reader<'o> {
         }
         let text = |f: Field| -> Option<String> {
             cell(f)
-                .map(|(_, rf)| rf.value.trim())
-                .filter(|s| !s.is_empty())
+                .map(|(v, _)| v.trim())
+                .filter(|v| !v.is_empty())
                 .map(str::to_owned)
         };
         Some(CredentialRecord {
@@ -1084,6 +1124,37 @@ impl<'o> Reader<'o> {
             last_name: text(Field::LastName),
             display_name: text(Field::DisplayName),
         })
+    }
+
+    fn push_at(
+        &mut self,
+        severity: Severity,
+        code: ProblemCode,
+        at: Pos,
+        message: String,
+        hint: &str,
+    ) {
+        let loc = self.loc(at.line, at.column, Some(at.col));
+        self.push(severity, code, loc, message, hint);
+    }
+}
+
+/// A cell's position, kept cheap until a problem needs a [`Location`].
+#[derive(Clone, Copy)]
+struct Pos {
+    line: usize,
+    column: usize,
+    col: usize,
+}
+
+/// Records `key` as seen on `line`; returns the earlier line if it was seen before.
+fn first_seen(map: &mut FxHashMap<String, usize>, key: String, line: usize) -> Option<usize> {
+    match map.entry(key) {
+        Entry::Occupied(e) => Some(*e.get()),
+        Entry::Vacant(v) => {
+            v.insert(line);
+            None
+        }
     }
 }
 

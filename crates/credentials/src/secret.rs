@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -53,7 +54,27 @@ impl fmt::Debug for Secret {
 #[derive(Clone)]
 pub struct PasswordSource {
     kind: SourceKind,
-    location: Location,
+    at: CellAt,
+}
+
+/// A cell's place, cheap to keep per row (the file name and column label are shared).
+#[derive(Clone, Default)]
+pub(crate) struct CellAt {
+    pub(crate) file: Arc<str>,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) cell: Option<Arc<str>>,
+}
+
+impl CellAt {
+    pub(crate) fn location(&self) -> Location {
+        Location {
+            file: self.file.to_string(),
+            line: self.line,
+            column: self.column,
+            cell: self.cell.as_deref().map(str::to_owned),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -79,7 +100,7 @@ impl PasswordSource {
     /// Returns an error message and hint when the cell is a malformed reference.
     pub(crate) fn from_cell(
         cell: &str,
-        location: Location,
+        at: CellAt,
         base_dir: Option<&Path>,
         references: bool,
     ) -> Result<Self, (String, String)> {
@@ -114,14 +135,14 @@ impl PasswordSource {
         } else {
             SourceKind::Inline(Secret::new(cell))
         };
-        Ok(PasswordSource { kind, location })
+        Ok(PasswordSource { kind, at })
     }
 
     /// A password given directly (not read from a file).
     pub fn inline(secret: Secret) -> Self {
         PasswordSource {
             kind: SourceKind::Inline(secret),
-            location: Location::default(),
+            at: CellAt::default(),
         }
     }
 
@@ -135,8 +156,8 @@ impl PasswordSource {
     }
 
     /// Where the cell is in the CSV file.
-    pub fn location(&self) -> &Location {
-        &self.location
+    pub fn location(&self) -> Location {
+        self.at.location()
     }
 
     /// The masked form shown in reports: `********` for an inline password, otherwise the
@@ -201,7 +222,7 @@ impl PasswordSource {
 
     fn err(&self, message: String, hint: String) -> Error {
         Error::Secret {
-            location: self.location.clone(),
+            location: self.at.location(),
             message,
             hint,
         }
