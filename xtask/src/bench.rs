@@ -32,7 +32,15 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         }
         eprintln!("== bench {name} ({package})");
         let output = Command::new("cargo")
-            .args(["run", "--quiet", "--release", "-p", package, "--example", "bench"])
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                package,
+                "--example",
+                "bench",
+            ])
             .current_dir(crate::root())
             .stderr(Stdio::inherit())
             .output()
@@ -42,7 +50,11 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         if !output.status.success() {
             bail!("benchmark `{name}` failed ({})", output.status);
         }
-        let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default();
         let json: serde_json::Value = serde_json::from_str(last).with_context(|| {
             format!("benchmark `{name}` did not end with a JSON line; its last line was `{last}`")
         })?;

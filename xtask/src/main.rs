@@ -54,7 +54,10 @@ fn run() -> Result<()> {
 
 /// The workspace root (xtask lives one level below it).
 pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Runs a command in the workspace root, echoing it to stderr; fails when it exits non-zero.
@@ -78,8 +81,21 @@ fn ci(args: &[String]) -> Result<()> {
     setup::ensure_test_prerequisites()?;
     let started = std::time::Instant::now();
     sh("cargo", &["fmt", "--all", "--check"])?;
-    sh("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    sh("cargo", &["nextest", "run", "--workspace", "--profile", "ci"])?;
+    sh(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    sh(
+        "cargo",
+        &["nextest", "run", "--workspace", "--profile", "ci"],
+    )?;
     sh("cargo", &["test", "--workspace", "--doc"])?;
     deny()?;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
@@ -105,7 +121,9 @@ fn deny() -> Result<()> {
 }
 
 pub(crate) fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
 }
 
 fn fuzz(args: &[String]) -> Result<()> {
@@ -115,7 +133,14 @@ fn fuzz(args: &[String]) -> Result<()> {
     let cases = (seconds * 2_000).to_string();
     eprintln!("xtask fuzz: running the fuzz properties with PROPTEST_CASES={cases}");
     let status = Command::new("cargo")
-        .args(["nextest", "run", "--workspace", "--release", "-E", "test(/fuzz/)"])
+        .args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--release",
+            "-E",
+            "test(/fuzz/)",
+        ])
         .env("PROPTEST_CASES", &cases)
         .current_dir(root())
         .status()
@@ -129,9 +154,9 @@ fn fuzz(args: &[String]) -> Result<()> {
 pub(crate) fn parse_seconds(args: &[String], default: u64) -> Result<u64> {
     match args {
         [] => Ok(default),
-        [flag, n] if flag == "--seconds" => {
-            n.parse().with_context(|| format!("--seconds takes a whole number, got `{n}`"))
-        }
+        [flag, n] if flag == "--seconds" => n
+            .parse()
+            .with_context(|| format!("--seconds takes a whole number, got `{n}`")),
         _ => bail!("expected `--seconds N`, got `{}`", args.join(" ")),
     }
 }

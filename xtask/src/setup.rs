@@ -20,8 +20,11 @@ pub(crate) fn ensure_demo_prerequisites() -> Result<()> {
 
 /// Installs the Debian packages whose binaries are missing (apt-get; through sudo when not root).
 pub(crate) fn ensure_packages(wanted: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> =
-        wanted.iter().filter(|(bin, _)| !have_binary(bin)).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(bin, _)| !have_binary(bin))
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -33,11 +36,19 @@ pub(crate) fn ensure_packages(wanted: &[(&str, &str)]) -> Result<()> {
     }
     let root = is_root();
     if !root && !have_binary("sudo") {
-        bail!("missing: {}; run `apt-get install {}` as root", missing.join(", "), missing.join(" "));
+        bail!(
+            "missing: {}; run `apt-get install {}` as root",
+            missing.join(", "),
+            missing.join(" ")
+        );
     }
     eprintln!("xtask: installing {} (apt-get)", missing.join(", "));
     let apt = |args: &[&str]| -> Result<()> {
-        let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
         if !root {
             cmd.arg("apt-get");
         }
@@ -64,7 +75,10 @@ pub(crate) fn ensure_packages(wanted: &[(&str, &str)]) -> Result<()> {
 }
 
 fn ensure_cargo_tool(bin: &str, krate: &str) -> Result<()> {
-    let present = Command::new(bin).arg("--version").output().is_ok_and(|o| o.status.success())
+    let present = Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
         || Command::new("cargo")
             .args([bin.trim_start_matches("cargo-"), "--version"])
             .output()
@@ -77,7 +91,9 @@ fn ensure_cargo_tool(bin: &str, krate: &str) -> Result<()> {
 }
 
 pub(crate) fn have_binary(name: &str) -> bool {
-    let Some(path) = std::env::var_os("PATH") else { return false };
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .any(|dir| dir.join(name).is_file())
