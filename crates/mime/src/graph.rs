@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::fingerprint::synthesized_message_id;
 use crate::flags::{Flags, InternalDate};
-use crate::normalize::{AttachmentKind, Mailbox, extract, parse_message};
+use crate::normalize::{Mailbox, extract, parse_message};
 use crate::problem::{Converted, Problem, ProblemKind, Severity};
 
 /// Attachments strictly smaller than this (decoded bytes) may go inline in the create
@@ -613,7 +613,7 @@ pub fn to_graph_with(
                 name: info.name,
                 content_type: info.content_type,
                 content_id: info.content_id,
-                is_inline: info.is_inline && info.kind == AttachmentKind::File,
+                is_inline: info.is_inline,
                 data,
             });
         }

@@ -473,6 +473,23 @@ fn declared_ascii_but_utf8(part: &MessagePart<'_>, text: &str) -> Option<String>
     String::from_utf8(bytes?).ok()
 }
 
+/// The transfer-decoded bytes of a leaf part, from the buffer it was parsed from.
+fn original_bytes<'a>(part: &MessagePart<'_>, raw: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+    if part.is_encoding_problem {
+        return None;
+    }
+    let slice = raw.get(part.offset_body as usize..part.offset_end as usize)?;
+    match part.encoding {
+        mail_parser::Encoding::None => Some(Cow::Borrowed(slice)),
+        mail_parser::Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(slice).map(Cow::Owned)
+        }
+        mail_parser::Encoding::Base64 => {
+            mail_parser::decoders::base64::base64_decode(slice).map(Cow::Owned)
+        }
+    }
+}
+
 fn charset_known(charset: &str) -> bool {
     mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_some()
         || matches!(
@@ -647,7 +664,11 @@ pub(crate) fn extract<'a>(
         let content_type = content_type_of(part);
         let kind = kind_of(&content_type, &part.body);
         let data: Cow<'a, [u8]> = match &part.body {
-            PartType::Text(t) | PartType::Html(t) => Cow::Borrowed(t.as_bytes()),
+            // Text attachments keep their original bytes (original charset), not the
+            // UTF-8 the parser decoded them to; the decoded text is the fallback.
+            PartType::Text(t) | PartType::Html(t) => {
+                original_bytes(part, raw).unwrap_or(Cow::Borrowed(t.as_bytes()))
+            }
             PartType::Binary(b) | PartType::InlineBinary(b) => Cow::Borrowed(b.as_ref()),
             PartType::Message(m) => {
                 // Unencoded nested messages share the outer buffer: use the part's own range.

@@ -216,3 +216,84 @@ fn specific_fixture_expectations() {
     let v = serde_json::to_value(to_graph(&get("read-receipt"), &flags, None).value).unwrap();
     assert_eq!(v["isReadReceiptRequested"], true);
 }
+
+#[test]
+fn repairs_make_every_fixture_transport_clean() {
+    use o365_migrate_mime::{EXCHANGE_IMAP_MAX_LINE, RepairOptions, repair};
+    let date = internal_date();
+    for (name, raw) in fixtures() {
+        // Off by default: nothing changes.
+        let none = repair(&raw, &RepairOptions::none(), Some(&date));
+        assert_eq!(
+            &none.value[..],
+            &raw[..],
+            "{name}: default repairs changed bytes"
+        );
+        assert!(none.problems.is_empty(), "{name}");
+
+        let r = repair(&raw, &RepairOptions::all(), Some(&date));
+        let out = &r.value[..];
+        assert_eq!(
+            r.value,
+            repair(&raw, &RepairOptions::all(), Some(&date)).value,
+            "{name}: not deterministic"
+        );
+        // Only CRLF line endings.
+        for (i, &b) in out.iter().enumerate() {
+            if b == b'\n' {
+                assert!(i > 0 && out[i - 1] == b'\r', "{name}: bare LF at {i}");
+            }
+            if b == b'\r' {
+                assert_eq!(out.get(i + 1), Some(&b'\n'), "{name}: bare CR at {i}");
+            }
+        }
+        // No over-long line.
+        for line in out.split(|&b| b == b'\n') {
+            assert!(
+                line.len() <= EXCHANGE_IMAP_MAX_LINE + 1,
+                "{name}: long line"
+            );
+        }
+        // ASCII-only header block, with a Date and a sane Message-ID.
+        let n = normalize(out);
+        assert!(
+            n.value.message_id.is_some(),
+            "{name}: no Message-ID after repair"
+        );
+        assert!(
+            n.value.date.is_some() || name == "bad-date",
+            "{name}: no Date after repair"
+        );
+        let header_end = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(out.len());
+        assert!(
+            out[..header_end].is_ascii(),
+            "{name}: 8-bit header bytes left"
+        );
+        // Repairs keep what a reader sees (subject and text body) where the input was
+        // readable to begin with.
+        let before = normalize(&raw).value;
+        if name != "mixed-line-endings" {
+            assert_eq!(n.value.subject, before.subject, "{name}: subject changed");
+            assert_eq!(
+                n.value
+                    .attachments
+                    .iter()
+                    .map(|a| &a.sha256)
+                    .collect::<Vec<_>>(),
+                before
+                    .attachments
+                    .iter()
+                    .map(|a| &a.sha256)
+                    .collect::<Vec<_>>(),
+                "{name}: attachments changed"
+            );
+        }
+        // Every change is recorded.
+        if out != &raw[..] {
+            assert!(!r.problems.is_empty(), "{name}: unrecorded repair");
+        }
+    }
+}
