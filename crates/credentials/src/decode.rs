@@ -118,7 +118,6 @@ pub(crate) fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> Decoded<'_> 
             },
             Err(e) if forced.is_none() && !bom => {
                 let valid = e.valid_up_to();
-                let bad = body.get(valid).copied().unwrap_or(0);
                 let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(body);
                 let prefix = body.get(..valid).unwrap_or(&[]);
                 let (prefix_text, _) =
@@ -129,9 +128,7 @@ pub(crate) fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> Decoded<'_> 
                         severity: Severity::Warning,
                         code: ProblemCode::NotUtf8,
                         offset,
-                        message: format!(
-                            "the file is not UTF-8 (byte 0x{bad:02X} here); read it as Windows-1252"
-                        ),
+                        message: "the file is not UTF-8 (first non-UTF-8 byte here); read it as Windows-1252".into(),
                         hint: "check accented names and passwords; to be sure, save the file as \"CSV UTF-8\" in Excel or pass the encoding explicitly".into(),
                     });
                 } else {
@@ -139,9 +136,7 @@ pub(crate) fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> Decoded<'_> 
                         severity: Severity::Error,
                         code: ProblemCode::BadEncoding,
                         offset,
-                        message: format!(
-                            "the file mixes UTF-8 with other bytes (byte 0x{bad:02X} here is not UTF-8): no single encoding reads it correctly"
-                        ),
+                        message: "the file mixes UTF-8 with other bytes (first non-UTF-8 byte here): no single encoding reads it correctly".into(),
                         hint: "the file was pasted together from differently encoded sources; re-export it from the spreadsheet as \"CSV UTF-8\", or pass the encoding explicitly".into(),
                     });
                 }

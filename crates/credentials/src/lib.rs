@@ -64,3 +64,8 @@ pub use report::{
 };
 pub use schema::{ColumnMapping, ColumnRef, Field, HeaderMode, column_letter};
 pub use secret::{PasswordKind, PasswordSource, Secret};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -838,7 +838,13 @@ impl<'o> Reader<'o> {
             }
             _ => {}
         }
-        let width = if has_header { Some(header_width) } else { None };
+        // Without a header the mapping says how wide a row is; a wider row is misaligned (often a
+        // password with an unquoted delimiter) and must not be read cell by cell.
+        let width = if has_header {
+            Some(header_width)
+        } else {
+            self.options.mapping.as_ref().map(ColumnMapping::width)
+        };
         Layout {
             header_line,
             column_of,
@@ -868,7 +874,7 @@ impl<'o> Reader<'o> {
             let against = if layout.header_line.is_some() {
                 "the header"
             } else {
-                "the first row"
+                "the column mapping"
             };
             self.push(
                 Severity::Error,

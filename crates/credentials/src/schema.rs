@@ -192,6 +192,8 @@ pub enum ColumnRef {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ColumnMapping {
     entries: Vec<(Field, ColumnRef)>,
+    /// Columns a positional mapping declares (including skipped `-` ones).
+    declared: usize,
 }
 
 impl ColumnMapping {
@@ -211,6 +213,21 @@ impl ColumnMapping {
         &self.entries
     }
 
+    /// How many columns a file without a header row may have: the highest mapped column, or
+    /// more when a positional mapping skips trailing columns with `-`.
+    pub fn width(&self) -> usize {
+        let mapped = self
+            .entries
+            .iter()
+            .filter_map(|(_, c)| match c {
+                ColumnRef::Index(i) => Some(i + 1),
+                ColumnRef::Name(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
+        mapped.max(self.declared)
+    }
+
     /// Whether any column is given by header name (then the file must have a header row).
     pub fn uses_names(&self) -> bool {
         self.entries
@@ -224,6 +241,7 @@ impl FromStr for ColumnMapping {
     fn from_str(s: &str) -> Result<Self, Error> {
         let parts: Vec<&str> = s.split(',').map(str::trim).collect();
         let mut entries = Vec::new();
+        let mut declared = 0;
         if parts.iter().any(|p| p.contains('=')) {
             for part in parts.iter().filter(|p| !p.is_empty()) {
                 let Some((field, col)) = part.split_once('=') else {
@@ -236,6 +254,7 @@ impl FromStr for ColumnMapping {
                 entries.push((field, parse_column(col.trim())?));
             }
         } else {
+            declared = parts.len();
             for (i, part) in parts.iter().enumerate() {
                 if part.is_empty() || *part == "-" || *part == "_" {
                     continue;
@@ -259,7 +278,7 @@ impl FromStr for ColumnMapping {
             }
             seen.push(*f);
         }
-        Ok(ColumnMapping { entries })
+        Ok(ColumnMapping { entries, declared })
     }
 }
 
