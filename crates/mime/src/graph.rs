@@ -401,6 +401,22 @@ pub fn to_graph_with(
         },
     };
 
+    let mut body = body;
+    if body.content.contains('\0') {
+        body.content.retain(|c| c != '\0');
+        problems.push(Problem::new(
+            Severity::Approximated,
+            ProblemKind::BrokenPart,
+            "NUL characters removed from the body; an Exchange item body cannot be relied on to keep them",
+        ));
+    }
+    if view.from.is_empty() {
+        problems.push(Problem::new(
+            Severity::Approximated,
+            ProblemKind::Address,
+            "no From address; Exchange will show the item without a sender or as the mailbox owner",
+        ));
+    }
     if view.from.len() > 1 {
         problems.push(Problem::new(
             Severity::Approximated,

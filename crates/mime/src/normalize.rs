@@ -490,6 +490,23 @@ fn original_bytes<'a>(part: &MessagePart<'_>, raw: &'a [u8]) -> Option<Cow<'a, [
     }
 }
 
+/// A part declared UTF-8 whose bytes are not UTF-8 (a classic mislabelled Latin-1 or
+/// windows-1252 body): the text read as windows-1252.
+fn declared_utf8_but_not(part: &MessagePart<'_>, text: &str, raw: &[u8]) -> Option<String> {
+    if !text.contains('\u{FFFD}') {
+        return None;
+    }
+    let cs = part.content_type()?.attribute("charset")?;
+    if !(cs.eq_ignore_ascii_case("utf-8") || cs.eq_ignore_ascii_case("utf8")) {
+        return None;
+    }
+    let bytes = original_bytes(part, raw)?;
+    if std::str::from_utf8(&bytes).is_ok() {
+        return None;
+    }
+    mail_parser::decoders::charsets::map::charset_decoder(b"windows-1252").map(|f| f(&bytes))
+}
+
 fn charset_known(charset: &str) -> bool {
     mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_some()
         || matches!(
@@ -541,18 +558,29 @@ pub(crate) fn extract<'a>(
         .and_then(to_internal_date);
 
     // Bodies: HTML when there is an HTML part (inline text parts converted), else text.
-    let mut ascii_fixed = Vec::new();
-    let mut text_of = |i: u32, t: &'a str| -> Cow<'a, str> {
-        match msg.part(i).and_then(|p| declared_ascii_but_utf8(p, t)) {
-            Some(fixed) => {
-                if !ascii_fixed.contains(&i) {
-                    ascii_fixed.push(i);
+    let mut charset_fixed: Vec<(u32, &'static str)> = Vec::new();
+    let mut text_of =
+        |i: u32, t: &'a str| -> Cow<'a, str> {
+            let fixed =
+                msg.part(i).and_then(|p| {
+                    declared_ascii_but_utf8(p, t)
+                        .map(|f| (f, "is declared US-ASCII but holds UTF-8; read as UTF-8"))
+                        .or_else(|| {
+                            declared_utf8_but_not(p, t, raw).map(|f| {
+                        (f, "is declared UTF-8 but is not valid UTF-8; read as windows-1252")
+                    })
+                        })
+                });
+            match fixed {
+                Some((text, why)) => {
+                    if !charset_fixed.iter().any(|(j, _)| *j == i) {
+                        charset_fixed.push((i, why));
+                    }
+                    Cow::Owned(text)
                 }
-                Cow::Owned(fixed)
+                None => Cow::Borrowed(t),
             }
-            None => Cow::Borrowed(t),
-        }
-    };
+        };
     let has_html = msg
         .html_body
         .iter()
@@ -580,11 +608,11 @@ pub(crate) fn extract<'a>(
                 .push_str(&text_of(i, t));
         }
     }
-    for i in ascii_fixed {
+    for (i, why) in &charset_fixed {
         problems.push(Problem::new(
             Severity::Repaired,
             ProblemKind::Charset,
-            format!("MIME part {i} is declared US-ASCII but holds UTF-8; read as UTF-8"),
+            format!("MIME part {i} {why}"),
         ));
     }
 
@@ -639,7 +667,11 @@ pub(crate) fn extract<'a>(
                 .get(part.offset_body as usize..part.offset_end as usize)
                 .unwrap_or_default();
             // Literal U+FFFD in the source is not a decoding problem.
-            if !raw_part.windows(3).any(|w| w == "\u{FFFD}".as_bytes()) && !unknown_charset {
+            let fixed = charset_fixed.iter().any(|(j, _)| *j as usize == i);
+            if !raw_part.windows(3).any(|w| w == "\u{FFFD}".as_bytes())
+                && !unknown_charset
+                && !fixed
+            {
                 problems.push(Problem::new(
                     Severity::Approximated,
                     ProblemKind::Charset,
