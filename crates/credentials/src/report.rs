@@ -301,7 +301,7 @@ impl CheckReport {
         );
         let limit = match self.row_limit {
             Some(l) if l == crate::MICROSOFT_ROW_LIMIT => {
-                format!("limit {l}, as Microsoft's IMAP migration batches")
+                format!("limit {l}, Microsoft's cap for an IMAP migration batch")
             }
             Some(l) if l > crate::MICROSOFT_ROW_LIMIT => format!(
                 "limit {l}, raised above Microsoft's {} for IMAP migration batches",
