@@ -270,16 +270,20 @@ fn main() {
 
     let flags = Flags::from_imap(["\\Seen"]);
     let date = InternalDate::new(1_715_000_000, 120);
+    let small_only = std::env::args().any(|a| a == "--small-only");
+    // `--small-only` (for profiling) times the small-message set alone.
+    let whole: &[Vec<u8>] = if small_only { &corpus[..1] } else { &corpus };
+    let total = if small_only { corpus[0].len() } else { total };
     let fp = measure(
         "fingerprint (SHA-256 + header key)",
-        &corpus,
+        whole,
         total,
         rounds,
         |m| {
             black_box(fingerprint(black_box(m)));
         },
     );
-    let parse = measure("parse only (mail-parser)", &corpus, total, rounds, |m| {
+    let parse = measure("parse only (mail-parser)", whole, total, rounds, |m| {
         black_box(
             mail_parser::MessageParser::new()
                 .with_mime_headers()
@@ -288,7 +292,7 @@ fn main() {
     });
     let pf = measure(
         "parse + normalize + fingerprint",
-        &corpus,
+        whole,
         total,
         rounds,
         |m| {
@@ -298,7 +302,7 @@ fn main() {
     );
     let pfg = measure(
         "parse + fingerprint + Graph conversion",
-        &corpus,
+        whole,
         total,
         rounds,
         |m| {

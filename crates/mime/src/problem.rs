@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// How bad a [`Problem`] is for fidelity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Severity {
@@ -18,7 +20,9 @@ pub enum Severity {
 }
 
 /// What a [`Problem`] is about. Stable, machine-readable codes (kebab-case in JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ProblemKind {
@@ -87,7 +91,7 @@ impl ProblemKind {
 }
 
 /// One thing that was repaired, approximated or lost while reading or converting a message.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// How bad it is.
     pub severity: Severity,
