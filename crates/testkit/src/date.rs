@@ -29,6 +29,14 @@ impl ImapDate {
         })
     }
 
+    /// Builds a UTC (`+0000`) date from seconds since the Unix epoch.
+    pub fn from_unix_utc(unix_seconds: i64) -> Self {
+        ImapDate {
+            unix: unix_seconds,
+            offset_minutes: 0,
+        }
+    }
+
     /// Seconds since the Unix epoch (the instant, independent of the offset).
     pub fn unix_seconds(&self) -> i64 {
         self.unix

@@ -7,8 +7,8 @@
 //!   own config, passwd-file users, a master user, a CA and server certificate generated at
 //!   run time, plain (STARTTLS) and implicit-TLS listeners on ephemeral ports; stopped on drop.
 //! - [`Client`]: a small async IMAP client (plain, STARTTLS, TLS) for loading and checking.
-//! - `corpus` (next): a seeded generator of realistic messages, loaded by APPEND, returning
-//!   a manifest to verify against.
+//! - [`corpus`]: a seeded generator of realistic messages, loaded by APPEND, returning a
+//!   [`Manifest`] to verify against ([`Manifest::verify`]).
 //!
 //! ```no_run
 //! # async fn demo() -> o365_migrate_testkit::Result<()> {
@@ -23,14 +23,17 @@
 
 mod certs;
 pub mod client;
+pub mod corpus;
 pub mod date;
 pub mod dovecot;
 mod error;
+mod rng;
 pub mod utf7;
 
 pub use client::{
     AppendRequest, Client, FetchedMessage, ListEntry, MailboxStatus, Selected, TlsTrust,
 };
+pub use corpus::{Corpus, CorpusProfile, Manifest, ManifestEntry, VerifyReport};
 pub use date::ImapDate;
 pub use dovecot::{Dovecot, DovecotOptions, User};
 pub use error::{Error, Result, missing_dovecot_message};
