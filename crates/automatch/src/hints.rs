@@ -9,6 +9,11 @@ use crate::normalize::{self, Map, Translit, map_with};
 /// one lookup expensive. Postings are in directory-id order, so the cut is
 /// deterministic.
 const MAX_POSTINGS: usize = 256;
+/// Postings taken from a weak key (given name, display word) when nothing
+/// strong was found.
+const MAX_WEAK_POSTINGS: usize = 32;
+/// Postings of a weak key searched to confirm existing candidates.
+const MAX_WEAK_SCAN: usize = 8192;
 /// Candidates refined with an edit distance.
 const REFINE: usize = 16;
 
@@ -141,16 +146,43 @@ impl HintIndex {
         probes.dedup_by(|a, b| a.0 as u8 == b.0 as u8 && a.1 == b.1);
 
         // (target, score, field mask)
+        // Strong evidence (local part, surname) proposes candidates; weak
+        // evidence (given name, display words) only adds to them, unless
+        // nothing strong was found (then a few weak candidates are taken).
         let mut acc: Map<u32, (u32, u8)> = map_with(64);
+        let mut strong = true;
         for (field, v) in &probes {
-            {
-                for t in self.map.get(&key(*field, v)).take(MAX_POSTINGS) {
-                    let e = acc.entry(t).or_insert((0, 0));
-                    let bit = 1u8 << (*field as u8);
-                    if e.1 & bit == 0 {
-                        e.0 += WEIGHT[*field as usize];
+            let bit = 1u8 << (*field as u8);
+            let weight = WEIGHT[*field as usize];
+            let weak = matches!(field, Field::Given | Field::Display);
+            if weak && strong {
+                strong = false;
+                if !acc.is_empty() {
+                    // Switch to "only add" mode for the rest of the probes.
+                    acc.shrink_to_fit();
+                }
+            }
+            let postings = self.map.get(&key(*field, v));
+            if weak && !acc.is_empty() {
+                let list: Vec<u32> = postings.take(MAX_WEAK_SCAN).collect();
+                for (t, e) in acc.iter_mut() {
+                    if e.1 & bit == 0 && list.binary_search(t).is_ok() {
+                        e.0 += weight;
                         e.1 |= bit;
                     }
+                }
+                continue;
+            }
+            let cap = if weak {
+                MAX_WEAK_POSTINGS
+            } else {
+                MAX_POSTINGS
+            };
+            for t in postings.take(cap) {
+                let e = acc.entry(t).or_insert((0, 0));
+                if e.1 & bit == 0 {
+                    e.0 += weight;
+                    e.1 |= bit;
                 }
             }
         }

@@ -121,18 +121,19 @@ enum Decision {
 }
 
 /// Source-side keys, computed once per source.
-struct SourceKeys {
+struct SourceKeys<'a> {
+    source: &'a SourceIdentity,
     /// Normalised addresses (login and address), deduplicated.
     addrs: Vec<String>,
     /// Same addresses trimmed but case kept (for case-sensitive local parts).
     raw_addrs: Vec<String>,
     /// (first, last) alphanumeric folded name variants.
-    names: Vec<(String, String)>,
+    names: std::cell::OnceCell<Vec<(String, String)>>,
     /// Display key variants (display name, else "first last").
-    display: Vec<String>,
+    display: std::cell::OnceCell<Vec<String>>,
 }
 
-fn source_keys(s: &SourceIdentity) -> SourceKeys {
+fn source_keys(s: &SourceIdentity) -> SourceKeys<'_> {
     let mut addrs = Vec::new();
     let mut raw_addrs = Vec::new();
     for raw in std::iter::once(s.login.as_str()).chain(s.address.as_deref()) {
@@ -143,22 +144,39 @@ fn source_keys(s: &SourceIdentity) -> SourceKeys {
             raw_addrs.push(raw.trim().to_owned());
         }
     }
-    let first = s.first.as_deref().unwrap_or("").trim();
-    let last = s.last.as_deref().unwrap_or("").trim();
-    let names = name_variants(first, last);
-    let display_src = match s.display.as_deref().map(str::trim) {
-        Some(d) if !d.is_empty() => d.to_owned(),
-        _ => format!("{first} {last}"),
-    };
-    let display = normalize::variants(&display_src, true, normalize::display_key)
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .collect();
     SourceKeys {
+        source: s,
         addrs,
         raw_addrs,
-        names,
-        display,
+        names: std::cell::OnceCell::new(),
+        display: std::cell::OnceCell::new(),
+    }
+}
+
+impl SourceKeys<'_> {
+    /// Name variants, computed on first use (most sources are decided by
+    /// an address rule before any name rule runs).
+    fn names(&self) -> &[(String, String)] {
+        self.names.get_or_init(|| {
+            let first = self.source.first.as_deref().unwrap_or("").trim();
+            let last = self.source.last.as_deref().unwrap_or("").trim();
+            name_variants(first, last)
+        })
+    }
+
+    fn display(&self) -> &[String] {
+        self.display.get_or_init(|| {
+            let first = self.source.first.as_deref().unwrap_or("").trim();
+            let last = self.source.last.as_deref().unwrap_or("").trim();
+            let display_src = match self.source.display.as_deref().map(str::trim) {
+                Some(d) if !d.is_empty() => d.to_owned(),
+                _ => format!("{first} {last}"),
+            };
+            normalize::variants(&display_src, true, normalize::display_key)
+                .into_iter()
+                .filter(|k| !k.is_empty())
+                .collect()
+        })
     }
 }
 
@@ -613,7 +631,8 @@ impl Matcher {
         let keys = source_keys(s);
         for rule in &self.rules {
             let e = self.eval(rule, &keys);
-            let (verdict, d) = self.verdict(rule, e.hits, e.not_applicable.as_deref());
+            let (verdict, d) =
+                self.verdict(rule, e.hits, e.not_applicable.as_deref(), trace.is_some());
             let decides = decision.is_none() && d.is_some();
             if decides {
                 decision = d;
@@ -623,7 +642,7 @@ impl Matcher {
                     rule: rule.name.clone(),
                     kind: rule.kind.to_owned(),
                     keys: e.keys,
-                    verdict,
+                    verdict: verdict.unwrap_or(Verdict::NoMatch),
                     decided: decides,
                 }),
                 None if decision.is_some() => break,
@@ -643,12 +662,13 @@ impl Matcher {
         rule: &CompiledRule,
         mut hits: Vec<Hit>,
         na: Option<&str>,
-    ) -> (Verdict, Option<Decision>) {
+        want: bool,
+    ) -> (Option<Verdict>, Option<Decision>) {
         if let Some(r) = na {
             return (
-                Verdict::NotApplicable {
+                want.then(|| Verdict::NotApplicable {
                     reason: r.to_owned(),
-                },
+                }),
                 None,
             );
         }
@@ -663,7 +683,7 @@ impl Matcher {
             via: h.via.clone(),
         };
         match live.len() {
-            0 if dead.is_empty() => (Verdict::NoMatch, None),
+            0 if dead.is_empty() => (want.then_some(Verdict::NoMatch), None),
             0 => {
                 let reason = format!(
                     "rule {} found only excluded targets: {}",
@@ -674,26 +694,27 @@ impl Matcher {
                         .join(", ")
                 );
                 (
-                    Verdict::OnlyExcluded(dead.iter().map(cand).collect()),
+                    want.then(|| Verdict::OnlyExcluded(dead.iter().map(cand).collect())),
                     Some(Decision::Unmatched {
                         reason: Some(reason),
                     }),
                 )
             }
             1 => {
-                let h = &live[0];
+                let verdict = want.then(|| Verdict::Match(cand(&live[0])));
+                let h = live.into_iter().next();
                 (
-                    Verdict::Match(cand(h)),
-                    Some(Decision::Matched {
+                    verdict,
+                    h.map(|h| Decision::Matched {
                         t: h.t,
                         rule: rule.name.clone(),
                         confidence: h.confidence,
-                        via: h.via.clone(),
+                        via: h.via,
                     }),
                 )
             }
             _ => (
-                Verdict::Ambiguous(live.iter().map(cand).collect()),
+                want.then(|| Verdict::Ambiguous(live.iter().map(cand).collect())),
                 Some(Decision::Ambiguous {
                     rule: rule.name.clone(),
                     cands: live.into_iter().map(|h| (h.t, h.via)).collect(),
@@ -769,7 +790,7 @@ impl Matcher {
         }
     }
 
-    fn eval(&self, rule: &CompiledRule, k: &SourceKeys) -> Eval {
+    fn eval(&self, rule: &CompiledRule, k: &SourceKeys<'_>) -> Eval {
         let mut hits = Vec::new();
         let mut keys = Vec::new();
         let conf = rule.confidence;
@@ -830,10 +851,10 @@ impl Matcher {
                 by_local,
                 by_target_name,
             } => {
-                if k.names.is_empty() && k.addrs.is_empty() {
+                if k.names().is_empty() && k.addrs.is_empty() {
                     return Eval::na("source has neither first+last name nor an address");
                 }
-                for (f, l) in &k.names {
+                for (f, l) in k.names() {
                     for p in patterns {
                         if let Some(key) = p.render(f, l) {
                             {
@@ -878,10 +899,10 @@ impl Matcher {
                 }
             }
             Body::FullName { index } => {
-                if k.names.is_empty() {
+                if k.names().is_empty() {
                     return Eval::na("source has no first+last name");
                 }
-                for (f, l) in &k.names {
+                for (f, l) in k.names() {
                     let key = format!("{f} {l}");
                     {
                         for t in index.get(&key) {
@@ -896,10 +917,10 @@ impl Matcher {
                 }
             }
             Body::DisplayName { index } => {
-                if k.display.is_empty() {
+                if k.display().is_empty() {
                     return Eval::na("source has no display name or first+last name");
                 }
-                for key in &k.display {
+                for key in k.display() {
                     {
                         for t in index.get(key) {
                             hits.push(Hit {
