@@ -25,6 +25,15 @@ pub struct ImapLogin {
 }
 
 impl ImapLogin {
+    /// A login from its parts (the IMAP layer's own tests, or credentials from elsewhere).
+    pub fn new(authcid: impl Into<String>, authzid: Option<String>, secret: Secret) -> Self {
+        ImapLogin {
+            authcid: authcid.into(),
+            authzid,
+            secret,
+        }
+    }
+
     /// The SASL PLAIN message `authzid NUL authcid NUL password` (RFC 4616), still secret;
     /// base64-encode it for `AUTHENTICATE PLAIN`.
     pub fn sasl_plain(&self) -> Secret {

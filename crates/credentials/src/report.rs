@@ -15,7 +15,8 @@ pub const MASK: &str = "********";
 pub struct Location {
     /// The file as named by the caller.
     pub file: String,
-    /// 1-based line (physical line of the text, counting line breaks inside quoted fields).
+    /// 1-based line (physical line of the text, counting line breaks inside quoted fields); 0 when
+    /// the location is a setting rather than a place in a file (`file` then names the setting).
     pub line: usize,
     /// 1-based character column on that line.
     pub column: usize,
@@ -26,6 +27,10 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            // Not a place in a file (e.g. a password given on the command line).
+            return f.write_str(&self.file);
+        }
         write!(f, "{}:{}:{}", self.file, self.line, self.column)?;
         if let Some(cell) = &self.cell {
             write!(f, " [column {cell}]")?;

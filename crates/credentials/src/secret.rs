@@ -138,6 +138,33 @@ impl PasswordSource {
         Ok(PasswordSource { kind, at })
     }
 
+    /// Interprets a password given outside a CSV file (e.g. the admin password on the command
+    /// line or in a config file) with the same rules as a cell: `env:NAME`, `file:PATH`,
+    /// `literal:VALUE`, or the password itself. `what` names the setting in errors.
+    ///
+    /// ```
+    /// use o365_migrate_credentials::{PasswordKind, PasswordSource};
+    /// let src = PasswordSource::from_spec("env:ADMIN_PW", "--admin-password").unwrap();
+    /// assert_eq!(src.kind(), PasswordKind::Env("ADMIN_PW".into()));
+    /// assert!(PasswordSource::from_spec("env:not valid", "--admin-password").is_err());
+    /// ```
+    pub fn from_spec(spec: &str, what: &str) -> Result<Self, Error> {
+        if spec.is_empty() {
+            return Err(Error::options(
+                format!("{what} is empty"),
+                "give the password, env:NAME or file:PATH",
+            ));
+        }
+        let at = CellAt {
+            file: Arc::from(what),
+            line: 0,
+            column: 0,
+            cell: None,
+        };
+        PasswordSource::from_cell(spec, at, None, true)
+            .map_err(|(message, hint)| Error::options(format!("{what}: {message}"), hint))
+    }
+
     /// A password given directly (not read from a file).
     pub fn inline(secret: Secret) -> Self {
         PasswordSource {

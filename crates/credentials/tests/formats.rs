@@ -483,3 +483,18 @@ fn every_problem_in_errors_csv_is_located() {
             .all(|p| !p.hint.is_empty() && p.location.file.ends_with("errors.csv"))
     );
 }
+
+#[test]
+fn admin_password_spec_resolves_with_named_errors() {
+    use o365_migrate_credentials::PasswordSource;
+    let lit = PasswordSource::from_spec("literal:env:x", "--admin-password").unwrap();
+    assert_eq!(lit.resolve().unwrap().expose(), "env:x");
+    let missing = PasswordSource::from_spec("env:O365M_SPEC_UNSET", "--admin-password").unwrap();
+    let err = missing.resolve().unwrap_err().to_string();
+    assert!(
+        err.starts_with("--admin-password: environment variable O365M_SPEC_UNSET is not set"),
+        "{err}"
+    );
+    assert!(PasswordSource::from_spec("", "--admin-password").is_err());
+    assert!(PasswordSource::from_spec("file:", "--admin-password").is_err());
+}
