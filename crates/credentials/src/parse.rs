@@ -324,5 +324,18 @@ mod tests {
         assert_eq!(detect_delimiter("a\tb\n1\t2\n"), (b'\t', true));
         assert_eq!(detect_delimiter("a|b\n1|2\n"), (b'|', true));
         assert_eq!(detect_delimiter("abc\n"), (b',', false));
+        // Delimiters of the other kinds inside values do not mislead it.
+        assert_eq!(
+            detect_delimiter("Login,Password\na,x;y\nb,p;q;r\n"),
+            (b',', true)
+        );
+        assert_eq!(
+            detect_delimiter("Login;Password;Name\na;b;Doe, John\nc;d;Roe, Jane, Dr\n"),
+            (b';', true)
+        );
+        assert_eq!(
+            detect_delimiter("Login\tPassword\na\tp,q;r|s\n"),
+            (b'\t', true)
+        );
     }
 }

@@ -612,7 +612,13 @@ impl<'o> Reader<'o> {
     /// Decides header, column fields and format from the first record.
     fn layout(&mut self, first: &RawRecord<'_>) -> Layout {
         let header_cells: Vec<&str> = first.fields.iter().map(|f| f.value.as_ref()).collect();
-        let looks_like_header = header_cells.iter().any(|c| Field::from_header(c).is_some());
+        // A header names at least two fields (or is a single recognised column); one data cell
+        // that happens to read like a header name (`root`, `user`) is not enough.
+        let recognised = header_cells
+            .iter()
+            .filter(|c| Field::from_header(c).is_some())
+            .count();
+        let looks_like_header = recognised >= 2 || (recognised == 1 && header_cells.len() == 1);
         let has_header = match (&self.options.mapping, self.options.header) {
             (_, HeaderMode::Present) => true,
             (_, HeaderMode::Absent) => false,
@@ -778,6 +784,16 @@ impl<'o> Reader<'o> {
             .collect();
 
         let header_line = has_header.then_some(first.line);
+        if !has_header && self.options.header == HeaderMode::Auto {
+            let loc = self.loc(first.line, 1, None);
+            self.push(
+                Severity::Warning,
+                ProblemCode::HeaderAssumed,
+                loc,
+                "no header row recognised: this first row is read as data".into(),
+                "if the file has a header with other names, say so (header present) or map columns by header name; say \"no header\" explicitly to silence this warning",
+            );
+        }
         let mut usable = true;
         let hl = first.line;
         if !column_of.contains_key(&Field::Login) {

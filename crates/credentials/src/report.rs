@@ -70,6 +70,9 @@ pub enum ProblemCode {
     TextAfterQuote,
     /// No header row was recognised and no mapping was given.
     NoHeader,
+    /// With an index-only mapping, the first row was not recognised as a header and is read
+    /// as data.
+    HeaderAssumed,
     /// A header column that maps to no field (ignored).
     UnknownColumn,
     /// Two columns map to the same field.

@@ -498,3 +498,50 @@ fn admin_password_spec_resolves_with_named_errors() {
     assert!(PasswordSource::from_spec("", "--admin-password").is_err());
     assert!(PasswordSource::from_spec("file:", "--admin-password").is_err());
 }
+
+#[test]
+fn auto_header_with_index_mapping_is_never_silent() {
+    let mapping: ColumnMapping = "login,password".parse().unwrap();
+    // A first data row whose login reads like a header name is still data...
+    let p = parse_bytes(
+        b"root,toor\nadmin,pw\n",
+        "h.csv",
+        &ReadOptions::default().mapping(mapping.clone()),
+    )
+    .unwrap();
+    assert_eq!(p.report().rows, 2);
+    // ...and the guess is reported, so an unrecognised header is not silently read as a row.
+    let p = parse_bytes(
+        b"Mailbox,Secret\nx@example.com,pw\n",
+        "h.csv",
+        &ReadOptions::default().mapping(mapping.clone()),
+    )
+    .unwrap();
+    assert_eq!(p.report().rows, 2);
+    assert!(
+        p.report()
+            .problems
+            .iter()
+            .any(|p| p.code == ProblemCode::HeaderAssumed && p.location.line == 1)
+    );
+    // Saying so explicitly removes the warning.
+    let p = parse_bytes(
+        b"root,toor\n",
+        "h.csv",
+        &ReadOptions::default()
+            .mapping(mapping.clone())
+            .header(HeaderMode::Absent),
+    )
+    .unwrap();
+    assert!(p.report().problems.is_empty());
+    let p = parse_bytes(
+        b"Mailbox,Secret\nx@example.com,pw\n",
+        "h.csv",
+        &ReadOptions::default()
+            .mapping(mapping)
+            .header(HeaderMode::Present),
+    )
+    .unwrap();
+    assert_eq!((p.report().rows, p.report().header_line), (1, Some(1)));
+    assert!(p.report().problems.is_empty());
+}
