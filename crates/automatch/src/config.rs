@@ -225,6 +225,60 @@ impl Rule {
         }
     }
 
+    /// A rule with default settings from its kind or default name
+    /// (`exact-address` or `exact_address`, `domain-map`, `local-part`,
+    /// `name-pattern`, `full-name`, `display-name`); `domains` feeds a
+    /// `domain-map` (source domain → target domain). For job files that list
+    /// rules by name only.
+    pub fn by_name(
+        name: &str,
+        domains: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, Error> {
+        let rule = match name.trim().replace('_', "-").to_ascii_lowercase().as_str() {
+            "exact-address" => Rule::ExactAddress {
+                name: None,
+                confidence: None,
+                secondary_proxies: true,
+            },
+            "domain-map" => {
+                if domains.is_empty() {
+                    return Err(Error::Config(
+                        "rule 'domain-map' needs domain mappings, e.g. domains = { \"old.example\" = \"new.example\" }"
+                            .into(),
+                    ));
+                }
+                Rule::domain_map(domains.iter().map(|(f, t)| (f.as_str(), t.as_str())))
+            }
+            "local-part" => Rule::LocalPart {
+                name: None,
+                confidence: None,
+                normalize: Normalization::default(),
+                domains: Vec::new(),
+            },
+            "name-pattern" => Rule::NamePattern {
+                name: None,
+                confidence: None,
+                patterns: default_patterns(),
+                domains: Vec::new(),
+            },
+            "full-name" => Rule::FullName {
+                name: None,
+                confidence: None,
+            },
+            "display-name" => Rule::DisplayName {
+                name: None,
+                confidence: None,
+            },
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown matching rule '{other}'; use exact-address, domain-map, local-part, \
+                     name-pattern, full-name or display-name"
+                )));
+            }
+        };
+        Ok(rule)
+    }
+
     /// The rule's kind as written in the config (`exact_address`, …).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -441,6 +495,34 @@ impl Glob {
 }
 
 impl MatchConfig {
+    /// A configuration from rule names (see [`Rule::by_name`]) and a domain
+    /// map, everything else default; an empty list gives
+    /// [`default_rules`] (plus `domain-map` second when `domains` is not
+    /// empty).
+    pub fn from_names(
+        names: &[String],
+        domains: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, Error> {
+        let rules = if names.is_empty() {
+            let mut r = default_rules();
+            if !domains.is_empty() {
+                r.insert(1, Rule::by_name("domain-map", domains)?);
+            }
+            r
+        } else {
+            names
+                .iter()
+                .map(|n| Rule::by_name(n, domains))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let config = Self {
+            rules,
+            ..Self::default()
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the configuration; called by [`crate::Matcher::new`].
     pub fn validate(&self) -> Result<(), Error> {
         let mut names = std::collections::BTreeSet::new();
@@ -605,6 +687,30 @@ mod tests {
         assert!(typo.is_err());
         let bad_kind = toml::from_str::<MatchConfig>("[[rules]]\nkind = \"fuzzy\"\n");
         assert!(bad_kind.is_err());
+    }
+
+    #[test]
+    fn rules_by_name() {
+        let mut domains = std::collections::BTreeMap::new();
+        let names: Vec<String> = ["exact-address", "domain_map"].map(String::from).to_vec();
+        assert!(MatchConfig::from_names(&names, &domains).is_err());
+        domains.insert("old.example".to_owned(), "new.example".to_owned());
+        let c = MatchConfig::from_names(&names, &domains).unwrap();
+        assert_eq!(c.rules.len(), 2);
+        assert_eq!(
+            c.rules[1],
+            Rule::domain_map([("old.example", "new.example")])
+        );
+        let c = MatchConfig::from_names(&[], &domains).unwrap();
+        assert_eq!(c.rules.len(), default_rules().len() + 1);
+        assert_eq!(c.rules[1].kind(), "domain_map");
+        let e = MatchConfig::from_names(&["fuzzy".to_owned()], &domains).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown matching rule 'fuzzy'"),
+            "{e}"
+        );
+        let twice: Vec<String> = ["local-part", "local_part"].map(String::from).to_vec();
+        assert!(MatchConfig::from_names(&twice, &domains).is_err());
     }
 
     #[test]

@@ -193,6 +193,7 @@ fn explain_shows_every_rule() {
     assert!(matches!(&e.rules[4].verdict, Verdict::Match(c) if c.target.id == "u-bob"));
     assert_eq!(short(&e.outcome), "matched u-bob old-to-new 95");
     let text = e.to_string();
+    println!("{text}");
     assert!(
         text.contains(" *old-to-new [domain_map] keys: bob.smith@new.example"),
         "{text}"
