@@ -180,7 +180,26 @@ impl MatchReport {
     }
 }
 
-/// Writes mapping rows as CSV with a header line.
+/// Spreadsheet formula guard: a cell starting with `=`, `+`, `-`, `@` (or
+/// the guard `'` itself) gets a leading `'`, so opening the mapping file in
+/// a spreadsheet never runs a formula from a directory attribute.
+fn guard(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\'') => format!("'{s}"),
+        _ => s.to_owned(),
+    }
+}
+
+/// Reverses [`guard`].
+fn unguard(s: &mut String) {
+    let mut c = s.chars();
+    if c.next() == Some('\'') && matches!(c.next(), Some('=' | '+' | '-' | '@' | '\'')) {
+        s.remove(0);
+    }
+}
+
+/// Writes mapping rows as CSV with a header line. Cells that a spreadsheet
+/// would read as a formula are prefixed with `'` (removed again on reading).
 pub fn write_csv<W: Write>(rows: &[MappingRow], out: W) -> Result<(), Error> {
     let mut w = csv::Writer::from_writer(out);
     let io = |e: csv::Error| Error::Csv {
@@ -189,11 +208,11 @@ pub fn write_csv<W: Write>(rows: &[MappingRow], out: W) -> Result<(), Error> {
     };
     for r in rows {
         w.serialize(CsvRow {
-            source: r.source.clone(),
-            target: r.target.clone(),
-            rule: r.rule.clone(),
+            source: guard(&r.source),
+            target: guard(&r.target),
+            rule: guard(&r.rule),
             status: r.status.as_str().to_owned(),
-            note: r.note.clone(),
+            note: guard(&r.note),
         })
         .map_err(io)?;
     }
@@ -242,10 +261,18 @@ fn read_lines<R: Read>(input: R) -> Result<Vec<(u64, MappingRow)>, Error> {
             message: e.to_string(),
         })?;
         let line = rec.position().map_or(0, |p| p.line());
-        let row: CsvRow = rec.deserialize(Some(&headers)).map_err(|e| Error::Csv {
+        let mut row: CsvRow = rec.deserialize(Some(&headers)).map_err(|e| Error::Csv {
             line,
             message: e.to_string(),
         })?;
+        for f in [
+            &mut row.source,
+            &mut row.target,
+            &mut row.rule,
+            &mut row.note,
+        ] {
+            unguard(f);
+        }
         if row.source.is_empty() {
             if row.target.is_empty() && row.status.is_empty() {
                 continue;

@@ -115,6 +115,36 @@ fn edited_mapping_file_overrides_and_excludes() {
     assert_eq!(get("alice@old.example"), "matched u-bob manual 100");
     assert_eq!(get("bob.smith@old.example"), "excluded");
     assert_eq!(get("x9@legacy.example"), "matched u-carol display-name 60");
+
+    // A plain two-column pairs file works too.
+    let pairs =
+        Overrides::read_csv("source,target\nINFO@old.example,sales2@new.example\n".as_bytes())
+            .unwrap();
+    let r = m.run(&sources(), &pairs).unwrap();
+    assert_eq!(
+        short(&r.get("info@old.example").unwrap().outcome),
+        "matched u-shared2 manual 100"
+    );
+}
+
+#[test]
+fn formula_cells_are_guarded_and_round_trip() {
+    let rows = vec![o365_migrate_automatch::MappingRow {
+        source: "=HYPERLINK(\"http://x\")@old.example".into(),
+        target: "+1@new.example".into(),
+        rule: "-rule".into(),
+        status: Status::Matched,
+        note: "'=already quoted".into(),
+    }];
+    let mut csv = Vec::new();
+    write_csv(&rows, &mut csv).unwrap();
+    let text = String::from_utf8(csv.clone()).unwrap();
+    assert!(text.contains("\"'=HYPERLINK"), "{text}");
+    assert!(
+        text.contains(",'+1@new.example,'-rule,matched,''=already quoted"),
+        "{text}"
+    );
+    assert_eq!(read_csv(csv.as_slice()).unwrap(), rows);
 }
 
 #[test]
