@@ -383,25 +383,28 @@ pub fn to_graph_with(
     let src: &[u8] = repaired.as_deref().unwrap_or(raw);
     let msg = parse_message(src, &mut problems);
     let parsed = extract(&msg, src, raw, &mut problems);
+    let mut parsed = parsed;
+    let html_body = parsed.view.html_body.take();
+    let text_body = parsed.view.text_body.take();
+    let subject = parsed.view.subject.take().unwrap_or_default();
+    let attachments = std::mem::take(&mut parsed.attachments);
     let view = &parsed.view;
 
-    // Body: HTML preferred.
-    let body = match (&view.html_body, &view.text_body) {
-        (Some(h), _) => ItemBody {
+    // Body: HTML preferred (moved out of the view, not copied).
+    let mut body = match (html_body, text_body) {
+        (Some(content), _) => ItemBody {
             content_type: "html",
-            content: h.clone(),
+            content,
         },
-        (None, Some(t)) => ItemBody {
+        (None, Some(content)) => ItemBody {
             content_type: "text",
-            content: t.clone(),
+            content,
         },
         (None, None) => ItemBody {
             content_type: "text",
             content: String::new(),
         },
     };
-
-    let mut body = body;
     if body.content.contains('\0') {
         body.content.retain(|c| c != '\0');
         problems.push(Problem::new(
@@ -551,7 +554,7 @@ pub fn to_graph_with(
     let _ = not_mapped;
 
     let mut message = GraphMessage {
-        subject: view.subject.clone().unwrap_or_default(),
+        subject,
         body,
         from,
         sender,
@@ -580,7 +583,17 @@ pub fn to_graph_with(
     };
 
     // Attachments: inline while the budget allows, else upload session.
-    let base_len = json_len(&message) + 16; // + `,"attachments":[]`
+    // The exact JSON size matters only for the attachment budget and for bodies that may
+    // approach the limit: every raw byte yields at most 30 JSON bytes (charset widening,
+    // text-to-HTML escaping, JSON escaping, recipient objects) plus a fixed part well under
+    // 16 KiB, so small messages without attachments skip the count.
+    let may_be_large =
+        raw.len().saturating_mul(30).saturating_add(16 * 1024) > options.request_limit;
+    let base_len = if attachments.is_empty() && !may_be_large {
+        0
+    } else {
+        json_len(&message) + 16 // + `,"attachments":[]`
+    };
     if base_len > options.request_limit {
         problems.push(Problem::new(
             Severity::Lost,
@@ -593,7 +606,7 @@ pub fn to_graph_with(
     }
     let mut used = base_len;
     let engine = base64::engine::general_purpose::STANDARD;
-    for att in parsed.attachments {
+    for att in attachments {
         let info = att.info;
         let size = att.data.len();
         if size > options.upload_session_limit {
