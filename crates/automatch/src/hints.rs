@@ -34,12 +34,8 @@ pub(crate) struct HintIndex {
     locals: Vec<String>,
 }
 
-fn key(field: Field, s: &str) -> String {
-    let mut k = String::with_capacity(s.len() + 2);
-    k.push(char::from(b'0' + field as u8));
-    k.push(':');
-    k.push_str(s);
-    k
+fn key(field: Field, s: &str) -> u64 {
+    crate::index::fingerprint_tagged(field as u8, s)
 }
 
 fn folded(s: &str) -> String {
@@ -55,12 +51,12 @@ fn words(s: &str) -> impl Iterator<Item = String> + '_ {
 impl HintIndex {
     pub(crate) fn build(
         users: &[DirectoryUser],
-        addrs: &[Vec<String>],
+        addrs: &[Vec<&str>],
         excluded: &[Option<String>],
     ) -> Self {
         let mut map = KeyIndex::with_capacity(users.len() * 6);
         let mut locals = Vec::with_capacity(users.len());
-        let mut add = |k: String, t: u32| map.add(&k, t);
+        let mut add = |k: u64, t: u32| map.add_fp(k, t);
         for (t, u) in users.iter().enumerate() {
             let first_local = addrs
                 .get(t)
@@ -162,7 +158,7 @@ impl HintIndex {
                     acc.shrink_to_fit();
                 }
             }
-            let postings = self.map.get(&key(*field, v));
+            let postings = self.map.get_fp(key(*field, v));
             if weak && !acc.is_empty() {
                 let list: Vec<u32> = postings.take(MAX_WEAK_SCAN).collect();
                 for (t, e) in acc.iter_mut() {

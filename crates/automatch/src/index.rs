@@ -18,6 +18,12 @@ pub(crate) fn fingerprint(key: &str) -> u64 {
     seed().hash_one(key)
 }
 
+/// The fingerprint of a key tagged with a small field number, without
+/// building the combined string.
+pub(crate) fn fingerprint_tagged(tag: u8, key: &str) -> u64 {
+    seed().hash_one((tag, key))
+}
+
 /// Sorted `(fingerprint, value)` pairs, plus a radix directory on the top
 /// fingerprint bits so a lookup touches one small bucket.
 #[derive(Debug, Default)]
@@ -39,6 +45,11 @@ impl<V: Copy + Ord> KeyIndex<V> {
 
     pub(crate) fn add(&mut self, key: &str, v: V) {
         self.entries.push((fingerprint(key), v));
+    }
+
+    /// Adds under a precomputed fingerprint.
+    pub(crate) fn add_fp(&mut self, fp: u64, v: V) {
+        self.entries.push((fp, v));
     }
 
     /// Sorts and removes exact duplicates; call once after the last `add`.
@@ -83,7 +94,8 @@ impl<V: Copy + Ord> KeyIndex<V> {
         self.get_fp(fingerprint(key))
     }
 
-    fn get_fp(&self, fp: u64) -> impl Iterator<Item = V> + '_ {
+    /// Values stored under a precomputed fingerprint, ascending.
+    pub(crate) fn get_fp(&self, fp: u64) -> impl Iterator<Item = V> + '_ {
         let b = self.bucket(fp);
         let lo = self.starts.get(b).map_or(0, |&x| x as usize);
         let hi = self.starts.get(b + 1).map_or(0, |&x| x as usize);

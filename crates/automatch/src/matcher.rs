@@ -1094,10 +1094,10 @@ fn user_addrs(u: &DirectoryUser) -> Vec<Addr> {
     out
 }
 
-fn addrs_lower(addrs: &[Vec<Addr>]) -> Vec<Vec<String>> {
+fn addrs_lower(addrs: &[Vec<Addr>]) -> Vec<Vec<&str>> {
     addrs
         .iter()
-        .map(|v| v.iter().map(|a| a.lower.clone()).collect())
+        .map(|v| v.iter().map(|a| a.lower.as_str()).collect())
         .collect()
 }
 
