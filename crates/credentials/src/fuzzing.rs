@@ -33,6 +33,24 @@ pub fn fuzz_parse(data: &[u8]) {
             HeaderMode::Auto
         };
     }
+    let mut body = body;
+    if selector & 0b1000_0000 != 0
+        && let [login, password, rest @ ..] = body
+    {
+        // Arbitrary column positions (including far beyond the data) from the next two bytes.
+        options.mapping = Some(
+            crate::ColumnMapping::new()
+                .with(
+                    crate::Field::Login,
+                    crate::ColumnRef::Index(usize::from(*login)),
+                )
+                .with(
+                    crate::Field::Password,
+                    crate::ColumnRef::Index(usize::from(*password)),
+                ),
+        );
+        body = rest;
+    }
     if selector & 0b100_0000 != 0 {
         options.row_limit = Some(3);
     }

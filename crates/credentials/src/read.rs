@@ -15,6 +15,9 @@ use crate::report::{
 use crate::schema::{ColumnMapping, ColumnRef, Field, HeaderMode, column_letter, normalize};
 use crate::secret::{CellAt, PasswordSource};
 
+/// Columns a mapping may name (Excel's last column is XFD = 16,384).
+const MAX_COLUMNS: usize = 16_384;
+
 /// Microsoft's cap on rows in a CSV file for an IMAP migration batch; our default row limit.
 pub const MICROSOFT_ROW_LIMIT: usize = 50_000;
 
@@ -662,6 +665,17 @@ impl<'o> Reader<'o> {
                 for (field, col) in mapping.entries() {
                     let idx = match col {
                         ColumnRef::Index(i) => {
+                            if *i >= MAX_COLUMNS {
+                                let loc = self.loc(first.line, 1, None);
+                                self.push(
+                                    Severity::Error,
+                                    ProblemCode::BadMapping,
+                                    loc,
+                                    format!("the mapping puts {field} in column {}, beyond the last column a spreadsheet has ({MAX_COLUMNS})", i.saturating_add(1)),
+                                    "check the column numbers in the mapping (they start at 1)",
+                                );
+                                continue;
+                            }
                             if has_header && *i >= header_width {
                                 let (l, c) = (first.line, 1);
                                 let loc = self.loc(l, c, None);

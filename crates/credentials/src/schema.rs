@@ -220,7 +220,7 @@ impl ColumnMapping {
             .entries
             .iter()
             .filter_map(|(_, c)| match c {
-                ColumnRef::Index(i) => Some(i + 1),
+                ColumnRef::Index(i) => Some(i.saturating_add(1)),
                 ColumnRef::Name(_) => None,
             })
             .max()
@@ -291,10 +291,10 @@ fn parse_column(col: &str) -> Result<ColumnRef, Error> {
     }
     if col.bytes().all(|b| b.is_ascii_digit()) {
         return match col.parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(ColumnRef::Index(n - 1)),
+            Ok(n) if (1..=16_384).contains(&n) => Ok(ColumnRef::Index(n - 1)),
             _ => Err(Error::options(
                 format!("column number `{col}` is out of range"),
-                "columns are numbered from 1",
+                "columns are numbered from 1 to 16384",
             )),
         };
     }
@@ -309,7 +309,7 @@ fn parse_column(col: &str) -> Result<ColumnRef, Error> {
 
 /// Spreadsheet letter of a 0-based column index: 0 → `A`, 26 → `AA`.
 pub fn column_letter(index: usize) -> String {
-    let mut n = index + 1;
+    let mut n = index.saturating_add(1);
     let mut out = Vec::new();
     while n > 0 {
         let rem = (n - 1) % 26;
@@ -369,6 +369,11 @@ mod tests {
         assert!("login=1,login=2".parse::<ColumnMapping>().is_err());
         assert!("bogus".parse::<ColumnMapping>().is_err());
         assert!("login=0".parse::<ColumnMapping>().is_err());
+        assert!(
+            "login=18446744073709551615"
+                .parse::<ColumnMapping>()
+                .is_err()
+        );
     }
 
     #[test]

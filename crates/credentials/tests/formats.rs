@@ -545,3 +545,25 @@ fn auto_header_with_index_mapping_is_never_silent() {
     assert_eq!((p.report().rows, p.report().header_line), (1, Some(1)));
     assert!(p.report().problems.is_empty());
 }
+
+#[test]
+fn absurd_mapped_column_is_a_problem_not_a_crash() {
+    use o365_migrate_credentials::ColumnRef;
+    let mapping = ColumnMapping::new()
+        .with(Field::Login, ColumnRef::Index(usize::MAX))
+        .with(Field::Password, ColumnRef::Index(1));
+    let p = parse_bytes(
+        b"a,b\n",
+        "x.csv",
+        &ReadOptions::default()
+            .mapping(mapping)
+            .header(HeaderMode::Absent),
+    )
+    .unwrap();
+    assert!(
+        p.report()
+            .problems
+            .iter()
+            .any(|p| p.code == ProblemCode::BadMapping)
+    );
+}
