@@ -1,7 +1,7 @@
 //! Corpus generation and loading benchmark.
 //!
 //! `cargo run --release -p o365-migrate-testkit --example bench -- [--messages N]
-//! [--seed S] [--small] [--no-load] [--load-messages N]`
+//! [--seed S] [--small] [--no-load] [--load-messages N] [--connections N]`
 //!
 //! Generates the corpus (timed, bodies hashed so nothing is optimised away), then loads a
 //! part of it into a fresh private Dovecot (timed). The last line is a JSON object.
@@ -26,6 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let small = args.iter().any(|a| a == "--small");
     let load = !args.iter().any(|a| a == "--no-load");
     let load_messages = arg(&args, "--load-messages").unwrap_or(1000) as usize;
+    let connections = arg(&args, "--connections").unwrap_or(1) as usize;
     let profile = if small {
         CorpusProfile::small(seed, messages)
     } else {
@@ -57,18 +58,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let dovecot = Dovecot::start(DovecotOptions::default())?;
         let part = Corpus::new(profile.with_messages(n_load));
         let t = Instant::now();
-        let manifest = part.load(&dovecot, "alice").await?;
+        let manifest = if connections > 1 {
+            part.load_parallel(&dovecot, "alice", connections).await?
+        } else {
+            part.load(&dovecot, "alice").await?
+        };
         load_s = t.elapsed().as_secs_f64();
         load_bytes = manifest.total_bytes();
         println!(
-            "loaded {n_load} messages ({:.1} MB) by pipelined APPEND in {load_s:.2} s: {:.0} msg/s, {:.1} MB/s",
+            "loaded {n_load} messages ({:.1} MB) by pipelined APPEND over {connections} connection(s) in {load_s:.2} s: {:.0} msg/s, {:.1} MB/s",
             load_bytes as f64 / 1e6,
             n_load as f64 / load_s,
             load_bytes as f64 / 1e6 / load_s
         );
     }
     println!(
-        "{{\"bench\":\"corpus\",\"messages\":{messages},\"bytes\":{bytes},\"generate_seconds\":{gen_s:.3},\"generate_mb_per_s\":{:.1},\"load_messages\":{},\"load_bytes\":{load_bytes},\"load_seconds\":{load_s:.3},\"load_messages_per_s\":{:.1}}}",
+        "{{\"bench\":\"corpus\",\"messages\":{messages},\"bytes\":{bytes},\"generate_seconds\":{gen_s:.3},\"generate_mb_per_s\":{:.1},\"load_messages\":{},\"load_bytes\":{load_bytes},\"load_seconds\":{load_s:.3},\"connections\":{connections},\"load_messages_per_s\":{:.1}}}",
         bytes as f64 / 1e6 / gen_s,
         if load { n_load } else { 0 },
         if load_s > 0.0 {
