@@ -173,6 +173,22 @@ pub struct CredentialRecord {
 }
 
 impl CredentialRecord {
+    /// A row with only a login (row and line 0, no password): for embedders that build
+    /// credentials from elsewhere, and for tests. Set the other public fields as needed.
+    pub fn new(login: impl Into<String>) -> Self {
+        CredentialRecord {
+            row: 0,
+            line: 0,
+            login: login.into(),
+            password: None,
+            target: None,
+            user_root: None,
+            first_name: None,
+            last_name: None,
+            display_name: None,
+        }
+    }
+
     fn summary(&self) -> RecordSummary {
         let name = self.display_name.clone().or_else(|| {
             match (self.first_name.as_deref(), self.last_name.as_deref()) {

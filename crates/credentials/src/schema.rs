@@ -334,6 +334,22 @@ pub enum HeaderMode {
     Absent,
 }
 
+impl FromStr for HeaderMode {
+    type Err = Error;
+    /// `auto`, `present`/`yes`/`true`, `absent`/`no`/`none`/`false`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(HeaderMode::Auto),
+            "present" | "yes" | "true" => Ok(HeaderMode::Present),
+            "absent" | "no" | "none" | "false" => Ok(HeaderMode::Absent),
+            _ => Err(Error::options(
+                format!("`{s}` is not a header mode"),
+                "use auto, present or absent",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -567,3 +567,27 @@ fn absurd_mapped_column_is_a_problem_not_a_crash() {
             .any(|p| p.code == ProblemCode::BadMapping)
     );
 }
+
+#[test]
+fn embedders_can_build_records_and_parse_modes() {
+    use o365_migrate_credentials::{CredentialRecord, PasswordSource};
+    let mut r = CredentialRecord::new("terry");
+    r.password = Some(PasswordSource::inline(Secret::new("pw")));
+    let l = LoginMode::PerUser.login_for(&r, "elsewhere").unwrap();
+    assert_eq!((l.authcid.as_str(), l.secret.expose()), ("terry", "pw"));
+    assert_eq!("absent".parse::<HeaderMode>().unwrap(), HeaderMode::Absent);
+    assert_eq!(
+        "Present".parse::<HeaderMode>().unwrap(),
+        HeaderMode::Present
+    );
+    assert!("maybe".parse::<HeaderMode>().is_err());
+    assert_eq!(
+        TextEncoding::from_name("UTF-16"),
+        Some(TextEncoding::Utf16Le)
+    );
+    assert_eq!(
+        TextEncoding::from_name("cp1252"),
+        Some(TextEncoding::Windows1252)
+    );
+    assert_eq!(TextEncoding::from_name("ebcdic"), None);
+}
