@@ -83,7 +83,7 @@ pub(crate) fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> Decoded<'_> 
     };
     let mut problems = Vec::new();
     let (encoding, bom, body) = match (forced, bom_enc) {
-        (Some(f), Some(b)) if f == b => (f, true, &bytes[bom_len..]),
+        (Some(f), Some(b)) if f == b => (f, true, bytes.get(bom_len..).unwrap_or_default()),
         (Some(f), Some(b)) => {
             problems.push(DecodeProblem {
                 severity: Severity::Warning,
@@ -99,7 +99,7 @@ pub(crate) fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> Decoded<'_> 
             (f, false, bytes)
         }
         (Some(f), None) => (f, false, bytes),
-        (None, Some(b)) => (b, true, &bytes[bom_len..]),
+        (None, Some(b)) => (b, true, bytes.get(bom_len..).unwrap_or_default()),
         (None, None) => (
             sniff_utf16(bytes).unwrap_or(TextEncoding::Utf8),
             false,
@@ -200,18 +200,16 @@ fn push_replacement_error(text: &str, encoding: TextEncoding, problems: &mut Vec
 /// Recognises UTF-16 without a byte order mark: ASCII-heavy text has a zero byte in every
 /// other position.
 fn sniff_utf16(bytes: &[u8]) -> Option<TextEncoding> {
-    let sample = &bytes[..bytes.len().min(1024) & !1];
+    let sample = bytes.get(..bytes.len().min(1024) & !1).unwrap_or_default();
     if sample.len() < 4 {
         return None;
     }
     let pairs = sample.len() / 2;
     let (mut even_zero, mut odd_zero) = (0usize, 0usize);
     for pair in sample.chunks_exact(2) {
-        if pair[0] == 0 {
-            even_zero += 1;
-        }
-        if pair[1] == 0 {
-            odd_zero += 1;
+        if let [first, second] = pair {
+            even_zero += usize::from(*first == 0);
+            odd_zero += usize::from(*second == 0);
         }
     }
     if odd_zero * 10 >= pairs * 7 && even_zero * 20 <= pairs {
