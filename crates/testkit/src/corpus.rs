@@ -283,6 +283,19 @@ impl Manifest {
             .collect()
     }
 
+    /// A short human-readable summary: total, bytes, and the count per folder.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} messages, {:.1} MB",
+            self.len(),
+            self.total_bytes() as f64 / 1e6
+        );
+        for (folder, n) in self.folder_counts() {
+            s.push_str(&format!("\n  {folder}: {n}"));
+        }
+        s
+    }
+
     /// Finds an entry by `Message-ID` (with angle brackets).
     pub fn by_message_id(&self, message_id: &str) -> Option<&ManifestEntry> {
         self.entries.iter().find(|e| e.message_id == message_id)

@@ -10,14 +10,20 @@
 //! - [`corpus`]: a seeded generator of realistic messages, loaded by APPEND, returning a
 //!   [`Manifest`] to verify against ([`Manifest::verify`]).
 //!
-//! ```no_run
-//! # async fn demo() -> o365_migrate_testkit::Result<()> {
-//! use o365_migrate_testkit::{Dovecot, DovecotOptions};
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions};
 //!
-//! let dovecot = Dovecot::start(DovecotOptions::default())?;
-//! let mut imap = dovecot.login("alice").await?;
-//! let inbox = imap.select("INBOX").await?;
-//! assert_eq!(inbox.exists, 0);
+//! let rt = tokio::runtime::Runtime::new()?;
+//! rt.block_on(async {
+//!     let dovecot = Dovecot::start(DovecotOptions::default())?;
+//!     let manifest = Corpus::new(CorpusProfile::small(42, 10)).load(&dovecot, "alice").await?;
+//!     let mut imap = dovecot.login("alice").await?;
+//!     let report = manifest.verify(&mut imap).await?;
+//!     assert!(report.is_ok(), "{:?}", report.mismatches);
+//!     assert_eq!(report.messages_checked, 10);
+//!     Ok::<_, o365_migrate_testkit::Error>(())
+//! })?;
 //! # Ok(()) }
 //! ```
 

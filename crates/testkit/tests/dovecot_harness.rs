@@ -35,6 +35,7 @@ async fn starts_logs_in_and_stops_without_stray_processes() {
         Err(e) => panic!("login alice: {e}\n{}", d.log_tail(40)),
     };
     assert!(c.has_capability("IMAP4REV1"));
+    assert!(c.greeting().contains(&instance), "{}", c.greeting());
     let sel = c.select("INBOX").await.unwrap();
     assert_eq!(sel.exists, 0);
     let names: Vec<String> = c
@@ -234,4 +235,34 @@ fn debug_hides_passwords() {
     let d = Dovecot::start_default().unwrap();
     let dbg = format!("{d:?} {:?}", d.master_user());
     assert!(!dbg.contains("secret"), "{dbg}");
+}
+
+#[tokio::test]
+async fn pipelined_append_refusal_is_reported_and_connection_stays_usable() {
+    let d = Dovecot::start_default().unwrap();
+    let mut c = d.login("alice").await.unwrap();
+    assert!(c.has_capability("LITERAL+"));
+    let err = c
+        .append_pipelined(
+            "NoSuchFolder",
+            (0..5).map(|i| {
+                AppendRequest::new(
+                    format!("Subject: {i}\r\n\r\nx\r\n").into_bytes(),
+                    vec![],
+                    None,
+                )
+            }),
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Refused { .. }), "{text}");
+    assert!(
+        text.contains("NoSuchFolder") && text.contains("TRYCREATE"),
+        "{text}"
+    );
+    // Every in-flight command completed: the next command gets its own response.
+    c.noop().await.unwrap();
+    c.create("NoSuchFolder").await.unwrap();
+    assert_eq!(c.status("NoSuchFolder").await.unwrap().messages, Some(0));
 }
