@@ -71,6 +71,18 @@ async fn corpus_roundtrip_two_instances() {
             );
         }
     }
+    // Mail files belong to the mail user when the harness runs as root.
+    let meta = std::fs::metadata(source.maildir("alice")).expect("alice's Maildir exists");
+    let running_as_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if running_as_root {
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            8,
+            "Maildir owned by mail"
+        );
+    }
     let total: usize = counts.values().sum();
     assert_eq!(total, 500);
     assert!(

@@ -266,3 +266,12 @@ async fn pipelined_append_refusal_is_reported_and_connection_stays_usable() {
     c.create("NoSuchFolder").await.unwrap();
     assert_eq!(c.status("NoSuchFolder").await.unwrap().messages, Some(0));
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Dovecot>();
+    check::<Client>();
+    check::<o365_migrate_testkit::Manifest>();
+    check::<o365_migrate_testkit::Corpus>();
+}
