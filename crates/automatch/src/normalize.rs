@@ -58,6 +58,9 @@ pub(crate) enum Translit {
 /// marks, and lower-cases. Characters outside the table are lower-cased and
 /// kept as they are.
 pub(crate) fn fold(s: &str, mode: Translit) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
     let mut out = String::with_capacity(s.len());
     let mut prev: char = '\0';
     for c in s.chars() {
@@ -106,8 +109,9 @@ pub(crate) fn fold(s: &str, mode: Translit) -> String {
 /// True when folding in German mode gives a different key than plain mode
 /// (the text contains ä, ö or ü in some form).
 pub(crate) fn has_umlaut(s: &str) -> bool {
-    s.chars()
-        .any(|c| matches!(c, 'ä' | 'Ä' | 'ö' | 'Ö' | 'ü' | 'Ü' | '\u{308}'))
+    !s.is_ascii()
+        && s.chars()
+            .any(|c| matches!(c, 'ä' | 'Ä' | 'ö' | 'Ö' | 'ü' | 'Ü' | '\u{308}'))
 }
 
 /// Both transliterations of `s` (one entry when they agree), folded with `f`.
