@@ -275,3 +275,13 @@ fn same_input_same_output_regardless_of_order() {
     assert!(statuses.contains(&Status::Excluded));
     assert!(statuses.contains(&Status::Unmatched));
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Matcher>();
+    check::<o365_migrate_automatch::MatchReport>();
+    check::<Overrides>();
+    check::<o365_migrate_automatch::Explanation>();
+    check::<o365_migrate_automatch::Error>();
+}
