@@ -79,12 +79,17 @@ pub struct DirectoryUser {
     /// `displayName`.
     #[serde(default)]
     pub display_name: Option<String>,
-    /// Whether an Exchange mailbox exists.
-    #[serde(default)]
+    /// Whether an Exchange mailbox exists (serde default: true, so an
+    /// export without the column does not flag every match).
+    #[serde(default = "yes")]
     pub has_mailbox: bool,
-    /// Whether a licence is assigned.
-    #[serde(default)]
+    /// Whether a licence is assigned (serde default: true).
+    #[serde(default = "yes")]
     pub licensed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl DirectoryUser {
