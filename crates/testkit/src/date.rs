@@ -85,7 +85,10 @@ impl ImapDate {
             _ => return Err(bad()),
         };
         let zb = zone.as_bytes();
-        if zb.len() != 5 || !(zb[0] == b'+' || zb[0] == b'-') {
+        if zb.len() != 5
+            || !(zb[0] == b'+' || zb[0] == b'-')
+            || !zb[1..].iter().all(u8::is_ascii_digit)
+        {
             return Err(bad());
         }
         let zh: i16 = zone[1..3].parse().map_err(|_| bad())?;
@@ -223,6 +226,8 @@ mod tests {
             "01-Jan-2020 00:00:00 0000",
             "01-Jan-2020 00:00:00 +00a0",
             "01-Jan-2020 00:00:00 +0000 x",
+            "01-Jan-2020 00:00:00 +0\u{e9}0",
+            "01-Jan-2020 00:00:00 +\u{e9}00",
         ] {
             assert!(ImapDate::parse(s).is_err(), "{s}");
         }
@@ -238,6 +243,13 @@ mod tests {
 
         #[test]
         fn parse_never_panics(s in "\\PC{0,40}") {
+            let _ = ImapDate::parse(&s);
+        }
+
+        #[test]
+        fn parse_never_panics_near_valid(
+            s in "[0-9 ]{1,2}-[A-Za-z\u{e9}]{3}-[0-9]{4} [0-9:\u{e9}]{8} [+-][0-9\u{e9}\u{1f600}]{1,4}"
+        ) {
             let _ = ImapDate::parse(&s);
         }
     }

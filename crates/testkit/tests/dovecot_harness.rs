@@ -275,3 +275,17 @@ fn handles_are_send_and_sync() {
     check::<o365_migrate_testkit::Manifest>();
     check::<o365_migrate_testkit::Corpus>();
 }
+
+#[tokio::test]
+async fn utf8_password_and_special_characters() {
+    let d = Dovecot::start(
+        DovecotOptions::default().with_user(User::new("erin@example.org", "pä\"ss wörd\\1")),
+    )
+    .unwrap();
+    let mut c = d.login("erin@example.org").await.unwrap();
+    c.noop().await.unwrap();
+    let mut c = d.connect_plain().await.unwrap();
+    c.authenticate_plain("", "erin@example.org", "pä\"ss wörd\\1")
+        .await
+        .unwrap();
+}
