@@ -176,7 +176,11 @@ impl DovecotOptions {
 
 /// A running private Dovecot. Stopped on drop; see the [module docs](self).
 pub struct Dovecot {
+    /// `sh` supervising the Dovecot master (see `WATCHDOG`).
     child: Option<Child>,
+    /// Write end of the watchdog pipe: closing it (drop, or death of this process) makes
+    /// the supervisor SIGTERM Dovecot.
+    watchdog: Option<std::process::ChildStdin>,
     dir: tempfile::TempDir,
     config: PathBuf,
     log: PathBuf,
@@ -521,17 +525,20 @@ impl Dovecot {
         let stdout = stderr
             .try_clone()
             .map_err(|e| fatal(Error::io("duplicating a file handle", e)))?;
-        let child = Command::new(binary)
-            .arg("-F")
+        let mut child = Command::new("/bin/sh")
             .arg("-c")
+            .arg(WATCHDOG)
+            .arg(binary)
             .arg(&config)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .map_err(|e| fatal(Error::io(format!("starting {}", binary.display()), e)))?;
+        let watchdog = child.stdin.take();
         let mut d = Dovecot {
             child: Some(child),
+            watchdog,
             dir,
             config,
             log,
@@ -694,9 +701,14 @@ impl Dovecot {
         &self.instance_name
     }
 
-    /// Process id of the Dovecot master process, while running.
+    /// Process id of the Dovecot master process (from `base_dir/master.pid`), while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref()?;
+        fs::read_to_string(self.dir.path().join("run/master.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The last `lines` lines of Dovecot's log and of its stderr.
@@ -754,37 +766,51 @@ impl Dovecot {
         }
     }
 
-    /// SIGTERM via `doveadm stop`/`kill`, wait up to 10 s, then SIGKILL. True when clean.
+    /// Closes the watchdog pipe (the supervisor then SIGTERMs Dovecot), waits up to 10 s
+    /// for Dovecot and its supervisor to exit, then SIGKILLs. True when clean.
     fn shutdown(&mut self) -> bool {
+        let master = self.pid();
+        drop(self.watchdog.take());
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        let pid = child.id().to_string();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match child.try_wait() {
-                Ok(Some(_)) => break,
+                Ok(Some(_)) => return true,
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 _ => {
+                    if let Some(pid) = master {
+                        let _ = Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status();
+                    }
                     let _ = child.kill();
                     let _ = child.wait();
                     return false;
                 }
             }
         }
-        // The master exits after signalling its children; give them a moment to go.
-        let master_pid = self.dir.path().join("run/master.pid");
-        let _ = fs::remove_file(master_pid);
-        true
     }
 }
+
+/// Supervisor script run by `/bin/sh -c` with `$0` = dovecot binary, `$1` = config.
+///
+/// Dovecot runs in the foreground of a background job; a second job reads the pipe on
+/// fd 3 (our stdin) and SIGTERMs Dovecot at EOF, which happens when the harness drops the
+/// [`Dovecot`] *or when the test process dies for any reason* (abort, SIGKILL), so no
+/// server outlives its test. The script exits with Dovecot's status.
+const WATCHDOG: &str = r#"exec 3<&0
+"$0" -F -c "$1" </dev/null 3<&- &
+pid=$!
+( cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null ) &
+exec 3<&-
+wait "$pid"
+"#;
 
 impl Drop for Dovecot {
     fn drop(&mut self) {

@@ -289,3 +289,56 @@ async fn utf8_password_and_special_characters() {
         .await
         .unwrap();
 }
+
+/// Helper for `no_stray_dovecot_when_the_test_process_dies`: only acts when re-executed
+/// with `O365MT_ABORT_CHILD=1`; then it starts a Dovecot, prints its instance name and
+/// aborts (no destructors run).
+#[test]
+fn abort_child_helper() {
+    if std::env::var_os("O365MT_ABORT_CHILD").is_none() {
+        return;
+    }
+    let d = Dovecot::start_default().unwrap();
+    println!(
+        "INSTANCE={} PID={}",
+        d.instance_name(),
+        d.pid().unwrap_or(0)
+    );
+    use std::io::Write as _;
+    std::io::stdout().flush().unwrap();
+    std::process::abort();
+}
+
+#[test]
+fn no_stray_dovecot_when_the_test_process_dies() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "abort_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("O365MT_ABORT_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the helper must abort");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let instance = stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("INSTANCE="))
+        .unwrap_or_else(|| panic!("no instance printed: {stdout}"))
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let left = processes_named(&instance);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Dovecot outlived its aborted test process: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
