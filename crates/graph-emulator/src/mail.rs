@@ -663,6 +663,62 @@ pub(crate) fn mailbox_op(
                 None => item_not_found(),
             }
         }
+        ("PATCH", ["messages", id]) | ("PATCH", ["mailFolders", _, "messages", id]) => {
+            let body = match body_json(req) {
+                Ok(Value::Object(b)) => b,
+                Ok(_) => return bad("UnableToDeserializePostBody", "were unable to deserialize "),
+                Err(e) => return e,
+            };
+            let mb = mb!(world, ti, ui);
+            let Some(msg) = mb.messages.values_mut().find(|m| m.id == *id) else {
+                return item_not_found();
+            };
+            for (k, v) in body {
+                match k.as_str() {
+                    "singleValueExtendedProperties" => {
+                        for p in v.as_array().into_iter().flatten() {
+                            let pid = p["id"].as_str().unwrap_or_default().trim().to_string();
+                            if !valid_ext_id(&pid) {
+                                return bad(
+                                    "ErrorInvalidProperty",
+                                    &format!("The extended property id '{pid}' is invalid."),
+                                );
+                            }
+                            // PidTagMessageFlags is read-only after the first save: ignored.
+                            if ext_matches(&pid, "0x0E07") {
+                                continue;
+                            }
+                            let value = p["value"].as_str().unwrap_or_default().to_string();
+                            match msg
+                                .ext_props
+                                .iter_mut()
+                                .find(|(i, _)| i.eq_ignore_ascii_case(&pid))
+                            {
+                                Some(slot) => slot.1 = value,
+                                None => msg.ext_props.push((pid, value)),
+                            }
+                        }
+                    }
+                    // isDraft cannot be changed after the first save; Graph ignores it.
+                    "isDraft" => {}
+                    _ if WRITABLE.contains(&k.as_str()) && k != "attachments" => {
+                        msg.props.insert(k, v);
+                    }
+                    _ if IGNORED.contains(&k.as_str()) || k.starts_with('@') => {}
+                    _ => {
+                        return bad(
+                            "RequestBodyRead",
+                            &format!(
+                                "The property '{k}' does not exist on type 'microsoft.graph.message'."
+                            ),
+                        );
+                    }
+                }
+            }
+            msg.props
+                .insert("lastModifiedDateTime".into(), json!(now_iso()));
+            Resp::json(200, &message_json(msg, &HashMap::new()))
+        }
         ("DELETE", ["messages", id]) => {
             let mb = mb!(world, ti, ui);
             match mb

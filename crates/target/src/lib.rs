@@ -22,10 +22,14 @@
 //! assert_eq!(outcome.target_id(), "AAMk");
 //! ```
 
+mod cloud;
 mod error;
+pub mod graph;
+pub mod identity;
 mod secret;
 pub mod writer;
 
+pub use cloud::{Cloud, Endpoints};
 pub use error::{Error, ErrorScope};
 pub use secret::SecretString;
 pub use writer::{

@@ -292,8 +292,10 @@ pub struct WriteItem {
     pub flags: ItemFlags,
     /// The source INTERNALDATE (time of arrival); the received date in the target.
     pub internal_date: Option<Timestamp>,
-    /// The message's fingerprint from the MIME crate (stable across runs and servers); the
-    /// dedupe key for messages without a Message-ID.
+    /// The message's fingerprint from the MIME crate (stable across runs and servers; usually
+    /// `o365_migrate_mime::fingerprint(raw).dedupe_key()`); the dedupe key for messages
+    /// without a Message-ID. Writers that can store it with the item (Graph: an extended
+    /// property) do, so a later run finds the item again.
     pub fingerprint: String,
     /// The Message-ID (with angle brackets) if the engine already knows it from the envelope;
     /// writers that need it and find `None` extract it from `raw` themselves.
@@ -320,6 +322,9 @@ pub enum WriteOutcome {
     Written {
         /// The target's id of the new item.
         target_id: String,
+        /// What the conversion could not carry over exactly (empty for byte-identical paths),
+        /// for the per-item report.
+        notes: Vec<String>,
     },
     /// The message was already in the folder (same Message-ID or fingerprint); nothing written.
     AlreadyPresent {
@@ -332,7 +337,7 @@ impl WriteOutcome {
     /// The target id either way.
     pub fn target_id(&self) -> &str {
         match self {
-            Self::Written { target_id } | Self::AlreadyPresent { target_id } => target_id,
+            Self::Written { target_id, .. } | Self::AlreadyPresent { target_id } => target_id,
         }
     }
 }

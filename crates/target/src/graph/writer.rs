@@ -1,0 +1,775 @@
+//! The Exchange Online writer: [`GraphTarget`] and [`GraphMailboxWriter`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, OnceCell};
+
+use super::client::{Body, Call, GraphClient, MailboxProbe, RetryPolicy, q, seg};
+use super::throttle::{Budgets, MailboxLimiter};
+use crate::Error;
+use crate::cloud::Endpoints;
+use crate::identity::{Credential, TokenProvider};
+use crate::writer::{
+    BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
+    TargetItem, Timestamp, WriteItem, WriteOutcome,
+};
+
+/// The named extended property where the writer stores each item's fingerprint, so later runs
+/// find it again (also for messages without a Message-ID). While large attachments are still
+/// being uploaded the value is `pending:<fingerprint>`; such leftovers of an interrupted run
+/// are deleted and written again.
+pub const FINGERPRINT_PROPERTY: &str =
+    "String {4f1c7a52-5b0e-4d6a-9c3e-0365a11e9f07} Name o365migrate-fingerprint";
+
+/// Upload-session chunk: 12 × 320 KiB, below Graph's 4 MB per PUT.
+const CHUNK: usize = 12 * 320 * 1024;
+/// Attachments at least this large go through an upload session (Graph: "3 MB and more").
+const UPLOAD_SESSION_FROM: usize = 3 * 1024 * 1024;
+
+/// Everything a [`GraphTarget`] needs.
+#[derive(Debug, Clone)]
+pub struct GraphTargetConfig {
+    /// Tenant id or verified domain.
+    pub tenant: String,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Secret, certificate or device code.
+    pub credential: Credential,
+    /// Hosts (from [`crate::Cloud::endpoints`], or overridden).
+    pub endpoints: Endpoints,
+    /// Per-mailbox limits to stay under.
+    pub budgets: Budgets,
+    /// Retry rules.
+    pub retry: RetryPolicy,
+    /// Whether the job creates users (adds User.ReadWrite.All and LicenseAssignment.ReadWrite.All
+    /// to the permission check).
+    pub user_creation: bool,
+    /// Largest message accepted, in raw bytes (default 35 MB, Exchange Online's default
+    /// MaxReceiveSize; raise to at most 150 MB when the mailboxes allow it).
+    pub max_message_bytes: u64,
+}
+
+impl GraphTargetConfig {
+    /// A configuration with Microsoft's limits and default retries.
+    pub fn new(
+        tenant: impl Into<String>,
+        client_id: impl Into<String>,
+        credential: Credential,
+        endpoints: Endpoints,
+    ) -> Self {
+        Self {
+            tenant: tenant.into(),
+            client_id: client_id.into(),
+            credential,
+            endpoints,
+            budgets: Budgets::microsoft(),
+            retry: RetryPolicy::default(),
+            user_creation: false,
+            max_message_bytes: 35 * 1024 * 1024,
+        }
+    }
+}
+
+/// Exchange Online through Microsoft Graph.
+#[derive(Debug)]
+pub struct GraphTarget {
+    client: Arc<GraphClient>,
+    user_creation: bool,
+    upload_sessions: bool,
+    max_message_bytes: u64,
+}
+
+impl GraphTarget {
+    /// Builds the target (no network traffic yet).
+    pub fn new(config: GraphTargetConfig) -> Result<Self, Error> {
+        let upload_sessions = config.endpoints.upload_sessions;
+        let tokens = Arc::new(TokenProvider::new(
+            config.tenant,
+            config.client_id,
+            config.credential,
+            config.endpoints,
+        )?);
+        let client = Arc::new(GraphClient::new(tokens, config.budgets, config.retry)?);
+        Ok(Self {
+            client,
+            user_creation: config.user_creation,
+            upload_sessions,
+            max_message_bytes: config.max_message_bytes,
+        })
+    }
+
+    /// The Graph client (directory calls for provisioning: users, SKUs, licences).
+    pub fn client(&self) -> &Arc<GraphClient> {
+        &self.client
+    }
+
+    /// Opens a typed writer for `mailbox` (UPN or id) after checking that it answers.
+    pub async fn open(&self, mailbox: &str) -> Result<Arc<GraphMailboxWriter>, Error> {
+        match self.client.probe_mailbox(mailbox).await? {
+            MailboxProbe::Ready => {}
+            MailboxProbe::NotEnabled => {
+                return Err(Error::MailboxUnavailable {
+                    mailbox: mailbox.into(),
+                    reason: "MailboxNotEnabledForRESTAPI: the user has no Exchange Online mailbox yet".into(),
+                    hint: Some("assign a licence that includes Exchange Online (o365-migrate provision) and wait for provisioning, which can take minutes".into()),
+                });
+            }
+            MailboxProbe::NoSuchUser => {
+                return Err(Error::MailboxUnavailable {
+                    mailbox: mailbox.into(),
+                    reason: "no such user in the tenant".into(),
+                    hint: Some(
+                        "check the mapping file, or create the user with o365-migrate provision"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        Ok(Arc::new(GraphMailboxWriter {
+            limiter: self.client.limiter(mailbox),
+            client: self.client.clone(),
+            mailbox: mailbox.to_string(),
+            user_path: format!("/users/{}", seg(mailbox)),
+            folders: Mutex::new(FolderCache::default()),
+            indexes: Mutex::new(HashMap::new()),
+            upload_sessions: self.upload_sessions,
+            max_message_bytes: self.max_message_bytes,
+        }))
+    }
+
+    fn caps(&self) -> Capabilities {
+        let mut c = Capabilities::none("graph");
+        c.max_message_bytes = Some(self.max_message_bytes);
+        c.keeps_received_date = true;
+        c.keeps_sent_date = true;
+        c.keeps_seen = true;
+        c.keeps_flagged = true;
+        c.keeps_draft_state = true;
+        c.keeps_keywords = true;
+        c.dedupes = true;
+        c
+    }
+}
+
+impl Target for GraphTarget {
+    fn capabilities(&self) -> Capabilities {
+        self.caps()
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            self.client
+                .check_permissions(self.user_creation)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn open_mailbox<'a>(
+        &'a self,
+        mailbox: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<dyn MailboxWriter>, Error>> {
+        Box::pin(async move {
+            let w: Arc<dyn MailboxWriter> = self.open(mailbox).await?;
+            Ok(w)
+        })
+    }
+}
+
+#[derive(Default)]
+struct FolderCache {
+    well_known: HashMap<String, String>,
+    /// parent id → (lower-case display name → id)
+    children: HashMap<String, HashMap<String, String>>,
+}
+
+type IdCell = Arc<OnceCell<String>>;
+
+#[derive(Default)]
+struct FolderIndex {
+    loaded: OnceCell<()>,
+    keys: std::sync::Mutex<HashMap<String, IdCell>>,
+}
+
+/// Writes into one Exchange Online mailbox.
+pub struct GraphMailboxWriter {
+    client: Arc<GraphClient>,
+    limiter: Arc<MailboxLimiter>,
+    mailbox: String,
+    user_path: String,
+    folders: Mutex<FolderCache>,
+    indexes: Mutex<HashMap<String, Arc<FolderIndex>>>,
+    upload_sessions: bool,
+    max_message_bytes: u64,
+}
+
+impl std::fmt::Debug for GraphMailboxWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphMailboxWriter")
+            .field("mailbox", &self.mailbox)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_iso(s: &str) -> Option<Timestamp> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| Timestamp::utc(t.unix_timestamp()))
+}
+
+impl GraphMailboxWriter {
+    fn call<'a>(&'a self, url: String) -> Call<'a> {
+        Call::get(url, Some(&self.limiter))
+    }
+
+    async fn get_json(&self, path: String) -> Result<Value, Error> {
+        let reply = self
+            .client
+            .call(self.call(path.clone()))
+            .await?
+            .ok("GET", &path)?;
+        reply.json(&path)
+    }
+
+    async fn folder_id(&self, cache: &mut FolderCache, name: &str) -> Result<String, Error> {
+        if let Some(id) = cache.well_known.get(name) {
+            return Ok(id.clone());
+        }
+        let v = self
+            .get_json(format!(
+                "{}/mailFolders/{name}?$select=id,displayName",
+                self.user_path
+            ))
+            .await
+            .map_err(|e| Error::Folder {
+                mailbox: self.mailbox.clone(),
+                path: format!("#{name}#"),
+                reason: e.to_string(),
+            })?;
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        cache.well_known.insert(name.to_string(), id.clone());
+        Ok(id)
+    }
+
+    async fn children<'c>(
+        &self,
+        cache: &'c mut FolderCache,
+        parent: &str,
+        reload: bool,
+    ) -> Result<&'c mut HashMap<String, String>, Error> {
+        if reload || !cache.children.contains_key(parent) {
+            let url = format!(
+                "{}/mailFolders/{}/childFolders?$select=id,displayName&$top=1000",
+                self.user_path,
+                seg(parent)
+            );
+            let list = self.client.get_all(url, Some(&self.limiter)).await?;
+            let map = list
+                .iter()
+                .filter_map(|f| {
+                    Some((
+                        f["displayName"].as_str()?.to_lowercase(),
+                        f["id"].as_str()?.to_string(),
+                    ))
+                })
+                .collect();
+            cache.children.insert(parent.to_string(), map);
+        }
+        cache
+            .children
+            .get_mut(parent)
+            .ok_or_else(|| Error::Protocol {
+                context: "childFolders".into(),
+                message: "cache miss".into(),
+            })
+    }
+
+    async fn ensure_one(
+        &self,
+        cache: &mut FolderCache,
+        spec: &FolderSpec,
+    ) -> Result<FolderHandle, Error> {
+        let folder_err = |reason: String| Error::Folder {
+            mailbox: self.mailbox.clone(),
+            path: spec.display_path(),
+            reason,
+        };
+        let mut current = match &spec.base {
+            FolderBase::Root => self.folder_id(cache, "msgfolderroot").await?,
+            FolderBase::WellKnown(k) => self.folder_id(cache, k.graph_name()).await?,
+        };
+        let mut created = false;
+        for name in &spec.path {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(folder_err("empty folder name".into()));
+            }
+            let key = name.to_lowercase();
+            if let Some(id) = self.children(cache, &current, false).await?.get(&key) {
+                current = id.clone();
+                continue;
+            }
+            let url = format!(
+                "{}/mailFolders/{}/childFolders",
+                self.user_path,
+                seg(&current)
+            );
+            let body = Bytes::from(json!({"displayName": name}).to_string());
+            let reply = self
+                .client
+                .call(Call::post_json(url.clone(), Some(&self.limiter), body))
+                .await?;
+            let id = match reply.status {
+                201 | 200 => reply.json(&url)?["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                409 => {
+                    // Created meanwhile (or differs only in case): look it up again.
+                    match self.children(cache, &current, true).await?.get(&key) {
+                        Some(id) => id.clone(),
+                        None => {
+                            return Err(folder_err(format!(
+                                "409 {} but no folder of that name is listed",
+                                reply.error_code()
+                            )));
+                        }
+                    }
+                }
+                _ => return Err(folder_err(reply.into_error("POST", &url).to_string())),
+            };
+            created = true;
+            self.children(cache, &current, false)
+                .await?
+                .insert(key, id.clone());
+            current = id;
+        }
+        Ok(FolderHandle {
+            source: spec.source.clone(),
+            target_id: current,
+            display_path: spec.display_path(),
+            created,
+        })
+    }
+
+    fn list_url(&self, folder: &str, select: &str) -> String {
+        format!(
+            "{}/mailFolders/{}/messages?$select={select}&$expand={}&$top=1000",
+            self.user_path,
+            seg(folder),
+            q(&format!(
+                "singleValueExtendedProperties($filter=id eq '{FINGERPRINT_PROPERTY}')"
+            ))
+        )
+    }
+
+    fn fingerprint_of(item: &Value) -> Option<String> {
+        item["singleValueExtendedProperties"]
+            .as_array()?
+            .iter()
+            .find(|p| {
+                p["id"]
+                    .as_str()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(FINGERPRINT_PROPERTY))
+            })
+            .and_then(|p| p["value"].as_str().map(String::from))
+    }
+
+    async fn index(&self, folder: &str) -> Result<Arc<FolderIndex>, Error> {
+        let idx = self
+            .indexes
+            .lock()
+            .await
+            .entry(folder.to_string())
+            .or_default()
+            .clone();
+        idx.loaded
+            .get_or_try_init(|| async {
+                let items = self
+                    .client
+                    .get_all(
+                        self.list_url(folder, "id,internetMessageId"),
+                        Some(&self.limiter),
+                    )
+                    .await?;
+                let mut stale = Vec::new();
+                {
+                    let mut keys = idx.keys.lock().unwrap_or_else(|e| e.into_inner());
+                    for it in &items {
+                        let id = it["id"].as_str().unwrap_or_default().to_string();
+                        let fp = Self::fingerprint_of(it);
+                        if fp.as_deref().is_some_and(|f| f.starts_with("pending:")) {
+                            stale.push(id);
+                            continue;
+                        }
+                        let cell: IdCell = Arc::new(OnceCell::new_with(Some(id)));
+                        if let Some(f) = fp {
+                            keys.insert(format!("fp:{f}"), cell.clone());
+                        }
+                        if let Some(m) = it["internetMessageId"].as_str() {
+                            keys.entry(format!("mid:{m}")).or_insert(cell);
+                        }
+                    }
+                }
+                // Leftovers of an interrupted write (attachments incomplete): remove them, they
+                // will be written again.
+                for id in stale {
+                    self.delete_message(&id).await;
+                }
+                Ok::<(), Error>(())
+            })
+            .await?;
+        Ok(idx)
+    }
+
+    async fn delete_message(&self, id: &str) {
+        let url = format!("{}/messages/{}", self.user_path, seg(id));
+        let mut call = self.call(url);
+        call.method = reqwest::Method::DELETE;
+        let _ = self.client.call(call).await;
+    }
+
+    async fn find_by_fingerprint(
+        &self,
+        folder: &str,
+        value: &str,
+    ) -> Result<Option<String>, Error> {
+        let filter = format!(
+            "singleValueExtendedProperties/any(ep:ep/id eq '{FINGERPRINT_PROPERTY}' and ep/value eq '{}')",
+            value.replace('\'', "''")
+        );
+        let url = format!(
+            "{}/mailFolders/{}/messages?$select=id&$filter={}&$top=1",
+            self.user_path,
+            seg(folder),
+            q(&filter)
+        );
+        let v = self.get_json(url).await?;
+        Ok(v["value"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|m| m["id"].as_str())
+            .map(String::from))
+    }
+
+    /// Creates the message and its large attachments; returns the new id.
+    async fn create(
+        &self,
+        folder: &str,
+        mut body: Value,
+        large: &[o365_migrate_mime::LargeAttachment],
+        fingerprint: &str,
+    ) -> Result<String, Error> {
+        let marker = if large.is_empty() {
+            fingerprint.to_string()
+        } else {
+            format!("pending:{fingerprint}")
+        };
+        if let Some(props) = body["singleValueExtendedProperties"].as_array_mut() {
+            props.push(json!({"id": FINGERPRINT_PROPERTY, "value": marker}));
+        } else {
+            body["singleValueExtendedProperties"] =
+                json!([{"id": FINGERPRINT_PROPERTY, "value": marker}]);
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let url = format!("{}/mailFolders/{}/messages", self.user_path, seg(folder));
+        let mut attempts = 0;
+        let id = loop {
+            attempts += 1;
+            match self
+                .client
+                .call(Call::post_json(
+                    url.clone(),
+                    Some(&self.limiter),
+                    bytes.clone(),
+                ))
+                .await
+            {
+                Ok(reply) => {
+                    let reply = reply.ok("POST", &url)?;
+                    break reply.json(&url)?["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+                Err(Error::Transport(why)) if attempts < 3 => {
+                    // The answer was lost: the message may exist. Look before writing again.
+                    if let Some(id) = self.find_by_fingerprint(folder, &marker).await? {
+                        if large.is_empty() {
+                            return Ok(id);
+                        }
+                        self.delete_message(&id).await;
+                    }
+                    let _ = why;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if large.is_empty() {
+            return Ok(id);
+        }
+        match self.attach_large(&id, large, fingerprint).await {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.delete_message(&id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn attach_large(
+        &self,
+        id: &str,
+        large: &[o365_migrate_mime::LargeAttachment],
+        fingerprint: &str,
+    ) -> Result<(), Error> {
+        for att in large {
+            if att.size() >= UPLOAD_SESSION_FROM && self.upload_sessions {
+                self.upload(id, att).await?;
+            } else if att.size() >= UPLOAD_SESSION_FROM {
+                return Err(Error::TooLarge {
+                    size: att.size() as u64,
+                    limit: UPLOAD_SESSION_FROM as u64,
+                });
+            } else {
+                let url = format!("{}/messages/{}/attachments", self.user_path, seg(id));
+                let body =
+                    Bytes::from(serde_json::to_vec(&att.to_file_attachment()).unwrap_or_default());
+                self.client
+                    .call(Call::post_json(url.clone(), Some(&self.limiter), body))
+                    .await?
+                    .ok("POST", &url)?;
+            }
+        }
+        // Mark the item complete.
+        let url = format!("{}/messages/{}", self.user_path, seg(id));
+        let body = Bytes::from(json!({"singleValueExtendedProperties": [{"id": FINGERPRINT_PROPERTY, "value": fingerprint}]}).to_string());
+        let mut call = Call::post_json(url.clone(), Some(&self.limiter), body);
+        call.method = reqwest::Method::PATCH;
+        call.idempotent = true;
+        self.client.call(call).await?.ok("PATCH", &url)?;
+        Ok(())
+    }
+
+    async fn upload(
+        &self,
+        id: &str,
+        att: &o365_migrate_mime::LargeAttachment,
+    ) -> Result<(), Error> {
+        let url = format!(
+            "{}/messages/{}/attachments/createUploadSession",
+            self.user_path,
+            seg(id)
+        );
+        let mut item = json!({"attachmentType": "file", "name": att.name, "size": att.size(), "isInline": att.is_inline, "contentType": att.content_type});
+        if let Some(cid) = &att.content_id {
+            item["contentId"] = json!(cid);
+        }
+        let body = Bytes::from(json!({"AttachmentItem": item}).to_string());
+        let reply = self
+            .client
+            .call(Call::post_json(url.clone(), Some(&self.limiter), body))
+            .await?
+            .ok("POST", &url)?;
+        let upload_url = reply.json(&url)?["uploadUrl"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| Error::Protocol {
+                context: "createUploadSession".into(),
+                message: "no uploadUrl".into(),
+            })?;
+        let total = att.data.len();
+        let mut start = 0;
+        while start < total {
+            let end = (start + CHUNK).min(total);
+            let call = Call {
+                method: reqwest::Method::PUT,
+                url: upload_url.clone(),
+                mailbox: Some(&self.limiter),
+                body: Body::Raw(att.data.slice(start..end), "application/octet-stream"),
+                auth: false,
+                content_range: Some(format!("bytes {start}-{}/{total}", end - 1)),
+                idempotent: false,
+            };
+            let reply = self.client.call(call).await?;
+            let last = end == total;
+            match reply.status {
+                201 if last => {}
+                200 | 202 if !last => {}
+                _ => return Err(reply.into_error("PUT", "upload session")),
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    async fn write_item(
+        &self,
+        folder: &FolderHandle,
+        item: &WriteItem,
+    ) -> Result<WriteOutcome, Error> {
+        if item.raw.len() as u64 > self.max_message_bytes {
+            return Err(Error::TooLarge {
+                size: item.raw.len() as u64,
+                limit: self.max_message_bytes,
+            });
+        }
+        let raw = item.raw.clone();
+        let flags = o365_migrate_mime::Flags::from_imap(
+            [
+                (item.flags.seen, "\\Seen"),
+                (item.flags.flagged, "\\Flagged"),
+                (item.flags.answered, "\\Answered"),
+                (item.flags.draft, "\\Draft"),
+                (item.flags.deleted, "\\Deleted"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .chain(item.flags.keywords.iter().map(String::as_str)),
+        );
+        let date = item.internal_date.and_then(|d| {
+            o365_migrate_mime::InternalDate::new(
+                d.unix_seconds,
+                i16::try_from(d.offset_minutes).unwrap_or(0),
+            )
+        });
+        // Conversion decodes every attachment: keep it off the async workers.
+        let converted = tokio::task::spawn_blocking(move || {
+            o365_migrate_mime::to_graph(&raw, &flags, date.as_ref())
+        })
+        .await
+        .map_err(|e| Error::Conversion(format!("conversion task failed: {e}")))?;
+        let notes: Vec<String> = converted
+            .problems
+            .iter()
+            .filter(|p| p.severity >= o365_migrate_mime::Severity::Approximated)
+            .map(|p| p.to_string())
+            .collect();
+        let graph = converted.value;
+        let mid = item
+            .internet_message_id
+            .clone()
+            .or_else(|| graph.internet_message_id().map(String::from));
+        let index = self.index(&folder.target_id).await?;
+        let mut keys = vec![format!("fp:{}", item.fingerprint)];
+        if let Some(m) = &mid {
+            keys.push(format!("mid:{m}"));
+        }
+        let cell: IdCell = {
+            let mut map = index.keys.lock().unwrap_or_else(|e| e.into_inner());
+            match keys.iter().find_map(|k| map.get(k).cloned()) {
+                Some(c) => c,
+                None => {
+                    let c: IdCell = Arc::new(OnceCell::new());
+                    for k in &keys {
+                        map.insert(k.clone(), c.clone());
+                    }
+                    c
+                }
+            }
+        };
+        let wrote = AtomicBool::new(false);
+        let body = serde_json::to_value(&graph).map_err(|e| Error::Conversion(e.to_string()))?;
+        let id = cell
+            .get_or_try_init(|| async {
+                wrote.store(true, Ordering::Relaxed);
+                self.create(
+                    &folder.target_id,
+                    body,
+                    graph.large_attachments(),
+                    &item.fingerprint,
+                )
+                .await
+            })
+            .await?;
+        if wrote.load(Ordering::Relaxed) {
+            Ok(WriteOutcome::Written {
+                target_id: id.clone(),
+                notes,
+            })
+        } else {
+            Ok(WriteOutcome::AlreadyPresent {
+                target_id: id.clone(),
+            })
+        }
+    }
+}
+
+impl MailboxWriter for GraphMailboxWriter {
+    fn mailbox(&self) -> &str {
+        &self.mailbox
+    }
+
+    fn ensure_folders<'a>(
+        &'a self,
+        plan: &'a [FolderSpec],
+    ) -> BoxFuture<'a, Result<Vec<FolderHandle>, Error>> {
+        Box::pin(async move {
+            let mut cache = self.folders.lock().await;
+            let mut out = Vec::with_capacity(plan.len());
+            for spec in plan {
+                out.push(self.ensure_one(&mut cache, spec).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn write<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        item: &'a WriteItem,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>> {
+        Box::pin(self.write_item(folder, item))
+    }
+
+    fn count<'a>(&'a self, folder: &'a FolderHandle) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let v = self
+                .get_json(format!(
+                    "{}/mailFolders/{}?$select=totalItemCount",
+                    self.user_path,
+                    seg(&folder.target_id)
+                ))
+                .await?;
+            v["totalItemCount"].as_u64().ok_or_else(|| Error::Protocol {
+                context: "mailFolder".into(),
+                message: "no totalItemCount".into(),
+            })
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+    ) -> BoxFuture<'a, Result<Vec<TargetItem>, Error>> {
+        Box::pin(async move {
+            let url = self.list_url(
+                &folder.target_id,
+                "id,internetMessageId,subject,from,receivedDateTime,isDraft,isRead,flag",
+            );
+            let items = self.client.get_all(url, Some(&self.limiter)).await?;
+            Ok(items
+                .iter()
+                .map(|m| TargetItem {
+                    id: m["id"].as_str().unwrap_or_default().into(),
+                    internet_message_id: m["internetMessageId"].as_str().map(String::from),
+                    fingerprint: Self::fingerprint_of(m),
+                    subject: m["subject"].as_str().map(String::from),
+                    from: m["from"]["emailAddress"]["address"]
+                        .as_str()
+                        .map(String::from),
+                    received: m["receivedDateTime"].as_str().and_then(parse_iso),
+                    is_draft: m["isDraft"].as_bool().unwrap_or(false),
+                    is_read: m["isRead"].as_bool().unwrap_or(false),
+                    flagged: m["flag"]["flagStatus"].as_str() == Some("flagged"),
+                    size: None,
+                })
+                .collect())
+        })
+    }
+}

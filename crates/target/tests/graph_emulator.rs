@@ -1,0 +1,547 @@
+//! The Graph writer against the Graph emulator: fidelity, idempotency, throttling, identity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, Faults, UserConfig};
+use o365_migrate_target::graph::{Budgets, GraphTarget, GraphTargetConfig, RetryPolicy};
+use o365_migrate_target::identity::{CertificateCredential, Credential, DeviceCodeOptions};
+use o365_migrate_target::{
+    Endpoints, FolderSpec, ItemFlags, SecretString, Target, Timestamp, WellKnownFolder, WriteItem,
+    WriteOutcome,
+};
+
+const SECRET: &str = "emulator-secret";
+
+fn config_with(users: &[String]) -> EmulatorConfig {
+    let mut c = EmulatorConfig::default();
+    c.tenants[0].users = users
+        .iter()
+        .map(|u| UserConfig::with_mailbox(u.clone()))
+        .collect();
+    c.limits.max_message_bytes = 150 * 1024 * 1024;
+    c
+}
+
+fn target_config(emu: &Emulator, credential: Credential) -> GraphTargetConfig {
+    let app = &emu.config().tenants[0].apps[0];
+    let mut c = GraphTargetConfig::new(
+        emu.tenant_id(),
+        app.client_id.clone(),
+        credential,
+        Endpoints::emulator(emu.url()),
+    );
+    c.max_message_bytes = 150 * 1024 * 1024;
+    c.retry = RetryPolicy {
+        max_retry_after: Duration::from_millis(50),
+        base_delay: Duration::from_millis(10),
+        ..RetryPolicy::default()
+    };
+    c
+}
+
+fn b64_lines(data: &[u8]) -> String {
+    let enc = base64::engine::general_purpose::STANDARD.encode(data);
+    let mut out = String::with_capacity(enc.len() + enc.len() / 76 * 2);
+    for chunk in enc.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(u32::from(seed)) as u8
+        })
+        .collect()
+}
+
+fn rich_message(two_mb: &[u8], thirty_mb: &[u8], png: &[u8]) -> Vec<u8> {
+    let mut m = String::new();
+    m.push_str("From: Ann Example <ann@example.com>\r\nTo: Bob <bob@contoso.example>\r\n");
+    m.push_str(
+        "Subject: Quarterly report with pictures\r\nDate: Tue, 01 Jul 2025 10:00:00 +0200\r\n",
+    );
+    m.push_str("Message-ID: <rich-1@example.com>\r\nMIME-Version: 1.0\r\n");
+    m.push_str("Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n");
+    m.push_str("--outer\r\nContent-Type: multipart/related; boundary=\"rel\"\r\n\r\n");
+    m.push_str("--rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n");
+    m.push_str(
+        "<html><body><p>Hello <b>Bob</b></p><img src=\"cid:logo@example.com\"></body></html>\r\n",
+    );
+    m.push_str("--rel\r\nContent-Type: image/png\r\nContent-ID: <logo@example.com>\r\nContent-Disposition: inline; filename=\"logo.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    m.push_str(&b64_lines(png));
+    m.push_str("--rel--\r\n");
+    m.push_str("--outer\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"two.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    m.push_str(&b64_lines(two_mb));
+    m.push_str("--outer\r\nContent-Type: application/zip\r\nContent-Disposition: attachment; filename=\"thirty.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    m.push_str(&b64_lines(thirty_mb));
+    m.push_str("--outer--\r\n");
+    m.into_bytes()
+}
+
+fn item(raw: Vec<u8>, flags: ItemFlags, date: i64) -> WriteItem {
+    let id = o365_migrate_mime::fingerprint(&raw);
+    WriteItem {
+        fingerprint: id.dedupe_key(),
+        internet_message_id: id.message_id.clone(),
+        raw: Bytes::from(raw),
+        flags,
+        internal_date: Some(Timestamp::utc(date)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_message_arrives_non_draft_with_every_field_and_only_once() {
+    let upn = "bob@contoso.example".to_string();
+    let emu = Emulator::start(config_with(std::slice::from_ref(&upn)))
+        .await
+        .unwrap();
+    let target = GraphTarget::new(target_config(
+        &emu,
+        Credential::ClientSecret(SecretString::new(SECRET)),
+    ))
+    .unwrap();
+    target.check().await.unwrap();
+    let writer = target.open_mailbox(&upn).await.unwrap();
+    let folders = writer
+        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
+        .await
+        .unwrap();
+
+    let two = pattern(2 * 1024 * 1024, 3);
+    let thirty = pattern(30 * 1024 * 1024, 7);
+    let png = pattern(40_000, 11);
+    let received = 1_751_400_000; // 2025-07-01T20:00:00Z
+    let flags = ItemFlags {
+        seen: true,
+        flagged: true,
+        ..ItemFlags::default()
+    };
+    let it = item(rich_message(&two, &thirty, &png), flags, received);
+
+    let first = writer.write(&folders[0], &it).await.unwrap();
+    assert!(matches!(first, WriteOutcome::Written { .. }), "{first:?}");
+    let second = writer.write(&folders[0], &it).await.unwrap();
+    assert_eq!(
+        second,
+        WriteOutcome::AlreadyPresent {
+            target_id: first.target_id().to_string()
+        }
+    );
+    // A fresh writer (a new run) finds it too.
+    let again = target.open_mailbox(&upn).await.unwrap();
+    let f2 = again
+        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        again.write(&f2[0], &it).await.unwrap(),
+        WriteOutcome::AlreadyPresent { .. }
+    ));
+
+    let stored = emu.messages(&upn);
+    assert_eq!(stored.len(), 1, "written exactly once");
+    let m = &stored[0];
+    assert_eq!(m.folder_path, "Inbox");
+    assert_eq!(m.bool("isDraft"), Some(false));
+    assert_eq!(m.bool("isRead"), Some(true));
+    assert_eq!(m.properties["flag"]["flagStatus"], "flagged");
+    assert_eq!(m.str("subject"), Some("Quarterly report with pictures"));
+    assert_eq!(m.str("internetMessageId"), Some("<rich-1@example.com>"));
+    assert_eq!(m.str("receivedDateTime"), Some("2025-07-01T20:00:00Z"));
+    assert_eq!(m.str("sentDateTime"), Some("2025-07-01T08:00:00Z"));
+    assert_eq!(
+        m.properties["from"]["emailAddress"]["address"],
+        "ann@example.com"
+    );
+    assert_eq!(
+        m.properties["toRecipients"][0]["emailAddress"]["address"],
+        "bob@contoso.example"
+    );
+    assert_eq!(m.properties["body"]["contentType"], "html");
+    assert!(
+        m.properties["body"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello <b>Bob</b>")
+    );
+    assert_eq!(m.bool("hasAttachments"), Some(true));
+    assert_eq!(m.attachments.len(), 3);
+    let by_name = |n: &str| m.attachments.iter().find(|a| a.name == n).unwrap();
+    let logo = by_name("logo.png");
+    assert!(logo.is_inline);
+    assert_eq!(logo.content_id.as_deref(), Some("logo@example.com"));
+    assert_eq!(logo.data.as_ref(), png.as_slice());
+    assert_eq!(by_name("two.pdf").data.as_ref(), two.as_slice());
+    let big = by_name("thirty.zip");
+    assert_eq!(big.size, thirty.len());
+    assert!(
+        big.data.as_ref() == thirty.as_slice(),
+        "30 MB attachment differs"
+    );
+    assert!(!big.is_inline);
+
+    // Verify view through the trait.
+    assert_eq!(writer.count(&folders[0]).await.unwrap(), 1);
+    let listed = writer.list(&folders[0]).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].is_read && listed[0].flagged && !listed[0].is_draft);
+    assert_eq!(
+        listed[0].fingerprint.as_deref(),
+        Some(it.fingerprint.as_str())
+    );
+    assert_eq!(listed[0].received, Some(Timestamp::utc(received)));
+    emu.assert_limits_respected().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_are_created_once_and_compared_case_insensitively() {
+    let upn = "carol@contoso.example".to_string();
+    let emu = Emulator::start(config_with(std::slice::from_ref(&upn)))
+        .await
+        .unwrap();
+    let target = GraphTarget::new(target_config(
+        &emu,
+        Credential::ClientSecret(SecretString::new(SECRET)),
+    ))
+    .unwrap();
+    let w = target.open_mailbox(&upn).await.unwrap();
+    let plan = [
+        FolderSpec::at_root("Projects/2024", ["Projects", "2024"]),
+        FolderSpec::under("INBOX/Receipts", WellKnownFolder::Inbox, ["Receipts"]),
+        FolderSpec::at_root("projects/Über", ["projects", "Über"]),
+        FolderSpec::well_known("Sent", WellKnownFolder::SentItems),
+    ];
+    let h = w.ensure_folders(&plan).await.unwrap();
+    assert!(h[0].created && h[1].created && h[2].created && !h[3].created);
+    // Another writer (a second run) creates nothing new; "projects" is "Projects".
+    let w2 = target.open_mailbox(&upn).await.unwrap();
+    let h2 = w2.ensure_folders(&plan).await.unwrap();
+    assert_eq!(
+        h.iter().map(|x| &x.target_id).collect::<Vec<_>>(),
+        h2.iter().map(|x| &x.target_id).collect::<Vec<_>>()
+    );
+    assert!(h2.iter().all(|x| !x.created));
+    let paths: Vec<String> = emu.folders(&upn).into_iter().map(|f| f.path).collect();
+    for p in [
+        "Projects",
+        "Projects/2024",
+        "Projects/Über",
+        "Inbox/Receipts",
+    ] {
+        assert_eq!(
+            paths.iter().filter(|x| x.as_str() == p).count(),
+            1,
+            "{p} in {paths:?}"
+        );
+    }
+}
+
+fn small_message(mailbox: usize, n: usize) -> Vec<u8> {
+    format!(
+        "From: sender{n}@example.com\r\nTo: m{mailbox}@contoso.example\r\nSubject: message {n} of mailbox {mailbox}\r\n\
+         Date: Wed, 02 Jul 2025 09:{:02}:00 +0000\r\nMessage-ID: <m{mailbox}-{n}@example.com>\r\n\r\nbody {n}\r\n",
+        n % 60
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_mailboxes_in_parallel_under_throttling_and_faults() {
+    let users: Vec<String> = (0..20).map(|i| format!("m{i}@contoso.example")).collect();
+    let mut config = config_with(&users);
+    // Scaled limits: 40 requests per 1.2 s window per mailbox, so the budget binds.
+    config.time_scale = 0.002;
+    config.limits.requests_per_window = 40;
+    config.faults = Faults {
+        seed: 7,
+        rate_503: 0.04,
+        rate_429: 0.03,
+        rate_reset: 0.02,
+        rate_slow: 0.05,
+        slow_ms: 30,
+        retry_after_secs: 1,
+        ..Faults::default()
+    };
+    let emu = Emulator::start(config).await.unwrap();
+    let mut tc = target_config(&emu, Credential::ClientSecret(SecretString::new(SECRET)));
+    tc.budgets = Budgets {
+        requests_per_window: 40,
+        ..Budgets::time_scaled(0.002)
+    };
+    tc.retry.max_attempts = 12;
+    let target = Arc::new(GraphTarget::new(tc).unwrap());
+    let per_mailbox = 60;
+    let mut tasks = Vec::new();
+    for (mi, upn) in users.iter().enumerate() {
+        let target = target.clone();
+        let upn = upn.clone();
+        tasks.push(tokio::spawn(async move {
+            let w = target.open_mailbox(&upn).await?;
+            let f = w
+                .ensure_folders(&[FolderSpec::under(
+                    "INBOX/Old",
+                    WellKnownFolder::Inbox,
+                    ["Old"],
+                )])
+                .await?;
+            let folder = f[0].clone();
+            // The engine may push many writes at once; the writer keeps 4 in flight.
+            let mut set = tokio::task::JoinSet::new();
+            for n in 0..per_mailbox {
+                let w = w.clone();
+                let folder = folder.clone();
+                set.spawn(async move {
+                    w.write(
+                        &folder,
+                        &item(small_message(mi, n), ItemFlags::default(), 1_751_446_800),
+                    )
+                    .await
+                });
+            }
+            let mut failed = Vec::new();
+            while let Some(r) = set.join_next().await {
+                match r {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => failed.push(e.to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            Ok::<_, o365_migrate_target::Error>((upn, failed))
+        }));
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        let (upn, failed) = t.await.unwrap().unwrap();
+        failures.extend(failed.into_iter().map(|f| format!("{upn}: {f}")));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed items: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    for upn in &users {
+        let msgs = emu.messages(upn);
+        assert_eq!(msgs.len(), per_mailbox, "{upn}");
+        assert!(
+            msgs.iter()
+                .all(|m| m.bool("isDraft") == Some(false) && m.folder_path == "Inbox/Old")
+        );
+        let c = emu.counters(upn);
+        assert!(c.max_concurrent_seen <= 4, "{upn}: {c:?}");
+    }
+    emu.assert_limits_respected().unwrap();
+    let faults: u64 = users.iter().map(|u| emu.counters(u).faults_injected).sum();
+    assert!(
+        faults > 0,
+        "the faults must have happened for this test to mean something"
+    );
+    assert!(target.client().throttled_answers() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_assertion_is_accepted_by_the_emulator() {
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-app.pem"
+    ))
+    .unwrap();
+    let cert_pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-app.cert.pem"
+    ))
+    .unwrap();
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(&cert_pem).unwrap();
+    let upn = "dave@contoso.example".to_string();
+    let mut config = config_with(std::slice::from_ref(&upn));
+    config.tenants[0].apps[0].client_secret = None;
+    config.tenants[0].apps[0].certificates_der_base64 =
+        vec![base64::engine::general_purpose::STANDARD.encode(der.as_ref())];
+    let emu = Emulator::start(config).await.unwrap();
+    for alg in [
+        o365_migrate_target::identity::AssertionAlgorithm::Ps256,
+        o365_migrate_target::identity::AssertionAlgorithm::Rs256,
+    ] {
+        let cred = CertificateCredential::from_pem(&pem, "test-app.pem")
+            .unwrap()
+            .with_algorithm(alg);
+        let target =
+            GraphTarget::new(target_config(&emu, Credential::Certificate(Arc::new(cred)))).unwrap();
+        target.check().await.unwrap();
+        assert!(target.open_mailbox(&upn).await.is_ok());
+    }
+    let pfx = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-app.pfx"
+    ))
+    .unwrap();
+    let cred =
+        CertificateCredential::from_pfx(&pfx, &SecretString::new("test-password"), "test-app.pfx")
+            .unwrap();
+    let target =
+        GraphTarget::new(target_config(&emu, Credential::Certificate(Arc::new(cred)))).unwrap();
+    target.check().await.unwrap();
+    // A wrong secret is refused with a hint, and the secret is not in the message.
+    let bad = GraphTarget::new(target_config(
+        &emu,
+        Credential::ClientSecret(SecretString::new("guessed-secret-value")),
+    ))
+    .unwrap();
+    let err = bad.check().await.unwrap_err().to_string();
+    assert!(
+        err.contains("invalid_client") && !err.contains("guessed-secret-value"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_permissions_are_named_with_the_fix() {
+    let mut config = config_with(&[]);
+    config.tenants[0].apps[0].roles = vec!["User.Read.All".into()];
+    let emu = Emulator::start(config).await.unwrap();
+    let mut tc = target_config(&emu, Credential::ClientSecret(SecretString::new(SECRET)));
+    tc.user_creation = true;
+    let err = GraphTarget::new(tc).unwrap().check().await.unwrap_err();
+    match &err {
+        o365_migrate_target::Error::MissingPermissions { missing, fix } => {
+            assert_eq!(
+                missing,
+                &[
+                    "Mail.ReadWrite",
+                    "User.ReadWrite.All",
+                    "LicenseAssignment.ReadWrite.All"
+                ]
+            );
+            assert!(fix.contains("Grant admin consent"), "{fix}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_users_licences_and_mailbox_probe() {
+    let mut config = config_with(&[]);
+    config.time_scale = 0.005; // provisioning takes 60 s × 0.005 = 0.3 s
+    let emu = Emulator::start(config).await.unwrap();
+    let target = GraphTarget::new(target_config(
+        &emu,
+        Credential::ClientSecret(SecretString::new(SECRET)),
+    ))
+    .unwrap();
+    let client = target.client();
+    let skus = client.subscribed_skus().await.unwrap();
+    assert_eq!(skus[0].consumed_units, 0);
+    let new = o365_migrate_target::graph::NewUser {
+        user_principal_name: "erin@contoso.example".into(),
+        display_name: "Erin".into(),
+        mail_nickname: "erin".into(),
+        password: SecretString::new("Initial-Passw0rd!"),
+        usage_location: None,
+    };
+    let user = client.create_user(&new).await.unwrap();
+    assert_eq!(
+        client.probe_mailbox(&user.id).await.unwrap(),
+        o365_migrate_target::graph::MailboxProbe::NotEnabled
+    );
+    let err = client
+        .assign_license(&user.id, &skus[0].sku_id)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("usage location"), "{err}");
+    client.set_usage_location(&user.id, "DE").await.unwrap();
+    client
+        .assign_license(&user.id, &skus[0].sku_id)
+        .await
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..50 {
+        if client.probe_mailbox("erin@contoso.example").await.unwrap()
+            == o365_migrate_target::graph::MailboxProbe::Ready
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "mailbox never provisioned");
+    let users = client
+        .list_users(Some("startswith(userPrincipalName,'erin')"))
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].assigned_licenses, vec![skus[0].sku_id.clone()]);
+    assert_eq!(
+        client
+            .probe_mailbox("nobody@contoso.example")
+            .await
+            .unwrap(),
+        o365_migrate_target::graph::MailboxProbe::NoSuchUser
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_paged_and_batch_answers_come_back_in_order() {
+    let users: Vec<String> = (0..1205)
+        .map(|i| format!("u{i:04}@contoso.example"))
+        .collect();
+    let emu = Emulator::start(config_with(&users)).await.unwrap();
+    let target = GraphTarget::new(target_config(
+        &emu,
+        Credential::ClientSecret(SecretString::new(SECRET)),
+    ))
+    .unwrap();
+    let listed = target.client().list_users(None).await.unwrap();
+    assert_eq!(listed.len(), 1205);
+    let reqs: Vec<_> = (0..20)
+        .map(|i| o365_migrate_target::graph::BatchRequest {
+            method: "GET".into(),
+            url: format!("/users/u{i:04}@contoso.example/mailFolders/inbox"),
+            body: None,
+        })
+        .collect();
+    let answers = target
+        .client()
+        .batch(Some("u0000@contoso.example"), &reqs)
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 20);
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status == 200 && a.body["displayName"] == "Inbox")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_code_flow_against_the_emulator() {
+    let upn = "admin@contoso.example".to_string();
+    let emu = Arc::new(
+        Emulator::start(config_with(std::slice::from_ref(&upn)))
+            .await
+            .unwrap(),
+    );
+    let e2 = emu.clone();
+    let opts = DeviceCodeOptions::new(move |p| {
+        // The "user" signs in on another device as soon as the code is shown.
+        assert!(p.message.contains(&p.user_code));
+        let e3 = e2.clone();
+        let code = p.user_code.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(e3.approve_device_code(&code, "admin@contoso.example"));
+        });
+    });
+    let target = GraphTarget::new(target_config(&emu, Credential::DeviceCode(opts))).unwrap();
+    let writer = target.open_mailbox(&upn).await.unwrap();
+    assert_eq!(writer.mailbox(), upn);
+}
