@@ -522,3 +522,28 @@ async fn reconnector_resumes_after_the_last_uid_seen() {
     assert!(matches!(e, Error::UidValidityChanged { .. }));
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn idle_reports_a_new_message() {
+    let d = Dovecot::start(DovecotOptions::default()).unwrap();
+    let cfg = config(&d, Security::Tls);
+    let mut watcher = Session::open(&cfg, &login("alice")).await.unwrap();
+    watcher.examine("INBOX").await.unwrap();
+    let cfg2 = cfg.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut s = Session::open(&cfg2, &login("alice")).await.unwrap();
+        s.append("INBOX", vec![msg("wake up", &[], None)], 1)
+            .await
+            .unwrap();
+    });
+    let events = watcher.idle(Duration::from_secs(10)).await.unwrap();
+    writer.await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, o365_migrate_imap::Untagged::Exists(1))),
+        "{events:?}"
+    );
+    watcher.noop().await.unwrap();
+}

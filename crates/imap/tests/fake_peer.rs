@@ -216,3 +216,115 @@ async fn pipelined_append_captures_appenduid_and_honours_appendlimit() {
         }
     );
 }
+
+/// A peer accepting `conns` connections, each answering AUTHENTICATE with OK and recording
+/// the lines it received.
+async fn auth_peer(conns: usize) -> (ClientConfig, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for _ in 0..conns {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(
+                b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] ready\r\n",
+            )
+            .await
+            .unwrap();
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            tx.send(line.clone()).unwrap();
+            let tag = line.split(' ').next().unwrap().to_owned();
+            w.write_all(
+                format!("{tag} OK [CAPABILITY IMAP4rev1 IDLE] authenticated\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+        }
+    });
+    let mut c = ClientConfig::new("127.0.0.1", port, Security::Plaintext);
+    c.client_id = None;
+    (c, rx)
+}
+
+struct CountingTokens(std::sync::atomic::AtomicUsize);
+
+impl o365_migrate_imap::TokenProvider for CountingTokens {
+    fn token(&self) -> o365_migrate_imap::TokenFuture<'_> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { Ok(o365_migrate_imap::Secret::new(format!("token-{n}"))) })
+    }
+}
+
+#[tokio::test]
+async fn oauth_logins_fetch_a_fresh_token_on_every_connection() {
+    use base64::Engine as _;
+    let (cfg, mut lines) = auth_peer(3).await;
+    let tokens = std::sync::Arc::new(CountingTokens(0.into()));
+    let r = o365_migrate_imap::Reconnector::new(
+        cfg.clone(),
+        Auth::XOAuth2 {
+            user: "u@example.com".into(),
+            tokens: tokens.clone(),
+        },
+    );
+    let s1 = r.connect().await.unwrap();
+    assert!(
+        s1.has_capability("IDLE"),
+        "capabilities after login come from the OK code"
+    );
+    let _s2 = r.connect().await.unwrap();
+    let decode = |line: String| {
+        let b64 = line.trim_end().rsplit(' ').next().unwrap().to_owned();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let l1 = lines.recv().await.unwrap();
+    assert!(l1.contains("AUTHENTICATE XOAUTH2 "), "{l1}");
+    assert_eq!(
+        decode(l1),
+        "user=u@example.com\x01auth=Bearer token-0\x01\x01"
+    );
+    assert_eq!(
+        decode(lines.recv().await.unwrap()),
+        "user=u@example.com\x01auth=Bearer token-1\x01\x01"
+    );
+    let mut s3 = Session::connect(&cfg).await.unwrap();
+    s3.login(&Auth::OAuthBearer {
+        user: "u@example.com".into(),
+        tokens: tokens.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        decode(lines.recv().await.unwrap()),
+        "n,a=u@example.com,\x01auth=Bearer token-2\x01\x01"
+    );
+}
+
+#[tokio::test]
+async fn synchronizing_literal_waits_for_continuation() {
+    // No LITERAL+: the 8-bit password goes as {N} and must wait for "+".
+    let cfg = peer(
+        "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n",
+        vec![
+            "+ go ahead\r\n",
+            "A1 OK [CAPABILITY IMAP4rev1] logged in\r\n",
+        ],
+    )
+    .await;
+    let mut s = Session::connect(&cfg).await.unwrap();
+    s.login(&Auth::Login {
+        user: "u".into(),
+        password: "pässwörd".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.capabilities(), ["IMAP4rev1".to_string()]);
+}
