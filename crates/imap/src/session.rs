@@ -203,6 +203,8 @@ pub struct Session {
     bye: Option<String>,
     delimiter: Option<Option<char>>,
     user: Option<String>,
+    /// Tags of commands whose responses nobody is waiting for (a FetchStream dropped early).
+    abandoned: Vec<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -332,6 +334,7 @@ impl Session {
             bye: None,
             delimiter: None,
             user: None,
+            abandoned: Vec::new(),
         };
         if config.security != Security::StartTls {
             let g = s.read_response().await?;
@@ -443,8 +446,27 @@ impl Session {
         Ok(())
     }
 
+    /// Reads and discards the responses of abandoned commands (releasing their budget).
+    async fn drain_abandoned(&mut self) -> Result<(), Error> {
+        while !self.abandoned.is_empty() {
+            self.flush().await?;
+            match self.read_response().await? {
+                Response::Tagged { tag, .. } => {
+                    self.abandoned.retain(|t| *t != tag);
+                }
+                Response::Untagged(Untagged::Condition(c)) if c.status == Status::Bye => {}
+                _ => {}
+            }
+            drop(std::mem::take(&mut self.pending));
+        }
+        Ok(())
+    }
+
     /// Writes a command; waits for `+` before sync literals. Does not flush the socket.
     async fn send(&mut self, cmd: &Encoded) -> Result<(), Error> {
+        if !self.abandoned.is_empty() && !cmd.tag.is_empty() {
+            self.drain_abandoned().await?;
+        }
         for part in &cmd.parts {
             match part {
                 Part::Text(t) => self.wbuf.extend_from_slice(t),
@@ -1133,8 +1155,9 @@ fn mailbox_from(l: ListEntry) -> Mailbox {
     }
 }
 
-/// A streamed, pipelined UID FETCH. Borrow of the session ends when this is dropped; drop it
-/// only after `next` returned `None` (or an error) so the session stays in sync.
+/// A streamed, pipelined UID FETCH. The session is borrowed until this is dropped. Dropping it
+/// early is safe: the responses still in flight are read and discarded before the session's
+/// next command.
 pub struct FetchStream<'a> {
     session: &'a mut Session,
     batches: VecDeque<UidSet>,
@@ -1150,6 +1173,13 @@ impl std::fmt::Debug for FetchStream<'_> {
             .field("batches_left", &self.batches.len())
             .field("inflight", &self.inflight)
             .finish()
+    }
+}
+
+impl Drop for FetchStream<'_> {
+    fn drop(&mut self) {
+        // Responses still on their way are read and discarded before the session's next command.
+        self.session.abandoned.extend(self.inflight.drain(..));
     }
 }
 

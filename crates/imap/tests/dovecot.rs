@@ -547,3 +547,35 @@ async fn idle_reports_a_new_message() {
     );
     watcher.noop().await.unwrap();
 }
+
+#[tokio::test]
+async fn dropping_a_fetch_stream_early_keeps_the_session_usable() {
+    let d = Dovecot::start(DovecotOptions::default()).unwrap();
+    let budget = ByteBudget::new(1024 * 1024);
+    let mut cfg = config(&d, Security::Tls);
+    cfg.budget = Some(budget.clone());
+    let mut s = Session::open(&cfg, &login("alice")).await.unwrap();
+    let input: Vec<AppendMessage> = (0..30).map(|i| msg(&format!("m{i}"), &[], None)).collect();
+    s.append("INBOX", input, 16).await.unwrap();
+    s.examine("INBOX").await.unwrap();
+    let uids = s.uid_search(&[SearchKey::All]).await.unwrap();
+    {
+        let mut st = s.fetch(
+            &uids,
+            FetchOptions {
+                batch_size: 5,
+                pipeline: 3,
+                ..FetchOptions::default()
+            },
+        );
+        let first = st.next().await.unwrap().unwrap();
+        assert_eq!(first.uid, uids[0]);
+    } // dropped with two batches in flight
+    assert_eq!(s.uid_search(&[SearchKey::All]).await.unwrap(), uids);
+    let mut st = s.fetch(&uids[10..12], FetchOptions::default());
+    assert_eq!(st.next().await.unwrap().unwrap().uid, uids[10]);
+    assert_eq!(st.next().await.unwrap().unwrap().uid, uids[11]);
+    assert!(st.next().await.is_none());
+    drop(st);
+    assert_eq!(budget.in_flight(), 0);
+}
