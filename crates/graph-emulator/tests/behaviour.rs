@@ -1,0 +1,498 @@
+//! The emulator's documented behaviours, checked over HTTP.
+
+use std::time::Duration;
+
+use base64::Engine;
+use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, Faults, UserConfig};
+use serde_json::{Value, json};
+
+const UPN: &str = "alice@contoso.example";
+
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().unwrap()
+}
+
+async fn start(edit: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
+    let mut c = EmulatorConfig::default();
+    c.tenants[0].users.push(UserConfig::with_mailbox(UPN));
+    edit(&mut c);
+    Emulator::start(c).await.unwrap()
+}
+
+async fn token(emu: &Emulator, secret: &str) -> (u16, Value) {
+    let app = &emu.config().tenants[0].apps[0];
+    let r = http()
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            emu.url(),
+            emu.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app.client_id.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn bearer(emu: &Emulator) -> String {
+    let (s, v) = token(emu, "emulator-secret").await;
+    assert_eq!(s, 200, "{v}");
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+async fn call(
+    emu: &Emulator,
+    tok: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut rb = http()
+        .request(m, format!("{}/v1.0{path}", emu.url()))
+        .bearer_auth(tok);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, r.json().await.unwrap_or(Value::Null), headers)
+}
+
+#[tokio::test]
+async fn tokens_check_secret_and_scope() {
+    let emu = start(|_| {}).await;
+    let (s, v) = token(&emu, "wrong").await;
+    assert_eq!(s, 401);
+    assert_eq!(v["error"], "invalid_client");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS7000215")
+    );
+    let tok = bearer(&emu).await;
+    let (s, _, _) = call(&emu, "not-a-token", "GET", "/users", None).await;
+    assert_eq!(s, 401);
+    let (s, v, _) = call(&emu, &tok, "GET", "/users?$select=userPrincipalName", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["value"][0]["userPrincipalName"], UPN);
+    assert!(v["value"][0].get("displayName").is_none());
+}
+
+fn message(flags: Option<&str>) -> Value {
+    let mut props = vec![
+        json!({"id": "SystemTime 0x0E06", "value": "2020-01-02T03:04:05Z"}),
+        json!({"id": "SystemTime 0x0039", "value": "2020-01-01T00:00:00Z"}),
+    ];
+    if let Some(f) = flags {
+        props.push(json!({"id": "Integer 0x0E07", "value": f}));
+    }
+    json!({"subject": "s", "body": {"contentType": "html", "content": "<p>x</p>"}, "internetMessageId": "<x@y>",
+        "singleValueExtendedProperties": props})
+}
+
+#[tokio::test]
+async fn message_flags_decide_draft_and_read_and_dates_are_kept() {
+    let emu = start(|_| {}).await;
+    let tok = bearer(&emu).await;
+    let path = format!("/users/{UPN}/mailFolders/inbox/messages");
+    let (s, v, _) = call(&emu, &tok, "POST", &path, Some(message(Some("1")))).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (v["isDraft"].as_bool(), v["isRead"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(v["receivedDateTime"], "2020-01-02T03:04:05Z");
+    assert_eq!(v["sentDateTime"], "2020-01-01T00:00:00Z");
+    let (_, v, _) = call(&emu, &tok, "POST", &path, Some(message(Some("0")))).await;
+    assert_eq!(
+        (v["isDraft"].as_bool(), v["isRead"].as_bool()),
+        (Some(false), Some(false))
+    );
+    let (_, v, _) = call(&emu, &tok, "POST", &path, Some(message(None))).await;
+    assert_eq!(v["isDraft"], true, "no 0x0E07 → draft");
+    let (_, v, _) = call(&emu, &tok, "POST", &path, Some(message(Some("9")))).await;
+    assert_eq!(v["isDraft"], true, "unsent bit → draft");
+    // PATCH cannot clear the draft state.
+    let id = v["id"].as_str().unwrap().to_string();
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "PATCH",
+        &format!("/users/{UPN}/messages/{id}"),
+        Some(json!({"isDraft": false,
+        "singleValueExtendedProperties": [{"id": "Integer 0x0E07", "value": "1"}]})),
+    )
+    .await;
+    assert_eq!((s, v["isDraft"].as_bool()), (200, Some(true)));
+    // Unknown properties and bad headers are refused.
+    let (s, v, _) = call(&emu, &tok, "POST", &path, Some(json!({"subjekt": "x"}))).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("RequestBodyRead"))
+    );
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        &path,
+        Some(json!({"internetMessageHeaders": [{"name": "Received", "value": "x"}]})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("InvalidInternetMessageHeader"))
+    );
+    // Filter, count, paging.
+    let (_, v, _) = call(
+        &emu,
+        &tok,
+        "GET",
+        &format!(
+            "{path}?$filter=internetMessageId%20eq%20'%3Cx@y%3E'&$count=true&$top=2&$select=id"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(v["@odata.count"], 4);
+    assert_eq!(v["value"].as_array().unwrap().len(), 2);
+    assert!(v["@odata.nextLink"].as_str().unwrap().contains("skip=2"));
+}
+
+#[tokio::test]
+async fn mime_create_is_a_draft_in_drafts_and_refused_on_a_folder() {
+    let emu = start(|_| {}).await;
+    let tok = bearer(&emu).await;
+    let mime = base64::engine::general_purpose::STANDARD
+        .encode("Subject: hi\r\nMessage-ID: <m@x>\r\nFrom: a@b.c\r\n\r\nbody\r\n");
+    let post = |path: String| {
+        http()
+            .post(format!("{}/v1.0{path}", emu.url()))
+            .bearer_auth(&tok)
+            .header("content-type", "text/plain")
+            .body(mime.clone())
+            .send()
+    };
+    let r = post(format!("/users/{UPN}/messages")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["isDraft"].as_bool(), v["subject"].as_str()),
+        (Some(true), Some("hi"))
+    );
+    assert_eq!(emu.messages(UPN)[0].folder_path, "Drafts");
+    let r = post(format!("/users/{UPN}/mailFolders/inbox/messages"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn folders_conflict_case_insensitively() {
+    let emu = start(|_| {}).await;
+    let tok = bearer(&emu).await;
+    let p = format!("/users/{UPN}/mailFolders/inbox/childFolders");
+    assert_eq!(
+        call(
+            &emu,
+            &tok,
+            "POST",
+            &p,
+            Some(json!({"displayName": "Receipts"}))
+        )
+        .await
+        .0,
+        201
+    );
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        &p,
+        Some(json!({"displayName": "RECEIPTS"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("ErrorFolderExists"))
+    );
+    let (_, v, _) = call(
+        &emu,
+        &tok,
+        "GET",
+        &format!("/users/{UPN}/mailFolders/inbox"),
+        None,
+    )
+    .await;
+    assert_eq!(v["childFolderCount"], 1);
+}
+
+#[tokio::test]
+async fn upload_sessions_check_ranges_order_and_authorization() {
+    let emu = start(|_| {}).await;
+    let tok = bearer(&emu).await;
+    let (_, m, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        &format!("/users/{UPN}/mailFolders/inbox/messages"),
+        Some(message(Some("1"))),
+    )
+    .await;
+    let id = m["id"].as_str().unwrap();
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        &format!("/users/{UPN}/messages/{id}/attachments/createUploadSession"),
+        Some(json!({"AttachmentItem": {"attachmentType": "file", "name": "a.bin", "size": 10}})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_eq!(v["nextExpectedRanges"][0], "0-");
+    let url = v["uploadUrl"].as_str().unwrap().to_string();
+    let put = |range: &str, body: &'static [u8], auth: bool| {
+        let mut rb = http().put(&url).header("content-range", range).body(body);
+        if auth {
+            rb = rb.bearer_auth(&tok);
+        }
+        rb.send()
+    };
+    assert_eq!(
+        put("bytes 0-4/10", b"01234", true)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        put("bytes 5-9/10", b"56789", false)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        416
+    );
+    assert_eq!(
+        put("bytes 0-5/10", b"01234", false)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        400
+    );
+    let r = put("bytes 0-4/10", b"01234", false).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = put("bytes 5-9/10", b"56789", false).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert!(r.headers().get("location").is_some());
+    assert_eq!(
+        emu.messages(UPN)[0].attachments[0].data.as_ref(),
+        b"0123456789"
+    );
+}
+
+#[tokio::test]
+async fn over_four_megabytes_is_413() {
+    let emu = start(|_| {}).await;
+    let tok = bearer(&emu).await;
+    let big = json!({"subject": "x".repeat(4 * 1024 * 1024 + 10)});
+    let (s, _, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        &format!("/users/{UPN}/mailFolders/inbox/messages"),
+        Some(big),
+    )
+    .await;
+    assert_eq!(s, 413);
+}
+
+#[tokio::test]
+async fn budgets_and_concurrency_are_enforced_and_recorded() {
+    let emu = start(|c| {
+        c.limits.requests_per_window = 6;
+        c.faults = Faults {
+            rate_slow: 1.0,
+            slow_ms: 300,
+            ..Faults::default()
+        };
+    })
+    .await;
+    let tok = bearer(&emu).await;
+    let path = format!("/users/{UPN}/mailFolders/inbox");
+    // Five at once: four pass (slowly), one is refused for concurrency (and recorded).
+    let mut handles = Vec::new();
+    for _ in 0..5 {
+        let (u, t) = (format!("{}/v1.0{path}", emu.url()), tok.clone());
+        handles.push(tokio::spawn(async move {
+            http().get(u).bearer_auth(t).send().await.unwrap()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        let r = h.await.unwrap();
+        statuses.push((
+            r.status().as_u16(),
+            r.headers().get("retry-after").is_some(),
+        ));
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses.iter().filter(|(s, _)| *s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().any(|(s, ra)| *s == 503 && *ra),
+        "{statuses:?}"
+    );
+    let c = emu.counters(UPN);
+    assert!(
+        c.max_concurrent_seen >= 5 && c.concurrency_violations >= 1,
+        "{c:?}"
+    );
+    assert!(emu.assert_limits_respected().is_err());
+    // Two more fit the budget of 6; the next is refused with Retry-After.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (s, _, h) = call(&emu, &tok, "GET", &path, None).await;
+        seen.push((
+            s,
+            h.get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+        ));
+    }
+    assert_eq!(seen[0].0, 200);
+    assert_eq!(seen[1].0, 200);
+    assert_eq!(seen[2].0, 429, "{seen:?}");
+    assert!(
+        seen[2]
+            .1
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1),
+        "{seen:?}"
+    );
+    assert_eq!(emu.counters(UPN).request_budget_refusals, 1);
+}
+
+#[tokio::test]
+async fn batch_limits_and_sub_request_throttling() {
+    let emu = start(|c| c.limits.requests_per_window = 2).await;
+    let tok = bearer(&emu).await;
+    let reqs: Vec<Value> = (0..21).map(|i| json!({"id": i.to_string(), "method": "GET", "url": format!("/users/{UPN}/mailFolders/inbox")})).collect();
+    assert_eq!(
+        call(
+            &emu,
+            &tok,
+            "POST",
+            "/$batch",
+            Some(json!({"requests": reqs}))
+        )
+        .await
+        .0,
+        400
+    );
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        "/$batch",
+        Some(json!({"requests": &reqs[..3]})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let st: Vec<u64> = v["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(st, [200, 200, 429]);
+}
+
+#[tokio::test]
+async fn unlicensed_users_get_a_mailbox_after_licensing() {
+    let emu = start(|c| {
+        c.time_scale = 0.001;
+        c.tenants[0].users.push(UserConfig {
+            user_principal_name: "new@contoso.example".into(),
+            mailbox: false,
+            usage_location: None,
+            ..UserConfig::default()
+        });
+    })
+    .await;
+    let tok = bearer(&emu).await;
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "GET",
+        "/users/new@contoso.example/mailboxSettings",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("MailboxNotEnabledForRESTAPI"))
+    );
+    let sku = emu.config().tenants[0].skus[0].sku_id.clone();
+    let lic = json!({"addLicenses": [{"skuId": sku, "disabledPlans": []}], "removeLicenses": []});
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        "/users/new@contoso.example/assignLicense",
+        Some(lic.clone()),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        call(
+            &emu,
+            &tok,
+            "PATCH",
+            "/users/new@contoso.example",
+            Some(json!({"usageLocation": "FR"}))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        call(
+            &emu,
+            &tok,
+            "POST",
+            "/users/new@contoso.example/assignLicense",
+            Some(lic)
+        )
+        .await
+        .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        call(
+            &emu,
+            &tok,
+            "GET",
+            "/users/new@contoso.example/mailboxSettings",
+            None
+        )
+        .await
+        .0,
+        200
+    );
+}
