@@ -183,7 +183,10 @@ pub(crate) async fn wrap_tls(
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(|_| tls_err(host, "not a valid DNS name or IP address"))?;
     let connector = tokio_rustls::TlsConnector::from(config);
-    let stream = tokio::time::timeout(limit, connector.connect(name, tcp))
+    // rustls reads TLS records 4 KiB at a time; a userspace read buffer below it turns that into
+    // one syscall per 128 KiB (writes pass straight through).
+    let buffered = tokio::io::BufReader::with_capacity(128 * 1024, tcp);
+    let stream = tokio::time::timeout(limit, connector.connect(name, buffered))
         .await
         .map_err(|_| Error::Timeout { during: "TLS handshake", after: limit })?
         .map_err(|e| {
