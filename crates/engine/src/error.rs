@@ -1,0 +1,98 @@
+//! The crate's single error type.
+
+use std::path::PathBuf;
+
+/// Where in a job file something was found: file, 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The job file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// Errors from this crate. Every message names what failed and where, and ends with a hint where
+/// one helps. No variant ever carries a secret value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The job file could not be read.
+    #[error("cannot read job file {}: {source}; check the path given with --config", file.display())]
+    ConfigRead {
+        /// The job file.
+        file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The job file is invalid.
+    #[error("{message} at {location}{}", hint_suffix(hint))]
+    Config {
+        /// What is wrong.
+        message: String,
+        /// Where.
+        location: Location,
+        /// How to fix it, when known.
+        hint: Option<String>,
+    },
+    /// A secret reference could not be resolved. Names the reference (`env:NAME` / `file:PATH`),
+    /// never the value.
+    #[error(
+        "cannot resolve secret {reference} ({origin}): {message}{}",
+        hint_suffix(hint)
+    )]
+    Secret {
+        /// The reference as written (`env:NAME` or `file:PATH`).
+        reference: String,
+        /// Which key of which job file it came from.
+        origin: String,
+        /// What went wrong.
+        message: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
+    /// The state store failed.
+    #[error(
+        "state store {path}: {operation} failed: {message}{}",
+        hint_suffix(hint)
+    )]
+    State {
+        /// The store's location (file path or URL without credentials).
+        path: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The underlying error as text.
+        message: String,
+        /// How to fix it, when known.
+        hint: Option<String>,
+    },
+    /// Writing a report or event stream failed.
+    #[error("cannot write {what} to {}: {source}; check that the directory exists and is writable", path.display())]
+    Output {
+        /// What was being written.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    match hint {
+        Some(h) => format!("; {h}"),
+        None => String::new(),
+    }
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

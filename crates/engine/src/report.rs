@@ -1,0 +1,689 @@
+//! Progress events ([`Reporter`]), a JSON-lines event writer, and reports built from the state
+//! store: JSON and CSV per mailbox and per item, and a self-contained HTML summary page.
+//!
+//! Nothing here ever sees a secret: events and reports carry addresses, folders, UIDs, sizes,
+//! statuses and reasons only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::state::{ItemRecord, ItemStatus, MailboxId, RunSummary, StateStore, StatusCounts};
+
+/// A progress event from the engine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A mailbox started.
+    MailboxStarted {
+        /// Source address.
+        mailbox: String,
+        /// Target address.
+        target: String,
+    },
+    /// Progress within a folder.
+    FolderProgress {
+        /// Source address.
+        mailbox: String,
+        /// Source folder path.
+        folder: String,
+        /// Items with an outcome so far.
+        done: u64,
+        /// Items planned.
+        total: u64,
+        /// Bytes written so far.
+        bytes: u64,
+    },
+    /// A folder is not migrated.
+    FolderSkipped {
+        /// Source address.
+        mailbox: String,
+        /// Source folder path.
+        folder: String,
+        /// Why.
+        reason: String,
+    },
+    /// An item was written.
+    ItemMigrated {
+        /// Source address.
+        mailbox: String,
+        /// Source folder path.
+        folder: String,
+        /// Source UID.
+        uid: u32,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// An item was skipped.
+    ItemSkipped {
+        /// Source address.
+        mailbox: String,
+        /// Source folder path.
+        folder: String,
+        /// Source UID.
+        uid: u32,
+        /// Why.
+        reason: String,
+    },
+    /// An item failed.
+    ItemFailed {
+        /// Source address.
+        mailbox: String,
+        /// Source folder path.
+        folder: String,
+        /// Source UID.
+        uid: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A server asked us to slow down.
+    Throttled {
+        /// Source address of the mailbox, when per mailbox.
+        mailbox: Option<String>,
+        /// How long we wait, in milliseconds.
+        wait_ms: u64,
+        /// What the server said (status / error code).
+        reason: String,
+    },
+    /// A mailbox finished.
+    MailboxFinished {
+        /// Source address.
+        mailbox: String,
+        /// Counts of this run for the mailbox.
+        migrated: u64,
+        /// Skipped.
+        skipped: u64,
+        /// Failed.
+        failed: u64,
+        /// Bytes written.
+        bytes: u64,
+    },
+}
+
+/// Receives progress events. Implementations must be cheap and must not block for long (they
+/// are called from the pipeline's tasks).
+pub trait Reporter: Send + Sync {
+    /// Called for every event.
+    fn report(&self, event: &Event);
+}
+
+/// Discards events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullReporter;
+
+impl Reporter for NullReporter {
+    fn report(&self, _event: &Event) {}
+}
+
+/// Sends every event to several reporters (e.g. progress bars and a JSON-lines file).
+#[derive(Default)]
+pub struct FanOut(pub Vec<Box<dyn Reporter>>);
+
+impl std::fmt::Debug for FanOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FanOut({} reporters)", self.0.len())
+    }
+}
+
+impl Reporter for FanOut {
+    fn report(&self, event: &Event) {
+        for r in &self.0 {
+            r.report(event);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes one JSON object per line per event: `{"ts":"…Z","event":"item_migrated",…}`.
+/// Write errors are kept; [`JsonLinesReporter::finish`] returns the first one.
+pub struct JsonLinesReporter {
+    inner: Mutex<(Box<dyn Write + Send>, Option<std::io::Error>)>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for JsonLinesReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLinesReporter")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl JsonLinesReporter {
+    /// Appends to `path`, creating it owner-only (`0600`).
+    pub fn create(path: impl AsRef<Path>) -> Result<JsonLinesReporter> {
+        let path = path.as_ref().to_owned();
+        let file = open_owner_only(&path, true).map_err(|source| Error::Output {
+            what: "events",
+            path: path.clone(),
+            source,
+        })?;
+        Ok(JsonLinesReporter {
+            inner: Mutex::new((Box::new(std::io::BufWriter::new(file)), None)),
+            path,
+        })
+    }
+
+    /// Writes to any writer (e.g. stdout); `name` is used in errors.
+    pub fn from_writer(w: Box<dyn Write + Send>, name: &str) -> JsonLinesReporter {
+        JsonLinesReporter {
+            inner: Mutex::new((w, None)),
+            path: PathBuf::from(name),
+        }
+    }
+
+    /// Flushes and returns the first write error, if any.
+    pub fn finish(&self) -> Result<()> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let flushed = g.0.flush();
+        let err = g.1.take().or(flushed.err());
+        match err {
+            Some(source) => Err(Error::Output {
+                what: "events",
+                path: self.path.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Reporter for JsonLinesReporter {
+    fn report(&self, event: &Event) {
+        let line = Line {
+            ts: rfc3339_now(),
+            event,
+        };
+        let Ok(mut s) = serde_json::to_string(&line) else {
+            return;
+        };
+        s.push('\n');
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.1.is_none()
+            && let Err(e) = g.0.write_all(s.as_bytes()).and_then(|_| g.0.flush())
+        {
+            g.1 = Some(e);
+        }
+    }
+}
+
+fn open_owner_only(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true);
+    if append {
+        o.append(true);
+    } else {
+        o.write(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports from the state store
+
+/// One mailbox in a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MailboxReport {
+    /// Id in the state store.
+    pub id: MailboxId,
+    /// Source address.
+    pub source: String,
+    /// Target address.
+    pub target: String,
+    /// Folders known in the store.
+    pub folders: u64,
+    /// Items by status.
+    pub counts: StatusCounts,
+}
+
+/// A report built from the state store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// When built (RFC 3339, UTC).
+    pub generated_at: String,
+    /// All mailboxes together.
+    pub totals: StatusCounts,
+    /// Per mailbox, by source address.
+    pub mailboxes: Vec<MailboxReport>,
+    /// Runs, oldest first.
+    pub runs: Vec<RunSummary>,
+    /// Skipped and failed items (at most [`Report::PROBLEM_LIMIT`]), for the HTML page.
+    pub problems: Vec<ItemRecord>,
+    /// How many skipped / failed items exist in total.
+    pub problems_total: u64,
+}
+
+const PAGE: u32 = 5_000;
+
+impl Report {
+    /// Most skipped / failed items listed in [`Report::problems`].
+    pub const PROBLEM_LIMIT: usize = 1_000;
+
+    /// Builds the report.
+    pub async fn build(store: &dyn StateStore) -> Result<Report> {
+        let mut mailboxes = Vec::new();
+        for m in store.mailboxes().await? {
+            let counts = store.counts(Some(m.id)).await?;
+            let folders = store.folders(m.id).await?.len() as u64;
+            mailboxes.push(MailboxReport {
+                id: m.id,
+                source: m.source,
+                target: m.target,
+                folders,
+                counts,
+            });
+        }
+        let totals = store.counts(None).await?;
+        let mut problems = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.items(None, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for it in page {
+                if matches!(it.status, ItemStatus::Skipped | ItemStatus::Failed)
+                    && problems.len() < Self::PROBLEM_LIMIT
+                {
+                    problems.push(it);
+                }
+            }
+            if problems.len() >= Self::PROBLEM_LIMIT {
+                break;
+            }
+        }
+        Ok(Report {
+            generated_at: rfc3339_now(),
+            totals,
+            mailboxes,
+            runs: store.runs().await?,
+            problems_total: totals.skipped + totals.failed,
+            problems,
+        })
+    }
+
+    /// The per-mailbox JSON document (totals, mailboxes, runs).
+    pub fn mailboxes_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            generated_at: &'a str,
+            totals: &'a StatusCounts,
+            mailboxes: &'a [MailboxReport],
+            runs: &'a [RunSummary],
+        }
+        serde_json::to_string_pretty(&Doc {
+            generated_at: &self.generated_at,
+            totals: &self.totals,
+            mailboxes: &self.mailboxes,
+            runs: &self.runs,
+        })
+        .unwrap_or_default()
+    }
+
+    /// The per-mailbox CSV.
+    pub fn mailboxes_csv(&self) -> String {
+        let mut s = String::from(
+            "source,target,folders,planned,migrated,skipped,failed,migrated_bytes\r\n",
+        );
+        for m in &self.mailboxes {
+            let c = &m.counts;
+            s.push_str(&csv_row(&[
+                &m.source,
+                &m.target,
+                &m.folders.to_string(),
+                &c.planned.to_string(),
+                &c.migrated.to_string(),
+                &c.skipped.to_string(),
+                &c.failed.to_string(),
+                &c.migrated_bytes.to_string(),
+            ]));
+        }
+        s
+    }
+
+    /// The self-contained HTML summary page (no external resources; every value escaped).
+    pub fn html(&self) -> String {
+        let mut h = String::new();
+        h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
+        h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+        h.push_str("<title>o365-migrate report</title>\n<style>\n");
+        h.push_str("body{font-family:system-ui,sans-serif;margin:2em;color:#222}\n");
+        h.push_str("table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}\n");
+        h.push_str("th{background:#f3f3f3}td.n{text-align:right}.failed{color:#b00020}.skipped{color:#8a6d00}.ok{color:#1b5e20}\n");
+        h.push_str("</style></head><body>\n");
+        h.push_str("<h1>o365-migrate report</h1>\n");
+        h.push_str(&format!("<p>Generated {}</p>\n", esc(&self.generated_at)));
+        let t = &self.totals;
+        let state = if t.failed == 0 && t.planned == 0 {
+            "<span class=\"ok\">complete</span>"
+        } else if t.failed > 0 {
+            "<span class=\"failed\">has failures</span>"
+        } else {
+            "<span class=\"skipped\">in progress</span>"
+        };
+        h.push_str(&format!(
+            "<h2>Totals: {state}</h2>\n<table><tr><th>Mailboxes</th><th>Migrated</th><th>Skipped</th><th>Failed</th><th>Pending</th><th>Migrated size</th></tr>\n<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr></table>\n",
+            self.mailboxes.len(), t.migrated, t.skipped, t.failed, t.planned, human_bytes(t.migrated_bytes)
+        ));
+        h.push_str("<h2>Mailboxes</h2>\n<table><tr><th>Source</th><th>Target</th><th>Folders</th><th>Migrated</th><th>Skipped</th><th>Failed</th><th>Pending</th><th>Size</th></tr>\n");
+        for m in &self.mailboxes {
+            let c = &m.counts;
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+                esc(&m.source), esc(&m.target), m.folders, c.migrated, c.skipped,
+                if c.failed > 0 { " failed" } else { "" }, c.failed, c.planned, human_bytes(c.migrated_bytes)
+            ));
+        }
+        h.push_str("</table>\n");
+        h.push_str(&format!(
+            "<h2>Skipped and failed items ({} of {})</h2>\n",
+            self.problems.len(),
+            self.problems_total
+        ));
+        if self.problems.is_empty() {
+            h.push_str("<p>None.</p>\n");
+        } else {
+            h.push_str("<table><tr><th>Mailbox</th><th>Folder</th><th>UID</th><th>Status</th><th>Reason</th><th>Subject</th><th>From</th><th>Date</th><th>Size</th></tr>\n");
+            for it in &self.problems {
+                let mailbox = self
+                    .mailboxes
+                    .iter()
+                    .find(|m| m.id == it.mailbox)
+                    .map(|m| m.source.as_str())
+                    .unwrap_or("");
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>\n",
+                    esc(mailbox), esc(&it.folder_path), it.uid, it.status, it.status,
+                    esc(it.reason.as_deref().unwrap_or("")),
+                    esc(it.subject.as_deref().unwrap_or("")),
+                    esc(it.sender.as_deref().unwrap_or("")),
+                    it.internal_date.map(rfc3339).unwrap_or_default(),
+                    it.size.map(human_bytes).unwrap_or_default(),
+                ));
+            }
+            h.push_str("</table>\n");
+            if (self.problems.len() as u64) < self.problems_total {
+                h.push_str("<p>The full list is in items.csv / items.json.</p>\n");
+            }
+        }
+        h.push_str("<h2>Runs</h2>\n<table><tr><th>Run</th><th>Kind</th><th>Started</th><th>Finished</th><th>Outcome</th><th>Migrated</th><th>Skipped</th><th>Failed</th></tr>\n");
+        for r in &self.runs {
+            h.push_str(&format!(
+                "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+                r.id.0,
+                r.kind.as_str(),
+                rfc3339(r.started_at / 1000),
+                r.finished_at.map(|f| rfc3339(f / 1000)).unwrap_or_default(),
+                r.outcome.map(|o| o.as_str()).unwrap_or("did not finish"),
+                r.counts.migrated,
+                r.counts.skipped,
+                r.counts.failed
+            ));
+        }
+        h.push_str("</table>\n</body></html>\n");
+        h
+    }
+}
+
+/// Columns of the per-item CSV.
+pub const ITEM_CSV_HEADER: &str = "mailbox,target,folder,uidvalidity,uid,status,reason,target_id,attempts,size,internal_date,message_id,subject,from,fingerprint\r\n";
+
+/// Streams every item as CSV (paged, bounded memory).
+pub async fn write_items_csv(store: &dyn StateStore, w: &mut dyn Write) -> std::io::Result<u64> {
+    let names = mailbox_names(store).await.map_err(std::io::Error::other)?;
+    w.write_all(ITEM_CSV_HEADER.as_bytes())?;
+    let mut n = 0;
+    let mut after = 0;
+    loop {
+        let page = store
+            .items(None, after, PAGE)
+            .await
+            .map_err(std::io::Error::other)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for it in &page {
+            let (src, tgt) = names.get(&it.mailbox).cloned().unwrap_or_default();
+            w.write_all(
+                csv_row(&[
+                    &src,
+                    &tgt,
+                    &it.folder_path,
+                    &it.uidvalidity.to_string(),
+                    &it.uid.to_string(),
+                    it.status.as_str(),
+                    it.reason.as_deref().unwrap_or(""),
+                    it.target_id.as_deref().unwrap_or(""),
+                    &it.attempts.to_string(),
+                    &it.size.map(|s| s.to_string()).unwrap_or_default(),
+                    &it.internal_date.map(rfc3339).unwrap_or_default(),
+                    it.message_id.as_deref().unwrap_or(""),
+                    it.subject.as_deref().unwrap_or(""),
+                    it.sender.as_deref().unwrap_or(""),
+                    it.fingerprint.as_deref().unwrap_or(""),
+                ])
+                .as_bytes(),
+            )?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[derive(Serialize)]
+struct ItemJson<'a> {
+    mailbox: &'a str,
+    target: &'a str,
+    #[serde(flatten)]
+    item: &'a ItemRecord,
+    internal_date_rfc3339: Option<String>,
+}
+
+/// Streams every item as one JSON array (paged, bounded memory).
+pub async fn write_items_json(store: &dyn StateStore, w: &mut dyn Write) -> std::io::Result<u64> {
+    let names = mailbox_names(store).await.map_err(std::io::Error::other)?;
+    w.write_all(b"[")?;
+    let mut n = 0u64;
+    let mut after = 0;
+    loop {
+        let page = store
+            .items(None, after, PAGE)
+            .await
+            .map_err(std::io::Error::other)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for it in &page {
+            let (src, tgt) = names.get(&it.mailbox).cloned().unwrap_or_default();
+            if n > 0 {
+                w.write_all(b",")?;
+            }
+            w.write_all(b"\n")?;
+            let doc = ItemJson {
+                mailbox: &src,
+                target: &tgt,
+                item: it,
+                internal_date_rfc3339: it.internal_date.map(rfc3339),
+            };
+            serde_json::to_writer(&mut *w, &doc).map_err(std::io::Error::other)?;
+            n += 1;
+        }
+    }
+    w.write_all(b"\n]\n")?;
+    Ok(n)
+}
+
+async fn mailbox_names(
+    store: &dyn StateStore,
+) -> Result<std::collections::BTreeMap<MailboxId, (String, String)>> {
+    Ok(store
+        .mailboxes()
+        .await?
+        .into_iter()
+        .map(|m| (m.id, (m.source, m.target)))
+        .collect())
+}
+
+/// Files written by [`write_reports`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenReports {
+    /// `mailboxes.json`.
+    pub mailboxes_json: PathBuf,
+    /// `mailboxes.csv`.
+    pub mailboxes_csv: PathBuf,
+    /// `items.json`.
+    pub items_json: PathBuf,
+    /// `items.csv`.
+    pub items_csv: PathBuf,
+    /// `report.html`.
+    pub html: PathBuf,
+}
+
+/// Writes all report files into `dir` (created if missing; files owner-only).
+pub async fn write_reports(store: &dyn StateStore, dir: &Path) -> Result<WrittenReports> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+        what: "report directory",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let report = Report::build(store).await?;
+    let out = WrittenReports {
+        mailboxes_json: dir.join("mailboxes.json"),
+        mailboxes_csv: dir.join("mailboxes.csv"),
+        items_json: dir.join("items.json"),
+        items_csv: dir.join("items.csv"),
+        html: dir.join("report.html"),
+    };
+    let write = |what: &'static str, path: &Path, body: &str| -> Result<()> {
+        let mut f = open_owner_only(path, false).map_err(|source| Error::Output {
+            what,
+            path: path.to_owned(),
+            source,
+        })?;
+        f.write_all(body.as_bytes())
+            .map_err(|source| Error::Output {
+                what,
+                path: path.to_owned(),
+                source,
+            })
+    };
+    write(
+        "mailbox report",
+        &out.mailboxes_json,
+        &report.mailboxes_json(),
+    )?;
+    write(
+        "mailbox report",
+        &out.mailboxes_csv,
+        &report.mailboxes_csv(),
+    )?;
+    write("HTML report", &out.html, &report.html())?;
+    for (path, json) in [(&out.items_json, true), (&out.items_csv, false)] {
+        let f = open_owner_only(path, false).map_err(|source| Error::Output {
+            what: "item report",
+            path: path.clone(),
+            source,
+        })?;
+        let mut w = std::io::BufWriter::new(f);
+        let r = if json {
+            write_items_json(store, &mut w).await
+        } else {
+            write_items_csv(store, &mut w).await
+        };
+        r.and_then(|_| w.flush()).map_err(|source| Error::Output {
+            what: "item report",
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(out)
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// One CSV record (RFC 4180, CRLF). Cells that a spreadsheet would run as a formula
+/// (leading `=`, `+`, `-`, `@`, tab, CR) are prefixed with `'`.
+pub fn csv_row(cells: &[&str]) -> String {
+    let mut s = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let guarded;
+        let c = if c.starts_with(['=', '+', '-', '@', '\t', '\r']) && c.parse::<f64>().is_err() {
+            guarded = format!("'{c}");
+            guarded.as_str()
+        } else {
+            c
+        };
+        if c.contains([',', '"', '\n', '\r']) {
+            s.push('"');
+            s.push_str(&c.replace('"', "\"\""));
+            s.push('"');
+        } else {
+            s.push_str(c);
+        }
+    }
+    s.push_str("\r\n");
+    s
+}
+
+fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+#[cfg(test)]
+mod tests;

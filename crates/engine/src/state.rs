@@ -1,0 +1,530 @@
+//! The state store: what was planned, migrated, skipped and failed, per item, across runs.
+//!
+//! [`StateStore`] is an object-safe trait with boxed futures, so the engine holds a
+//! `Box<dyn StateStore>` / `Arc<dyn StateStore>` and a PostgreSQL backend can be added beside the
+//! default [`SqliteStore`] without changing callers. No sqlx type appears in this API.
+//!
+//! # How the pipeline uses it
+//!
+//! ```text
+//! run      = begin_run(RunKind::Run)
+//! mailbox  = upsert_mailbox(source, target)
+//! for each folder:
+//!     folder = upsert_folder(mailbox, source_path, target_path, UIDVALIDITY)
+//!     if folder.previous_uidvalidity.is_some():      // UIDVALIDITY changed: UIDs mean nothing
+//!         dedupe every candidate by find_by_fingerprint / find_by_message_id instead
+//!     done   = done_uids(folder)                      // watermark + sets for this UIDVALIDITY
+//!     uids   = UID SEARCH (run: ALL; rescan: UID watermark+1:*) minus done.done, plus done.failed
+//!     mark_planned(folder, UIDVALIDITY, metadata of uids)   // BEFORE any outcome is recorded
+//!     … fetch, normalize, write …
+//!     record_batch(run, Batch { outcomes, events })   // one transaction per batch
+//! finish_run(run, RunOutcome::Completed)
+//! ```
+//!
+//! An item written to the target but not yet recorded when the process dies is found again by
+//! the target-side dedupe (Message-ID / fingerprint listing) on the next run; an item recorded
+//! as migrated is never downgraded by a later outcome, so it is never written twice.
+//!
+//! The *watermark* of a folder (`folders.highest_uid_done`) is the highest UID such that every
+//! planned item at or below it has a final status (migrated, skipped or failed); `rescan` asks the
+//! source only for UIDs above it and retries failed items.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+use crate::error::Result;
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// A boxed, sendable future (what [`StateStore`] methods return).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A run's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct RunId(pub i64);
+
+/// A mailbox's id in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct MailboxId(pub i64);
+
+/// A folder's id in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct FolderId(pub i64);
+
+/// What kind of run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RunKind {
+    /// `o365-migrate run`.
+    Run,
+    /// `o365-migrate rescan`.
+    Rescan,
+    /// `o365-migrate verify`.
+    Verify,
+}
+
+impl RunKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Run => "run",
+            RunKind::Rescan => "rescan",
+            RunKind::Verify => "verify",
+        }
+    }
+    fn parse(s: &str) -> RunKind {
+        match s {
+            "rescan" => RunKind::Rescan,
+            "verify" => RunKind::Verify,
+            _ => RunKind::Run,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RunOutcome {
+    /// Every planned item reached a final status.
+    Completed,
+    /// Stopped early (Ctrl-C, end of time window); resumable.
+    Interrupted,
+    /// Stopped by an error.
+    Failed,
+}
+
+impl RunOutcome {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Completed => "completed",
+            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Option<RunOutcome> {
+        match s {
+            "completed" => Some(RunOutcome::Completed),
+            "interrupted" => Some(RunOutcome::Interrupted),
+            "failed" => Some(RunOutcome::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// An item's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemStatus {
+    /// Planned, no outcome yet.
+    Planned,
+    /// Written to the target (final).
+    Migrated,
+    /// Deliberately not migrated, with a reason (final).
+    Skipped,
+    /// Failed, with a reason; retried by `rescan`.
+    Failed,
+}
+
+impl ItemStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Planned => "planned",
+            ItemStatus::Migrated => "migrated",
+            ItemStatus::Skipped => "skipped",
+            ItemStatus::Failed => "failed",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<ItemStatus> {
+        match s {
+            "planned" => Some(ItemStatus::Planned),
+            "migrated" => Some(ItemStatus::Migrated),
+            "skipped" => Some(ItemStatus::Skipped),
+            "failed" => Some(ItemStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ItemStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Metadata known about a message before it is fetched (from the metadata FETCH).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemMeta {
+    /// Size in bytes (RFC822.SIZE).
+    pub size: Option<u64>,
+    /// INTERNALDATE as Unix seconds.
+    pub internal_date: Option<i64>,
+    /// The normalized-content fingerprint (hex), when known.
+    pub fingerprint: Option<String>,
+    /// The Message-ID header, when present.
+    pub message_id: Option<String>,
+    /// The subject (for reports and verify listings).
+    pub subject: Option<String>,
+    /// The From address (for reports and verify listings).
+    pub sender: Option<String>,
+}
+
+/// An item to mark as planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedItem {
+    /// Source UID.
+    pub uid: u32,
+    /// Metadata.
+    pub meta: ItemMeta,
+}
+
+/// The outcome of one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemOutcome {
+    /// The folder.
+    pub folder: FolderId,
+    /// UIDVALIDITY the UID belongs to.
+    pub uidvalidity: u32,
+    /// Source UID.
+    pub uid: u32,
+    /// Final status (`Planned` is rejected).
+    pub status: ItemStatus,
+    /// The target's id for the written item, when migrated.
+    pub target_id: Option<String>,
+    /// Why skipped / failed (required for those), or a note.
+    pub reason: Option<String>,
+    /// Metadata learned while processing (merged with what was planned).
+    pub meta: ItemMeta,
+}
+
+/// An event stored with a batch (for `status` and audits). Never a secret in `detail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Mailbox it concerns, if any.
+    pub mailbox: Option<MailboxId>,
+    /// Short kind, e.g. `throttled`, `folder_done`, `uidvalidity_changed`.
+    pub kind: String,
+    /// Free text or JSON.
+    pub detail: String,
+}
+
+/// Item outcomes and events written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Outcomes.
+    pub outcomes: Vec<ItemOutcome>,
+    /// Events.
+    pub events: Vec<EventRecord>,
+}
+
+/// A folder's state after [`StateStore::upsert_folder`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FolderState {
+    /// Id.
+    pub id: FolderId,
+    /// Current UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// The UIDVALIDITY stored before, when it changed (dedupe by fingerprint then).
+    pub previous_uidvalidity: Option<u32>,
+    /// Watermark for the current UIDVALIDITY.
+    pub highest_uid_done: u32,
+}
+
+/// UIDs of one folder under its current UIDVALIDITY.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DoneUids {
+    /// The UIDVALIDITY these belong to.
+    pub uidvalidity: u32,
+    /// Every planned item at or below this UID has a final status.
+    pub watermark: u32,
+    /// Migrated or skipped (do not touch again), ascending.
+    pub done: Vec<u32>,
+    /// Failed (retry), ascending.
+    pub failed: Vec<u32>,
+    /// Planned without outcome (retry), ascending.
+    pub planned: Vec<u32>,
+}
+
+/// A stored mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MailboxRecord {
+    /// Id.
+    pub id: MailboxId,
+    /// Source address / login.
+    pub source: String,
+    /// Target address.
+    pub target: String,
+}
+
+/// A stored folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FolderRecord {
+    /// Id.
+    pub id: FolderId,
+    /// Mailbox.
+    pub mailbox: MailboxId,
+    /// Source path.
+    pub source_path: String,
+    /// Target path as displayed (e.g. `#SentItems#/2019`).
+    pub target_path: String,
+    /// Current UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// Watermark.
+    pub highest_uid_done: u32,
+}
+
+/// A stored item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemRecord {
+    /// Row id (stable; for paging).
+    pub id: i64,
+    /// Mailbox.
+    #[serde(rename = "mailbox_id")]
+    pub mailbox: MailboxId,
+    /// Folder.
+    #[serde(rename = "folder_id")]
+    pub folder: FolderId,
+    /// Source folder path.
+    pub folder_path: String,
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UID.
+    pub uid: u32,
+    /// Status.
+    pub status: ItemStatus,
+    /// Reason for skipped / failed.
+    pub reason: Option<String>,
+    /// Target id when migrated.
+    pub target_id: Option<String>,
+    /// Attempts so far (outcomes recorded).
+    pub attempts: u32,
+    /// Size in bytes.
+    pub size: Option<u64>,
+    /// INTERNALDATE, Unix seconds.
+    pub internal_date: Option<i64>,
+    /// Fingerprint.
+    pub fingerprint: Option<String>,
+    /// Message-ID.
+    pub message_id: Option<String>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// From.
+    pub sender: Option<String>,
+    /// Last change, Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// Counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    /// Planned without outcome.
+    pub planned: u64,
+    /// Migrated.
+    pub migrated: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Bytes migrated (sum of sizes of migrated items).
+    pub migrated_bytes: u64,
+}
+
+impl StatusCounts {
+    /// All items.
+    pub fn total(&self) -> u64 {
+        self.planned + self.migrated + self.skipped + self.failed
+    }
+}
+
+/// A run and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    /// Id.
+    pub id: RunId,
+    /// Kind.
+    pub kind: RunKind,
+    /// Start, Unix milliseconds.
+    pub started_at: i64,
+    /// End, Unix milliseconds (None while running or after a crash).
+    pub finished_at: Option<i64>,
+    /// How it ended (None while running or after a crash).
+    pub outcome: Option<RunOutcome>,
+    /// Outcomes recorded in this run (planned = 0).
+    pub counts: StatusCounts,
+}
+
+/// The state store. Object-safe: use as `Box<dyn StateStore>` / `Arc<dyn StateStore>`.
+pub trait StateStore: Send + Sync {
+    /// Starts a run.
+    fn begin_run(&self, kind: RunKind) -> BoxFuture<'_, Result<RunId>>;
+    /// Ends a run.
+    fn finish_run(&self, run: RunId, outcome: RunOutcome) -> BoxFuture<'_, Result<()>>;
+    /// Creates or updates a mailbox pair (keyed by source).
+    fn upsert_mailbox<'a>(
+        &'a self,
+        source: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, Result<MailboxId>>;
+    /// Creates or updates a folder (keyed by mailbox + source path); reports a UIDVALIDITY change.
+    fn upsert_folder<'a>(
+        &'a self,
+        mailbox: MailboxId,
+        source_path: &'a str,
+        target_path: &'a str,
+        uidvalidity: u32,
+    ) -> BoxFuture<'a, Result<FolderState>>;
+    /// Marks items planned (existing rows keep their status; missing metadata is filled in).
+    /// Returns how many were new.
+    fn mark_planned<'a>(
+        &'a self,
+        folder: FolderId,
+        uidvalidity: u32,
+        items: &'a [PlannedItem],
+    ) -> BoxFuture<'a, Result<u64>>;
+    /// Records outcomes and events in one transaction: all or nothing. A migrated item is never
+    /// downgraded by a later outcome.
+    fn record_batch<'a>(&'a self, run: RunId, batch: &'a Batch) -> BoxFuture<'a, Result<()>>;
+    /// Done / failed / planned UIDs and the watermark under the folder's current UIDVALIDITY.
+    fn done_uids(&self, folder: FolderId) -> BoxFuture<'_, Result<DoneUids>>;
+    /// Failed items (all mailboxes when `None`), oldest first, at most `limit`.
+    fn failed_items(
+        &self,
+        mailbox: Option<MailboxId>,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ItemRecord>>>;
+    /// Migrated items of a mailbox with this fingerprint (any folder, any UIDVALIDITY).
+    fn find_by_fingerprint<'a>(
+        &'a self,
+        mailbox: MailboxId,
+        fingerprint: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ItemRecord>>>;
+    /// Migrated items of a mailbox with this Message-ID (any folder, any UIDVALIDITY).
+    fn find_by_message_id<'a>(
+        &'a self,
+        mailbox: MailboxId,
+        message_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ItemRecord>>>;
+    /// All mailboxes, by source address.
+    fn mailboxes(&self) -> BoxFuture<'_, Result<Vec<MailboxRecord>>>;
+    /// A mailbox's folders, by source path.
+    fn folders(&self, mailbox: MailboxId) -> BoxFuture<'_, Result<Vec<FolderRecord>>>;
+    /// Items with id greater than `after_id`, ascending, at most `limit` (page through with the
+    /// last id). `None` = all mailboxes.
+    fn items(
+        &self,
+        mailbox: Option<MailboxId>,
+        after_id: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ItemRecord>>>;
+    /// Counts per status (all mailboxes when `None`).
+    fn counts(&self, mailbox: Option<MailboxId>) -> BoxFuture<'_, Result<StatusCounts>>;
+    /// One run's summary.
+    fn run_summary(&self, run: RunId) -> BoxFuture<'_, Result<RunSummary>>;
+    /// All runs, oldest first.
+    fn runs(&self) -> BoxFuture<'_, Result<Vec<RunSummary>>>;
+}
+
+/// SQL dialects the schema is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// SQLite 3.35+.
+    Sqlite,
+    /// PostgreSQL 12+.
+    Postgres,
+}
+
+/// Versioned schema migrations, `(version, sql)`, rendered for a dialect. The SQL uses only
+/// portable types (BIGINT, INTEGER, VARCHAR, TEXT) and `ON CONFLICT` upserts that both SQLite and
+/// PostgreSQL accept; only the auto-increment primary key differs.
+pub fn migrations(dialect: Dialect) -> Vec<(u32, String)> {
+    let id = match dialect {
+        Dialect::Sqlite => "INTEGER PRIMARY KEY",
+        Dialect::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    };
+    MIGRATIONS
+        .iter()
+        .map(|(v, sql)| (*v, sql.replace("{ID}", id)))
+        .collect()
+}
+
+const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE runs (
+    id {ID},
+    kind VARCHAR(16) NOT NULL,
+    started_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    outcome VARCHAR(16),
+    migrated BIGINT NOT NULL DEFAULT 0,
+    skipped BIGINT NOT NULL DEFAULT 0,
+    failed BIGINT NOT NULL DEFAULT 0,
+    migrated_bytes BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE mailboxes (
+    id {ID},
+    source_address VARCHAR(320) NOT NULL UNIQUE,
+    target_address VARCHAR(320) NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE folders (
+    id {ID},
+    mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id),
+    source_path TEXT NOT NULL,
+    target_path TEXT NOT NULL,
+    uidvalidity BIGINT NOT NULL,
+    highest_uid_done BIGINT NOT NULL DEFAULT 0,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (mailbox_id, source_path)
+);
+CREATE TABLE items (
+    id {ID},
+    folder_id BIGINT NOT NULL REFERENCES folders(id),
+    uidvalidity BIGINT NOT NULL,
+    uid BIGINT NOT NULL,
+    fingerprint VARCHAR(128),
+    message_id TEXT,
+    subject TEXT,
+    sender TEXT,
+    size BIGINT,
+    internal_date BIGINT,
+    target_id TEXT,
+    status VARCHAR(16) NOT NULL,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run_id BIGINT REFERENCES runs(id),
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (folder_id, uidvalidity, uid)
+);
+CREATE INDEX items_status ON items (status);
+CREATE INDEX items_fingerprint ON items (fingerprint);
+CREATE INDEX items_message_id ON items (message_id);
+CREATE TABLE events (
+    id {ID},
+    run_id BIGINT REFERENCES runs(id),
+    at BIGINT NOT NULL,
+    mailbox_id BIGINT REFERENCES mailboxes(id),
+    kind VARCHAR(32) NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX events_run ON events (run_id);
+"#,
+)];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,840 @@
+//! The SQLite state store (the embedded default), one file through sqlx.
+//!
+//! Durability: WAL journal with `synchronous = FULL`. WAL alone (even with NORMAL) makes every
+//! committed transaction survive a `kill -9` of this process, because a commit has reached the
+//! OS before the call returns. NORMAL could still lose the last commits on power loss or an OS
+//! crash, and a lost "migrated" record means the item is written again on resume — a duplicate
+//! unless target-side dedupe catches it. FULL fsyncs the WAL at every commit; writes are batched
+//! so the cost is one fsync per batch (see the bench), which is cheap against network I/O.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use super::{
+    Batch, BoxFuture, Dialect, DoneUids, FolderId, FolderRecord, FolderState, ItemRecord,
+    ItemStatus, MailboxId, MailboxRecord, PlannedItem, RunId, RunKind, RunOutcome, RunSummary,
+    SCHEMA_VERSION, StateStore, StatusCounts, migrations,
+};
+use crate::error::{Error, Result};
+
+/// The SQLite state store. Cheap to clone (a connection pool).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(super) pool: SqlitePool,
+    path: String,
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn u64_to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn i64_to_u32(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(0)
+}
+
+fn i64_to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+const ITEM_COLUMNS: &str = "i.id, f.mailbox_id, i.folder_id, f.source_path, i.uidvalidity, i.uid, \
+     i.status, i.reason, i.target_id, i.attempts, i.size, i.internal_date, i.fingerprint, \
+     i.message_id, i.subject, i.sender, i.updated_at";
+
+impl SqliteStore {
+    /// Opens (creating if missing, owner-only `0600`) the store at `path` and applies pending
+    /// schema migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let io_err = |operation: &'static str, e: std::io::Error| Error::State {
+            path: shown.clone(),
+            operation,
+            message: e.to_string(),
+            hint: Some("check that the directory exists and is writable by this user".into()),
+        };
+        create_owner_only(path).map_err(|e| io_err("create", e))?;
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|e| db_err(&shown, "open", &e))?;
+        let store = SqliteStore {
+            pool,
+            path: shown,
+            write_lock: Default::default(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The schema version of the open store.
+    pub async fn schema_version(&self) -> Result<u32> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err("read schema version", &e))?;
+        Ok(v.map(i64_to_u32).unwrap_or(0))
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(true)` when the file is sound.
+    pub async fn integrity_check(&self) -> Result<bool> {
+        let r: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err("integrity check", &e))?;
+        Ok(r == "ok")
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    fn err(&self, operation: &'static str, e: &sqlx::Error) -> Error {
+        db_err(&self.path, operation, e)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err("create schema_version", &e))?;
+        let current = self.schema_version().await?;
+        if current > SCHEMA_VERSION {
+            return Err(Error::State {
+                path: self.path.clone(),
+                operation: "open",
+                message: format!(
+                    "schema version {current} is newer than this build knows ({SCHEMA_VERSION})"
+                ),
+                hint: Some("upgrade o365-migrate; do not use an older binary on this state".into()),
+            });
+        }
+        for (version, sql) in migrations(Dialect::Sqlite) {
+            if version <= current {
+                continue;
+            }
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.err("migrate", &e))?;
+            sqlx::raw_sql(&sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("migrate", &e))?;
+            sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)")
+                .bind(i64::from(version))
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("migrate", &e))?;
+            tx.commit().await.map_err(|e| self.err("migrate", &e))?;
+        }
+        Ok(())
+    }
+
+    async fn update_watermark(&self, conn: &mut sqlx::SqliteConnection, folder: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE folders SET highest_uid_done = COALESCE(
+                (SELECT MIN(i.uid) - 1 FROM items i
+                  WHERE i.folder_id = folders.id AND i.uidvalidity = folders.uidvalidity
+                    AND i.status = 'planned'),
+                (SELECT MAX(i.uid) FROM items i
+                  WHERE i.folder_id = folders.id AND i.uidvalidity = folders.uidvalidity),
+                0)
+             WHERE id = ?",
+        )
+        .bind(folder)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| self.err("update watermark", &e))?;
+        Ok(())
+    }
+
+    async fn item_query(&self, where_sql: &str, binds: Vec<Bind<'_>>) -> Result<Vec<ItemRecord>> {
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM items i JOIN folders f ON f.id = i.folder_id WHERE {where_sql}"
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                Bind::I(v) => q.bind(v),
+                Bind::S(v) => q.bind(v),
+            };
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read items", &e))?;
+        rows.iter().map(|r| self.item_from_row(r)).collect()
+    }
+
+    fn item_from_row(&self, r: &SqliteRow) -> Result<ItemRecord> {
+        let g = |e: sqlx::Error| self.err("decode item", &e);
+        let status: String = r.try_get("status").map_err(g)?;
+        Ok(ItemRecord {
+            id: r.try_get("id").map_err(g)?,
+            mailbox: MailboxId(r.try_get("mailbox_id").map_err(g)?),
+            folder: FolderId(r.try_get("folder_id").map_err(g)?),
+            folder_path: r.try_get("source_path").map_err(g)?,
+            uidvalidity: i64_to_u32(r.try_get("uidvalidity").map_err(g)?),
+            uid: i64_to_u32(r.try_get("uid").map_err(g)?),
+            status: ItemStatus::parse(&status).ok_or_else(|| Error::State {
+                path: self.path.clone(),
+                operation: "decode item",
+                message: format!("unknown status `{status}`"),
+                hint: Some("the state file was changed by something else".into()),
+            })?,
+            reason: r.try_get("reason").map_err(g)?,
+            target_id: r.try_get("target_id").map_err(g)?,
+            attempts: i64_to_u32(r.try_get("attempts").map_err(g)?),
+            size: r
+                .try_get::<Option<i64>, _>("size")
+                .map_err(g)?
+                .map(i64_to_u64),
+            internal_date: r.try_get("internal_date").map_err(g)?,
+            fingerprint: r.try_get("fingerprint").map_err(g)?,
+            message_id: r.try_get("message_id").map_err(g)?,
+            subject: r.try_get("subject").map_err(g)?,
+            sender: r.try_get("sender").map_err(g)?,
+            updated_at: r.try_get("updated_at").map_err(g)?,
+        })
+    }
+
+    fn run_from_row(&self, r: &SqliteRow) -> Result<RunSummary> {
+        let g = |e: sqlx::Error| self.err("decode run", &e);
+        let kind: String = r.try_get("kind").map_err(g)?;
+        let outcome: Option<String> = r.try_get("outcome").map_err(g)?;
+        Ok(RunSummary {
+            id: RunId(r.try_get("id").map_err(g)?),
+            kind: RunKind::parse(&kind),
+            started_at: r.try_get("started_at").map_err(g)?,
+            finished_at: r.try_get("finished_at").map_err(g)?,
+            outcome: outcome.as_deref().and_then(RunOutcome::parse),
+            counts: StatusCounts {
+                planned: 0,
+                migrated: i64_to_u64(r.try_get("migrated").map_err(g)?),
+                skipped: i64_to_u64(r.try_get("skipped").map_err(g)?),
+                failed: i64_to_u64(r.try_get("failed").map_err(g)?),
+                migrated_bytes: i64_to_u64(r.try_get("migrated_bytes").map_err(g)?),
+            },
+        })
+    }
+}
+
+enum Bind<'a> {
+    I(i64),
+    S(&'a str),
+}
+
+fn db_err(path: &str, operation: &'static str, e: &sqlx::Error) -> Error {
+    let message = e.to_string();
+    let lower = message.to_ascii_lowercase();
+    let hint = if lower.contains("locked") || lower.contains("busy") {
+        Some("another o365-migrate process is using this state file; wait for it or stop it".into())
+    } else if lower.contains("not a database") || lower.contains("malformed") {
+        Some("the file is not an o365-migrate state database or is damaged; restore it from a backup or point [state] path elsewhere".into())
+    } else if lower.contains("unable to open") || lower.contains("readonly") {
+        Some("check the path in [state] and its permissions".into())
+    } else {
+        None
+    };
+    Error::State {
+        path: path.to_owned(),
+        operation,
+        message,
+        hint,
+    }
+}
+
+/// Creates the file owner-only if missing and tightens an existing file to `0600`.
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        // SQLite gives -wal / -shm the main file's mode; tighten leftovers from older builds.
+        for suffix in ["-wal", "-shm"] {
+            let mut p: PathBuf = path.to_owned();
+            let mut name = p.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            name.push(suffix);
+            p.set_file_name(name);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+    }
+    Ok(())
+}
+
+impl StateStore for SqliteStore {
+    fn begin_run(&self, kind: RunKind) -> BoxFuture<'_, Result<RunId>> {
+        Box::pin(async move {
+            let _w = self.write_lock.lock().await;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO runs (kind, started_at) VALUES (?, ?) RETURNING id",
+            )
+            .bind(kind.as_str())
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err("begin run", &e))?;
+            Ok(RunId(id))
+        })
+    }
+
+    fn finish_run(&self, run: RunId, outcome: RunOutcome) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let _w = self.write_lock.lock().await;
+            sqlx::query("UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?")
+                .bind(now_ms())
+                .bind(outcome.as_str())
+                .bind(run.0)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err("finish run", &e))?;
+            Ok(())
+        })
+    }
+
+    fn upsert_mailbox<'a>(
+        &'a self,
+        source: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, Result<MailboxId>> {
+        Box::pin(async move {
+            let _w = self.write_lock.lock().await;
+            let now = now_ms();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO mailboxes (source_address, target_address, created_at, updated_at)
+                 VALUES (?, ?, ?, ?)
+                 ON CONFLICT (source_address) DO UPDATE SET
+                   target_address = excluded.target_address, updated_at = excluded.updated_at
+                 RETURNING id",
+            )
+            .bind(source)
+            .bind(target)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err("upsert mailbox", &e))?;
+            Ok(MailboxId(id))
+        })
+    }
+
+    fn upsert_folder<'a>(
+        &'a self,
+        mailbox: MailboxId,
+        source_path: &'a str,
+        target_path: &'a str,
+        uidvalidity: u32,
+    ) -> BoxFuture<'a, Result<FolderState>> {
+        Box::pin(async move {
+            let _w = self.write_lock.lock().await;
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.err("upsert folder", &e))?;
+            let prev: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT id, uidvalidity FROM folders WHERE mailbox_id = ? AND source_path = ?",
+            )
+            .bind(mailbox.0)
+            .bind(source_path)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err("upsert folder", &e))?;
+            let now = now_ms();
+            let (id, previous) = match prev {
+                Some((id, old)) => {
+                    sqlx::query(
+                        "UPDATE folders SET target_path = ?, uidvalidity = ?, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(target_path)
+                    .bind(i64::from(uidvalidity))
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("upsert folder", &e))?;
+                    let old = i64_to_u32(old);
+                    (id, (old != uidvalidity).then_some(old))
+                }
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO folders (mailbox_id, source_path, target_path, uidvalidity, updated_at)
+                         VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(mailbox.0)
+                    .bind(source_path)
+                    .bind(target_path)
+                    .bind(i64::from(uidvalidity))
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("upsert folder", &e))?;
+                    (id, None)
+                }
+            };
+            self.update_watermark(&mut tx, id).await?;
+            let wm: i64 = sqlx::query_scalar("SELECT highest_uid_done FROM folders WHERE id = ?")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.err("upsert folder", &e))?;
+            tx.commit()
+                .await
+                .map_err(|e| self.err("upsert folder", &e))?;
+            Ok(FolderState {
+                id: FolderId(id),
+                uidvalidity,
+                previous_uidvalidity: previous,
+                highest_uid_done: i64_to_u32(wm),
+            })
+        })
+    }
+
+    fn mark_planned<'a>(
+        &'a self,
+        folder: FolderId,
+        uidvalidity: u32,
+        items: &'a [PlannedItem],
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            let _w = self.write_lock.lock().await;
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.err("mark planned", &e))?;
+            let now = now_ms();
+            let mut new = 0u64;
+            for it in items {
+                let m = &it.meta;
+                let r = sqlx::query(
+                    "INSERT INTO items (folder_id, uidvalidity, uid, fingerprint, message_id, subject,
+                        sender, size, internal_date, status, attempts, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', 0, ?, ?)
+                     ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING",
+                )
+                .bind(folder.0)
+                .bind(i64::from(uidvalidity))
+                .bind(i64::from(it.uid))
+                .bind(m.fingerprint.as_deref())
+                .bind(m.message_id.as_deref())
+                .bind(m.subject.as_deref())
+                .bind(m.sender.as_deref())
+                .bind(m.size.map(u64_to_i64))
+                .bind(m.internal_date)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("mark planned", &e))?;
+                new += r.rows_affected();
+            }
+            self.update_watermark(&mut tx, folder.0).await?;
+            tx.commit()
+                .await
+                .map_err(|e| self.err("mark planned", &e))?;
+            Ok(new)
+        })
+    }
+
+    fn record_batch<'a>(&'a self, run: RunId, batch: &'a Batch) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for o in &batch.outcomes {
+                if o.status == ItemStatus::Planned {
+                    return Err(Error::State {
+                        path: self.path.clone(),
+                        operation: "record batch",
+                        message: format!("outcome for UID {} has status planned", o.uid),
+                        hint: Some(
+                            "record migrated, skipped or failed; use mark_planned to plan".into(),
+                        ),
+                    });
+                }
+                if matches!(o.status, ItemStatus::Skipped | ItemStatus::Failed)
+                    && o.reason.as_deref().is_none_or(|r| r.trim().is_empty())
+                {
+                    return Err(Error::State {
+                        path: self.path.clone(),
+                        operation: "record batch",
+                        message: format!("{} outcome for UID {} has no reason", o.status, o.uid),
+                        hint: Some("every skipped or failed item needs a reason".into()),
+                    });
+                }
+            }
+            let _w = self.write_lock.lock().await;
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.err("record batch", &e))?;
+            let now = now_ms();
+            let mut folders = BTreeSet::new();
+            let (mut mig, mut skip, mut fail, mut bytes) = (0i64, 0i64, 0i64, 0i64);
+            for o in &batch.outcomes {
+                let m = &o.meta;
+                // Never downgrade a migrated item: it is in the target.
+                let prior: Option<String> = sqlx::query_scalar(
+                    "SELECT status FROM items WHERE folder_id = ? AND uidvalidity = ? AND uid = ?",
+                )
+                .bind(o.folder.0)
+                .bind(i64::from(o.uidvalidity))
+                .bind(i64::from(o.uid))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err("record batch", &e))?;
+                if prior.as_deref() == Some("migrated") && o.status != ItemStatus::Migrated {
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO items (folder_id, uidvalidity, uid, fingerprint, message_id, subject,
+                        sender, size, internal_date, target_id, status, reason, attempts, run_id,
+                        created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
+                     ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET
+                        fingerprint = COALESCE(excluded.fingerprint, items.fingerprint),
+                        message_id = COALESCE(excluded.message_id, items.message_id),
+                        subject = COALESCE(excluded.subject, items.subject),
+                        sender = COALESCE(excluded.sender, items.sender),
+                        size = COALESCE(excluded.size, items.size),
+                        internal_date = COALESCE(excluded.internal_date, items.internal_date),
+                        target_id = COALESCE(excluded.target_id, items.target_id),
+                        status = excluded.status,
+                        reason = excluded.reason,
+                        attempts = items.attempts + 1,
+                        run_id = excluded.run_id,
+                        updated_at = excluded.updated_at",
+                )
+                .bind(o.folder.0)
+                .bind(i64::from(o.uidvalidity))
+                .bind(i64::from(o.uid))
+                .bind(m.fingerprint.as_deref())
+                .bind(m.message_id.as_deref())
+                .bind(m.subject.as_deref())
+                .bind(m.sender.as_deref())
+                .bind(m.size.map(u64_to_i64))
+                .bind(m.internal_date)
+                .bind(o.target_id.as_deref())
+                .bind(o.status.as_str())
+                .bind(o.reason.as_deref())
+                .bind(run.0)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("record batch", &e))?;
+                match o.status {
+                    ItemStatus::Migrated => {
+                        mig += 1;
+                        bytes = bytes.saturating_add(m.size.map(u64_to_i64).unwrap_or(0));
+                    }
+                    ItemStatus::Skipped => skip += 1,
+                    ItemStatus::Failed => fail += 1,
+                    ItemStatus::Planned => {}
+                }
+                folders.insert(o.folder.0);
+            }
+            for e in &batch.events {
+                sqlx::query(
+                    "INSERT INTO events (run_id, at, mailbox_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(run.0)
+                .bind(now)
+                .bind(e.mailbox.map(|m| m.0))
+                .bind(&e.kind)
+                .bind(&e.detail)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("record batch", &e))?;
+            }
+            sqlx::query(
+                "UPDATE runs SET migrated = migrated + ?, skipped = skipped + ?, failed = failed + ?,
+                    migrated_bytes = migrated_bytes + ? WHERE id = ?",
+            )
+            .bind(mig)
+            .bind(skip)
+            .bind(fail)
+            .bind(bytes)
+            .bind(run.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err("record batch", &e))?;
+            for f in folders {
+                self.update_watermark(&mut tx, f).await?;
+            }
+            tx.commit()
+                .await
+                .map_err(|e| self.err("record batch", &e))?;
+            Ok(())
+        })
+    }
+
+    fn done_uids(&self, folder: FolderId) -> BoxFuture<'_, Result<DoneUids>> {
+        Box::pin(async move {
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.err("read done UIDs", &e))?;
+            let (uv, wm): (i64, i64) =
+                sqlx::query_as("SELECT uidvalidity, highest_uid_done FROM folders WHERE id = ?")
+                    .bind(folder.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("read done UIDs", &e))?
+                    .ok_or_else(|| Error::State {
+                        path: self.path.clone(),
+                        operation: "read done UIDs",
+                        message: format!("no folder with id {}", folder.0),
+                        hint: Some("call upsert_folder first".into()),
+                    })?;
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT uid, status FROM items WHERE folder_id = ? AND uidvalidity = ? ORDER BY uid",
+            )
+            .bind(folder.0)
+            .bind(uv)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.err("read done UIDs", &e))?;
+            tx.commit()
+                .await
+                .map_err(|e| self.err("read done UIDs", &e))?;
+            let mut d = DoneUids {
+                uidvalidity: i64_to_u32(uv),
+                watermark: i64_to_u32(wm),
+                ..DoneUids::default()
+            };
+            for (uid, status) in rows {
+                let uid = i64_to_u32(uid);
+                match ItemStatus::parse(&status) {
+                    Some(ItemStatus::Migrated | ItemStatus::Skipped) => d.done.push(uid),
+                    Some(ItemStatus::Failed) => d.failed.push(uid),
+                    _ => d.planned.push(uid),
+                }
+            }
+            Ok(d)
+        })
+    }
+
+    fn failed_items(
+        &self,
+        mailbox: Option<MailboxId>,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ItemRecord>>> {
+        Box::pin(async move {
+            match mailbox {
+                Some(m) => {
+                    self.item_query(
+                        "i.status = 'failed' AND f.mailbox_id = ? ORDER BY i.updated_at, i.id LIMIT ?",
+                        vec![Bind::I(m.0), Bind::I(i64::from(limit))],
+                    )
+                    .await
+                }
+                None => {
+                    self.item_query(
+                        "i.status = 'failed' ORDER BY i.updated_at, i.id LIMIT ?",
+                        vec![Bind::I(i64::from(limit))],
+                    )
+                    .await
+                }
+            }
+        })
+    }
+
+    fn find_by_fingerprint<'a>(
+        &'a self,
+        mailbox: MailboxId,
+        fingerprint: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ItemRecord>>> {
+        Box::pin(self.item_query(
+            "i.fingerprint = ? AND f.mailbox_id = ? AND i.status = 'migrated' ORDER BY i.id",
+            vec![Bind::S(fingerprint), Bind::I(mailbox.0)],
+        ))
+    }
+
+    fn find_by_message_id<'a>(
+        &'a self,
+        mailbox: MailboxId,
+        message_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ItemRecord>>> {
+        Box::pin(self.item_query(
+            "i.message_id = ? AND f.mailbox_id = ? AND i.status = 'migrated' ORDER BY i.id",
+            vec![Bind::S(message_id), Bind::I(mailbox.0)],
+        ))
+    }
+
+    fn mailboxes(&self) -> BoxFuture<'_, Result<Vec<MailboxRecord>>> {
+        Box::pin(async move {
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, source_address, target_address FROM mailboxes ORDER BY source_address",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read mailboxes", &e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, source, target)| MailboxRecord {
+                    id: MailboxId(id),
+                    source,
+                    target,
+                })
+                .collect())
+        })
+    }
+
+    fn folders(&self, mailbox: MailboxId) -> BoxFuture<'_, Result<Vec<FolderRecord>>> {
+        Box::pin(async move {
+            let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
+                "SELECT id, source_path, target_path, uidvalidity, highest_uid_done FROM folders
+                 WHERE mailbox_id = ? ORDER BY source_path",
+            )
+            .bind(mailbox.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read folders", &e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, sp, tp, uv, wm)| FolderRecord {
+                    id: FolderId(id),
+                    mailbox,
+                    source_path: sp,
+                    target_path: tp,
+                    uidvalidity: i64_to_u32(uv),
+                    highest_uid_done: i64_to_u32(wm),
+                })
+                .collect())
+        })
+    }
+
+    fn items(
+        &self,
+        mailbox: Option<MailboxId>,
+        after_id: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ItemRecord>>> {
+        Box::pin(async move {
+            match mailbox {
+                Some(m) => {
+                    self.item_query(
+                        "i.id > ? AND f.mailbox_id = ? ORDER BY i.id LIMIT ?",
+                        vec![Bind::I(after_id), Bind::I(m.0), Bind::I(i64::from(limit))],
+                    )
+                    .await
+                }
+                None => {
+                    self.item_query(
+                        "i.id > ? ORDER BY i.id LIMIT ?",
+                        vec![Bind::I(after_id), Bind::I(i64::from(limit))],
+                    )
+                    .await
+                }
+            }
+        })
+    }
+
+    fn counts(&self, mailbox: Option<MailboxId>) -> BoxFuture<'_, Result<StatusCounts>> {
+        Box::pin(async move {
+            let sql = "SELECT i.status, COUNT(*), COALESCE(SUM(i.size), 0) FROM items i
+                       JOIN folders f ON f.id = i.folder_id
+                       WHERE (? IS NULL OR f.mailbox_id = ?) GROUP BY i.status";
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(sql)
+                .bind(mailbox.map(|m| m.0))
+                .bind(mailbox.map(|m| m.0))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err("count items", &e))?;
+            let mut c = StatusCounts::default();
+            for (status, n, bytes) in rows {
+                let n = i64_to_u64(n);
+                match ItemStatus::parse(&status) {
+                    Some(ItemStatus::Planned) => c.planned += n,
+                    Some(ItemStatus::Migrated) => {
+                        c.migrated += n;
+                        c.migrated_bytes += i64_to_u64(bytes);
+                    }
+                    Some(ItemStatus::Skipped) => c.skipped += n,
+                    Some(ItemStatus::Failed) => c.failed += n,
+                    None => {}
+                }
+            }
+            Ok(c)
+        })
+    }
+
+    fn run_summary(&self, run: RunId) -> BoxFuture<'_, Result<RunSummary>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM runs WHERE id = ?")
+                .bind(run.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err("read run", &e))?
+                .ok_or_else(|| Error::State {
+                    path: self.path.clone(),
+                    operation: "read run",
+                    message: format!("no run with id {}", run.0),
+                    hint: Some("list runs with `o365-migrate status`".into()),
+                })?;
+            self.run_from_row(&row)
+        })
+    }
+
+    fn runs(&self) -> BoxFuture<'_, Result<Vec<RunSummary>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM runs ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err("read runs", &e))?;
+            rows.iter().map(|r| self.run_from_row(r)).collect()
+        })
+    }
+}

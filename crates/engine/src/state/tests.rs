@@ -1,0 +1,438 @@
+use super::*;
+use std::sync::Arc;
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path().join("state.db"))
+        .await
+        .unwrap();
+    (dir, s)
+}
+
+fn meta(size: u64, fp: &str) -> ItemMeta {
+    ItemMeta {
+        size: Some(size),
+        internal_date: Some(1_700_000_000),
+        fingerprint: Some(fp.to_owned()),
+        message_id: Some(format!("<{fp}@example.com>")),
+        subject: Some(format!("Subject {fp}")),
+        sender: Some("bob@example.com".into()),
+    }
+}
+
+fn outcome(
+    folder: FolderId,
+    uv: u32,
+    uid: u32,
+    status: ItemStatus,
+    reason: Option<&str>,
+) -> ItemOutcome {
+    ItemOutcome {
+        folder,
+        uidvalidity: uv,
+        uid,
+        status,
+        target_id: (status == ItemStatus::Migrated).then(|| format!("target-{uid}")),
+        reason: reason.map(str::to_owned),
+        meta: ItemMeta::default(),
+    }
+}
+
+fn planned(uids: std::ops::RangeInclusive<u32>) -> Vec<PlannedItem> {
+    uids.map(|u| PlannedItem {
+        uid: u,
+        meta: meta(100 * u64::from(u), &format!("fp{u}")),
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn trait_is_object_safe_and_full_cycle_works() {
+    let (_d, s) = store().await;
+    let s: Arc<dyn StateStore> = Arc::new(s);
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let mb = s
+        .upsert_mailbox("alice@src.example", "alice@dst.example")
+        .await
+        .unwrap();
+    let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 7).await.unwrap();
+    assert_eq!(f.previous_uidvalidity, None);
+    assert_eq!(f.highest_uid_done, 0);
+    assert_eq!(s.mark_planned(f.id, 7, &planned(1..=10)).await.unwrap(), 10);
+    // Re-planning is idempotent.
+    assert_eq!(s.mark_planned(f.id, 7, &planned(1..=10)).await.unwrap(), 0);
+    let c = s.counts(None).await.unwrap();
+    assert_eq!(c.planned, 10);
+
+    let batch = Batch {
+        outcomes: vec![
+            outcome(f.id, 7, 1, ItemStatus::Migrated, None),
+            outcome(f.id, 7, 2, ItemStatus::Migrated, None),
+            outcome(
+                f.id,
+                7,
+                3,
+                ItemStatus::Skipped,
+                Some("larger than max_message_size (35MB)"),
+            ),
+            outcome(
+                f.id,
+                7,
+                5,
+                ItemStatus::Failed,
+                Some("Graph 400 ErrorInvalidRecipients"),
+            ),
+        ],
+        events: vec![EventRecord {
+            mailbox: Some(mb),
+            kind: "throttled".into(),
+            detail: "429 Retry-After 3".into(),
+        }],
+    };
+    s.record_batch(run, &batch).await.unwrap();
+    let d = s.done_uids(f.id).await.unwrap();
+    assert_eq!(d.done, vec![1, 2, 3]);
+    assert_eq!(d.failed, vec![5]);
+    assert_eq!(d.planned, vec![4, 6, 7, 8, 9, 10]);
+    assert_eq!(d.watermark, 3, "UID 4 is still planned");
+    let c = s.counts(Some(mb)).await.unwrap();
+    assert_eq!((c.planned, c.migrated, c.skipped, c.failed), (6, 2, 1, 1));
+    assert_eq!(c.migrated_bytes, 100 + 200, "sizes from planning are kept");
+    assert_eq!(c.total(), 10);
+
+    // Finish the folder.
+    let rest: Vec<ItemOutcome> = [4, 6, 7, 8, 9, 10]
+        .into_iter()
+        .map(|u| outcome(f.id, 7, u, ItemStatus::Migrated, None))
+        .collect();
+    s.record_batch(
+        run,
+        &Batch {
+            outcomes: rest,
+            events: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let d = s.done_uids(f.id).await.unwrap();
+    assert_eq!(d.watermark, 10);
+    assert!(d.planned.is_empty());
+    let folders = s.folders(mb).await.unwrap();
+    assert_eq!(folders[0].highest_uid_done, 10);
+    assert_eq!(folders[0].target_path, "#Inbox#");
+
+    s.finish_run(run, RunOutcome::Completed).await.unwrap();
+    let sum = s.run_summary(run).await.unwrap();
+    assert_eq!(sum.outcome, Some(RunOutcome::Completed));
+    assert_eq!(
+        (sum.counts.migrated, sum.counts.skipped, sum.counts.failed),
+        (8, 1, 1)
+    );
+    assert!(sum.finished_at.is_some());
+    assert_eq!(s.runs().await.unwrap().len(), 1);
+
+    // Failed items for rescan, then retried successfully in a rescan run.
+    let failed = s.failed_items(None, 100).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].uid, 5);
+    assert_eq!(
+        failed[0].reason.as_deref(),
+        Some("Graph 400 ErrorInvalidRecipients")
+    );
+    assert_eq!(failed[0].attempts, 1);
+    assert_eq!(failed[0].folder_path, "INBOX");
+    let rescan = s.begin_run(RunKind::Rescan).await.unwrap();
+    s.record_batch(
+        rescan,
+        &Batch {
+            outcomes: vec![outcome(f.id, 7, 5, ItemStatus::Migrated, None)],
+            events: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    assert!(s.failed_items(Some(mb), 100).await.unwrap().is_empty());
+    let it = s.find_by_fingerprint(mb, "fp5").await.unwrap();
+    assert_eq!(it.len(), 1);
+    assert_eq!(it[0].attempts, 2);
+    assert_eq!(it[0].target_id.as_deref(), Some("target-5"));
+    assert_eq!(s.run_summary(rescan).await.unwrap().counts.migrated, 1);
+}
+
+#[tokio::test]
+async fn migrated_is_never_downgraded() {
+    let (_d, s) = store().await;
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let mb = s.upsert_mailbox("a", "b").await.unwrap();
+    let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
+    s.record_batch(
+        run,
+        &Batch {
+            outcomes: vec![outcome(f.id, 1, 1, ItemStatus::Migrated, None)],
+            events: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    s.record_batch(
+        run,
+        &Batch {
+            outcomes: vec![outcome(f.id, 1, 1, ItemStatus::Failed, Some("late error"))],
+            events: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let d = s.done_uids(f.id).await.unwrap();
+    assert_eq!(d.done, vec![1]);
+    assert!(d.failed.is_empty());
+}
+
+#[tokio::test]
+async fn outcomes_need_reasons_and_a_final_status() {
+    let (_d, s) = store().await;
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let mb = s.upsert_mailbox("a", "b").await.unwrap();
+    let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
+    for bad in [
+        outcome(f.id, 1, 1, ItemStatus::Skipped, None),
+        outcome(f.id, 1, 1, ItemStatus::Failed, Some("  ")),
+        outcome(f.id, 1, 1, ItemStatus::Planned, None),
+    ] {
+        let e = s
+            .record_batch(
+                run,
+                &Batch {
+                    outcomes: vec![outcome(f.id, 1, 2, ItemStatus::Migrated, None), bad],
+                    events: vec![],
+                },
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record batch"), "{e}");
+    }
+    // Nothing of the rejected batches was written.
+    assert_eq!(s.counts(None).await.unwrap().total(), 0);
+}
+
+#[tokio::test]
+async fn uidvalidity_change_is_reported_and_fingerprints_still_found() {
+    let (_d, s) = store().await;
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let mb = s.upsert_mailbox("a", "b").await.unwrap();
+    let f = s.upsert_folder(mb, "Work", "Work", 100).await.unwrap();
+    s.mark_planned(f.id, 100, &planned(1..=3)).await.unwrap();
+    let outs = (1..=3)
+        .map(|u| outcome(f.id, 100, u, ItemStatus::Migrated, None))
+        .collect();
+    s.record_batch(
+        run,
+        &Batch {
+            outcomes: outs,
+            events: vec![],
+        },
+    )
+    .await
+    .unwrap();
+
+    let f2 = s.upsert_folder(mb, "Work", "Work", 200).await.unwrap();
+    assert_eq!(f2.id, f.id);
+    assert_eq!(f2.previous_uidvalidity, Some(100));
+    assert_eq!(f2.highest_uid_done, 0);
+    let d = s.done_uids(f.id).await.unwrap();
+    assert_eq!(d.uidvalidity, 200);
+    assert!(
+        d.done.is_empty(),
+        "old UIDs mean nothing under a new UIDVALIDITY"
+    );
+    let hits = s.find_by_fingerprint(mb, "fp2").await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].uidvalidity, 100);
+    assert_eq!(hits[0].target_id.as_deref(), Some("target-2"));
+    let hits = s.find_by_message_id(mb, "<fp3@example.com>").await.unwrap();
+    assert_eq!(hits.len(), 1);
+    // Other mailboxes do not see them.
+    let other = s.upsert_mailbox("c", "d").await.unwrap();
+    assert!(
+        s.find_by_fingerprint(other, "fp2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Same UIDVALIDITY again: no change reported.
+    assert_eq!(
+        s.upsert_folder(mb, "Work", "Work", 200)
+            .await
+            .unwrap()
+            .previous_uidvalidity,
+        None
+    );
+}
+
+#[tokio::test]
+async fn items_page_and_mailbox_upsert() {
+    let (_d, s) = store().await;
+    let mb = s.upsert_mailbox("a@x", "b@y").await.unwrap();
+    assert_eq!(s.upsert_mailbox("a@x", "c@y").await.unwrap(), mb);
+    assert_eq!(s.mailboxes().await.unwrap()[0].target, "c@y");
+    let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
+    s.mark_planned(f.id, 1, &planned(1..=25)).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s.items(Some(mb), after, 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        after = page.last().unwrap().id;
+        seen.extend(page.into_iter().map(|i| i.uid));
+    }
+    assert_eq!(seen, (1..=25).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn file_is_owner_only_wal_and_reopens() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    let mb = s.upsert_mailbox("a", "b").await.unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let wal = dir.path().join("state.db-wal");
+    assert!(wal.exists(), "WAL mode");
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let jm: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(jm, "wal");
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(sync, 2, "FULL");
+    assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+    s.close().await;
+    // A pre-existing world-readable file is tightened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(s.mailboxes().await.unwrap()[0].id, mb);
+    assert!(s.integrity_check().await.unwrap());
+    assert_eq!(
+        s.schema_version().await.unwrap(),
+        SCHEMA_VERSION,
+        "migrations not re-applied"
+    );
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused_with_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    s.close().await;
+    let e = SqliteStore::open(&path).await.unwrap_err().to_string();
+    assert!(e.contains("schema version 99 is newer"), "{e}");
+    assert!(e.contains("upgrade o365-migrate"), "{e}");
+}
+
+#[tokio::test]
+async fn garbage_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let e = SqliteStore::open(&path).await.unwrap_err().to_string();
+    assert!(
+        e.contains("not an o365-migrate state database") || e.contains("not a database"),
+        "{e}"
+    );
+}
+
+#[test]
+fn schema_is_portable_and_holds_no_secret_columns() {
+    let pg = migrations(Dialect::Postgres);
+    let sqlite = migrations(Dialect::Sqlite);
+    assert_eq!(pg.len(), sqlite.len());
+    for (v, sql) in &pg {
+        assert!(*v >= 1);
+        assert!(sql.contains("GENERATED ALWAYS AS IDENTITY"));
+        let upper = sql.to_ascii_uppercase();
+        for sqlite_only in [
+            "AUTOINCREMENT",
+            "INTEGER PRIMARY KEY",
+            "WITHOUT ROWID",
+            "PRAGMA",
+            "DATETIME",
+            "BLOB",
+        ] {
+            assert!(
+                !upper.contains(sqlite_only),
+                "{sqlite_only} in PostgreSQL schema"
+            );
+        }
+    }
+    let all = sqlite
+        .iter()
+        .map(|(_, s)| s.to_ascii_lowercase())
+        .collect::<String>();
+    for forbidden in ["password", "secret", "token", "credential", "passwd"] {
+        assert!(!all.contains(forbidden), "schema mentions {forbidden}");
+    }
+    assert_eq!(sqlite.last().unwrap().0, SCHEMA_VERSION);
+}
+
+#[tokio::test]
+async fn concurrent_batches_from_many_tasks() {
+    let (_d, s) = store().await;
+    let s = Arc::new(s);
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let mb = s.upsert_mailbox("a", "b").await.unwrap();
+    let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..10u32 {
+                let outs = (0..20u32)
+                    .map(|i| {
+                        outcome(
+                            f.id,
+                            1,
+                            t * 10_000 + b * 100 + i + 1,
+                            ItemStatus::Migrated,
+                            None,
+                        )
+                    })
+                    .collect();
+                s.record_batch(
+                    run,
+                    &Batch {
+                        outcomes: outs,
+                        events: vec![],
+                    },
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.counts(None).await.unwrap().migrated, 8 * 10 * 20);
+    assert_eq!(s.run_summary(run).await.unwrap().counts.migrated, 1600);
+}

@@ -1,0 +1,177 @@
+//! Crash test: a child process writes batches in a loop and is SIGKILLed at seeded random
+//! moments; after each kill the store must open, pass `PRAGMA integrity_check`, hold only whole
+//! batches, and its per-run counters (written in the same transactions) must add up.
+//!
+//! The child is this test binary re-invoked with `O365_ENGINE_CRASH_CHILD_DB` set.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use o365_migrate_engine::state::{
+    Batch, EventRecord, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, SqliteStore,
+    StateStore,
+};
+
+const ENV: &str = "O365_ENGINE_CRASH_CHILD_DB";
+const BATCH: u32 = 50;
+const KILLS: usize = 10;
+
+/// xorshift64*: small, seeded, deterministic.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child() {
+    let Ok(db) = std::env::var(ENV) else {
+        return; // Only does something when spawned by `sigkill_at_random_moments_loses_no_batch`.
+    };
+    let store = SqliteStore::open(&db).await.expect("open");
+    let run = store.begin_run(RunKind::Run).await.expect("run");
+    let mb = store
+        .upsert_mailbox("crash@example.com", "crash@contoso.com")
+        .await
+        .expect("mailbox");
+    let folder = store
+        .upsert_folder(mb, "INBOX", "#Inbox#", 1)
+        .await
+        .expect("folder");
+    let done = store.done_uids(folder.id).await.expect("done");
+    let mut next = done.done.last().map(|u| u / BATCH).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(30); // bounded: stops by itself
+    while Instant::now() < deadline && next < 100_000 {
+        let uids: Vec<u32> = (0..BATCH).map(|i| next * BATCH + i + 1).collect();
+        let plan: Vec<PlannedItem> = uids
+            .iter()
+            .map(|u| PlannedItem {
+                uid: *u,
+                meta: ItemMeta {
+                    size: Some(1000),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        store.mark_planned(folder.id, 1, &plan).await.expect("plan");
+        let batch = Batch {
+            outcomes: uids
+                .iter()
+                .map(|u| ItemOutcome {
+                    folder: folder.id,
+                    uidvalidity: 1,
+                    uid: *u,
+                    status: ItemStatus::Migrated,
+                    target_id: Some(format!("t{u}")),
+                    reason: None,
+                    meta: ItemMeta {
+                        fingerprint: Some(format!("fp{u}")),
+                        ..Default::default()
+                    },
+                })
+                .collect(),
+            events: vec![EventRecord {
+                mailbox: Some(mb),
+                kind: "batch".into(),
+                detail: format!("{next}"),
+            }],
+        };
+        store.record_batch(run, &batch).await.expect("batch");
+        next += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_no_batch() {
+    if std::env::var(ENV).is_ok() {
+        return;
+    }
+    let seed: u64 = std::env::var("O365_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_CAFE);
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let exe = std::env::current_exe().unwrap();
+    let mut last_migrated = 0u64;
+    let mut progressed = 0;
+    for round in 0..KILLS {
+        let mut child = Command::new(&exe)
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(ENV, &db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // First round may kill during creation/migration; later rounds mid-batch.
+        let wait = if round == 0 {
+            rng.range(5, 120)
+        } else {
+            rng.range(60, 700)
+        };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        child.kill().unwrap(); // SIGKILL on Unix
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "round {round}: child finished before the kill; raise its work"
+        );
+
+        let store = SqliteStore::open(&db)
+            .await
+            .unwrap_or_else(|e| panic!("round {round} (seed {seed}): {e}"));
+        assert!(
+            store.integrity_check().await.unwrap(),
+            "round {round}: integrity"
+        );
+        let counts = store.counts(None).await.unwrap();
+        assert_eq!(counts.failed + counts.skipped, 0);
+        assert_eq!(
+            counts.migrated % u64::from(BATCH),
+            0,
+            "round {round} (seed {seed}): partial batch: {counts:?}"
+        );
+        // Planned-but-unrecorded items only from the batch in flight at the kill.
+        assert!(
+            counts.planned <= u64::from(BATCH),
+            "round {round}: {counts:?}"
+        );
+        // Per-run counters are updated in the same transaction as the items.
+        let runs = store.runs().await.unwrap();
+        let run_total: u64 = runs.iter().map(|r| r.counts.migrated).sum();
+        assert_eq!(
+            run_total, counts.migrated,
+            "round {round}: run counters disagree with items"
+        );
+        // Every migrated batch is whole and the UIDs are exactly 1..=n (no gaps, no duplicates).
+        let mb = store.mailboxes().await.unwrap();
+        if let Some(m) = mb.first() {
+            let f = &store.folders(m.id).await.unwrap()[0];
+            let d = store.done_uids(f.id).await.unwrap();
+            let expect: Vec<u32> = (1..=u32::try_from(counts.migrated).unwrap()).collect();
+            assert_eq!(d.done, expect, "round {round}");
+            assert!(d.watermark >= u32::try_from(counts.migrated).unwrap());
+        }
+        if counts.migrated > last_migrated {
+            progressed += 1;
+        }
+        assert!(counts.migrated >= last_migrated, "round {round}: data lost");
+        last_migrated = counts.migrated;
+        store.close().await;
+    }
+    assert!(
+        progressed >= KILLS / 2,
+        "children made progress in only {progressed} rounds"
+    );
+    eprintln!(
+        "crash test: {KILLS} kills survived, {last_migrated} items in whole batches, seed {seed}"
+    );
+}
