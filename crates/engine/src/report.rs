@@ -458,10 +458,12 @@ impl Report {
 /// Columns of the per-item CSV.
 pub const ITEM_CSV_HEADER: &str = "mailbox,target,folder,uidvalidity,uid,status,reason,target_id,attempts,size,internal_date,message_id,subject,from,fingerprint\r\n";
 
-/// Streams every item as CSV (paged, bounded memory).
-pub async fn write_items_csv(store: &dyn StateStore, w: &mut dyn Write) -> std::io::Result<u64> {
+/// Calls `f(source, target, item)` for every item, page by page (bounded memory).
+async fn each_item(
+    store: &dyn StateStore,
+    mut f: impl FnMut(&str, &str, &ItemRecord) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
     let names = mailbox_names(store).await.map_err(std::io::Error::other)?;
-    w.write_all(ITEM_CSV_HEADER.as_bytes())?;
     let mut n = 0;
     let mut after = 0;
     loop {
@@ -472,31 +474,43 @@ pub async fn write_items_csv(store: &dyn StateStore, w: &mut dyn Write) -> std::
         let Some(last) = page.last() else { break };
         after = last.id;
         for it in &page {
-            let (src, tgt) = names.get(&it.mailbox).cloned().unwrap_or_default();
-            w.write_all(
-                csv_row(&[
-                    &src,
-                    &tgt,
-                    &it.folder_path,
-                    &it.uidvalidity.to_string(),
-                    &it.uid.to_string(),
-                    it.status.as_str(),
-                    it.reason.as_deref().unwrap_or(""),
-                    it.target_id.as_deref().unwrap_or(""),
-                    &it.attempts.to_string(),
-                    &it.size.map(|s| s.to_string()).unwrap_or_default(),
-                    &it.internal_date.map(rfc3339).unwrap_or_default(),
-                    it.message_id.as_deref().unwrap_or(""),
-                    it.subject.as_deref().unwrap_or(""),
-                    it.sender.as_deref().unwrap_or(""),
-                    it.fingerprint.as_deref().unwrap_or(""),
-                ])
-                .as_bytes(),
-            )?;
+            let (src, tgt) = names
+                .get(&it.mailbox)
+                .map(|(s, t)| (s.as_str(), t.as_str()))
+                .unwrap_or_default();
+            f(src, tgt, it)?;
             n += 1;
         }
     }
     Ok(n)
+}
+
+/// Streams every item as CSV (paged, bounded memory).
+pub async fn write_items_csv(store: &dyn StateStore, w: &mut dyn Write) -> std::io::Result<u64> {
+    w.write_all(ITEM_CSV_HEADER.as_bytes())?;
+    each_item(store, |src, tgt, it| {
+        w.write_all(
+            csv_row(&[
+                src,
+                tgt,
+                &it.folder_path,
+                &it.uidvalidity.to_string(),
+                &it.uid.to_string(),
+                it.status.as_str(),
+                it.reason.as_deref().unwrap_or(""),
+                it.target_id.as_deref().unwrap_or(""),
+                &it.attempts.to_string(),
+                &it.size.map(|s| s.to_string()).unwrap_or_default(),
+                &it.internal_date.map(rfc3339).unwrap_or_default(),
+                it.message_id.as_deref().unwrap_or(""),
+                it.subject.as_deref().unwrap_or(""),
+                it.sender.as_deref().unwrap_or(""),
+                it.fingerprint.as_deref().unwrap_or(""),
+            ])
+            .as_bytes(),
+        )
+    })
+    .await
 }
 
 #[derive(Serialize)]
@@ -510,33 +524,20 @@ struct ItemJson<'a> {
 
 /// Streams every item as one JSON array (paged, bounded memory).
 pub async fn write_items_json(store: &dyn StateStore, w: &mut dyn Write) -> std::io::Result<u64> {
-    let names = mailbox_names(store).await.map_err(std::io::Error::other)?;
     w.write_all(b"[")?;
-    let mut n = 0u64;
-    let mut after = 0;
-    loop {
-        let page = store
-            .items(None, after, PAGE)
-            .await
-            .map_err(std::io::Error::other)?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for it in &page {
-            let (src, tgt) = names.get(&it.mailbox).cloned().unwrap_or_default();
-            if n > 0 {
-                w.write_all(b",")?;
-            }
-            w.write_all(b"\n")?;
-            let doc = ItemJson {
-                mailbox: &src,
-                target: &tgt,
-                item: it,
-                internal_date_rfc3339: it.internal_date.map(rfc3339),
-            };
-            serde_json::to_writer(&mut *w, &doc).map_err(std::io::Error::other)?;
-            n += 1;
-        }
-    }
+    let mut first = true;
+    let n = each_item(store, |src, tgt, it| {
+        w.write_all(if first { b"\n" } else { b",\n" })?;
+        first = false;
+        let doc = ItemJson {
+            mailbox: src,
+            target: tgt,
+            item: it,
+            internal_date_rfc3339: it.internal_date.map(rfc3339),
+        };
+        serde_json::to_writer(&mut *w, &doc).map_err(std::io::Error::other)
+    })
+    .await?;
     w.write_all(b"\n]\n")?;
     Ok(n)
 }
