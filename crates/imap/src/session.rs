@@ -1023,8 +1023,12 @@ impl Session {
         } else {
             let window = if nonsync { window } else { 1 };
             let mut inflight: HashMap<String, usize> = HashMap::new();
+            // Set on throttling: nothing more is sent, but every completion in flight is still
+            // read so each message's result is known (no duplicates on retry).
+            let mut throttled: Option<(Option<Duration>, String)> = None;
             loop {
-                while inflight.len() < window
+                while throttled.is_none()
+                    && inflight.len() < window
                     && let Some((i, m)) = todo.pop_front()
                 {
                     let enc = self.enc.encode(&Command::Append {
@@ -1047,8 +1051,8 @@ impl Session {
                             Ok(appenduids(&condition, 1).and_then(|v| v.first().copied()))
                         } else {
                             let e = status_error("APPEND", &condition);
-                            if matches!(e, Error::Throttled { .. }) {
-                                return Err(e);
+                            if let Error::Throttled { backoff, text } = &e {
+                                throttled = Some((*backoff, text.clone()));
                             }
                             Err(e)
                         });
@@ -1061,6 +1065,14 @@ impl Session {
                         ));
                     }
                     Response::Untagged(_) => {}
+                }
+            }
+            if let Some((backoff, text)) = throttled {
+                for (i, _) in todo {
+                    results[i] = Some(Err(Error::Throttled {
+                        backoff,
+                        text: format!("not sent: {text}"),
+                    }));
                 }
             }
         }

@@ -328,3 +328,42 @@ async fn synchronizing_literal_waits_for_continuation() {
     .unwrap();
     assert_eq!(s.capabilities(), ["IMAP4rev1".to_string()]);
 }
+
+#[tokio::test]
+async fn throttled_append_reports_every_message_exactly() {
+    // Window 2. Each APPEND is two lines on the wire (command line, literal + CRLF).
+    // A1 succeeds → A3 is sent; A2 is throttled, A3 still completes; A4 must not be sent.
+    let cfg = peer(
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+ UIDPLUS] ready\r\n",
+        vec![
+            "",
+            "",
+            "",
+            "A1 OK [APPENDUID 9 1] done\r\n",
+            "",
+            "A2 NO [UNAVAILABLE] Request is throttled. Suggested Backoff Time: 1500 milliseconds\r\nA3 OK [APPENDUID 9 2] done\r\n",
+        ],
+    )
+    .await;
+    let mut s = Session::connect(&cfg).await.unwrap();
+    let m = |t: &'static str| o365_migrate_imap::AppendMessage {
+        flags: vec![],
+        internal_date: None,
+        data: bytes::Bytes::from_static(t.as_bytes()),
+    };
+    let r = s
+        .append("INBOX", vec![m("one"), m("two"), m("three"), m("four")], 2)
+        .await
+        .unwrap();
+    assert_eq!(r[0].as_ref().unwrap().unwrap().uid, 1);
+    assert_eq!(
+        r[1].as_ref().unwrap_err().retry_after(),
+        Some(Duration::from_millis(1500))
+    );
+    assert_eq!(r[2].as_ref().unwrap().unwrap().uid, 2);
+    assert!(
+        matches!(&r[3], Err(Error::Throttled { text, .. }) if text.starts_with("not sent")),
+        "{:?}",
+        r[3]
+    );
+}
