@@ -11,6 +11,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("csv", "o365-migrate-credentials"),
     ("automatch", "o365-migrate-automatch"),
     ("graph", "o365-migrate-target"),
+    ("corpus", "o365-migrate-testkit"),
 ];
 
 pub(crate) fn bench(args: &[String]) -> Result<()> {

@@ -1,14 +1,161 @@
-//! `cargo xtask demo` and `cargo xtask servers`.
+//! `cargo xtask demo` and `cargo xtask servers`: local servers standing in for a real migration —
+//! a source Dovecot filled with a generated corpus, an empty target Dovecot and the Graph
+//! emulator — all on 127.0.0.1, all stopped when the command ends.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
+use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, UserConfig};
+use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest};
+use std::time::{Duration, Instant};
 
-pub(crate) fn demo(_args: &[String]) -> Result<()> {
+/// Fixed seed: the demo and `servers` always show the same mail.
+const SEED: u64 = 2026;
+/// Source users and how many messages each gets.
+const USERS: &[(&str, usize)] = &[("alice", 120), ("bob", 80), ("carol", 40)];
+/// The Microsoft 365 domain the emulator's tenant owns.
+const TENANT_DOMAIN: &str = "contoso.example";
+
+/// Everything the demo and `servers` start.
+struct LocalServers {
+    source: Dovecot,
+    target: Dovecot,
+    graph: Emulator,
+    manifests: Vec<(String, Manifest)>,
+}
+
+async fn start_servers() -> Result<LocalServers> {
     crate::setup::ensure_demo_prerequisites()?;
-    bail!("the demo lands with the testkit and engine")
+    let started = Instant::now();
+    eprintln!("starting the source Dovecot, the target Dovecot and the Graph emulator ...");
+    let source =
+        Dovecot::start(DovecotOptions::default()).context("starting the source Dovecot")?;
+    let target =
+        Dovecot::start(DovecotOptions::default()).context("starting the target Dovecot")?;
+    let mut config = EmulatorConfig::default();
+    if let Some(tenant) = config.tenants.first_mut() {
+        for (user, _) in USERS {
+            tenant
+                .users
+                .push(UserConfig::with_mailbox(format!("{user}@{TENANT_DOMAIN}")));
+        }
+    }
+    let graph = Emulator::start(config)
+        .await
+        .context("starting the Graph emulator")?;
+
+    let mut manifests = Vec::new();
+    for (i, (user, count)) in USERS.iter().enumerate() {
+        // Realistic mix, but no 20 MB+ message so the demo stays quick.
+        let profile = CorpusProfile::realistic(SEED + i as u64, *count).with_huge_every(None);
+        let corpus = Corpus::new(profile);
+        eprintln!("loading {count} generated messages into source mailbox {user} ...");
+        let manifest = corpus
+            .load_parallel(&source, user, 2)
+            .await
+            .with_context(|| format!("loading the corpus into source mailbox {user}"))?;
+        manifests.push(((*user).to_owned(), manifest));
+    }
+    eprintln!("servers ready in {:.1?}", started.elapsed());
+    Ok(LocalServers {
+        source,
+        target,
+        graph,
+        manifests,
+    })
+}
+
+fn print_servers(s: &LocalServers) {
+    let d = |name: &str, dc: &Dovecot| {
+        println!("{name} IMAP   127.0.0.1:{} (STARTTLS)", dc.imap_port());
+        if let Some(port) = dc.imaps_port() {
+            println!("{name} IMAPS  127.0.0.1:{port} (implicit TLS)");
+        }
+        println!("{name} CA     {}", dc.ca_path().display());
+        for user in dc.users() {
+            println!("{name} user   {} / {}", user.name(), user.password());
+        }
+        let master = dc.master_user();
+        println!(
+            "{name} master {} / {} (log in as user*{})",
+            master.name(),
+            master.password(),
+            master.name()
+        );
+        println!("{name} log    {}", dc.log_path().display());
+    };
+    println!("These are throwaway local test servers; the passwords below exist only here.");
+    d("source", &s.source);
+    d("target", &s.target);
+    println!("graph  URL    {}", s.graph.url());
+    println!("graph  tenant {}", s.graph.tenant_id());
+    if let Some(app) = s
+        .graph
+        .config()
+        .tenants
+        .first()
+        .and_then(|t| t.apps.first())
+    {
+        println!("graph  app    client_id {}", app.client_id);
+        if let Some(secret) = &app.client_secret {
+            println!("graph  app    client_secret {secret}");
+        }
+    }
+    for (user, manifest) in &s.manifests {
+        println!(
+            "corpus {user}: {} messages, {} bytes, {} folders",
+            manifest.len(),
+            manifest.total_bytes(),
+            manifest.folders().len()
+        );
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
 }
 
 pub(crate) fn servers(args: &[String]) -> Result<()> {
-    let _seconds = crate::parse_seconds(args, 3600)?;
-    crate::setup::ensure_demo_prerequisites()?;
-    bail!("`servers` lands with the testkit and the Graph emulator")
+    let seconds = crate::parse_seconds(args, 3600)?;
+    runtime()?.block_on(async {
+        let servers = start_servers().await?;
+        print_servers(&servers);
+        eprintln!("serving for {seconds} s; Ctrl-C stops everything");
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("stopping ...");
+        drop(servers);
+        Ok(())
+    })
+}
+
+pub(crate) fn demo(_args: &[String]) -> Result<()> {
+    runtime()?.block_on(async {
+        let servers = start_servers().await?;
+        print_servers(&servers);
+        // Prove the source is what the manifest says before anything is migrated.
+        for (user, manifest) in &servers.manifests {
+            let mut client = servers.source.login(user).await?;
+            let report = manifest.verify(&mut client).await?;
+            anyhow::ensure!(
+                report.is_ok(),
+                "source mailbox {user} differs from its manifest"
+            );
+            println!(
+                "source {user}: verified {} messages in {} folders against the manifest",
+                report.messages_checked, report.folders_checked
+            );
+        }
+        println!();
+        println!(
+            "demo: stopping here. The servers above are real and loaded; the migration steps \
+             (credentials check, source test, target test, match, plan, run, verify, report) \
+             run through the `o365-migrate` binary once the engine and CLI land (issue 9)."
+        );
+        Ok(())
+    })
 }
