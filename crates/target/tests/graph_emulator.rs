@@ -545,3 +545,91 @@ async fn device_code_flow_against_the_emulator() {
     let writer = target.open_mailbox(&upn).await.unwrap();
     assert_eq!(writer.mailbox(), upn);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_written_item_from_a_killed_run_is_replaced_not_counted() {
+    let upn = "frank@contoso.example".to_string();
+    let emu = Emulator::start(config_with(std::slice::from_ref(&upn)))
+        .await
+        .unwrap();
+    let target = GraphTarget::new(target_config(
+        &emu,
+        Credential::ClientSecret(SecretString::new(SECRET)),
+    ))
+    .unwrap();
+    let att = pattern(4 * 1024 * 1024, 5);
+    let raw = rich_message(&pattern(1000, 1), &att, &pattern(100, 2));
+    let it = item(raw, ItemFlags::default(), 1_751_400_000);
+    // What a run killed during the upload leaves behind: the message with a pending marker and
+    // without its large attachment.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let app = &emu.config().tenants[0].apps[0];
+    let tok: serde_json::Value = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            emu.url(),
+            emu.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app.client_id.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("client_secret", SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let leftover = serde_json::json!({
+        "subject": "Quarterly report with pictures",
+        "internetMessageId": "<rich-1@example.com>",
+        "singleValueExtendedProperties": [
+            {"id": "Integer 0x0E07", "value": "1"},
+            {"id": o365_migrate_target::graph::FINGERPRINT_PROPERTY, "value": format!("pending:{}", it.fingerprint)},
+        ],
+    });
+    let r = http
+        .post(format!(
+            "{}/v1.0/users/{upn}/mailFolders/inbox/messages",
+            emu.url()
+        ))
+        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .json(&leftover)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(emu.messages(&upn).len(), 1);
+
+    let w = target.open_mailbox(&upn).await.unwrap();
+    let f = w
+        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
+        .await
+        .unwrap();
+    let out = w.write(&f[0], &it).await.unwrap();
+    assert!(
+        matches!(out, WriteOutcome::Written { .. }),
+        "the leftover must not count as present: {out:?}"
+    );
+    let stored = emu.messages(&upn);
+    assert_eq!(stored.len(), 1, "leftover replaced, not duplicated");
+    let big = stored[0]
+        .attachments
+        .iter()
+        .find(|a| a.name == "thirty.zip")
+        .unwrap();
+    assert!(big.data.as_ref() == att.as_slice());
+    let fp = stored[0]
+        .extended_properties
+        .iter()
+        .find(|(id, _)| id == o365_migrate_target::graph::FINGERPRINT_PROPERTY)
+        .map(|(_, v)| v.clone());
+    assert_eq!(
+        fp.as_deref(),
+        Some(it.fingerprint.as_str()),
+        "marker completed"
+    );
+}
