@@ -48,6 +48,7 @@ async fn crash_child() {
     let done = store.done_uids(folder.id).await.expect("done");
     let mut next = done.done.last().map(|u| u / BATCH).unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(30); // bounded: stops by itself
+    let mut announced = false;
     while Instant::now() < deadline && next < 100_000 {
         let uids: Vec<u32> = (0..BATCH).map(|i| next * BATCH + i + 1).collect();
         let plan: Vec<PlannedItem> = uids
@@ -84,6 +85,11 @@ async fn crash_child() {
             }],
         };
         store.record_batch(run, &batch).await.expect("batch");
+        if !announced {
+            // Tell the parent a batch is committed, so later kills land mid-stream.
+            println!("\nO365_CRASH_CHILD_READY");
+            announced = true;
+        }
         next += 1;
     }
 }
@@ -107,15 +113,29 @@ async fn sigkill_at_random_moments_loses_no_batch() {
         let mut child = Command::new(&exe)
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(ENV, &db)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // First round may kill during creation/migration; later rounds mid-batch.
         let wait = if round == 0 {
+            // Anywhere, including while the file is created and the schema migrated.
             rng.range(5, 120)
         } else {
-            rng.range(60, 700)
+            // After the first committed batch of this child, at a random point in the stream.
+            let stdout = child.stdout.take().unwrap();
+            let ready = tokio::task::spawn_blocking(move || {
+                use std::io::BufRead;
+                std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                    .any(|l| l.contains("O365_CRASH_CHILD_READY"))
+            });
+            let ready = tokio::time::timeout(Duration::from_secs(60), ready).await;
+            assert!(
+                matches!(ready, Ok(Ok(true))),
+                "round {round}: child never committed a batch"
+            );
+            rng.range(0, 400)
         };
         tokio::time::sleep(Duration::from_millis(wait)).await;
         child.kill().unwrap(); // SIGKILL on Unix
