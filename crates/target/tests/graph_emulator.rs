@@ -487,6 +487,26 @@ async fn provisioning_users_licences_and_mailbox_probe() {
             .unwrap(),
         o365_migrate_target::graph::MailboxProbe::NoSuchUser
     );
+    use o365_migrate_target::graph::MailboxProbe;
+    let many: Vec<String> = (0..25)
+        .map(|i| {
+            if i == 3 {
+                "nobody@contoso.example".to_string()
+            } else {
+                "erin@contoso.example".to_string()
+            }
+        })
+        .collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let probes = client.probe_mailboxes(&refs).await.unwrap();
+    assert_eq!(probes.len(), 25);
+    assert_eq!(probes[3], MailboxProbe::NoSuchUser);
+    assert!(
+        probes
+            .iter()
+            .enumerate()
+            .all(|(i, p)| i == 3 || *p == MailboxProbe::Ready)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -606,6 +606,45 @@ impl GraphClient {
         }
     }
 
+    /// Probes many mailboxes with `$batch`es of 20 (one HTTP round trip per 20 users instead of
+    /// 20; each sub-request still counts against its own mailbox's budget). Answers are in the
+    /// order of `users`.
+    pub async fn probe_mailboxes(&self, users: &[&str]) -> Result<Vec<MailboxProbe>, Error> {
+        let mut out = Vec::with_capacity(users.len());
+        for chunk in users.chunks(20) {
+            let requests: Vec<BatchRequest> = chunk
+                .iter()
+                .map(|u| BatchRequest {
+                    method: "GET".into(),
+                    url: format!("/users/{}/mailFolders/inbox?$select=id", seg(u)),
+                    body: None,
+                })
+                .collect();
+            for (user, answer) in chunk.iter().zip(self.batch(None, &requests).await?) {
+                out.push(
+                    match (answer.status, answer.body["error"]["code"].as_str()) {
+                        (200, _) => MailboxProbe::Ready,
+                        (404, Some("MailboxNotEnabledForRESTAPI")) => MailboxProbe::NotEnabled,
+                        (404, _) => MailboxProbe::NoSuchUser,
+                        (status, code) => {
+                            return Err(Error::Rejected {
+                                method: "GET".into(),
+                                path: format!("/users/{user}/mailFolders/inbox"),
+                                status,
+                                code: code.unwrap_or_default().into(),
+                                message: answer.body["error"]["message"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .into(),
+                            });
+                        }
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// Sends up to 20 requests as one `$batch`. Sub-requests answered 429/503 are retried one
     /// by one with the normal retry rules; the answers come back in request order.
     pub async fn batch(
