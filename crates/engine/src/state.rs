@@ -38,8 +38,10 @@ use serde::Serialize;
 use crate::error::Result;
 
 mod sqlite;
+mod writer;
 
 pub use sqlite::SqliteStore;
+pub use writer::BatchWriter;
 
 /// A boxed, sendable future (what [`StateStore`] methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -436,3 +436,93 @@ async fn concurrent_batches_from_many_tasks() {
     assert_eq!(s.counts(None).await.unwrap().migrated, 8 * 10 * 20);
     assert_eq!(s.run_summary(run).await.unwrap().counts.migrated, 1600);
 }
+
+#[tokio::test]
+async fn batch_writer_batches_flushes_and_closes() {
+    let (_d, s) = store().await;
+    let s = Arc::new(s);
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let mb = s.upsert_mailbox("a", "b").await.unwrap();
+    let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
+    let w = Arc::new(BatchWriter::spawn(
+        s.clone(),
+        run,
+        10,
+        std::time::Duration::from_secs(3600),
+    ));
+    let mut tasks = Vec::new();
+    for t in 0..4u32 {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25u32 {
+                w.record(outcome(
+                    f.id,
+                    1,
+                    t * 100 + i + 1,
+                    ItemStatus::Migrated,
+                    None,
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // 100 outcomes with max_items 10: all written by size alone.
+    w.flush().await.unwrap();
+    assert_eq!(s.counts(None).await.unwrap().migrated, 100);
+    // A lone item is written by flush, not left waiting for the (long) delay.
+    w.record(outcome(
+        f.id,
+        1,
+        1000,
+        ItemStatus::Skipped,
+        Some("filtered"),
+    ))
+    .await
+    .unwrap();
+    w.event(EventRecord {
+        mailbox: Some(mb),
+        kind: "folder_done".into(),
+        detail: "INBOX".into(),
+    })
+    .await
+    .unwrap();
+    w.flush().await.unwrap();
+    assert_eq!(s.counts(None).await.unwrap().skipped, 1);
+    let w = Arc::into_inner(w).unwrap();
+    w.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_writer_writes_after_delay_and_reports_errors() {
+    let (_d, s) = store().await;
+    let s = Arc::new(s);
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let mb = s.upsert_mailbox("a", "b").await.unwrap();
+    let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
+    let w = BatchWriter::spawn(s.clone(), run, 1000, std::time::Duration::from_millis(50));
+    w.record(outcome(f.id, 1, 1, ItemStatus::Migrated, None))
+        .await
+        .unwrap();
+    let mut waited = 0;
+    while s.counts(None).await.unwrap().migrated == 0 {
+        assert!(waited < 100, "not written after the delay");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    // An invalid outcome (failed without reason) stops the writer with that error.
+    w.record(outcome(f.id, 1, 2, ItemStatus::Failed, None))
+        .await
+        .unwrap();
+    let e = w.flush().await.unwrap_err().to_string();
+    assert!(e.contains("no reason"), "{e}");
+    assert!(
+        w.record(outcome(f.id, 1, 3, ItemStatus::Migrated, None))
+            .await
+            .is_err()
+    );
+    assert!(w.close().await.is_err());
+}
