@@ -28,8 +28,9 @@
 //!    target's own listing (for items written before a crash but not recorded).
 //! 5. Fetch bodies in batches under the global `[limits] in_flight_bytes` budget, normalize
 //!    (mime crate), write with the target's own concurrency (target crate).
-//! 6. [`state::StateStore::record_batch`] per batch: outcomes + events in one transaction;
-//!    [`report::Reporter`] gets an event per item.
+//! 6. Record outcomes through a [`state::BatchWriter`] (or [`state::StateStore::record_batch`]
+//!    directly): outcomes + events in one transaction per batch; `flush` before a folder is
+//!    reported done. [`report::Reporter`] gets an event per item.
 //!
 //! `verify` compares per folder source and target counts and per message fingerprints /
 //! Message-IDs; `report` calls [`report::write_reports`].
