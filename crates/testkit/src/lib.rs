@@ -9,6 +9,10 @@
 //! - [`Client`]: a small async IMAP client (plain, STARTTLS, TLS) for loading and checking.
 //! - [`corpus`]: a seeded generator of realistic messages, loaded by APPEND, returning a
 //!   [`Manifest`] to verify against ([`Manifest::verify`]).
+//! - [`fault`]: [`FaultProxy`], a TCP proxy that cuts, resets, stalls, trickles, injects
+//!   `* BYE` and refuses connections on a script, with counters.
+//! - [`hostile`]: [`HostileCorpus`], named hostile messages (bare LF, NUL bytes, 0 bytes,
+//!   oversized, broken MIME, ...) with the outcome each must end in, loaded into Dovecot.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,6 +37,8 @@ pub mod corpus;
 pub mod date;
 pub mod dovecot;
 mod error;
+pub mod fault;
+pub mod hostile;
 mod rng;
 pub mod utf7;
 
@@ -43,3 +49,8 @@ pub use corpus::{Corpus, CorpusProfile, Manifest, ManifestEntry, VerifyReport};
 pub use date::ImapDate;
 pub use dovecot::{Dovecot, DovecotOptions, User};
 pub use error::{Error, Result, missing_dovecot_message};
+pub use fault::{Action, Fault, FaultPlan, FaultProxy, FaultStats, Trigger};
+pub use hostile::{
+    Delivery, ExpectedOutcome, HostileCase, HostileCorpus, HostileEntry, HostileManifest,
+    HostileOptions,
+};
