@@ -129,7 +129,8 @@ pub(crate) fn home() -> PathBuf {
 fn fuzz(args: &[String]) -> Result<()> {
     let seconds = parse_seconds(args, 60)?;
     // cargo-fuzz needs a nightly toolchain, which cannot be installed here; every fuzz target's
-    // body is also exposed to proptest, so run those with a case count scaled to the time given.
+    // body is also exposed to proptest in a test whose name says `never_panic(s)`, so run those
+    // properties with a case count scaled to the time given.
     let cases = (seconds * 2_000).to_string();
     eprintln!("xtask fuzz: running the fuzz properties with PROPTEST_CASES={cases}");
     let status = Command::new("cargo")
