@@ -12,6 +12,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("automatch", "o365-migrate-automatch"),
     ("graph", "o365-migrate-target"),
     ("corpus", "o365-migrate-testkit"),
+    ("state", "o365-migrate-engine"),
 ];
 
 pub(crate) fn bench(args: &[String]) -> Result<()> {
