@@ -85,6 +85,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The pipeline failed talking to the source, the target or the credentials.
+    #[error("{context}: {message}{}", hint_suffix(hint))]
+    Pipeline {
+        /// What was being done (mailbox, folder, server).
+        context: String,
+        /// What went wrong (never a secret).
+        message: String,
+        /// How to fix it, when known.
+        hint: Option<String>,
+    },
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {

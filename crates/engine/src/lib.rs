@@ -85,6 +85,7 @@
 pub mod config;
 mod error;
 pub mod folders;
+pub mod pipeline;
 pub mod report;
 pub mod state;
 

