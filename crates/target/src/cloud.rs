@@ -109,6 +109,12 @@ impl Endpoints {
         )
     }
 
+    /// The app-only Exchange Online scope (IMAP `IMAP.AccessAsApp`, EWS),
+    /// `{exchange}/.default`, e.g. `https://outlook.office365.com/.default`.
+    pub fn exchange_scope(&self) -> String {
+        format!("{}/.default", self.exchange.trim_end_matches('/'))
+    }
+
     /// The app-only Graph scope, `{graph_resource}/.default`.
     pub fn graph_scope(&self) -> String {
         format!("{}/.default", self.graph_resource.trim_end_matches('/'))
@@ -135,6 +141,7 @@ mod tests {
             "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
         );
         assert_eq!(g.graph_scope(), "https://graph.microsoft.com/.default");
+        assert_eq!(g.exchange_scope(), "https://outlook.office365.com/.default");
         assert_eq!(
             Cloud::UsGovHigh.endpoints().exchange,
             "https://outlook.office365.us"

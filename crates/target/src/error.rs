@@ -87,6 +87,18 @@ pub enum Error {
         /// The service's error message.
         message: String,
     },
+    /// A server refused one operation (IMAP `NO`, an EWS error response code) and said why.
+    #[error("{operation} {context}: {code}: {message}")]
+    Refused {
+        /// The operation (`APPEND`, `CreateItem`, ...).
+        operation: String,
+        /// What it was about (folder, mailbox).
+        context: String,
+        /// The server's code (`ErrorItemSave`, an IMAP response code, or `NO`).
+        code: String,
+        /// The server's own text.
+        message: String,
+    },
     /// The server kept throttling or failing; the bounded retries are used up.
     #[error("gave up after {attempts} attempts over {:.1}s: {last}; hint: lower the number of mailboxes at once or run again later, the item will be retried by rescan", .elapsed.as_secs_f64())]
     RetriesExhausted {
@@ -141,6 +153,7 @@ impl Error {
             Error::TooLarge { .. }
             | Error::Conversion(_)
             | Error::Rejected { .. }
+            | Error::Refused { .. }
             | Error::RetriesExhausted { .. }
             | Error::Transport(_)
             | Error::Protocol { .. }

@@ -353,6 +353,7 @@ pub struct TokenProvider {
     credential: Credential,
     cache: tokio::sync::Mutex<Option<Cached>>,
     refresh_margin: Duration,
+    scope: Option<String>,
 }
 
 impl fmt::Debug for TokenProvider {
@@ -424,6 +425,7 @@ impl TokenProvider {
             credential,
             cache: tokio::sync::Mutex::new(None),
             refresh_margin: Duration::from_secs(300),
+            scope: None,
         })
     }
 
@@ -432,6 +434,21 @@ impl TokenProvider {
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
         self
+    }
+
+    /// Asks for tokens for `scope` instead of the Graph scope, e.g.
+    /// [`Endpoints::exchange_scope`] for IMAP to Exchange Online (`IMAP.AccessAsApp`).
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The scope tokens are requested for (`{graph}/.default` unless set by
+    /// [`TokenProvider::with_scope`]).
+    pub fn scope(&self) -> String {
+        self.scope
+            .clone()
+            .unwrap_or_else(|| self.endpoints.graph_scope())
     }
 
     /// The endpoints in use.
@@ -469,7 +486,7 @@ impl TokenProvider {
 
     async fn fetch(&self) -> Result<Cached, Error> {
         let token_url = self.endpoints.token_url(&self.tenant);
-        let scope = self.endpoints.graph_scope();
+        let scope = self.scope();
         match &self.credential {
             Credential::ClientSecret(secret) => {
                 let form = [
@@ -565,7 +582,7 @@ impl TokenProvider {
         let scope = opts
             .scopes
             .clone()
-            .unwrap_or_else(|| format!("{} offline_access", self.endpoints.graph_scope()));
+            .unwrap_or_else(|| format!("{} offline_access", self.scope()));
         let url = self.endpoints.devicecode_url(&self.tenant);
         let (status, body) = self
             .post_form(

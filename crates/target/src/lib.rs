@@ -23,9 +23,11 @@
 //! ```
 
 mod cloud;
+mod dedupe;
 mod error;
 pub mod graph;
 pub mod identity;
+pub mod imap;
 mod secret;
 pub mod writer;
 

@@ -245,6 +245,9 @@ pub struct FolderHandle {
     pub display_path: String,
     /// Whether this call created the folder (or any of its parents).
     pub created: bool,
+    /// What the writer had to change about the folder for the report (a reserved name renamed,
+    /// a hierarchy delimiter inside a name replaced); empty when the path is as planned.
+    pub notes: Vec<String>,
 }
 
 /// IMAP-style state of a message at the source.
@@ -363,6 +366,10 @@ pub struct TargetItem {
     pub is_read: bool,
     /// Flagged for follow-up.
     pub flagged: bool,
+    /// Replied to (`\Answered`), where the target keeps it.
+    pub answered: bool,
+    /// Keywords (IMAP) or categories, where the target keeps them.
+    pub keywords: Vec<String>,
     /// Size in bytes as the target reports it, if it does.
     pub size: Option<u64>,
 }

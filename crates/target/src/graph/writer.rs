@@ -2,16 +2,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 use super::client::{Body, Call, GraphClient, MailboxProbe, RetryPolicy, q, seg};
 use super::throttle::{Budgets, MailboxLimiter};
 use crate::Error;
 use crate::cloud::Endpoints;
+use crate::dedupe::{FolderIndex, write_once};
 use crate::identity::{Credential, TokenProvider};
 use crate::writer::{
     BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
@@ -187,14 +187,6 @@ struct FolderCache {
     children: HashMap<String, HashMap<String, String>>,
 }
 
-type IdCell = Arc<OnceCell<String>>;
-
-#[derive(Default)]
-struct FolderIndex {
-    loaded: OnceCell<()>,
-    keys: std::sync::Mutex<HashMap<String, IdCell>>,
-}
-
 /// Writes into one Exchange Online mailbox.
 pub struct GraphMailboxWriter {
     client: Arc<GraphClient>,
@@ -353,6 +345,7 @@ impl GraphMailboxWriter {
             target_id: current,
             display_path: spec.display_path(),
             created,
+            notes: Vec::new(),
         })
     }
 
@@ -397,23 +390,15 @@ impl GraphMailboxWriter {
                     )
                     .await?;
                 let mut stale = Vec::new();
-                {
-                    let mut keys = idx.keys.lock().unwrap_or_else(|e| e.into_inner());
-                    for it in &items {
-                        let id = it["id"].as_str().unwrap_or_default().to_string();
-                        let fp = Self::fingerprint_of(it);
-                        if fp.as_deref().is_some_and(|f| f.starts_with("pending:")) {
-                            stale.push(id);
-                            continue;
-                        }
-                        let cell: IdCell = Arc::new(OnceCell::new_with(Some(id)));
-                        if let Some(f) = fp {
-                            keys.insert(format!("fp:{f}"), cell.clone());
-                        }
-                        if let Some(m) = it["internetMessageId"].as_str() {
-                            keys.entry(format!("mid:{m}")).or_insert(cell);
-                        }
+                for it in &items {
+                    let id = it["id"].as_str().unwrap_or_default().to_string();
+                    let fp = Self::fingerprint_of(it);
+                    if fp.as_deref().is_some_and(|f| f.starts_with("pending:")) {
+                        stale.push(id);
+                        continue;
                     }
+                    let mid = it["internetMessageId"].as_str().map(|m| format!("mid:{m}"));
+                    idx.insert_existing(id, fp.map(|f| format!("fp:{f}")).into_iter().chain(mid));
                 }
                 // Leftovers of an interrupted write (attachments incomplete): remove them, they
                 // will be written again.
@@ -660,43 +645,17 @@ impl GraphMailboxWriter {
         if let Some(m) = &mid {
             keys.push(format!("mid:{m}"));
         }
-        let cell: IdCell = {
-            let mut map = index.keys.lock().unwrap_or_else(|e| e.into_inner());
-            match keys.iter().find_map(|k| map.get(k).cloned()) {
-                Some(c) => c,
-                None => {
-                    let c: IdCell = Arc::new(OnceCell::new());
-                    for k in &keys {
-                        map.insert(k.clone(), c.clone());
-                    }
-                    c
-                }
-            }
-        };
-        let wrote = AtomicBool::new(false);
         let body = serde_json::to_value(&graph).map_err(|e| Error::Conversion(e.to_string()))?;
-        let id = cell
-            .get_or_try_init(|| async {
-                wrote.store(true, Ordering::Relaxed);
-                self.create(
-                    &folder.target_id,
-                    body,
-                    graph.large_attachments(),
-                    &item.fingerprint,
-                )
-                .await
-            })
-            .await?;
-        if wrote.load(Ordering::Relaxed) {
-            Ok(WriteOutcome::Written {
-                target_id: id.clone(),
-                notes,
-            })
-        } else {
-            Ok(WriteOutcome::AlreadyPresent {
-                target_id: id.clone(),
-            })
-        }
+        write_once(&index, &keys, notes, || async {
+            self.create(
+                &folder.target_id,
+                body,
+                graph.large_attachments(),
+                &item.fingerprint,
+            )
+            .await
+        })
+        .await
     }
 }
 
@@ -767,6 +726,8 @@ impl MailboxWriter for GraphMailboxWriter {
                     is_draft: m["isDraft"].as_bool().unwrap_or(false),
                     is_read: m["isRead"].as_bool().unwrap_or(false),
                     flagged: m["flag"]["flagStatus"].as_str() == Some("flagged"),
+                    answered: false,
+                    keywords: Vec::new(),
                     size: None,
                 })
                 .collect())
