@@ -24,6 +24,7 @@
 
 mod cloud;
 mod dedupe;
+pub mod eml;
 mod error;
 pub mod graph;
 pub mod identity;
