@@ -210,10 +210,12 @@ level = "debug"
         for n in &needles {
             assert!(!stderr.contains(n.as_str()), "a secret leaked to stderr");
         }
-        assert!(
-            files.len() >= 3,
-            "expected log, state and reports: {files:?}"
-        );
+        for must in ["migrate.log", "state.db"] {
+            assert!(
+                self.dir.path().join(must).exists(),
+                "{must} was not written"
+            );
+        }
     }
 }
 
@@ -508,4 +510,89 @@ fn find_items_csv(dir: &Path) -> std::io::Result<String> {
         }
     }
     Err(std::io::Error::other("no items csv"))
+}
+
+/// Removes Dovecot's UID list and indexes of every folder of `user`, so that the next session
+/// sees new UIDVALIDITY values and new UIDs for the same messages.
+fn reset_uidvalidity(env: &Env, user: &str) -> usize {
+    fn walk(dir: &Path, n: &mut usize) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                walk(&p, n);
+            } else if name == "dovecot-uidlist" || name.starts_with("dovecot.index") {
+                std::fs::remove_file(&p).expect("remove uid list");
+                if name == "dovecot-uidlist" {
+                    *n += 1;
+                }
+            }
+        }
+    }
+    let mut n = 0;
+    walk(&env.source.maildir(user), &mut n);
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uidvalidity_change_and_ctrl_c_never_duplicate() {
+    let env = Env::start(&["alice"], 200, 31337).await;
+    // Ctrl-C (SIGINT) shortly after the start: the run stops cleanly with exit 130 or finishes.
+    let child = env.command(&["run"]).spawn().expect("spawn run");
+    let pid = child.id().expect("pid");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let o = child.wait_with_output().await.expect("wait");
+    let code = o.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    env.stderr_log.lock().unwrap().push_str(&stderr);
+    eprintln!("run after SIGINT exited with {code}");
+    assert!(code == 130 || code == 0, "exit {code}: {stderr}");
+    if code == 130 {
+        assert!(stderr.contains("Ctrl-C"), "{stderr}");
+    }
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let total_target = env.graph.messages(&format!("alice@{DOMAIN}")).len();
+    assert_eq!(total_target, 200);
+
+    // New UIDVALIDITY for every folder: the next run must not copy anything again.
+    let lists = reset_uidvalidity(&env, "alice");
+    assert!(lists > 0, "no dovecot-uidlist found");
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert_eq!(
+        env.graph.messages(&format!("alice@{DOMAIN}")).len(),
+        200,
+        "a UIDVALIDITY change must not duplicate: {}",
+        dump(&o)
+    );
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    // The state saw both UIDVALIDITY values of INBOX (the change really happened).
+    let o = env.cli(&["report"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let items = find_items_csv(env.dir.path()).expect("items csv");
+    let inbox_uidvalidities: std::collections::BTreeSet<&str> = items
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells.get(2) == Some(&"INBOX")).then(|| cells.get(3).copied().unwrap_or(""))
+        })
+        .collect();
+    assert!(
+        inbox_uidvalidities.len() >= 2,
+        "INBOX UIDVALIDITY did not change: {inbox_uidvalidities:?}"
+    );
+    let log = std::fs::read_to_string(env.dir.path().join("migrate.log")).unwrap_or_default();
+    assert!(
+        log.contains("mailbox_started") || log.contains("MailboxStarted"),
+        "log file has events"
+    );
+    env.assert_no_secrets();
 }
