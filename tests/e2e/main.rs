@@ -436,45 +436,78 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
     env.assert_no_secrets();
 }
 
+/// `YYYY-MM-DD` of a Unix time (UTC), and that day's midnight.
+fn civil_day(unix: i64) -> (String, i64) {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    (format!("{y:04}-{m:02}-{d:02}"), days * 86_400)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_skip_with_reasons_and_verify_accounts_for_them() {
     let env = Env::start(&["alice"], 300, 4242).await;
     let manifest = env.manifests["alice"].clone();
-    // Pick cut-offs from the corpus itself so each filter has work to do.
-    let mut sizes: Vec<u64> = manifest.entries().iter().map(|e| e.size).collect();
-    sizes.sort_unstable();
-    let max_size = sizes[sizes.len() * 9 / 10];
-    let mut days: Vec<String> = manifest
+    let excluded = |f: &str| f == "Junk" || f.starts_with("Projects");
+    let in_scope: Vec<_> = manifest
         .entries()
         .iter()
-        .map(|e| e.internal_date.to_string())
+        .filter(|e| !excluded(&e.folder))
         .collect();
-    days.sort();
-    let _ = days;
+    // Cut-offs taken from the corpus itself so that every filter has work to do.
+    let mut sizes: Vec<u64> = in_scope.iter().map(|e| e.size).collect();
+    sizes.sort_unstable();
+    let max_size = sizes[sizes.len() * 9 / 10];
+    let mut dates: Vec<i64> = in_scope
+        .iter()
+        .map(|e| e.internal_date.unix_seconds())
+        .collect();
+    dates.sort_unstable();
+    let (since, since_unix) = civil_day(dates[dates.len() / 5]);
+    let (before, before_unix) = civil_day(dates[dates.len() * 4 / 5]);
     env.write_job(&format!(
-        "since = \"2018-01-01\"\nbefore = \"2030-01-01\"\nexclude_folders = [\"#JunkEmail#\", \"Projects/**\"]\nmax_message_size = \"{max_size}B\""
+        "since = \"{since}\"\nbefore = \"{before}\"\nexclude_folders = [\"#JunkEmail#\", \"Projects/**\"]\nmax_message_size = \"{max_size}B\""
     ));
     let o = env.cli(&["run"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
 
-    let excluded = |f: &str| f == "Junk" || f.starts_with("Projects");
-    let expected_size_skips = manifest
-        .entries()
+    let size_skips = in_scope.iter().filter(|e| e.size > max_size).count() as u64;
+    let date_skips = in_scope
         .iter()
-        .filter(|e| !excluded(&e.folder) && e.size > max_size)
+        .filter(|e| e.size <= max_size)
+        .filter(|e| {
+            let t = e.internal_date.unix_seconds();
+            t < since_unix || t >= before_unix
+        })
         .count() as u64;
-    assert!(expected_size_skips > 0);
+    assert!(
+        size_skips > 0 && date_skips > 0,
+        "{size_skips} {date_skips}"
+    );
     let counts = env.status_counts().await;
-    let skipped = counts["skipped"].as_u64().unwrap();
-    let migrated = counts["migrated"].as_u64().unwrap();
-    let in_scope = manifest
-        .entries()
-        .iter()
-        .filter(|e| !excluded(&e.folder))
-        .count() as u64;
-    assert_eq!(migrated + skipped, in_scope, "{counts}");
-    assert!(skipped >= expected_size_skips, "{counts}");
-    // Nothing from excluded folders reached the target.
+    assert_eq!(
+        counts["skipped"].as_u64(),
+        Some(size_skips + date_skips),
+        "{counts}"
+    );
+    assert_eq!(
+        counts["migrated"].as_u64(),
+        Some(in_scope.len() as u64 - size_skips - date_skips),
+        "{counts}"
+    );
+    assert_eq!(
+        env.graph.messages(&format!("alice@{DOMAIN}")).len() as u64,
+        in_scope.len() as u64 - size_skips - date_skips
+    );
+    // Nothing from excluded folders reached the target; the run said why they were skipped.
     for m in env.graph.messages(&format!("alice@{DOMAIN}")) {
         let f = m.folder_path.to_ascii_lowercase();
         assert!(
@@ -483,19 +516,21 @@ async fn filters_skip_with_reasons_and_verify_accounts_for_them() {
             m.folder_path
         );
     }
+    assert!(o.stderr.contains("Junk: folder skipped"), "{}", dump(&o));
     // Skipped items are in the item report with their reason.
     let o = env.cli(&["report", "--format", "json"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
-    let items = std::fs::read_to_string(env.dir.path().join("report").join("items.csv"))
-        .or_else(|_| find_items_csv(env.dir.path()))
-        .expect("items csv");
-    let size_lines = items
-        .lines()
-        .filter(|l| l.contains("above max_message_size"))
-        .count() as u64;
+    let items = find_items_csv(env.dir.path()).expect("items csv");
+    let count = |needle: &str| items.lines().filter(|l| l.contains(needle)).count() as u64;
     assert_eq!(
-        size_lines, expected_size_skips,
+        count("above max_message_size"),
+        size_skips,
         "size skips in the item report"
+    );
+    assert_eq!(
+        count("outside the date filter"),
+        date_skips,
+        "date skips in the item report"
     );
     let o = env.cli(&["verify"]).await;
     assert_eq!(o.code, 0, "verify accounts for skipped items: {}", dump(&o));
