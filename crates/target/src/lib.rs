@@ -26,6 +26,7 @@ mod cloud;
 mod dedupe;
 pub mod eml;
 mod error;
+pub mod ews;
 pub mod graph;
 pub mod identity;
 pub mod imap;
