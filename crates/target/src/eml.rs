@@ -169,16 +169,8 @@ impl EmlTarget {
 
 impl Target for EmlTarget {
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::none("eml");
+        let mut c = Capabilities::keeps_state("eml");
         c.keeps_raw_bytes = true;
-        c.keeps_received_date = true;
-        c.keeps_sent_date = true;
-        c.keeps_seen = true;
-        c.keeps_flagged = true;
-        c.keeps_answered = true;
-        c.keeps_draft_state = true;
-        c.keeps_keywords = true;
-        c.dedupes = true;
         c
     }
 

@@ -403,6 +403,23 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// A row for a path that keeps the dates, the IMAP flags, keywords and draft state and
+    /// dedupes (every writer here except Graph, which cannot keep `\Answered`); raw bytes and
+    /// the size limit are left to the caller.
+    pub(crate) fn keeps_state(name: &'static str) -> Self {
+        Self {
+            keeps_received_date: true,
+            keeps_sent_date: true,
+            keeps_seen: true,
+            keeps_flagged: true,
+            keeps_answered: true,
+            keeps_draft_state: true,
+            keeps_keywords: true,
+            dedupes: true,
+            ..Self::none(name)
+        }
+    }
+
     /// A capability row with everything `false` and no size limit; writers fill in what they keep.
     pub fn none(name: &'static str) -> Self {
         Self {

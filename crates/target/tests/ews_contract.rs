@@ -129,6 +129,25 @@ fn item() -> WriteItem {
     }
 }
 
+async fn inbox(
+    c: EwsTargetConfig,
+) -> (
+    std::sync::Arc<dyn o365_migrate_target::MailboxWriter>,
+    o365_migrate_target::FolderHandle,
+) {
+    let writer = EwsTarget::new(c)
+        .unwrap()
+        .open_mailbox("alice@contoso.com")
+        .await
+        .unwrap();
+    let h = writer
+        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
+        .await
+        .unwrap()
+        .remove(0);
+    (writer, h)
+}
+
 fn bodies(requests: &[Request], operation: &str) -> Vec<String> {
     requests
         .iter()
@@ -305,16 +324,7 @@ async fn server_busy_is_retried_after_back_off_milliseconds() {
         .respond_with(ok_xml("CreateItem", &created_item("AAMkI2")))
         .mount(&s)
         .await;
-    let writer = EwsTarget::new(config(&s))
-        .unwrap()
-        .open_mailbox("alice@contoso.com")
-        .await
-        .unwrap();
-    let h = writer
-        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
-        .await
-        .unwrap()
-        .remove(0);
+    let (writer, h) = inbox(config(&s)).await;
     let t = Instant::now();
     let out = writer.write(&h, &item()).await.unwrap();
     assert_eq!(out.target_id(), "AAMkI2");
@@ -341,16 +351,7 @@ async fn server_busy_retries_are_bounded() {
         .await;
     let mut c = config(&s);
     c.max_attempts = 3;
-    let writer = EwsTarget::new(c)
-        .unwrap()
-        .open_mailbox("alice@contoso.com")
-        .await
-        .unwrap();
-    let h = writer
-        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
-        .await
-        .unwrap()
-        .remove(0);
+    let (writer, h) = inbox(c).await;
     let err = writer.write(&h, &item()).await.unwrap_err();
     assert!(
         matches!(err, Error::RetriesExhausted { attempts: 3, .. }),
@@ -378,16 +379,7 @@ async fn item_save_error_is_an_item_error_with_the_server_text() {
         ))
         .mount(&s)
         .await;
-    let writer = EwsTarget::new(config(&s))
-        .unwrap()
-        .open_mailbox("alice@contoso.com")
-        .await
-        .unwrap();
-    let h = writer
-        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
-        .await
-        .unwrap()
-        .remove(0);
+    let (writer, h) = inbox(config(&s)).await;
     let err = writer.write(&h, &item()).await.unwrap_err();
     assert_eq!(err.scope(), ErrorScope::Item);
     assert!(!err.is_transient());
@@ -451,16 +443,7 @@ async fn message_already_in_the_folder_is_not_created_again() {
         ))
         .mount(&s)
         .await;
-    let writer = EwsTarget::new(config(&s))
-        .unwrap()
-        .open_mailbox("alice@contoso.com")
-        .await
-        .unwrap();
-    let h = writer
-        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
-        .await
-        .unwrap()
-        .remove(0);
+    let (writer, h) = inbox(config(&s)).await;
     let out = writer.write(&h, &item()).await.unwrap();
     assert_eq!(
         out,

@@ -371,16 +371,8 @@ impl EwsTarget {
 
 impl Target for EwsTarget {
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::none("ews");
+        let mut c = Capabilities::keeps_state("ews");
         c.max_message_bytes = Some(self.http.config.max_message_bytes);
-        c.keeps_received_date = true;
-        c.keeps_sent_date = true;
-        c.keeps_seen = true;
-        c.keeps_flagged = true;
-        c.keeps_answered = true;
-        c.keeps_draft_state = true;
-        c.keeps_keywords = true;
-        c.dedupes = true;
         c
     }
 

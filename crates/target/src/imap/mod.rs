@@ -330,17 +330,9 @@ impl ImapTarget {
 
     fn caps(&self) -> Capabilities {
         let exo = self.config.profile == ImapProfile::ExchangeOnline;
-        let mut c = Capabilities::none(if exo { "imap-exchange-online" } else { "imap" });
+        let mut c = Capabilities::keeps_state(if exo { "imap-exchange-online" } else { "imap" });
         c.max_message_bytes = self.config.max_message_bytes;
         c.keeps_raw_bytes = self.config.max_line_length.is_none();
-        c.keeps_received_date = true;
-        c.keeps_sent_date = true;
-        c.keeps_seen = true;
-        c.keeps_flagged = true;
-        c.keeps_answered = true;
-        c.keeps_draft_state = true;
-        c.keeps_keywords = true;
-        c.dedupes = true;
         c
     }
 }
