@@ -216,3 +216,110 @@ async fn copies_2000_messages_byte_identical_and_a_second_run_copies_none() {
     let report = manifest.verify(&mut check).await.unwrap();
     assert!(report.is_ok(), "{:#?}", report.mismatches);
 }
+
+#[tokio::test]
+async fn master_logins_flags_keywords_size_limit_and_concurrent_duplicates() {
+    let target = Dovecot::start(DovecotOptions::default()).unwrap();
+    let master = target.master_user();
+    let logins = [
+        (
+            "bob",
+            ImapLogin::MasterSeparator {
+                master: master.name().into(),
+                password: master.password().into(),
+                separator: '*',
+            },
+        ),
+        (
+            "carol",
+            ImapLogin::MasterPlain {
+                master: master.name().into(),
+                password: master.password().into(),
+            },
+        ),
+    ];
+    for (user, login) in logins {
+        let mut config = target_config(&target, login);
+        config.max_message_bytes = Some(200);
+        let imap = ImapTarget::new(config);
+        let writer = imap.open_mailbox(user).await.unwrap();
+        let h = writer
+            .ensure_folders(&[FolderSpec::at_root("Projekte/Größe", ["Projekte", "Größe"])])
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(h.target_id, "Projekte/Größe");
+        assert!(h.created);
+        let raw = format!(
+            "Message-ID: <{user}@example.org>\r\nFrom: x@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+        );
+        let item = WriteItem {
+            fingerprint: o365_migrate_mime::fingerprint(raw.as_bytes()).dedupe_key(),
+            raw: Bytes::from(raw),
+            flags: ItemFlags {
+                answered: true,
+                draft: true,
+                keywords: vec!["$Forwarded".into(), "Projekt".into()],
+                ..Default::default()
+            },
+            internal_date: Some(Timestamp {
+                unix_seconds: 1_600_000_000,
+                offset_minutes: -420,
+            }),
+            internet_message_id: None,
+        };
+        // The same message written twice at once: one copy.
+        let (a, b) = tokio::join!(writer.write(&h, &item), writer.write(&h, &item));
+        let outcomes = [a.unwrap(), b.unwrap()];
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| matches!(o, WriteOutcome::Written { .. }))
+                .count(),
+            1,
+            "{outcomes:?}"
+        );
+        assert_eq!(outcomes[0].target_id(), outcomes[1].target_id());
+        let listed = writer.list(&h).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        let it = &listed[0];
+        assert!(it.answered && it.is_draft && !it.is_read && !it.flagged);
+        let mut kw = it.keywords.clone();
+        kw.sort();
+        assert_eq!(kw, ["$Forwarded", "Projekt"]);
+        assert_eq!(it.received.map(|r| r.unix_seconds), Some(1_600_000_000));
+        // Above the limit: a typed item-scope error, nothing sent.
+        let mut big = item.clone();
+        big.raw = Bytes::from(vec![b'a'; 500]);
+        big.fingerprint = "hk1:big".into();
+        let err = writer.write(&h, &big).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                o365_migrate_target::Error::TooLarge {
+                    size: 500,
+                    limit: 200
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.scope(), o365_migrate_target::ErrorScope::Item);
+        assert_eq!(writer.count(&h).await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_is_a_mailbox_error_without_the_secret() {
+    let target = Dovecot::start(DovecotOptions::default()).unwrap();
+    let login = ImapLogin::PerUser {
+        passwords: [("alice".to_string(), "wrong-pw-123".into())].into(),
+        mechanism: PasswordMechanism::Plain,
+    };
+    let imap = ImapTarget::new(target_config(&target, login.clone()));
+    let err = imap.open("alice").await.unwrap_err();
+    assert_eq!(err.scope(), o365_migrate_target::ErrorScope::Mailbox);
+    assert!(!err.to_string().contains("wrong-pw-123"));
+    assert!(!format!("{login:?}").contains("wrong-pw-123"));
+    let err = imap.open("nobody").await.unwrap_err();
+    assert!(err.to_string().contains("no password"), "{err}");
+}
