@@ -631,3 +631,104 @@ async fn uidvalidity_change_and_ctrl_c_never_duplicate() {
     );
     env.assert_no_secrets();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dovecot_target_gets_every_message_with_flags_and_dates() {
+    let users = ["alice", "bob", "carol", "dave", "erin"];
+    let env = Env::start(&users, 400, 5150).await;
+    let target = Dovecot::start(
+        DovecotOptions::default()
+            .with_users(
+                users
+                    .iter()
+                    .map(|u| User::new(*u, format!("target-{u}-pw"))),
+            )
+            .with_extra_config("mail_fsync = never"),
+    )
+    .expect("start target Dovecot");
+    // Logins without a target column: the target mailbox is the same login on the target.
+    let mut csv = String::from("Login,Password\r\n");
+    for u in &users {
+        csv.push_str(&format!("{u},{}\r\n", password(u)));
+    }
+    std::fs::write(env.dir.path().join("users.csv"), csv).unwrap();
+    let master = target.master_user();
+    let job = format!(
+        r#"[source]
+host = "127.0.0.1"
+port = {sport}
+security = "starttls"
+ca_file = "{sca}"
+credentials = "users.csv"
+connections_per_host = 10
+
+[target]
+kind = "imap"
+
+[target.imap]
+host = "127.0.0.1"
+port = {tport}
+security = "starttls"
+ca_file = "{tca}"
+login = "admin"
+
+[target.imap.admin]
+user = "{master}"
+secret = "env:{SECRET_ENV}"
+
+[limits]
+mailboxes_at_once = 5
+
+[state]
+path = "state.db"
+
+[report]
+directory = "report"
+
+[log]
+file = "migrate.log"
+"#,
+        sport = env.source.imap_port(),
+        sca = env.source.ca_path().display(),
+        tport = target.imap_port(),
+        tca = target.ca_path().display(),
+        master = master.name(),
+    );
+    std::fs::write(env.job_path(), job).unwrap();
+    // The master password travels like the Graph secret: by environment reference.
+    let mut cmd = env.command(&["run"]);
+    cmd.env(SECRET_ENV, master.password());
+    let o = cmd.output().await.expect("run");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let mut cmd = env.command(&["verify", "--json"]);
+    cmd.env(SECRET_ENV, master.password());
+    let o = cmd.output().await.expect("verify");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "verify: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Per message on the target: same bytes, flags, INTERNALDATE and size, per folder.
+    for u in &users {
+        let mut client = target.login(u).await.expect("target login");
+        let report = env.manifests[*u]
+            .verify_mapped(&mut client, |f| f.to_owned())
+            .await
+            .expect("verify target");
+        assert!(
+            report.is_ok(),
+            "{u}: {:?}",
+            report.mismatches.iter().take(5).collect::<Vec<_>>()
+        );
+        assert_eq!(report.messages_checked, 400, "{u}");
+    }
+    // Again: nothing more.
+    let mut cmd = env.command(&["run"]);
+    cmd.env(SECRET_ENV, master.password());
+    let o = cmd.output().await.expect("run");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(stderr.contains(" 0 migrated"), "{stderr}");
+}

@@ -72,7 +72,7 @@ pub struct Engine {
     reporter: Arc<dyn Reporter>,
     budget: imap::ByteBudget,
     stop: StopFlag,
-    source_tls_ca: Option<Vec<u8>>,
+    source_client: imap::ClientConfig,
 }
 
 impl std::fmt::Debug for Engine {
@@ -111,8 +111,13 @@ struct Tally {
     bytes: AtomicU64,
 }
 
-/// Builds the target writer named by the job's `[target]`.
-pub fn build_target(job: &Job) -> Result<Arc<dyn target::Target>> {
+/// Builds the target writer named by the job's `[target]`. `credentials` supplies the per-user
+/// passwords of an IMAP target in `per-user` login mode (the same password as the source,
+/// logging in as the target address).
+pub fn build_target(
+    job: &Job,
+    credentials: &creds::Credentials,
+) -> Result<Arc<dyn target::Target>> {
     match job.target.kind {
         TargetKind::Graph => {
             let g = job.target.graph.as_ref().ok_or_else(|| Error::Pipeline {
@@ -155,15 +160,100 @@ pub fn build_target(job: &Job) -> Result<Arc<dyn target::Target>> {
             let t = target::graph::GraphTarget::new(cfg).map_err(|e| target_err("target", &e))?;
             Ok(Arc::new(t))
         }
+        TargetKind::Imap => {
+            let t = job.target.imap.as_ref().ok_or_else(|| Error::Pipeline {
+                context: "target".into(),
+                message: "[target.imap] is missing".into(),
+                hint: Some("add a [target.imap] section (see `o365-migrate init`)".into()),
+            })?;
+            let client = imap_client_config(
+                &t.host,
+                t.port(),
+                t.security,
+                t.accept_invalid_certs,
+                t.ca_file.as_ref().map(|p| job.resolve_path(p)).as_deref(),
+            )?;
+            let login = match t.login {
+                LoginMode::Admin => {
+                    let a = t.admin.as_ref().ok_or_else(|| Error::Pipeline {
+                        context: "target.imap".into(),
+                        message: "login = \"admin\" needs [target.imap.admin]".into(),
+                        hint: Some("add [target.imap.admin] with user and secret".into()),
+                    })?;
+                    target::imap::ImapLogin::MasterSeparator {
+                        master: a.user.clone(),
+                        password: target::SecretString::new(a.secret.resolve()?.expose()),
+                        separator: '*',
+                    }
+                }
+                LoginMode::PerUser => {
+                    let file = job.source.credentials.display().to_string();
+                    let mut passwords = HashMap::new();
+                    for r in credentials.records() {
+                        let l = creds::LoginMode::PerUser.login_for(r, &file).map_err(|e| {
+                            Error::Pipeline {
+                                context: format!("target login for {}", r.login),
+                                message: e.to_string(),
+                                hint: None,
+                            }
+                        })?;
+                        let addr = r.target.clone().unwrap_or_else(|| r.login.clone());
+                        passwords.insert(addr, target::SecretString::new(l.secret.expose()));
+                    }
+                    target::imap::ImapLogin::PerUser {
+                        passwords,
+                        mechanism: target::imap::PasswordMechanism::Login,
+                    }
+                }
+            };
+            let mut cfg = target::imap::ImapTargetConfig::new(client, login);
+            cfg.connections_per_mailbox = (t.connections_per_host.max(1) as usize).min(4);
+            Ok(Arc::new(target::imap::ImapTarget::new(cfg)))
+        }
+        TargetKind::Eml => {
+            let e = job.target.eml.as_ref().ok_or_else(|| Error::Pipeline {
+                context: "target".into(),
+                message: "[target.eml] is missing".into(),
+                hint: Some("add [target.eml] directory = \"export\"".into()),
+            })?;
+            Ok(Arc::new(target::eml::EmlTarget::new(
+                job.resolve_path(&e.directory),
+            )))
+        }
         other => Err(Error::Pipeline {
             context: "target".into(),
             message: format!(
-                "target kind `{}` is not available in this build yet",
+                "target kind `{}` is not wired into the engine yet",
                 other.as_str()
             ),
-            hint: Some("use kind = \"graph\"".into()),
+            hint: Some("use kind = \"graph\", \"imap\" or \"eml\"".into()),
         }),
     }
+}
+
+/// An IMAP client configuration from job settings.
+fn imap_client_config(
+    host: &str,
+    port: u16,
+    security: Security,
+    accept_invalid_certs: bool,
+    ca_file: Option<&std::path::Path>,
+) -> Result<imap::ClientConfig> {
+    let security = match security {
+        Security::Tls => imap::Security::Tls,
+        Security::Starttls => imap::Security::StartTls,
+        Security::None => imap::Security::Plaintext,
+    };
+    let mut c = imap::ClientConfig::new(host.to_owned(), port, security);
+    c.tls.danger_accept_invalid_certificates = accept_invalid_certs;
+    if let Some(p) = ca_file {
+        c.tls.extra_ca_pem = Some(std::fs::read(p).map_err(|e| Error::Pipeline {
+            context: format!("ca_file {}", p.display()),
+            message: e.to_string(),
+            hint: Some("check the path".into()),
+        })?);
+    }
+    Ok(c)
 }
 
 fn cloud_name(g: &crate::config::GraphTarget) -> &'static str {
@@ -267,21 +357,21 @@ impl Engine {
         stop: StopFlag,
     ) -> Result<Engine> {
         let (credentials, login_mode) = load_credentials(&job)?;
-        let target = build_target(&job)?;
+        let target = build_target(&job, &credentials)?;
         let budget = imap::ByteBudget::new(
             usize::try_from(job.limits.in_flight_bytes.0).unwrap_or(usize::MAX),
         );
-        let source_tls_ca = match &job.source.ca_file {
-            Some(p) => {
-                let p = job.resolve_path(p);
-                Some(std::fs::read(&p).map_err(|e| Error::Pipeline {
-                    context: format!("source.ca_file {}", p.display()),
-                    message: e.to_string(),
-                    hint: Some("check the path".into()),
-                })?)
-            }
-            None => None,
-        };
+        let source_client = imap_client_config(
+            &job.source.host,
+            job.source.port(),
+            job.source.security,
+            job.source.accept_invalid_certs,
+            job.source
+                .ca_file
+                .as_ref()
+                .map(|p| job.resolve_path(p))
+                .as_deref(),
+        )?;
         Ok(Engine {
             job,
             credentials,
@@ -291,7 +381,7 @@ impl Engine {
             reporter,
             budget,
             stop,
-            source_tls_ca,
+            source_client,
         })
     }
 
@@ -331,15 +421,7 @@ impl Engine {
     }
 
     fn client_config(&self) -> imap::ClientConfig {
-        let s = &self.job.source;
-        let security = match s.security {
-            Security::Tls => imap::Security::Tls,
-            Security::Starttls => imap::Security::StartTls,
-            Security::None => imap::Security::Plaintext,
-        };
-        let mut c = imap::ClientConfig::new(s.host.clone(), s.port(), security);
-        c.tls.danger_accept_invalid_certificates = s.accept_invalid_certs;
-        c.tls.extra_ca_pem = self.source_tls_ca.clone();
+        let mut c = self.source_client.clone();
         c.budget = Some(self.budget.clone());
         c
     }
