@@ -301,15 +301,35 @@ fn check_per_message(env: &Env, user: &str, skipped_folders: &[&str]) -> usize {
             e.message_id
         );
         let received = m.str("receivedDateTime").unwrap_or("");
-        let want = e.internal_date.to_string();
-        assert!(
-            !received.is_empty(),
-            "{user} {}: no receivedDateTime (want {want})",
+        assert_eq!(
+            parse_graph_time(received),
+            Some(e.internal_date.unix_seconds()),
+            "{user} {}: receivedDateTime {received} is not the source INTERNALDATE",
             e.message_id
         );
         checked += 1;
     }
     checked
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` → Unix seconds.
+fn parse_graph_time(s: &str) -> Option<i64> {
+    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':');
+    let (hh, mm) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let ss = t.next()?.split('.').next()?.parse::<i64>().ok()?;
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 fn folder_matches(target: &str, source: &str) -> bool {
@@ -591,8 +611,18 @@ async fn uidvalidity_change_and_ctrl_c_never_duplicate() {
     if code == 130 {
         assert!(stderr.contains("Ctrl-C"), "{stderr}");
     }
-    let o = env.cli(&["run"]).await;
+    let o = env.cli(&["run", "--events", "events.jsonl"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
+    let events = std::fs::read_to_string(env.dir.path().join("events.jsonl")).expect("events");
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in events.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        kinds.insert(v["event"].as_str().unwrap_or("").to_owned());
+    }
+    assert!(
+        kinds.contains("mailbox_started") && kinds.contains("mailbox_finished"),
+        "{kinds:?}"
+    );
     let total_target = env.graph.messages(&format!("alice@{DOMAIN}")).len();
     assert_eq!(total_target, 200);
 
