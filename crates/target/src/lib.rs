@@ -1,7 +1,8 @@
 //! Target writers for mailbox migration: the engine's [`Target`] / [`MailboxWriter`] traits and
-//! their implementations (Microsoft Graph for Exchange Online now; IMAP APPEND, EWS and EML export
-//! follow), with identity (client credentials, certificates, device code, national clouds) and
-//! throttling.
+//! their implementations — Microsoft Graph for Exchange Online ([`graph`]), IMAP APPEND for any
+//! IMAP server and Exchange Online ([`imap`]), EWS for Exchange Server ([`ews`]) and an
+//! EML/Maildir export ([`eml`]) — with identity (client credentials, certificates, device code,
+//! national clouds) and throttling. What each path keeps: `docs/fidelity.md`.
 //!
 //! The traits are the hub of the architecture: the engine plans folders and fetches raw messages
 //! from the source, then hands each one to a [`MailboxWriter`] of whichever target the job names.

@@ -22,6 +22,25 @@
 //! * Unknown outcomes: when a connection breaks while APPENDs are in flight, those items fail
 //!   with a transient error and the folder's dedupe cache is dropped, so the retry looks at the
 //!   server again and never appends a second copy.
+//!
+//! ```no_run
+//! use o365_migrate_target::imap::{ClientConfig, ImapLogin, ImapTarget, ImapTargetConfig};
+//! use o365_migrate_target::{FolderSpec, SecretString, Target, WellKnownFolder};
+//!
+//! # async fn demo(item: o365_migrate_target::WriteItem) -> Result<(), o365_migrate_target::Error> {
+//! // A Dovecot target where an admin (master) user writes into every mailbox.
+//! let login = ImapLogin::MasterPlain {
+//!     master: "admin".into(),
+//!     password: SecretString::new("admin-secret"),
+//! };
+//! let target = ImapTarget::new(ImapTargetConfig::new(ClientConfig::tls("imap.example.org"), login));
+//! let mailbox = target.open_mailbox("alice").await?;
+//! let folders = mailbox
+//!     .ensure_folders(&[FolderSpec::under("INBOX/Receipts", WellKnownFolder::Inbox, ["Receipts"])])
+//!     .await?;
+//! let outcome = mailbox.write(&folders[0], &item).await?; // Written or AlreadyPresent
+//! # let _ = outcome; Ok(()) }
+//! ```
 
 mod folders;
 mod writer;
