@@ -1,7 +1,8 @@
 //! Migration engine for o365-migrate: the job file, folder mapping, the crash-safe state store
 //! and reporting.
 //!
-//! This crate holds the parts of the engine that do not talk to servers:
+//! [`pipeline::Engine`] runs the migration (`run`, `rescan`, `verify`, `plan`, connection tests)
+//! on top of these parts:
 //!
 //! - [`config`]: the TOML job file (`o365-migrate.toml`), strict and with located errors;
 //!   secrets only by reference ([`config::SecretRef`]); [`config::TEMPLATE`] for `init`.
@@ -12,7 +13,7 @@
 //! - [`report`]: the [`report::Reporter`] trait, a JSON-lines event writer, and JSON / CSV /
 //!   HTML reports built from the state store.
 //!
-//! # The pipeline (integrated by the CLI on top of these pieces)
+//! # The pipeline ([`pipeline::Engine`])
 //!
 //! Per mailbox (several at once, bounded by `[limits] mailboxes_at_once`):
 //!

@@ -1660,3 +1660,58 @@ pub fn check_credentials_file(
         has_errors: report.has_errors(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_unfolded_and_case_insensitive() {
+        let h = b"Message-ID: <a@b>\r\nSUBJECT: Hello\r\n  world\r\nFrom: A <a@b>\r\n\r\n";
+        assert_eq!(header_value(h, "subject").as_deref(), Some("Hello world"));
+        assert_eq!(header_value(h, "from").as_deref(), Some("A <a@b>"));
+        assert_eq!(header_value(h, "date"), None);
+        assert_eq!(header_value(b"\xff\xfe: x\r\n", "subject"), None);
+    }
+
+    #[test]
+    fn folder_specs_follow_the_mapping() {
+        let t = FolderTarget {
+            parent: Some(WellKnownFolder::Archive),
+            path: vec!["2022".into()],
+        };
+        assert_eq!(
+            folder_spec("Archive/2022", &t).display_path(),
+            "#Archive#/2022"
+        );
+        let root = FolderTarget {
+            parent: None,
+            path: vec!["Projects".into(), "Alpha".into()],
+        };
+        assert_eq!(
+            folder_spec("Projects/Alpha", &root).display_path(),
+            "Projects/Alpha"
+        );
+        for k in WellKnownFolder::ALL {
+            assert_eq!(to_target_well_known(k).graph_name(), k.graph_name());
+        }
+    }
+
+    #[tokio::test]
+    async fn join_all_keeps_order() {
+        let futs = (0..5u64).map(|i| async move {
+            tokio::time::sleep(Duration::from_millis(10 * (5 - i))).await;
+            i
+        });
+        assert_eq!(join_all(futs).await, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn stop_flag_is_shared() {
+        let a = StopFlag::new();
+        let b = a.clone();
+        assert!(!b.is_stopped());
+        a.stop();
+        assert!(b.is_stopped());
+    }
+}
