@@ -739,6 +739,23 @@ file = "migrate.log"
     );
     std::fs::write(env.job_path(), job).unwrap();
     // The master password travels like the Graph secret: by environment reference.
+    // Three SIGKILLs at seeded moments first; the writer's idempotency must hold.
+    let mut rng = Lcg(0xd0_5eed);
+    for _ in 0..3 {
+        let ms = 400 + rng.next() % 1500;
+        let mut child = {
+            let mut c = env.command(&["run"]);
+            c.env(SECRET_ENV, master.password());
+            c.spawn().expect("spawn run")
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {
+                child.start_kill().expect("SIGKILL");
+                let _ = child.wait().await;
+            }
+            _ = child.wait() => {}
+        }
+    }
     let mut cmd = env.command(&["run"]);
     cmd.env(SECRET_ENV, master.password());
     let o = cmd.output().await.expect("run");
