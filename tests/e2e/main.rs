@@ -792,3 +792,51 @@ file = "migrate.log"
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(stderr.contains(" 0 migrated"), "{stderr}");
 }
+
+#[test]
+fn cli_exit_codes_and_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run binary");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // No job file: exit 2 with the path and a hint.
+    let (code, _, err) = run(&["status"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("o365-migrate.toml") && err.contains("--config"),
+        "{err}"
+    );
+    // init writes the template once.
+    assert_eq!(run(&["init"]).0, 0);
+    assert_eq!(run(&["init"]).0, 2);
+    // A typo is an error with file:line:column.
+    let path = dir.path().join("o365-migrate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("\nhost = ", "\nhots = ", 1)).unwrap();
+    let (code, _, err) = run(&["plan"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("o365-migrate.toml:") && err.contains("host"),
+        "{err}"
+    );
+    // credentials check: a broken row is exit 1, the password never shown.
+    let csv = dir.path().join("users.csv");
+    std::fs::write(
+        &csv,
+        "EmailAddress,UserName,Password\r\nnot-an-address,u1,Sup3rSecretPw!\r\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["credentials", "check", csv.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("Sup3rSecretPw!") && !err.contains("Sup3rSecretPw!"));
+    assert!(out.contains("\"line\""), "{out}");
+}
