@@ -210,6 +210,40 @@ pub fn build_target(
             cfg.connections_per_mailbox = (t.connections_per_host.max(1) as usize).min(4);
             Ok(Arc::new(target::imap::ImapTarget::new(cfg)))
         }
+        TargetKind::Ews => {
+            let e = job.target.ews.as_ref().ok_or_else(|| Error::Pipeline {
+                context: "target".into(),
+                message: "[target.ews] is missing".into(),
+                hint: Some("add a [target.ews] section (see `o365-migrate init`)".into()),
+            })?;
+            if e.accept_invalid_certs || e.ca_file.is_some() {
+                return Err(Error::Pipeline {
+                    context: "target.ews".into(),
+                    message:
+                        "accept_invalid_certs and ca_file are not supported by the EWS writer yet"
+                            .into(),
+                    hint: Some(
+                        "install the Exchange CA in the system trust store and remove these keys"
+                            .into(),
+                    ),
+                });
+            }
+            let secret = target::SecretString::new(e.secret.resolve()?.expose());
+            let auth = match e.auth {
+                crate::config::EwsAuth::Basic => target::ews::EwsAuth::Basic {
+                    user: e.user.clone().ok_or_else(|| Error::Pipeline {
+                        context: "target.ews".into(),
+                        message: "auth = \"basic\" needs user".into(),
+                        hint: Some("set user = \"svc-migrate@example.com\"".into()),
+                    })?,
+                    password: secret,
+                },
+                crate::config::EwsAuth::Bearer => target::ews::EwsAuth::StaticBearer(secret),
+            };
+            let cfg = target::ews::EwsTargetConfig::new(e.url.clone(), auth);
+            let t = target::ews::EwsTarget::new(cfg).map_err(|e| target_err("target.ews", &e))?;
+            Ok(Arc::new(t))
+        }
         TargetKind::Eml => {
             let e = job.target.eml.as_ref().ok_or_else(|| Error::Pipeline {
                 context: "target".into(),
@@ -220,14 +254,6 @@ pub fn build_target(
                 job.resolve_path(&e.directory),
             )))
         }
-        other => Err(Error::Pipeline {
-            context: "target".into(),
-            message: format!(
-                "target kind `{}` is not wired into the engine yet",
-                other.as_str()
-            ),
-            hint: Some("use kind = \"graph\", \"imap\" or \"eml\"".into()),
-        }),
     }
 }
 
@@ -1713,5 +1739,48 @@ mod tests {
         assert!(!b.is_stopped());
         a.stop();
         assert!(b.is_stopped());
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    /// The template with its `[target]` block replaced by `target`.
+    fn job_with_target(target: &str) -> Job {
+        let t = crate::config::TEMPLATE;
+        let start = t.find("[target]").unwrap_or(0);
+        let end = t.find("[matching]").unwrap_or(t.len());
+        let text = format!("{}{target}\n\n{}", &t[..start], &t[end..]);
+        Job::parse(&text, "job.toml").expect("job parses")
+    }
+
+    #[test]
+    fn builds_every_target_kind_from_the_job() {
+        let creds = creds::parse_bytes(
+            b"Login,Password\r\nalice@example.com,pw\r\n",
+            "users.csv",
+            &creds::ReadOptions::default(),
+        )
+        .and_then(|p| p.into_credentials())
+        .expect("credentials");
+        let eml = job_with_target("[target]\nkind = \"eml\"\n[target.eml]\ndirectory = \"out\"");
+        assert_eq!(
+            build_target(&eml, &creds).expect("eml").capabilities().name,
+            "eml"
+        );
+        let imap = job_with_target(
+            "[target]\nkind = \"imap\"\n[target.imap]\nhost = \"127.0.0.1\"\nport = 143\nsecurity = \"none\"",
+        );
+        assert!(build_target(&imap, &creds).is_ok());
+        // A secret reference that does not resolve names the reference, not a value.
+        let ews = job_with_target(
+            "[target]\nkind = \"ews\"\n[target.ews]\nurl = \"https://mail.example.com/EWS/Exchange.asmx\"\nuser = \"svc@example.com\"\nsecret = \"env:O365_E2E_UNSET_EWS_SECRET\"",
+        );
+        let err = build_target(&ews, &creds)
+            .err()
+            .expect("unset secret")
+            .to_string();
+        assert!(err.contains("O365_E2E_UNSET_EWS_SECRET"), "{err}");
     }
 }
