@@ -840,3 +840,47 @@ fn cli_exit_codes_and_located_errors() {
     assert!(!out.contains("Sup3rSecretPw!") && !err.contains("Sup3rSecretPw!"));
     assert!(out.contains("\"line\""), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eml_export_verifies_and_reruns_idempotently() {
+    let env = Env::start(&["alice"], 150, 6060).await;
+    let text = std::fs::read_to_string(env.job_path()).unwrap();
+    let start = text.find("[target]").unwrap();
+    let end = text.find("[filters]").unwrap();
+    let job = format!(
+        "{}[target]\nkind = \"eml\"\n\n[target.eml]\ndirectory = \"export\"\n\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    std::fs::write(env.job_path(), job).unwrap();
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(o.stderr.contains("150 migrated"), "{}", dump(&o));
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["run"]).await;
+    assert!(o.stderr.contains(" 0 migrated"), "{}", dump(&o));
+    // The export is a Maildir tree: one file per message in each folder's `cur/`.
+    fn count_messages(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() {
+                            count_messages(&p)
+                        } else {
+                            usize::from(
+                                p.parent()
+                                    .and_then(|d| d.file_name())
+                                    .is_some_and(|n| n == "cur"),
+                            )
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    assert_eq!(count_messages(&env.dir.path().join("export")), 150);
+    env.assert_no_secrets();
+}
