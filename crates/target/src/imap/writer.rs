@@ -209,16 +209,14 @@ impl ImapMailboxWriter {
         Ok(())
     }
 
-    /// Runs `f` on a pooled connection with `folder` SELECTed; a connection that failed is
-    /// dropped, not returned to the pool.
-    async fn with_folder<T>(
+    /// Runs `f` on a pooled connection; a connection that failed is dropped, not returned to
+    /// the pool.
+    async fn with_conn<T>(
         &self,
-        folder: &str,
         f: impl AsyncFnOnce(&mut Conn) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let _permit = self.permit().await?;
         let mut conn = self.checkout().await?;
-        self.select(&mut conn, folder).await?;
         let r = f(&mut conn).await;
         if r.is_ok() {
             self.checkin(conn);
@@ -376,9 +374,7 @@ impl ImapMailboxWriter {
         idx.loaded
             .get_or_try_init(|| async {
                 let (uv, msgs) = self
-                    .with_folder(folder, async |conn| {
-                        self.fetch_headers(conn, folder, false).await
-                    })
+                    .with_conn(async |conn| self.fetch_headers(conn, folder, false).await)
                     .await?;
                 for m in msgs {
                     let header = m.header.as_deref().unwrap_or_default();
@@ -654,9 +650,7 @@ impl ImapMailboxWriter {
 
     async fn list_items(&self, folder: &str) -> Result<Vec<TargetItem>, Error> {
         let (uv, msgs) = self
-            .with_folder(folder, async |conn| {
-                self.fetch_headers(conn, folder, true).await
-            })
+            .with_conn(async |conn| self.fetch_headers(conn, folder, true).await)
             .await?;
         Ok(msgs
             .into_iter()
