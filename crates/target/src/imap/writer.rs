@@ -62,7 +62,9 @@ fn to_imap_date(t: Timestamp) -> InternalDate {
     InternalDate::from_unix(t.unix_seconds, i16::try_from(t.offset_minutes).unwrap_or(0))
 }
 
-fn imap_flags(item: &WriteItem) -> Vec<String> {
+/// The APPEND flags of `item`; keywords that are not IMAP atoms cannot be sent and are named in
+/// `notes` (never dropped silently).
+fn imap_flags(item: &WriteItem, notes: &mut Vec<String>) -> Vec<String> {
     let f = &item.flags;
     let mut out: Vec<String> = [
         (f.seen, "\\Seen"),
@@ -84,6 +86,10 @@ fn imap_flags(item: &WriteItem) -> Vec<String> {
             })
         {
             out.push(k.clone());
+        } else if k != "\\Recent" {
+            notes.push(format!(
+                "keyword {k:?} is not a valid IMAP keyword and was not kept"
+            ));
         }
     }
     out
@@ -636,7 +642,7 @@ impl ImapMailboxWriter {
         }
         keys.dedup();
         let message = AppendMessage {
-            flags: imap_flags(item),
+            flags: imap_flags(item, &mut notes),
             internal_date: item.internal_date.map(to_imap_date),
             data,
         };
@@ -759,7 +765,13 @@ mod tests {
             fingerprint: "fp".into(),
             internet_message_id: None,
         };
-        assert_eq!(imap_flags(&item), ["\\Seen", "\\Flagged", "$Forwarded"]);
+        let mut notes = Vec::new();
+        assert_eq!(
+            imap_flags(&item, &mut notes),
+            ["\\Seen", "\\Flagged", "$Forwarded"]
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("bad word"));
     }
 
     #[test]
