@@ -1,23 +1,24 @@
-//! `cargo xtask bench`: runs each crate's `examples/bench.rs` in release mode and collects the
+//! `cargo xtask bench`: runs each benchmark example in release mode and collects the
 //! JSON line each prints last.
 
 use anyhow::{Context, Result, bail};
 use std::process::{Command, Stdio};
 
-/// Benchmark name → package that carries `examples/bench.rs`.
-const BENCHES: &[(&str, &str)] = &[
-    ("imap", "o365-migrate-imap"),
-    ("mime", "o365-migrate-mime"),
-    ("csv", "o365-migrate-credentials"),
-    ("automatch", "o365-migrate-automatch"),
-    ("graph", "o365-migrate-target"),
-    ("corpus", "o365-migrate-testkit"),
-    ("state", "o365-migrate-engine"),
+/// Benchmark name → package and example that carry it.
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("imap", "o365-migrate-imap", "bench"),
+    ("mime", "o365-migrate-mime", "bench"),
+    ("csv", "o365-migrate-credentials", "bench"),
+    ("automatch", "o365-migrate-automatch", "bench"),
+    ("graph", "o365-migrate-target", "bench"),
+    ("imap-writer", "o365-migrate-target", "imap_bench"),
+    ("corpus", "o365-migrate-testkit", "bench"),
+    ("state", "o365-migrate-engine", "bench"),
 ];
 
 pub(crate) fn bench(args: &[String]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() || args.iter().any(|a| a == "all") {
-        BENCHES.iter().map(|(n, _)| *n).collect()
+        BENCHES.iter().map(|(n, _, _)| *n).collect()
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -25,11 +26,11 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&out_dir).context("creating target/bench")?;
     let mut results = Vec::new();
     for name in names {
-        let Some((_, package)) = BENCHES.iter().find(|(n, _)| *n == name) else {
-            let known: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
+        let Some((_, package, example)) = BENCHES.iter().find(|(n, _, _)| *n == name) else {
+            let known: Vec<&str> = BENCHES.iter().map(|(n, _, _)| *n).collect();
             bail!("unknown benchmark `{name}`; known: {}", known.join(", "));
         };
-        if name == "imap" {
+        if name.starts_with("imap") {
             crate::setup::ensure_demo_prerequisites()?;
         }
         eprintln!("== bench {name} ({package})");
