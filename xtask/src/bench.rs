@@ -42,7 +42,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
                 "-p",
                 package,
                 "--example",
-                "bench",
+                example,
             ])
             .current_dir(crate::root())
             .stderr(Stdio::inherit())
