@@ -22,7 +22,8 @@ Commands:
                       start a source Dovecot with a generated corpus, a target Dovecot and the
                       Graph emulator for manual use; print addresses and credentials
   bench [NAME...]     run benchmarks (imap, mime, csv, automatch, graph, imap-writer,
-                      corpus, state; default: all) and print their figures; results go to target/bench/NAME.json
+                      corpus, state; default: all) and print their figures;
+                      results also go to target/bench/NAME.json
   fuzz [--seconds N]  run every fuzz target for N seconds each (default 60)
   help                this text
 ";
