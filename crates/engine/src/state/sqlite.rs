@@ -124,6 +124,24 @@ impl SqliteStore {
         db_err(&self.path, operation, e)
     }
 
+    /// Takes the single-writer lock and opens a transaction. Hold the guard until the
+    /// transaction is committed: writes never interleave, so a batch is all or nothing.
+    async fn write_tx(
+        &self,
+        operation: &'static str,
+    ) -> Result<(
+        tokio::sync::MutexGuard<'_, ()>,
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+    )> {
+        let guard = self.write_lock.lock().await;
+        let tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| self.err(operation, &e))?;
+        Ok((guard, tx))
+    }
+
     async fn migrate(&self) -> Result<()> {
         let _w = self.write_lock.lock().await;
         sqlx::query(
@@ -377,12 +395,7 @@ impl StateStore for SqliteStore {
         uidvalidity: u32,
     ) -> BoxFuture<'a, Result<FolderState>> {
         Box::pin(async move {
-            let _w = self.write_lock.lock().await;
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.err("upsert folder", &e))?;
+            let (_w, mut tx) = self.write_tx("upsert folder").await?;
             let prev: Option<(i64, i64)> = sqlx::query_as(
                 "SELECT id, uidvalidity FROM folders WHERE mailbox_id = ? AND source_path = ?",
             )
@@ -448,12 +461,7 @@ impl StateStore for SqliteStore {
         items: &'a [PlannedItem],
     ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
-            let _w = self.write_lock.lock().await;
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.err("mark planned", &e))?;
+            let (_w, mut tx) = self.write_tx("mark planned").await?;
             let now = now_ms();
             let mut new = 0u64;
             for it in items {
@@ -512,12 +520,7 @@ impl StateStore for SqliteStore {
                     });
                 }
             }
-            let _w = self.write_lock.lock().await;
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.err("record batch", &e))?;
+            let (_w, mut tx) = self.write_tx("record batch").await?;
             let now = now_ms();
             let mut folders = BTreeSet::new();
             let (mut mig, mut skip, mut fail, mut bytes) = (0i64, 0i64, 0i64, 0i64);
