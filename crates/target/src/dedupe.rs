@@ -25,26 +25,45 @@ pub(crate) struct FolderIndex {
 
 impl FolderIndex {
     /// Records an item already in the folder under `keys` (the first item of a key wins).
+    ///
+    /// A `mid:<Message-ID>` key is only recorded for an item known under no other key (one
+    /// whose content fingerprint is unknown, e.g. written by another tool): one Message-ID
+    /// on two different contents is two messages, and a content key tells them apart.
     pub(crate) fn insert_existing<I: IntoIterator<Item = String>>(&self, id: String, keys: I) {
+        let keys: Vec<String> = keys.into_iter().collect();
+        let has_content_key = keys.iter().any(|k| !is_mid(k));
         let cell: IdCell = Arc::new(OnceCell::new_with(Some(id)));
         let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         for k in keys {
+            if has_content_key && is_mid(&k) {
+                continue;
+            }
             map.entry(k).or_insert_with(|| cell.clone());
         }
     }
 
-    /// The cell of the item known under any of `keys`, or a new empty cell under all of them.
+    /// The cell of the item known under any of `keys`, or a new empty cell under its content
+    /// keys (a `mid:` key only finds items recorded without a content key, and a new item is
+    /// never recorded under one when it has another key).
     pub(crate) fn claim(&self, keys: &[String]) -> IdCell {
         let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = keys.iter().find_map(|k| map.get(k).cloned()) {
             return c;
         }
         let c: IdCell = Arc::new(OnceCell::new());
+        let has_content_key = keys.iter().any(|k| !is_mid(k));
         for k in keys {
+            if has_content_key && is_mid(k) {
+                continue;
+            }
             map.insert(k.clone(), c.clone());
         }
         c
     }
+}
+
+fn is_mid(key: &str) -> bool {
+    key.starts_with("mid:")
 }
 
 /// Writes the item of `keys` unless `index` already has it: runs `create` at most once per
@@ -77,4 +96,51 @@ where
             target_id: id.clone(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(fp: &str, mid: &str) -> Vec<String> {
+        vec![format!("fp:{fp}"), format!("mid:{mid}")]
+    }
+
+    #[tokio::test]
+    async fn one_message_id_on_two_contents_is_two_messages() {
+        let index = FolderIndex::default();
+        // Already in the folder with its fingerprint: found by content only.
+        index.insert_existing("t1".into(), keys("aaa", "<same@x>"));
+        let same = write_once(&index, &keys("aaa", "<same@x>"), vec![], || async {
+            Ok("new".to_string())
+        })
+        .await
+        .unwrap();
+        assert!(matches!(same, WriteOutcome::AlreadyPresent { .. }));
+        let other = write_once(&index, &keys("bbb", "<same@x>"), vec![], || async {
+            Ok("t2".to_string())
+        })
+        .await
+        .unwrap();
+        assert!(matches!(other, WriteOutcome::Written { .. }), "{other:?}");
+        // Two new items of one Message-ID in the same session: both written.
+        let third = write_once(&index, &keys("ccc", "<same@x>"), vec![], || async {
+            Ok("t3".to_string())
+        })
+        .await
+        .unwrap();
+        assert!(matches!(third, WriteOutcome::Written { .. }), "{third:?}");
+    }
+
+    #[tokio::test]
+    async fn message_id_still_finds_an_item_without_a_fingerprint() {
+        let index = FolderIndex::default();
+        index.insert_existing("t1".into(), ["mid:<old@x>".to_string()]);
+        let r = write_once(&index, &keys("zzz", "<old@x>"), vec![], || async {
+            Ok("new".to_string())
+        })
+        .await
+        .unwrap();
+        assert!(matches!(r, WriteOutcome::AlreadyPresent { .. }), "{r:?}");
+    }
 }
