@@ -94,6 +94,14 @@ pub struct Source {
     pub logins_per_second: Option<u32>,
     /// Cap on bytes read per second from the source; unlimited when absent.
     pub max_bytes_per_second: Option<ByteSize>,
+    /// Longest wait, in seconds, for any byte while a command is outstanding before the
+    /// connection is given up as stalled (default 120).
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_seconds: u64,
+}
+
+fn default_read_timeout() -> u64 {
+    120
 }
 
 impl Source {

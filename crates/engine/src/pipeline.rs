@@ -387,7 +387,7 @@ impl Engine {
         let budget = imap::ByteBudget::new(
             usize::try_from(job.limits.in_flight_bytes.0).unwrap_or(usize::MAX),
         );
-        let source_client = imap_client_config(
+        let mut source_client = imap_client_config(
             &job.source.host,
             job.source.port(),
             job.source.security,
@@ -398,6 +398,7 @@ impl Engine {
                 .map(|p| job.resolve_path(p))
                 .as_deref(),
         )?;
+        source_client.timeouts.read = Duration::from_secs(job.source.read_timeout_seconds.max(1));
         Ok(Engine {
             job,
             credentials,
