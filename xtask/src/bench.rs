@@ -16,18 +16,47 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("state", "o365-migrate-engine", "bench"),
 ];
 
+/// The benchmark that drives the binary against mbsync and the raw floor (in xtask itself).
+const SIDE_BY_SIDE: &str = "side-by-side";
+
 pub(crate) fn bench(args: &[String]) -> Result<()> {
-    let names: Vec<&str> = if args.is_empty() || args.iter().any(|a| a == "all") {
-        BENCHES.iter().map(|(n, _, _)| *n).collect()
+    // Names first; options for side-by-side follow `--` (or start with `--`).
+    let split = args
+        .iter()
+        .position(|a| a.starts_with("--"))
+        .unwrap_or(args.len());
+    let (name_args, options) = args.split_at(split);
+    let options: Vec<String> = options.iter().skip_while(|a| *a == "--").cloned().collect();
+    let everything = name_args.is_empty() || name_args.iter().any(|a| a == "all");
+    let names: Vec<&str> = if everything {
+        BENCHES
+            .iter()
+            .map(|(n, _, _)| *n)
+            .chain([SIDE_BY_SIDE])
+            .collect()
     } else {
-        args.iter().map(String::as_str).collect()
+        name_args.iter().map(String::as_str).collect()
     };
+    let machine = crate::benchdoc::Machine::now();
+    let started = std::time::Instant::now();
     let out_dir = crate::root().join("target/bench");
     std::fs::create_dir_all(&out_dir).context("creating target/bench")?;
     let mut results = Vec::new();
     for name in names {
+        if name == SIDE_BY_SIDE {
+            eprintln!("== bench {name} (xtask)");
+            let json = crate::sidebyside::run(&options)?;
+            println!("{json}");
+            std::fs::write(out_dir.join(format!("{name}.json")), format!("{json:#}\n"))?;
+            results.push(json);
+            continue;
+        }
         let Some((_, package, example)) = BENCHES.iter().find(|(n, _, _)| *n == name) else {
-            let known: Vec<&str> = BENCHES.iter().map(|(n, _, _)| *n).collect();
+            let known: Vec<&str> = BENCHES
+                .iter()
+                .map(|(n, _, _)| *n)
+                .chain([SIDE_BY_SIDE])
+                .collect();
             bail!("unknown benchmark `{name}`; known: {}", known.join(", "));
         };
         if name.starts_with("imap") {
@@ -67,6 +96,12 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     eprintln!("\n== results");
     for r in &results {
         println!("{r}");
+    }
+    if everything {
+        let doc = crate::benchdoc::render(&machine, started.elapsed(), &results);
+        let path = crate::root().join("docs/benchmarks.md");
+        std::fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -4,8 +4,11 @@
 //! cargo tools through `cargo install`), so the README's two commands work on a fresh machine.
 
 mod bench;
+mod benchdoc;
 mod demo;
+mod floor;
 mod setup;
+mod sidebyside;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -21,9 +24,13 @@ Commands:
   servers [--seconds N]
                       start a source Dovecot with a generated corpus, a target Dovecot and the
                       Graph emulator for manual use; print addresses and credentials
-  bench [NAME...]     run benchmarks (imap, mime, csv, automatch, graph, imap-writer,
-                      corpus, state; default: all) and print their figures;
-                      results also go to target/bench/NAME.json
+  bench [NAME...] [-- OPTIONS]
+                      run benchmarks (imap, mime, csv, automatch, graph, imap-writer,
+                      corpus, state, side-by-side; default: all) and print their figures;
+                      results also go to target/bench/NAME.json. Running all of them also
+                      writes docs/benchmarks.md. side-by-side options: --rounds N (3),
+                      --messages N (5000), --parallel-messages N (625 per mailbox),
+                      --big-mb N (25), --big-per-mailbox N (3), --in-flight SIZE (40MB)
   fuzz [--seconds N]  run every fuzz target for N seconds each (default 60)
   help                this text
 ";
@@ -44,6 +51,8 @@ fn run() -> Result<()> {
         "demo" => demo::demo(&rest),
         "servers" => demo::servers(&rest),
         "bench" => bench::bench(&rest),
+        // The raw floor of `bench side-by-side`, run as its own process (not in the help).
+        "bench-floor" => floor::main(&rest),
         "fuzz" => fuzz(&rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");

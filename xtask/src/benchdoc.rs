@@ -1,0 +1,310 @@
+//! Writes `docs/benchmarks.md` from one `cargo xtask bench` run: the machine, the date, how to
+//! reproduce, the side-by-side table, the goals and every other benchmark's figures. Text after
+//! the [`NOTES_MARKER`] line of the existing file (profiles, explanations) is kept.
+
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Everything below this line in docs/benchmarks.md is written by hand and kept.
+pub(crate) const NOTES_MARKER: &str =
+    "<!-- Hand-written notes below are kept by `cargo xtask bench`. -->";
+
+/// The machine as the run starts.
+pub(crate) struct Machine {
+    date: String,
+    cpus: usize,
+    model: String,
+    ram_gib: f64,
+    kernel: String,
+    load: String,
+}
+
+impl Machine {
+    pub(crate) fn now() -> Machine {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let ram_kib: f64 = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("MemTotal:")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0);
+        let date = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        Machine {
+            date,
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            model,
+            ram_gib: ram_kib / 1024.0 / 1024.0,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            load: read("/proc/loadavg")
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+/// A value at a dotted path, shown plainly ("–" when absent).
+fn get(v: &Value, path: &str) -> String {
+    let mut cur = v;
+    for key in path.split('.') {
+        match cur.get(key) {
+            Some(next) => cur = next,
+            None => return "–".to_owned(),
+        }
+    }
+    match cur {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn num(v: &Value, path: &str) -> Option<f64> {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = cur.get(key)?;
+    }
+    cur.as_f64()
+}
+
+fn find<'a>(results: &'a [Value], name: &str) -> Option<&'a Value> {
+    results
+        .iter()
+        .find(|r| r.get("bench").and_then(Value::as_str) == Some(name))
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
+pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
+    let mut d = String::new();
+    let _ = writeln!(d, "# Benchmarks\n");
+    let _ = writeln!(
+        d,
+        "Written by one `cargo xtask bench` run (every benchmark, {:.0} minutes) on {}. \
+         Do not edit above the notes marker: the next run rewrites it.\n",
+        took.as_secs_f64() / 60.0,
+        m.date
+    );
+    let _ = writeln!(d, "## Machine\n");
+    let _ = writeln!(d, "- CPUs: {} × {}", m.cpus, m.model);
+    let _ = writeln!(d, "- RAM: {:.1} GiB", m.ram_gib);
+    let _ = writeln!(d, "- Kernel: Linux {}", m.kernel);
+    let _ = writeln!(
+        d,
+        "- Load average (1, 5, 15 min) when the run started: {} — the machine is shared with \
+         other builds, so figures move by ±20 % between runs.\n",
+        m.load
+    );
+    let _ = writeln!(d, "## How to reproduce\n");
+    let _ = writeln!(
+        d,
+        "```sh\ncargo xtask bench                      # everything; rewrites this file\n\
+         cargo xtask bench side-by-side -- --rounds 3 --messages 5000\n\
+         cargo xtask bench mime graph           # single benchmarks (target/bench/NAME.json)\n```\n"
+    );
+    let _ = writeln!(
+        d,
+        "Installs `dovecot-imapd`, `isync` (mbsync) and `time` through apt-get when missing.\n"
+    );
+
+    if let Some(s) = find(results, "side-by-side") {
+        let _ = writeln!(d, "## IMAP to IMAP, side by side\n");
+        let _ = writeln!(
+            d,
+            "{} generated messages ({:.0} MB, seed {}) from a source Dovecot to an empty target \
+             Dovecot; {} rounds run A B C in turn, a fresh target for every run, per-folder \
+             counts on the target checked against the corpus manifest after every run. {}. \
+             Wall time, CPU seconds (user + system) and peak RSS of each contender's process \
+             come from GNU `time`; medians over the rounds.\n",
+            get(s, "messages"),
+            num(s, "bytes").unwrap_or(0.0) / 1e6,
+            get(s, "seed"),
+            get(s, "rounds"),
+            get(s, "servers"),
+        );
+        let _ = writeln!(
+            d,
+            "| contender | messages/s | MB/s | CPU s | peak RSS MiB | wall s per run |"
+        );
+        let _ = writeln!(d, "|---|---:|---:|---:|---:|---|");
+        for (name, what) in [
+            (
+                "o365-migrate",
+                "A: o365-migrate (release build, IMAP target)",
+            ),
+            (
+                "mbsync",
+                "B: mbsync (isync; Create Near, CopyArrivalDate yes, Sync Pull)",
+            ),
+            (
+                "floor",
+                "C: raw floor (1 conn. UID FETCH, 1 conn. APPEND LITERAL+, pipelined)",
+            ),
+        ] {
+            let c = format!("contenders.{name}");
+            let _ = writeln!(
+                d,
+                "| {what} | {} | {} | {} | {} | {} |",
+                get(s, &format!("{c}.median_messages_per_s")),
+                get(s, &format!("{c}.median_mb_per_s")),
+                get(s, &format!("{c}.median_cpu_s")),
+                get(s, &format!("{c}.median_peak_rss_mib")),
+                get(s, &format!("{c}.wall_s")),
+            );
+        }
+        let _ = writeln!(
+            d,
+            "\no365-migrate / mbsync: **{}×** messages/s; o365-migrate / floor: **{}×**.\n",
+            get(s, "ratio_vs_mbsync"),
+            get(s, "ratio_vs_floor")
+        );
+        let _ = writeln!(
+            d,
+            "- {} mailboxes in parallel (`mailboxes_at_once = {}`): {} messages, {} MB/s, \
+             **{} messages/s**, {} CPU s, peak RSS **{} MiB**.",
+            get(s, "parallel.mailboxes"),
+            get(s, "parallel.mailboxes"),
+            get(s, "parallel.messages"),
+            get(s, "parallel.mb_per_s"),
+            get(s, "parallel.messages_per_s"),
+            get(s, "parallel.cpu_s"),
+            get(s, "parallel.peak_rss_mib"),
+        );
+        let _ = writeln!(
+            d,
+            "- Big messages: {} messages of {} MB over {} mailboxes in parallel, \
+             `in_flight_bytes = \"{}\"`: {} s, peak RSS **{} MiB**.\n",
+            get(s, "big.messages"),
+            get(s, "big.message_mb"),
+            get(s, "big.mailboxes"),
+            get(s, "big.in_flight_bytes"),
+            get(s, "big.wall_s"),
+            get(s, "big.peak_rss_mib"),
+        );
+    }
+
+    let _ = writeln!(d, "## Goals\n");
+    let _ = writeln!(d, "| goal | measured | |");
+    let _ = writeln!(d, "|---|---|---|");
+    let s = find(results, "side-by-side");
+    let r = |p: &str| s.and_then(|s| num(s, p));
+    let _ = writeln!(
+        d,
+        "| o365-migrate ≥ 1.3 × mbsync messages/s | {}× | {} |",
+        s.map_or("–".into(), |s| get(s, "ratio_vs_mbsync")),
+        verdict(r("ratio_vs_mbsync").map(|x| x >= 1.3))
+    );
+    let _ = writeln!(
+        d,
+        "| o365-migrate ≥ 90 % of the floor | {}× | {} |",
+        s.map_or("–".into(), |s| get(s, "ratio_vs_floor")),
+        verdict(r("ratio_vs_floor").map(|x| x >= 0.9))
+    );
+    let _ = writeln!(
+        d,
+        "| peak RSS ≤ 64 MiB, 8 mailboxes in parallel, 25 MB messages | {} MiB | {} |",
+        s.map_or("–".into(), |s| get(s, "big.peak_rss_mib")),
+        verdict(r("big.peak_rss_mib").map(|x| x <= 64.0))
+    );
+    let g = find(results, "graph");
+    let _ = writeln!(
+        d,
+        "| Graph emulator budget share ≥ 90 % | {} | {} |",
+        g.map_or("–".into(), |g| get(g, "min_binding_share")),
+        verdict(
+            g.and_then(|g| num(g, "min_binding_share"))
+                .map(|x| x >= 0.9)
+        )
+    );
+    let _ = writeln!(d);
+
+    let _ = writeln!(d, "## Other figures\n");
+    let _ = writeln!(d, "| benchmark | figure | value |");
+    let _ = writeln!(d, "|---|---|---:|");
+    let rows: &[(&str, &str, &str)] = &[
+        (
+            "graph",
+            "requests-bound run: share of the request budget used",
+            "requests.request_budget_share",
+        ),
+        (
+            "graph",
+            "upload-bound run: share of the upload budget used",
+            "upload.upload_budget_share",
+        ),
+        (
+            "mime",
+            "parse + fingerprint MB/s (per core)",
+            "parse_fingerprint_mb_s",
+        ),
+        (
+            "mime",
+            "parse + fingerprint + Graph conversion MB/s",
+            "parse_fingerprint_graph_mb_s",
+        ),
+        ("mime", "parse only MB/s", "parse_mb_s"),
+        ("automatch", "sources × targets", "sources"),
+        ("automatch", "match all, wall ms", "total_ms"),
+        ("automatch", "matched", "matched"),
+        ("csv", "credential CSV rows/s", "rows_per_s"),
+        ("csv", "credential CSV MB/s", "mb_per_s"),
+        (
+            "imap",
+            "IMAP client read, plaintext, messages/s",
+            "plain_msgs_per_s",
+        ),
+        (
+            "imap",
+            "IMAP client read, TLS, messages/s",
+            "tls_msgs_per_s",
+        ),
+    ];
+    for (bench, label, path) in rows {
+        if let Some(v) = find(results, bench) {
+            let _ = writeln!(d, "| {bench} | {label} | {} |", get(v, path));
+        }
+    }
+    let _ = writeln!(
+        d,
+        "\nEvery benchmark's full JSON (also in `target/bench/NAME.json`):\n"
+    );
+    for v in results {
+        let _ = writeln!(
+            d,
+            "<details><summary>{}</summary>\n\n```json\n{v:#}\n```\n\n</details>\n",
+            get(v, "bench")
+        );
+    }
+    let _ = writeln!(d, "{NOTES_MARKER}");
+    let old = std::fs::read_to_string(crate::root().join("docs/benchmarks.md")).unwrap_or_default();
+    if let Some((_, notes)) = old.split_once(NOTES_MARKER) {
+        d.push_str(notes);
+    } else {
+        d.push('\n');
+    }
+    d
+}
