@@ -11,6 +11,8 @@ use std::time::Duration;
 use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, UserConfig};
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest, User};
 
+mod scheduling;
+
 const BIN: &str = env!("CARGO_BIN_EXE_o365-migrate");
 const DOMAIN: &str = "contoso.example";
 const SECRET_ENV: &str = "E2E_GRAPH_CLIENT_SECRET";

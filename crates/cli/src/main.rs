@@ -8,6 +8,8 @@
 //! - 3: a mailbox could not be processed (source or target unreachable, login refused)
 //! - 130: stopped by Ctrl-C (in-flight items were recorded first)
 
+mod window;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,14 +59,29 @@ enum Command {
         #[command(subcommand)]
         command: TestCommand,
     },
-    /// Show the mailbox pairs (credentials target column, else [matching] domains).
+    /// Automatch source mailboxes to target users ([matching] rules against the target
+    /// directory); manual pairs from the mapping file and the credentials file win.
     Match {
         /// Machine-readable output on stdout.
         #[arg(long)]
         json: bool,
-        /// Write the pairs as CSV (`source,target`) to this file.
+        /// Write the mapping CSV (source,target,rule,status,note) here; edit it and name it in
+        /// [matching] pairs_file.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Create missing target users, assign the licence, wait until their mailboxes answer
+    /// (Graph target; needs [matching] allow_create and/or licence_sku).
+    Provision {
+        /// Show what would be created and licensed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Longest wait for new mailboxes, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        wait: u64,
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Folders, counts, sizes, the folder map, oversize items and a duration estimate.
     Plan {
@@ -80,6 +97,10 @@ enum Command {
         /// Show the plan and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Work only inside this daily window (local time), e.g. 22:00-06:00: wait for its
+        /// start, pause cleanly at its end, resume at the next start, until done.
+        #[arg(long, value_parser = parse_window)]
+        window: Option<window::Window>,
         /// Write one JSON line per event to this file.
         #[arg(long)]
         events: Option<PathBuf>,
@@ -145,6 +166,13 @@ enum ReportFormat {
     Html,
 }
 
+fn parse_window(s: &str) -> Result<window::Window, String> {
+    window::Window::parse(s)
+}
+
+/// The local UTC offset, read before the runtime starts threads.
+static LOCAL_OFFSET: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
 /// An error with the exit code it maps to.
 struct Exit(u8, anyhow::Error);
 
@@ -154,6 +182,7 @@ fn usage(e: impl Into<anyhow::Error>) -> Exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = LOCAL_OFFSET.set(window::local_offset_seconds());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -332,6 +361,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Source { .. } => "source test",
         Command::Target { .. } => "target test",
         Command::Match { .. } => "match",
+        Command::Provision { .. } => "provision",
         Command::Plan { .. } => "plan",
         Command::Run { .. } => "run",
         Command::Rescan { .. } => "rescan",
@@ -365,7 +395,38 @@ fn make_reporter(
 /// in the log file.
 struct HumanReporter {
     progress: Option<indicatif::MultiProgress>,
-    bars: Mutex<std::collections::HashMap<String, (indicatif::ProgressBar, u64, u64)>>,
+    bars: Mutex<std::collections::HashMap<String, MailboxBar>>,
+}
+
+/// One mailbox's bar and counts.
+struct MailboxBar {
+    bar: indicatif::ProgressBar,
+    migrated: u64,
+    processed: u64,
+    bytes: u64,
+    remaining: Option<u64>,
+}
+
+impl MailboxBar {
+    fn message(&self, mailbox: &str) -> String {
+        let secs = self.bar.elapsed().as_secs_f64().max(0.001);
+        let rate = self.processed as f64 / secs;
+        let eta = match self.remaining {
+            Some(r) if rate > 0.0 && r > self.processed => {
+                let left = std::time::Duration::from_secs_f64((r - self.processed) as f64 / rate);
+                format!(", ETA {}", window::human(left))
+            }
+            _ => String::new(),
+        };
+        let of = self.remaining.map(|r| format!("/{r}")).unwrap_or_default();
+        format!(
+            "{mailbox}: {}{of} done ({} migrated), {:.1} MB, {:.1} msg/s{eta}",
+            self.processed,
+            self.migrated,
+            self.bytes as f64 / 1_048_576.0,
+            rate
+        )
+    }
 }
 
 impl Reporter for HumanReporter {
@@ -388,28 +449,59 @@ impl HumanReporter {
         let Ok(mut bars) = self.bars.lock() else {
             return;
         };
+        let mut update = |mailbox: &str, f: &dyn Fn(&mut MailboxBar)| {
+            if let Some(b) = bars.get_mut(mailbox) {
+                f(b);
+                if let Some(r) = b.remaining {
+                    b.bar.set_length(r.max(b.processed));
+                    b.bar.set_position(b.processed);
+                }
+                b.bar.set_message(b.message(mailbox));
+            }
+        };
         match event {
             Event::MailboxStarted { mailbox, target } => {
                 let b = mp.add(indicatif::ProgressBar::new_spinner());
                 b.set_message(format!("{mailbox} → {target}: starting"));
                 b.enable_steady_tick(std::time::Duration::from_millis(200));
-                bars.insert(mailbox.clone(), (b, 0, 0));
+                bars.insert(
+                    mailbox.clone(),
+                    MailboxBar {
+                        bar: b,
+                        migrated: 0,
+                        processed: 0,
+                        bytes: 0,
+                        remaining: None,
+                    },
+                );
+            }
+            Event::MailboxPlanned { mailbox, remaining } => {
+                let r = *remaining;
+                update(mailbox, &|b| {
+                    b.remaining = Some(r);
+                    b.bar.set_style(
+                        indicatif::ProgressStyle::with_template("{bar:20} {msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                });
             }
             Event::ItemMigrated { mailbox, size, .. } => {
-                if let Some((b, n, bytes)) = bars.get_mut(mailbox) {
-                    *n += 1;
-                    *bytes += size;
-                    let secs = b.elapsed().as_secs_f64().max(0.001);
-                    b.set_message(format!(
-                        "{mailbox}: {n} migrated, {:.1} MB, {:.1} msg/s",
-                        *bytes as f64 / 1_048_576.0,
-                        *n as f64 / secs
-                    ));
+                let size = *size;
+                update(mailbox, &|b| {
+                    b.migrated += 1;
+                    b.processed += 1;
+                    b.bytes += size;
+                });
+            }
+            Event::ItemSkipped { mailbox, .. } | Event::ItemFailed { mailbox, .. } => {
+                update(mailbox, &|b| b.processed += 1);
+                if let Some(l) = plain_line(event) {
+                    let _ = mp.println(l);
                 }
             }
             Event::MailboxFinished { mailbox, .. } => {
-                if let Some((b, _, _)) = bars.remove(mailbox) {
-                    b.finish_and_clear();
+                if let Some(b) = bars.remove(mailbox) {
+                    b.bar.finish_and_clear();
                 }
                 let _ = mp.println(plain_line(event).unwrap_or_default());
             }
@@ -425,6 +517,12 @@ impl HumanReporter {
 fn plain_line(event: &Event) -> Option<String> {
     Some(match event {
         Event::MailboxStarted { mailbox, target } => format!("{mailbox} → {target}: started"),
+        Event::MailboxPlanned { mailbox, remaining } => {
+            format!("{mailbox}: {remaining} messages to go")
+        }
+        Event::MailboxSkipped { mailbox, reason } => {
+            format!("{mailbox}: mailbox skipped: {reason}")
+        }
         Event::FolderProgress {
             mailbox,
             folder,
@@ -520,27 +618,98 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             Ok(u8::from(!ok))
         }
         Command::Match { json, out } => {
-            let pairs = engine.pairs();
-            if let Some(path) = out {
-                let mut s = String::from("source,target\r\n");
-                for p in &pairs {
-                    s.push_str(&o365_migrate_engine::report::csv_row(&[
-                        &p.source, &p.target,
-                    ]));
-                }
-                std::fs::write(&path, s)
-                    .with_context(|| format!("cannot write {}", path.display()))
-                    .map_err(usage)?;
-                eprintln!("wrote {} pairs to {}", pairs.len(), path.display());
+            let m = engine
+                .automatch(engine.job().matching.allow_create)
+                .await
+                .map_err(|e| Exit(3, e.into()))?;
+            if let Some(path) = &out {
+                let bytes = m.to_csv().map_err(usage)?;
+                write_private(path, &bytes)?;
+                eprintln!(
+                    "wrote the mapping ({} rows) to {}",
+                    m.rows.len(),
+                    path.display()
+                );
             }
             if json {
-                print_json(&pairs)?;
+                print_json(&m)?;
             } else {
-                for p in &pairs {
-                    eprintln!("{} → {}", p.source, p.target);
+                match m.directory_users {
+                    Some(n) => eprintln!("target directory: {n} users"),
+                    None => eprintln!(
+                        "the target has no directory: pairs come from the credentials file and [matching] domains"
+                    ),
+                }
+                for r in &m.rows {
+                    let target = if r.target.is_empty() { "-" } else { &r.target };
+                    eprintln!(
+                        "{:<9} {} → {} [{}] {}",
+                        r.status, r.source, target, r.rule, r.note
+                    );
+                }
+                for w in &m.warnings {
+                    eprintln!("warning: {w}");
+                }
+                eprintln!(
+                    "{} matched, {} conflict, {} ambiguous, {} unmatched, {} to create, {} excluded",
+                    m.count("matched"),
+                    m.count("conflict"),
+                    m.count("ambiguous"),
+                    m.count("unmatched"),
+                    m.count("create"),
+                    m.count("excluded")
+                );
+                if !m.is_complete() {
+                    eprintln!(
+                        "hint: decide the other rows in the mapping file (set target, status matched or excluded), \
+                         name it in [matching] pairs_file, and run `o365-migrate match` again to check"
+                    );
                 }
             }
-            Ok(0)
+            Ok(u8::from(!m.is_complete()))
+        }
+        Command::Provision {
+            dry_run,
+            wait,
+            json,
+        } => {
+            let r = engine
+                .provision(dry_run, std::time::Duration::from_secs(wait))
+                .await
+                .map_err(|e| Exit(3, e.into()))?;
+            if json {
+                print_json(&r)?;
+            } else {
+                for st in &r.steps {
+                    eprintln!(
+                        "{:<13} {:<7} {} → {}{}",
+                        st.state,
+                        st.action,
+                        st.source,
+                        st.target,
+                        if st.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", st.note)
+                        }
+                    );
+                }
+                for u in &r.undecided {
+                    eprintln!("undecided     {} ({}): {}", u.source, u.status, u.note);
+                }
+                if let Some(p) = &r.mapping_written {
+                    eprintln!("updated the mapping file {}", p.display());
+                }
+                if dry_run {
+                    eprintln!("dry run: nothing was changed");
+                } else {
+                    eprintln!(
+                        "waited {} s; initial passwords are random and never shown: reset them in the Microsoft 365 admin center",
+                        r.waited_seconds
+                    );
+                }
+            }
+            Ok(u8::from(!r.is_ok()))
         }
         Command::Plan { json } => {
             let plan = engine.plan().await;
@@ -552,7 +721,10 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             })
         }
         Command::Run {
-            mailboxes, dry_run, ..
+            mailboxes,
+            dry_run,
+            window,
+            ..
         } => {
             if dry_run {
                 let plan = engine.plan().await;
@@ -560,7 +732,10 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                 eprintln!("dry run: nothing was written");
                 return Ok(0);
             }
-            run_kind(engine, RunKind::Run, &mailboxes, stop).await
+            match window {
+                Some(w) => run_in_window(engine, w, &mailboxes, stop).await,
+                None => run_kind(engine, RunKind::Run, &mailboxes, stop).await,
+            }
         }
         Command::Rescan { .. } => run_kind(engine, RunKind::Rescan, &[], stop).await,
         Command::Verify { json } => {
@@ -657,27 +832,61 @@ fn print_plan(plan: &o365_migrate_engine::pipeline::PlanReport, json: bool) -> R
     Ok(())
 }
 
+/// Sets `stop` on Ctrl-C or SIGTERM (and `interrupted`, so a window loop ends too); a
+/// second signal aborts at once with 130. The handlers are installed before this returns, so
+/// a signal that arrives right after is never lost.
+fn watch_ctrl_c(
+    stop: &StopFlag,
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let s = stop.clone();
+    #[cfg(unix)]
+    let mut signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut next = async || match &mut signals {
+            (Some(i), Some(t)) => {
+                tokio::select! {
+                    r = i.recv() => r.is_some(),
+                    r = t.recv() => r.is_some(),
+                }
+            }
+            _ => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        #[cfg(not(unix))]
+        let next = async || tokio::signal::ctrl_c().await.is_ok();
+        if next().await {
+            eprintln!("stopping after the items in flight are recorded (Ctrl-C again aborts)");
+            interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+            s.stop();
+            if next().await {
+                std::process::exit(130);
+            }
+        }
+    })
+}
+
 async fn run_kind(
     engine: &Engine,
     kind: RunKind,
     mailboxes: &[String],
     stop: &StopFlag,
 ) -> Result<u8, Exit> {
-    let s = stop.clone();
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "Ctrl-C: stopping after the items in flight are recorded (Ctrl-C again aborts)"
-            );
-            s.stop();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
+    let watcher = watch_ctrl_c(stop, Default::default());
     let r = engine.run(kind, mailboxes).await;
     watcher.abort();
     let (_, totals) = r.map_err(usage)?;
+    Ok(summarize(kind, &totals))
+}
+
+/// Prints a run's totals; the exit code they mean.
+fn summarize(kind: RunKind, totals: &o365_migrate_engine::pipeline::RunTotals) -> u8 {
     eprintln!(
         "{}: {} mailboxes, {} migrated, {} skipped, {} failed, {} bytes",
         kind.as_str(),
@@ -691,10 +900,76 @@ async fn run_kind(
         eprintln!("mailbox error: {e}");
     }
     if totals.stopped {
-        return Ok(130);
+        return 130;
     }
     if !totals.mailbox_errors.is_empty() {
-        return Ok(3);
+        return 3;
     }
-    Ok(u8::from(totals.failed > 0))
+    u8::from(totals.failed > 0)
+}
+
+/// `run --window`: waits for the window, runs until it closes (stopping cleanly: in-flight
+/// items are recorded), waits for the next opening, and so on until a run completes.
+async fn run_in_window(
+    engine: &Engine,
+    w: window::Window,
+    mailboxes: &[String],
+    stop: &StopFlag,
+) -> Result<u8, Exit> {
+    use std::sync::atomic::Ordering;
+    let offset = LOCAL_OFFSET.get().copied().unwrap_or(0);
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_ctrl_c(stop, interrupted.clone());
+    let code = loop {
+        match w.position(window::now_local(offset)) {
+            window::Position::Closed(d) => {
+                eprintln!(
+                    "outside the window {w}: waiting {} for it to open (Ctrl-C to quit)",
+                    window::human(d)
+                );
+                tracing::info!(window = %w, wait_secs = d.as_secs(), "waiting for the window");
+                let end = tokio::time::Instant::now() + d;
+                while tokio::time::Instant::now() < end && !interrupted.load(Ordering::SeqCst) {
+                    tokio::time::sleep(
+                        end.saturating_duration_since(tokio::time::Instant::now())
+                            .min(std::time::Duration::from_millis(250)),
+                    )
+                    .await;
+                }
+                if interrupted.load(Ordering::SeqCst) {
+                    break 130;
+                }
+            }
+            window::Position::Open(d) => {
+                eprintln!(
+                    "inside the window {w}: working for up to {}",
+                    window::human(d)
+                );
+                stop.clear();
+                let s = stop.clone();
+                let closer = tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    s.stop();
+                });
+                let r = engine.run(RunKind::Run, mailboxes).await;
+                closer.abort();
+                let (_, totals) = r.map_err(usage)?;
+                let code = summarize(RunKind::Run, &totals);
+                if interrupted.load(Ordering::SeqCst) || !totals.stopped {
+                    break code;
+                }
+                eprintln!("the window {w} closed: paused; the items in flight were recorded");
+                tracing::info!(window = %w, "window closed: paused");
+            }
+        }
+    };
+    watcher.abort();
+    Ok(code)
+}
+
+/// Writes a file readable by the owner only (mappings name people).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Exit> {
+    o365_migrate_engine::report::write_private(path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(usage)
 }

@@ -397,6 +397,11 @@ pub struct Matching {
     pub usage_location: Option<String>,
     /// Licence SKU part number assigned to created users (e.g. `EXCHANGESTANDARD`).
     pub licence_sku: Option<String>,
+    /// Verified target domain for users `provision` creates (needed with `allow_create`).
+    pub create_domain: Option<String>,
+    /// Pattern of the new UPN's local part when first and last name are known (tokens
+    /// `first`, `last`, `f`, `l`, separators `.` `_` `-`; default `first.last`).
+    pub upn_pattern: Option<String>,
 }
 
 /// `[filters]`: which messages and folders are migrated.
@@ -1257,6 +1262,39 @@ impl Job {
                 Some("licence_sku"),
                 "`licence_sku` needs `usage_location`".into(),
                 "Microsoft 365 assigns licences only to users with a usage location: add e.g. `usage_location = \"DE\"`",
+            ));
+        }
+        if self.matching.allow_create
+            && self
+                .matching
+                .create_domain
+                .as_deref()
+                .is_none_or(|d| d.trim().is_empty())
+        {
+            return Err(err(
+                &["matching"],
+                Some("allow_create"),
+                "`allow_create = true` needs `create_domain`".into(),
+                "add the verified domain new users get, e.g. `create_domain = \"contoso.onmicrosoft.com\"`",
+            ));
+        }
+        if self.matching.allow_create && self.matching.usage_location.is_none() {
+            return Err(err(
+                &["matching"],
+                Some("allow_create"),
+                "`allow_create = true` needs `usage_location`".into(),
+                "Microsoft 365 licenses only users with a usage location: add e.g. `usage_location = \"DE\"`",
+            ));
+        }
+        if let Err(e) = o365_migrate_automatch::MatchConfig::from_names(
+            &self.matching.rules,
+            &self.matching.domains,
+        ) {
+            return Err(err(
+                &["matching"],
+                Some("rules"),
+                e.to_string(),
+                "fix `rules` in [matching], or leave it out for the default chain",
             ));
         }
         // [filters]

@@ -86,6 +86,7 @@
 pub mod config;
 mod error;
 pub mod folders;
+pub mod matching;
 pub mod pipeline;
 pub mod report;
 pub mod state;

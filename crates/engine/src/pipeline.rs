@@ -48,6 +48,11 @@ pub struct MailboxPair {
 pub struct StopFlag(Arc<AtomicBool>);
 
 impl StopFlag {
+    /// Clears the flag so the engine can run again (e.g. when a time window reopens).
+    pub fn clear(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
     /// A flag that is not set.
     pub fn new() -> StopFlag {
         StopFlag::default()
@@ -64,11 +69,13 @@ impl StopFlag {
 
 /// The engine for one job.
 pub struct Engine {
-    job: Job,
-    credentials: creds::Credentials,
+    pub(crate) job: Job,
+    pub(crate) credentials: creds::Credentials,
     login_mode: creds::LoginMode,
     store: Arc<dyn StateStore>,
     target: Arc<dyn target::Target>,
+    pub(crate) graph: Option<Arc<target::graph::GraphClient>>,
+    pub(crate) mapping: crate::matching::MappingFile,
     reporter: Arc<dyn Reporter>,
     budget: imap::ByteBudget,
     stop: StopFlag,
@@ -118,6 +125,17 @@ pub fn build_target(
     job: &Job,
     credentials: &creds::Credentials,
 ) -> Result<Arc<dyn target::Target>> {
+    Ok(build_target_parts(job, credentials)?.0)
+}
+
+/// A target and, for Graph, its client.
+type TargetParts = (
+    Arc<dyn target::Target>,
+    Option<Arc<target::graph::GraphClient>>,
+);
+
+/// [`build_target`] plus, for the Graph target, its client (directory and provisioning calls).
+fn build_target_parts(job: &Job, credentials: &creds::Credentials) -> Result<TargetParts> {
     match job.target.kind {
         TargetKind::Graph => {
             let g = job.target.graph.as_ref().ok_or_else(|| Error::Pipeline {
@@ -125,19 +143,7 @@ pub fn build_target(
                 message: "[target.graph] is missing".into(),
                 hint: Some("add a [target.graph] section (see `o365-migrate init`)".into()),
             })?;
-            let secret = match &g.client_secret {
-                Some(r) => r.resolve()?,
-                None => {
-                    return Err(Error::Pipeline {
-                        context: "target.graph".into(),
-                        message: "no client_secret given".into(),
-                        hint: Some(
-                            "set client_secret = \"env:NAME\" (certificates are not wired into the CLI yet)"
-                                .into(),
-                        ),
-                    });
-                }
-            };
+            let credential = graph_credential(job, g)?;
             let mut endpoints = match g.authority_url.as_deref() {
                 Some(a) => target::Endpoints::emulator(a),
                 None => {
@@ -149,16 +155,16 @@ pub fn build_target(
             if let Some(url) = &g.graph_url {
                 endpoints.graph = url.trim_end_matches('/').to_owned();
             }
-            let cfg = target::graph::GraphTargetConfig::new(
+            let mut cfg = target::graph::GraphTargetConfig::new(
                 g.tenant.clone(),
                 g.client_id.clone(),
-                target::identity::Credential::ClientSecret(target::SecretString::new(
-                    secret.expose(),
-                )),
+                credential,
                 endpoints,
             );
+            cfg.user_creation = job.matching.allow_create;
             let t = target::graph::GraphTarget::new(cfg).map_err(|e| target_err("target", &e))?;
-            Ok(Arc::new(t))
+            let client = t.client().clone();
+            Ok((Arc::new(t), Some(client)))
         }
         TargetKind::Imap => {
             let t = job.target.imap.as_ref().ok_or_else(|| Error::Pipeline {
@@ -208,7 +214,7 @@ pub fn build_target(
             };
             let mut cfg = target::imap::ImapTargetConfig::new(client, login);
             cfg.connections_per_mailbox = (t.connections_per_host.max(1) as usize).min(4);
-            Ok(Arc::new(target::imap::ImapTarget::new(cfg)))
+            Ok((Arc::new(target::imap::ImapTarget::new(cfg)), None))
         }
         TargetKind::Ews => {
             let e = job.target.ews.as_ref().ok_or_else(|| Error::Pipeline {
@@ -242,7 +248,7 @@ pub fn build_target(
             };
             let cfg = target::ews::EwsTargetConfig::new(e.url.clone(), auth);
             let t = target::ews::EwsTarget::new(cfg).map_err(|e| target_err("target.ews", &e))?;
-            Ok(Arc::new(t))
+            Ok((Arc::new(t), None))
         }
         TargetKind::Eml => {
             let e = job.target.eml.as_ref().ok_or_else(|| Error::Pipeline {
@@ -250,10 +256,61 @@ pub fn build_target(
                 message: "[target.eml] is missing".into(),
                 hint: Some("add [target.eml] directory = \"export\"".into()),
             })?;
-            Ok(Arc::new(target::eml::EmlTarget::new(
-                job.resolve_path(&e.directory),
-            )))
+            Ok((
+                Arc::new(target::eml::EmlTarget::new(job.resolve_path(&e.directory))),
+                None,
+            ))
         }
+    }
+}
+
+/// The Graph credential: a client secret, or a certificate (PEM with its key, or PKCS#12).
+fn graph_credential(
+    job: &Job,
+    g: &crate::config::GraphTarget,
+) -> Result<target::identity::Credential> {
+    let bad = |message: String, hint: &str| Error::Pipeline {
+        context: "target.graph".into(),
+        message,
+        hint: Some(hint.to_owned()),
+    };
+    match (&g.client_secret, &g.certificate) {
+        (Some(r), None) => Ok(target::identity::Credential::ClientSecret(
+            target::SecretString::new(r.resolve()?.expose()),
+        )),
+        (None, Some(path)) => {
+            let path = job.resolve_path(path);
+            let what = path.display().to_string();
+            let bytes = std::fs::read(&path).map_err(|e| {
+                bad(
+                    format!("cannot read certificate {what}: {e}"),
+                    "check [target.graph] certificate (a .pem with the key, or a .pfx)",
+                )
+            })?;
+            let is_pfx = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("pfx") || e.eq_ignore_ascii_case("p12"));
+            let cert = if is_pfx {
+                let password = match &g.certificate_secret {
+                    Some(r) => target::SecretString::new(r.resolve()?.expose()),
+                    None => target::SecretString::new(""),
+                };
+                target::identity::CertificateCredential::from_pfx(&bytes, &password, &what)
+            } else {
+                target::identity::CertificateCredential::from_pem(&bytes, &what)
+            }
+            .map_err(|e| target_err("target.graph certificate", &e))?;
+            Ok(target::identity::Credential::Certificate(Arc::new(cert)))
+        }
+        (Some(_), Some(_)) => Err(bad(
+            "both client_secret and certificate are set".into(),
+            "keep exactly one of them",
+        )),
+        (None, None) => Err(bad(
+            "neither client_secret nor certificate is set".into(),
+            "set client_secret = \"env:NAME\" or certificate = \"app.pem\"",
+        )),
     }
 }
 
@@ -383,7 +440,8 @@ impl Engine {
         stop: StopFlag,
     ) -> Result<Engine> {
         let (credentials, login_mode) = load_credentials(&job)?;
-        let target = build_target(&job, &credentials)?;
+        let (target, graph) = build_target_parts(&job, &credentials)?;
+        let mapping = crate::matching::load_mapping(&job)?;
         let budget = imap::ByteBudget::new(
             usize::try_from(job.limits.in_flight_bytes.0).unwrap_or(usize::MAX),
         );
@@ -405,6 +463,8 @@ impl Engine {
             login_mode,
             store,
             target,
+            graph,
+            mapping,
             reporter,
             budget,
             stop,
@@ -422,29 +482,10 @@ impl Engine {
         &self.store
     }
 
-    /// The mailbox pairs: the credentials' target column, else `[matching] domains` applied to
-    /// the login's domain, else the login itself.
+    /// The mailbox pairs a run migrates (see [`crate::matching`] for the decision chain;
+    /// [`Engine::pairing`] also gives the sources left out, with the reason).
     pub fn pairs(&self) -> Vec<MailboxPair> {
-        self.credentials
-            .records()
-            .iter()
-            .map(|r| {
-                let target = r
-                    .target
-                    .clone()
-                    .unwrap_or_else(|| match r.login.rsplit_once('@') {
-                        Some((local, domain)) => match self.job.matching.domains.get(domain) {
-                            Some(d) => format!("{local}@{d}"),
-                            None => r.login.clone(),
-                        },
-                        None => r.login.clone(),
-                    });
-                MailboxPair {
-                    source: r.login.clone(),
-                    target,
-                }
-            })
-            .collect()
+        self.pairing().0
     }
 
     fn client_config(&self) -> imap::ClientConfig {
@@ -592,8 +633,8 @@ impl Engine {
             64,
             Duration::from_millis(200),
         ));
-        let pairs: Vec<MailboxPair> = self
-            .pairs()
+        let (pairs, unpaired) = self.pairing();
+        let pairs: Vec<MailboxPair> = pairs
             .into_iter()
             .filter(|p| {
                 only.is_empty()
@@ -602,6 +643,22 @@ impl Engine {
                     })
             })
             .collect();
+        for u in unpaired
+            .iter()
+            .filter(|u| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(&u.source)))
+        {
+            self.reporter.report(&Event::MailboxSkipped {
+                mailbox: u.source.clone(),
+                reason: u.reason.clone(),
+            });
+            writer
+                .event(EventRecord {
+                    mailbox: None,
+                    kind: "mailbox_skipped".into(),
+                    detail: format!("{}: {}", u.source, u.reason),
+                })
+                .await?;
+        }
         let sem = Arc::new(Semaphore::new(
             self.job.limits.mailboxes_at_once.max(1) as usize
         ));
@@ -749,6 +806,8 @@ impl Engine {
         let by_source: HashMap<String, target::FolderHandle> =
             handles.into_iter().map(|h| (h.source.clone(), h)).collect();
         let max_target = self.target.capabilities().max_message_bytes;
+        self.report_remaining(pair, mailbox, &mut session, &specs)
+            .await;
         for (path, spec) in &specs {
             if self.stop.is_stopped() {
                 break;
@@ -777,6 +836,32 @@ impl Engine {
         }
         let _ = session.logout().await;
         Ok(())
+    }
+
+    /// Reports how many messages this mailbox still has to go (STATUS MESSAGES of the
+    /// migrated folders minus the outcomes already recorded), for progress bars and ETAs.
+    /// Best effort: a folder STATUS cannot answer is left out.
+    async fn report_remaining(
+        &self,
+        pair: &MailboxPair,
+        mailbox: MailboxId,
+        session: &mut imap::Session,
+        specs: &[(String, FolderSpec)],
+    ) {
+        let mut messages = 0u64;
+        for (path, _) in specs {
+            if let Ok(s) = session.status(path, &[imap::StatusItem::Messages]).await {
+                messages += u64::from(s.messages.unwrap_or(0));
+            }
+        }
+        let done = match self.store.counts(Some(mailbox)).await {
+            Ok(c) => c.migrated + c.skipped,
+            Err(_) => 0,
+        };
+        self.reporter.report(&Event::MailboxPlanned {
+            mailbox: pair.source.clone(),
+            remaining: messages.saturating_sub(done),
+        });
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -89,6 +89,21 @@ pub enum Event {
         /// What the server said (status / error code).
         reason: String,
     },
+    /// How many messages a mailbox still has to go (for progress and ETA; an estimate: the
+    /// source's message count in migrated folders minus the outcomes already recorded).
+    MailboxPlanned {
+        /// Source address.
+        mailbox: String,
+        /// Messages still to process.
+        remaining: u64,
+    },
+    /// A source mailbox is not migrated (excluded, or not `matched` in the mapping file).
+    MailboxSkipped {
+        /// Source address.
+        mailbox: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A mailbox finished.
     MailboxFinished {
         /// Source address.
@@ -231,6 +246,14 @@ impl Reporter for JsonLinesReporter {
             g.1 = Some(e);
         }
     }
+}
+
+/// Writes `bytes` to `path` (replacing it), created readable and writable by the owner only,
+/// and flushed to disk: for files that name people (mappings, reports).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = open_owner_only(path, false)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 fn open_owner_only(path: &Path, append: bool) -> std::io::Result<std::fs::File> {

@@ -480,7 +480,7 @@ fn folder_rules_need_valid_regex_and_one_action() {
 #[test]
 fn matching_section() {
     let job = parse(&format!(
-        "{MINIMAL}\n[matching]\nrules = [\"exact-address\"]\ndomains = {{ \"old.example\" = \"new.example\" }}\nallow_create = true\nusage_location = \"de\"\nlicence_sku = \"EXCHANGESTANDARD\"\n"
+        "{MINIMAL}\n[matching]\nrules = [\"exact-address\"]\ndomains = {{ \"old.example\" = \"new.example\" }}\nallow_create = true\ncreate_domain = \"new.example\"\nusage_location = \"de\"\nlicence_sku = \"EXCHANGESTANDARD\"\n"
     ))
     .unwrap();
     assert_eq!(job.matching.usage_location.as_deref(), Some("DE"));
@@ -494,6 +494,13 @@ fn matching_section() {
         "{MINIMAL}\n[matching]\nusage_location = \"Germany\"\n"
     ));
     assert!(e.contains("two-letter"), "{e}");
+    let e = parse_err(&format!(
+        "{MINIMAL}\n[matching]\nallow_create = true\nusage_location = \"DE\"\n"
+    ));
+    assert!(e.contains("needs `create_domain`"), "{e}");
+    let e = parse_err(&format!("{MINIMAL}\n[matching]\nrules = [\"nearest-guess\"]\n"));
+    assert!(e.contains("unknown matching rule 'nearest-guess'"), "{e}");
+    assert!(e.contains("rules"), "{e}");
 }
 
 #[test]

@@ -92,6 +92,42 @@ pub struct NewUser {
     pub usage_location: Option<String>,
 }
 
+/// A random initial password for [`NewUser`]: 20 characters from the operating system's
+/// random source, with upper- and lower-case letters, digits and symbols (Entra ID's
+/// complexity rules). It is never printed; users reset it at first sign-in.
+pub fn generate_password() -> crate::SecretString {
+    use ring::rand::SecureRandom;
+    const CLASSES: [&[u8]; 4] = [
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnopqrstuvwxyz",
+        b"23456789",
+        b"!#%+-=?@_",
+    ];
+    let rng = ring::rand::SystemRandom::new();
+    let mut bytes = [0u8; 20];
+    // The OS random source does not fail on supported platforms; fall back to the clock.
+    if rng.fill(&mut bytes).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
+        }
+    }
+    let mut out = String::with_capacity(20);
+    for (i, b) in bytes.iter().enumerate() {
+        // The first four characters cover every class; the rest draw from all.
+        let class = if i < 4 {
+            CLASSES[i]
+        } else {
+            CLASSES[usize::from(*b) % 4]
+        };
+        out.push(char::from(class[usize::from(*b) % class.len()]));
+    }
+    crate::SecretString::new(&out)
+}
+
 /// A subscribed SKU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
