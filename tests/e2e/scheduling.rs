@@ -433,6 +433,10 @@ async fn window_pauses_at_its_end_and_the_rest_follows() {
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("outside the window"), "{first}");
+    // While it waits it holds the run lock: a second run on the same state refuses to start.
+    let (code, _, stderr) = s.cli(&["rescan"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("another o365-migrate run"), "{stderr}");
     interrupt(&mut child, lines, &[]);
     assert!(s.graph.messages(&format!("alice@{DOMAIN}")).is_empty());
 
