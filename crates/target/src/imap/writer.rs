@@ -608,7 +608,9 @@ impl ImapMailboxWriter {
         item: &WriteItem,
     ) -> Result<WriteOutcome, Error> {
         let name = folder.target_id.as_str();
-        let identity = o365_migrate_mime::fingerprint(&item.raw);
+        // Only header-derived parts of the identity are used here (the dedupe key and the
+        // Message-ID), so hash the header block, not the whole message again.
+        let identity = o365_migrate_mime::fingerprint(header_block(&item.raw));
         let mut notes = Vec::new();
         let data: Bytes = match self.config.max_line_length {
             Some(max) => {
@@ -746,10 +748,54 @@ impl MailboxWriter for ImapMailboxWriter {
     }
 }
 
+/// The header block of a message up to and including the empty line that ends it (the whole
+/// message when there is none): what [`o365_migrate_mime::fingerprint`] reads the identity's
+/// header fields from.
+fn header_block(raw: &[u8]) -> &[u8] {
+    if raw.starts_with(b"\r\n") {
+        return &raw[..2];
+    }
+    if raw.starts_with(b"\n") {
+        return &raw[..1];
+    }
+    let mut i = 0;
+    while let Some(off) = raw
+        .get(i..)
+        .and_then(|r| r.iter().position(|&b| b == b'\n'))
+    {
+        let nl = i + off;
+        match raw.get(nl + 1..) {
+            Some([b'\n', ..]) => return &raw[..nl + 2],
+            Some([b'\r', b'\n', ..]) => return &raw[..nl + 3],
+            _ => i = nl + 1,
+        }
+    }
+    raw
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::writer::ItemFlags;
+
+    #[test]
+    fn header_block_gives_the_same_header_identity() {
+        let cases: [&[u8]; 6] = [
+            b"Message-ID: <a@b>\r\nSubject: x\r\n\r\nbody\r\n\r\nmore",
+            b"Subject: no id\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\nbody",
+            b"Subject: folded\r\n two\r\nFrom: a@b\r\n\r\n",
+            b"\r\nno headers",
+            b"Subject: no body",
+            b"",
+        ];
+        for raw in cases {
+            let whole = o365_migrate_mime::fingerprint(raw);
+            let head = o365_migrate_mime::fingerprint(header_block(raw));
+            assert_eq!(whole.dedupe_key(), head.dedupe_key(), "{raw:?}");
+            assert_eq!(whole.message_id, head.message_id, "{raw:?}");
+        }
+        assert_eq!(header_block(b"A: b\r\n\r\nbody"), b"A: b\r\n\r\n");
+    }
 
     #[test]
     fn flags_and_keywords() {
