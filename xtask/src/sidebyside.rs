@@ -23,6 +23,8 @@ use std::time::Instant;
 
 /// Fixed corpus seed.
 const SEED: u64 = 10_2026;
+/// The contenders, in the order they run in each round.
+const CONTENDERS: [&str; 3] = ["o365-migrate", "mbsync", "floor"];
 /// Users for the parallel and the big-message runs.
 const PARALLEL: usize = 8;
 const MB: usize = 1024 * 1024;
@@ -37,6 +39,7 @@ struct Options {
     big_mb: usize,
     big_per_mailbox: usize,
     in_flight: String,
+    contenders: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -47,6 +50,7 @@ fn parse(args: &[String]) -> Result<Options> {
         big_mb: 25,
         big_per_mailbox: 3,
         in_flight: "40MB".to_owned(),
+        contenders: CONTENDERS.iter().map(|c| (*c).to_owned()).collect(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -61,13 +65,26 @@ fn parse(args: &[String]) -> Result<Options> {
         match flag.as_str() {
             "--rounds" => o.rounds = n()?.max(1),
             "--messages" => o.messages = n()?.max(1),
-            "--parallel-messages" => o.parallel_messages = n()?.max(1),
+            "--parallel-messages" => o.parallel_messages = n()?,
             "--big-mb" => o.big_mb = n()?.max(1),
-            "--big-per-mailbox" => o.big_per_mailbox = n()?.max(1),
+            "--big-per-mailbox" => o.big_per_mailbox = n()?,
+            "--contenders" => {
+                o.contenders = value.split(',').map(str::to_owned).collect();
+                if let Some(bad) = o
+                    .contenders
+                    .iter()
+                    .find(|c| !CONTENDERS.contains(&c.as_str()))
+                {
+                    bail!(
+                        "unknown contender `{bad}` (known: {})",
+                        CONTENDERS.join(", ")
+                    );
+                }
+            }
             "--in-flight" => o.in_flight = value.clone(),
             other => bail!(
                 "unknown option `{other}` (known: --rounds, --messages, --parallel-messages, \
-                 --big-mb, --big-per-mailbox, --in-flight)"
+                 --big-mb, --big-per-mailbox, --in-flight, --contenders)"
             ),
         }
     }
@@ -94,11 +111,15 @@ fn run_timed(
     let log = dir.join(format!("{name}.log"));
     let log_file = std::fs::File::create(&log)?;
     let mut cmd = Command::new("/usr/bin/time");
-    cmd.arg("-f")
-        .arg("%e %U %S %M")
-        .arg("-o")
-        .arg(&usage_file)
-        .arg(program)
+    cmd.arg("-f").arg("%e %U %S %M").arg("-o").arg(&usage_file);
+    // For profiling only: `O365_MIGRATE_BENCH_WRAP="perf record -g --"` runs o365-migrate
+    // under that command (its figures then include the wrapper's).
+    if name == "o365-migrate"
+        && let Ok(wrap) = std::env::var("O365_MIGRATE_BENCH_WRAP")
+    {
+        cmd.args(wrap.split_whitespace());
+    }
+    cmd.arg(program)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -332,8 +353,7 @@ fn run_o365(
     )
 }
 
-fn run_mbsync(source: &Dovecot, target: &Dovecot, dir: &Path, name: &str) -> Result<Usage> {
-    let run_dir = dir.join(name);
+fn run_mbsync(source: &Dovecot, target: &Dovecot, run_dir: &Path) -> Result<Usage> {
     let state = run_dir.join("state");
     std::fs::create_dir_all(&state)?;
     let config = format!(
@@ -357,12 +377,11 @@ fn run_mbsync(source: &Dovecot, target: &Dovecot, dir: &Path, name: &str) -> Res
         "-q".to_owned(),
         "bench".to_owned(),
     ];
-    run_timed("mbsync", Path::new("/usr/bin/mbsync"), &args, &[], &run_dir)
+    run_timed("mbsync", Path::new("/usr/bin/mbsync"), &args, &[], run_dir)
 }
 
-fn run_floor(source: &Dovecot, target: &Dovecot, dir: &Path, name: &str) -> Result<Usage> {
-    let run_dir = dir.join(name);
-    std::fs::create_dir_all(&run_dir)?;
+fn run_floor(source: &Dovecot, target: &Dovecot, run_dir: &Path) -> Result<Usage> {
+    std::fs::create_dir_all(run_dir)?;
     let me = std::env::current_exe().context("locating the xtask binary")?;
     let args: Vec<String> = vec![
         "bench-floor".to_owned(),
@@ -373,7 +392,7 @@ fn run_floor(source: &Dovecot, target: &Dovecot, dir: &Path, name: &str) -> Resu
         "alice".to_owned(),
         "alice-secret".to_owned(),
     ];
-    run_timed("floor", &me, &args, &[], &run_dir)
+    run_timed("floor", &me, &args, &[], run_dir)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -434,7 +453,11 @@ pub(crate) fn run(args: &[String]) -> Result<Value> {
         .build()?;
     let result = run_in(&o, &bin, &dir, &rt);
     if result.is_ok() {
-        let _ = std::fs::remove_dir_all(&dir);
+        if std::env::var_os("O365_MIGRATE_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            eprintln!("side-by-side: logs kept in {}", dir.display());
+        }
     } else {
         eprintln!("side-by-side: logs kept in {}", dir.display());
     }
@@ -462,24 +485,21 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
     );
 
     // A B C, A B C, ...
-    let names = ["o365-migrate", "mbsync", "floor"];
     let mut usages: BTreeMap<&str, Vec<Usage>> = BTreeMap::new();
     for round in 1..=o.rounds {
-        for name in names {
+        for name in CONTENDERS {
+            if !o.contenders.iter().any(|c| c == name) {
+                continue;
+            }
             let target = dovecot().context("starting a target Dovecot")?;
             let run_name = format!("{name}-{round}");
+            let run_dir = dir.join(&run_name);
             let u = match name {
-                "o365-migrate" => run_o365(
-                    bin,
-                    &source,
-                    &target,
-                    &["alice"],
-                    1,
-                    "256MB",
-                    &dir.join(&run_name),
-                )?,
-                "mbsync" => run_mbsync(&source, &target, dir, &run_name)?,
-                _ => run_floor(&source, &target, dir, &run_name)?,
+                "o365-migrate" => {
+                    run_o365(bin, &source, &target, &["alice"], 1, "256MB", &run_dir)?
+                }
+                "mbsync" => run_mbsync(&source, &target, &run_dir)?,
+                _ => run_floor(&source, &target, &run_dir)?,
             };
             rt.block_on(verify(&target, "alice", &expected))
                 .with_context(|| format!("after {run_name}"))?;
@@ -498,12 +518,11 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
     }
     let mut contenders = serde_json::Map::new();
     let mut msgs_per_s = BTreeMap::new();
-    for name in names {
-        let us = &usages[name];
+    for (name, us) in &usages {
         let rate = median(us.iter().map(|u| n as f64 / u.wall_s).collect());
-        msgs_per_s.insert(name, rate);
+        msgs_per_s.insert(*name, rate);
         contenders.insert(
-            name.to_owned(),
+            (*name).to_owned(),
             json!({
                 "runs": us.len(),
                 "wall_s": us.iter().map(|u| u.wall_s).collect::<Vec<_>>(),
@@ -514,15 +533,45 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
             }),
         );
     }
-    let vs_mbsync = msgs_per_s["o365-migrate"] / msgs_per_s["mbsync"];
-    let vs_floor = msgs_per_s["o365-migrate"] / msgs_per_s["floor"];
+    let ratio = |other: &str| -> Value {
+        match (msgs_per_s.get("o365-migrate"), msgs_per_s.get(other)) {
+            (Some(a), Some(b)) => json!(round2(a / b)),
+            _ => Value::Null,
+        }
+    };
+    let mut out = json!({
+        "bench": "side-by-side",
+        "seed": SEED,
+        "rounds": o.rounds,
+        "messages": n,
+        "bytes": bytes,
+        "servers": "two private Dovecot instances on 127.0.0.1, plaintext, mail_fsync = never; a fresh target per run",
+        "contenders": contenders,
+        "ratio_vs_mbsync": ratio("mbsync"),
+        "ratio_vs_floor": ratio("floor"),
+    });
+    if o.parallel_messages > 0 {
+        out["parallel"] = parallel_run(o, bin, &source, dir, rt)?;
+    }
+    if o.big_per_mailbox > 0 {
+        out["big"] = big_run(o, bin, &source, dir, rt)?;
+    }
+    Ok(out)
+}
 
-    // 8 mailboxes in parallel.
+/// 8 mailboxes in parallel: one corpus loaded once, hard-linked into the other seven homes.
+fn parallel_run(
+    o: &Options,
+    bin: &Path,
+    source: &Dovecot,
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Value> {
     let t0 = Instant::now();
     let pcorpus = Corpus::new(CorpusProfile::realistic(SEED + 1, o.parallel_messages));
-    let pmanifest = rt.block_on(corpus_load(&pcorpus, &source, "p1"))?;
+    let pmanifest = rt.block_on(corpus_load(&pcorpus, source, "p1"))?;
     for i in 2..=PARALLEL {
-        clone_home(&home(&source, "p1"), &home(&source, &format!("p{i}")))?;
+        clone_home(&home(source, "p1"), &home(source, &format!("p{i}")))?;
     }
     eprintln!(
         "side-by-side: {PARALLEL} mailboxes of {} messages ready in {:.0?}",
@@ -534,7 +583,7 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
     let target = dovecot()?;
     let pu = run_o365(
         bin,
-        &source,
+        source,
         &target,
         &prefs,
         PARALLEL,
@@ -556,8 +605,26 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
         pn as f64 / pu.wall_s,
         pu.max_rss_kib as f64 / 1024.0
     );
+    Ok(json!({
+        "mailboxes": PARALLEL,
+        "messages": pn,
+        "bytes": pbytes,
+        "wall_s": pu.wall_s,
+        "messages_per_s": round2(pn as f64 / pu.wall_s),
+        "mb_per_s": round2(pbytes as f64 / 1e6 / pu.wall_s),
+        "cpu_s": round2(pu.cpu_s),
+        "peak_rss_mib": round2(pu.max_rss_kib as f64 / 1024.0),
+    }))
+}
 
-    // Big messages, 8 mailboxes, small in-flight budget.
+/// Big messages, 8 mailboxes at once, a small in-flight budget: the peak-RSS goal.
+fn big_run(
+    o: &Options,
+    bin: &Path,
+    source: &Dovecot,
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Value> {
     let big_bytes = o.big_mb * MB;
     rt.block_on(async {
         let mut c = source.login("h1").await?;
@@ -572,14 +639,14 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
         anyhow::Ok(())
     })?;
     for i in 2..=PARALLEL {
-        clone_home(&home(&source, "h1"), &home(&source, &format!("h{i}")))?;
+        clone_home(&home(source, "h1"), &home(source, &format!("h{i}")))?;
     }
     let husers: Vec<String> = (1..=PARALLEL).map(|i| format!("h{i}")).collect();
     let hrefs: Vec<&str> = husers.iter().map(String::as_str).collect();
     let target = dovecot()?;
     let hu = run_o365(
         bin,
-        &source,
+        source,
         &target,
         &hrefs,
         PARALLEL,
@@ -601,36 +668,14 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
         hu.wall_s,
         hu.max_rss_kib as f64 / 1024.0
     );
-
     Ok(json!({
-        "bench": "side-by-side",
-        "seed": SEED,
-        "rounds": o.rounds,
-        "messages": n,
-        "bytes": bytes,
-        "servers": "two private Dovecot instances on 127.0.0.1, plaintext, mail_fsync = never; a fresh target per run",
-        "contenders": contenders,
-        "ratio_vs_mbsync": round2(vs_mbsync),
-        "ratio_vs_floor": round2(vs_floor),
-        "parallel": {
-            "mailboxes": PARALLEL,
-            "messages": pn,
-            "bytes": pbytes,
-            "wall_s": pu.wall_s,
-            "messages_per_s": round2(pn as f64 / pu.wall_s),
-            "mb_per_s": round2(pbytes as f64 / 1e6 / pu.wall_s),
-            "cpu_s": round2(pu.cpu_s),
-            "peak_rss_mib": round2(pu.max_rss_kib as f64 / 1024.0),
-        },
-        "big": {
-            "mailboxes": PARALLEL,
-            "messages": o.big_per_mailbox * PARALLEL,
-            "message_mb": o.big_mb,
-            "in_flight_bytes": o.in_flight,
-            "wall_s": hu.wall_s,
-            "cpu_s": round2(hu.cpu_s),
-            "peak_rss_mib": round2(hu.max_rss_kib as f64 / 1024.0),
-        },
+        "mailboxes": PARALLEL,
+        "messages": o.big_per_mailbox * PARALLEL,
+        "message_mb": o.big_mb,
+        "in_flight_bytes": o.in_flight,
+        "wall_s": hu.wall_s,
+        "cpu_s": round2(hu.cpu_s),
+        "peak_rss_mib": round2(hu.max_rss_kib as f64 / 1024.0),
     }))
 }
 
