@@ -192,8 +192,66 @@ fn literal_announcement(line: &[u8]) -> Result<Option<u64>, Error> {
     Ok(Some(n))
 }
 
+/// Deepest parenthesis nesting a response may have. The response parser recurses per level,
+/// so a hostile server could otherwise overflow the stack (found by fuzzing: 5,000 levels).
+/// Real BODYSTRUCTUREs stay far below this (a message with multiparts nested 100 deep needs
+/// about 100).
+pub const MAX_NESTING: usize = 256;
+
+/// The deepest parenthesis nesting of a frame, outside quoted strings and literals; stops
+/// counting once `limit` is exceeded.
+fn nesting_depth(frame: &[u8], limit: usize) -> usize {
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < frame.len() {
+        match frame[i] {
+            b'"' => {
+                i += 1;
+                while i < frame.len() && frame[i] != b'"' {
+                    i += if frame[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' => {
+                // `{n}` or `{n+}` then CRLF: skip the literal's n bytes.
+                let digits = frame[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let mut j = i + 1 + digits;
+                if frame.get(j) == Some(&b'+') {
+                    j += 1;
+                }
+                if digits > 0 && frame.get(j) == Some(&b'}') && frame.get(j + 1) == Some(&b'\r') {
+                    let n = std::str::from_utf8(&frame[i + 1..i + 1 + digits])
+                        .ok()
+                        .and_then(|d| d.parse::<usize>().ok())
+                        .unwrap_or(usize::MAX);
+                    i = (j + 3).saturating_add(n);
+                    continue;
+                }
+            }
+            b'(' => {
+                depth += 1;
+                max = max.max(depth);
+                if max > limit {
+                    return max;
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    max
+}
+
 /// Parses one complete frame (public so the fuzz target and tests can drive it directly).
 pub fn parse_frame(frame: Bytes) -> Result<Response, Error> {
+    if nesting_depth(&frame, MAX_NESTING) > MAX_NESTING {
+        return Err(Error::protocol(
+            "response nested more than 256 parentheses deep",
+            &frame,
+        ));
+    }
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         imap_proto::Response::parse(&frame).map(|(rest, r)| (rest.len(), convert(&frame, r)))
     }));
@@ -713,4 +771,33 @@ pub fn fuzz_responses(data: &[u8]) -> Vec<Result<Response, Error>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    #[test]
+    fn deeply_nested_responses_are_refused_instead_of_overflowing_the_stack() {
+        // Found by `cargo xtask fuzz`: 5,000 nested parentheses overflowed the parser's stack.
+        let deep = [
+            &b"* 1 FETCH (BODYSTRUCTURE "[..],
+            &b"(".repeat(5000),
+            &b")".repeat(5000),
+            b")\r\n",
+        ]
+        .concat();
+        let e = parse_frame(Bytes::from(deep)).expect_err("refused");
+        assert!(e.to_string().contains("nested"), "{e}");
+        // Parentheses inside quoted strings and literals do not count.
+        let quoted = [
+            &b"* 1 FETCH (UID 1 BODY[] {6000}\r\n"[..],
+            &b"(".repeat(6000),
+            b")\r\n",
+        ]
+        .concat();
+        assert_eq!(nesting_depth(&quoted, MAX_NESTING), 1);
+        let s = [&b"* OK \""[..], &b"(".repeat(600), b"\"\r\n"].concat();
+        assert_eq!(nesting_depth(&s, MAX_NESTING), 0);
+    }
 }
