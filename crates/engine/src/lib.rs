@@ -85,6 +85,7 @@
 
 pub mod config;
 mod error;
+pub mod fuzzing;
 pub mod folders;
 pub mod matching;
 pub mod pipeline;
