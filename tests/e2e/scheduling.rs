@@ -255,6 +255,17 @@ async fn match_writes_a_mapping_that_run_follows() {
     assert_eq!(row(&m, "carol")["rule"], "manual");
     assert_eq!(row(&m, "dave")["status"], "excluded");
 
+    // verify before the run: everything missing, and the target is left as it was.
+    let folders_before = s.graph.folders(&format!("alice@{DOMAIN}")).len();
+    let (code, _, stderr) = s.cli(&["verify"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("missing"), "{stderr}");
+    assert_eq!(
+        s.graph.folders(&format!("alice@{DOMAIN}")).len(),
+        folders_before,
+        "verify created folders"
+    );
+
     let (code, _, stderr) = s.cli(&["run"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("dave: mailbox skipped"), "{stderr}");

@@ -1675,15 +1675,16 @@ impl Engine {
             .open_mailbox(&p.target)
             .await
             .map_err(|e| target_err(&format!("target mailbox {}", p.target), &e))?;
+        // Looked up, never created: verify does not change the target.
         let handles = mw
-            .ensure_folders(&specs)
+            .find_folders(&specs)
             .await
             .map_err(|e| target_err(&format!("target folders of {}", p.target), &e))?;
-        for h in handles {
-            let (uv, metas) = self.source_folder_scan(&mut s, &h.source).await?;
+        for (spec, h) in specs.iter().zip(handles) {
+            let (uv, metas) = self.source_folder_scan(&mut s, &spec.source).await?;
             let mut fv = FolderVerify {
-                source: h.source.clone(),
-                target: h.display_path.clone(),
+                source: spec.source.clone(),
+                target: spec.display_path(),
                 source_count: metas.len() as u64,
                 skipped: 0,
                 expected: 0,
@@ -1693,7 +1694,7 @@ impl Engine {
             };
             let mut expected: HashMap<String, Vec<DiffItem>> = HashMap::new();
             for (uid, meta) in metas {
-                if skipped.contains(&(h.source.clone(), uv, uid))
+                if skipped.contains(&(spec.source.clone(), uv, uid))
                     || self.filter_reason(&meta, max_target).is_some()
                 {
                     fv.skipped += 1;
@@ -1709,9 +1710,16 @@ impl Engine {
                     date: meta.internal_date,
                 });
             }
-            let ctx = format!("target folder {}", h.display_path);
-            fv.target_count = mw.count(&h).await.map_err(|e| target_err(&ctx, &e))?;
-            let items = mw.list(&h).await.map_err(|e| target_err(&ctx, &e))?;
+            let (count, items) = match &h {
+                Some(h) => {
+                    let ctx = format!("target folder {}", h.display_path);
+                    let count = mw.count(h).await.map_err(|e| target_err(&ctx, &e))?;
+                    (count, mw.list(h).await.map_err(|e| target_err(&ctx, &e))?)
+                }
+                // The folder does not exist in the target: everything expected is missing.
+                None => (0, Vec::new()),
+            };
+            fv.target_count = count;
             for t in items {
                 let key = t
                     .fingerprint

@@ -243,7 +243,9 @@ impl EmlMailboxWriter {
         Ok(self.dir.join(rel))
     }
 
-    fn ensure_one(&self, spec: &FolderSpec) -> Result<FolderHandle, Error> {
+    /// The folder directory of `spec`, created when `create`; `None` when it does not exist
+    /// and `create` is false.
+    fn ensure_one(&self, spec: &FolderSpec, create: bool) -> Result<Option<FolderHandle>, Error> {
         let mut notes = Vec::new();
         let mut parts: Vec<String> = Vec::new();
         if let FolderBase::WellKnown(k) = &spec.base {
@@ -268,17 +270,20 @@ impl EmlMailboxWriter {
         let rel: PathBuf = parts.iter().collect();
         let dir = self.dir.join(&rel);
         let created = !dir.join("cur").is_dir();
+        if created && !create {
+            return Ok(None);
+        }
         for sub in MAILDIR_PARTS {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(|e| io_err(&p, e))?;
         }
-        Ok(FolderHandle {
+        Ok(Some(FolderHandle {
             source: spec.source.clone(),
             target_id: rel.to_string_lossy().into_owned(),
             display_path: parts.join("/"),
             created,
             notes,
-        })
+        }))
     }
 
     fn load_state(dir: &Path) -> Result<FolderState, Error> {
@@ -507,7 +512,24 @@ impl MailboxWriter for EmlMailboxWriter {
         &'a self,
         plan: &'a [FolderSpec],
     ) -> BoxFuture<'a, Result<Vec<FolderHandle>, Error>> {
-        Box::pin(async move { plan.iter().map(|spec| self.ensure_one(spec)).collect() })
+        Box::pin(async move {
+            plan.iter()
+                .map(|spec| {
+                    self.ensure_one(spec, true)?.ok_or_else(|| Error::Folder {
+                        mailbox: self.mailbox.clone(),
+                        path: spec.display_path(),
+                        reason: "not created".into(),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn find_folders<'a>(
+        &'a self,
+        plan: &'a [FolderSpec],
+    ) -> BoxFuture<'a, Result<Vec<Option<FolderHandle>>, Error>> {
+        Box::pin(async move { plan.iter().map(|spec| self.ensure_one(spec, false)).collect() })
     }
 
     fn write<'a>(

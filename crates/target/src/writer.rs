@@ -79,6 +79,24 @@ pub trait MailboxWriter: Send + Sync {
         plan: &'a [FolderSpec],
     ) -> BoxFuture<'a, Result<Vec<FolderHandle>, Error>>;
 
+    /// Looks the folders of `plan` up without creating anything (for verify, which must not
+    /// change the target): one entry per [`FolderSpec`], `None` where the folder does not
+    /// exist. Writers that cannot tell without creating fall back to
+    /// [`MailboxWriter::ensure_folders`]; Graph and EML override this.
+    fn find_folders<'a>(
+        &'a self,
+        plan: &'a [FolderSpec],
+    ) -> BoxFuture<'a, Result<Vec<Option<FolderHandle>>, Error>> {
+        Box::pin(async move {
+            Ok(self
+                .ensure_folders(plan)
+                .await?
+                .into_iter()
+                .map(Some)
+                .collect())
+        })
+    }
+
     /// Writes one message into `folder` unless it is already there (see the idempotency contract
     /// in the [module docs](self)).
     fn write<'a>(

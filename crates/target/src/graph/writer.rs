@@ -280,11 +280,14 @@ impl GraphMailboxWriter {
             })
     }
 
+    /// The folder of `spec`, created (parents first) when `create`; `None` when it does not
+    /// exist and `create` is false.
     async fn ensure_one(
         &self,
         cache: &mut FolderCache,
         spec: &FolderSpec,
-    ) -> Result<FolderHandle, Error> {
+        create: bool,
+    ) -> Result<Option<FolderHandle>, Error> {
         let folder_err = |reason: String| Error::Folder {
             mailbox: self.mailbox.clone(),
             path: spec.display_path(),
@@ -305,16 +308,20 @@ impl GraphMailboxWriter {
                 current = id.clone();
                 continue;
             }
+            if !create {
+                return Ok(None);
+            }
             let url = format!(
                 "{}/mailFolders/{}/childFolders",
                 self.user_path,
                 seg(&current)
             );
             let body = Bytes::from(json!({"displayName": name}).to_string());
-            let reply = self
-                .client
-                .call(Call::post_json(url.clone(), Some(&self.limiter), body))
-                .await?;
+            let mut call = Call::post_json(url.clone(), Some(&self.limiter), body);
+            // Safe to resend after a lost answer: a folder that was created meanwhile answers
+            // 409 and is looked up below.
+            call.idempotent = true;
+            let reply = self.client.call(call).await?;
             let id = match reply.status {
                 201 | 200 => reply.json(&url)?["id"]
                     .as_str()
@@ -340,13 +347,13 @@ impl GraphMailboxWriter {
                 .insert(key, id.clone());
             current = id;
         }
-        Ok(FolderHandle {
+        Ok(Some(FolderHandle {
             source: spec.source.clone(),
             target_id: current,
             display_path: spec.display_path(),
             created,
             notes: Vec::new(),
-        })
+        }))
     }
 
     fn list_url(&self, folder: &str, select: &str) -> String {
@@ -672,7 +679,30 @@ impl MailboxWriter for GraphMailboxWriter {
             let mut cache = self.folders.lock().await;
             let mut out = Vec::with_capacity(plan.len());
             for spec in plan {
-                out.push(self.ensure_one(&mut cache, spec).await?);
+                match self.ensure_one(&mut cache, spec, true).await? {
+                    Some(h) => out.push(h),
+                    None => {
+                        return Err(Error::Folder {
+                            mailbox: self.mailbox.clone(),
+                            path: spec.display_path(),
+                            reason: "not created".into(),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn find_folders<'a>(
+        &'a self,
+        plan: &'a [FolderSpec],
+    ) -> BoxFuture<'a, Result<Vec<Option<FolderHandle>>, Error>> {
+        Box::pin(async move {
+            let mut cache = self.folders.lock().await;
+            let mut out = Vec::with_capacity(plan.len());
+            for spec in plan {
+                out.push(self.ensure_one(&mut cache, spec, false).await?);
             }
             Ok(out)
         })
