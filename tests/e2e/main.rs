@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, UserConfig};
+use o365_migrate_graph_emulator::Emulator;
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest, User};
 
+mod reliability;
 mod scheduling;
 
 const BIN: &str = env!("CARGO_BIN_EXE_o365-migrate");
@@ -40,48 +41,7 @@ struct Out {
 
 impl Env {
     async fn start(users: &[&str], per_user: usize, seed: u64) -> Env {
-        let opts = DovecotOptions::default()
-            .with_users(users.iter().map(|u| User::new(*u, password(u))))
-            .with_extra_config("mail_fsync = never");
-        let source = Dovecot::start(opts).expect("start source Dovecot");
-        let mut config = EmulatorConfig::default();
-        let tenant = config.tenants.first_mut().expect("tenant");
-        for u in users {
-            tenant
-                .users
-                .push(UserConfig::with_mailbox(format!("{u}@{DOMAIN}")));
-        }
-        let graph = Emulator::start(config).await.expect("start emulator");
-        let mut manifests = BTreeMap::new();
-        for (i, u) in users.iter().enumerate() {
-            let corpus = Corpus::new(
-                CorpusProfile::realistic(seed + i as u64, per_user).with_huge_every(None),
-            );
-            let m = corpus
-                .load_parallel(&source, u, 2)
-                .await
-                .expect("load corpus");
-            manifests.insert((*u).to_owned(), m);
-        }
-        let app = graph.config().tenants[0].apps[0].clone();
-        let client_secret = app.client_secret.clone().expect("app secret");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut csv = String::from("EmailAddress,UserName,Password\r\n");
-        for u in users {
-            csv.push_str(&format!("{u}@{DOMAIN},{u},{}\r\n", password(u)));
-        }
-        std::fs::write(dir.path().join("users.csv"), csv).unwrap();
-        let env = Env {
-            source,
-            graph,
-            dir,
-            users: users.iter().map(|s| (*s).to_owned()).collect(),
-            client_secret,
-            manifests,
-            stderr_log: Default::default(),
-        };
-        env.write_job("");
-        env
+        reliability::start_env(users, per_user, seed, DovecotOptions::default(), None).await
     }
 
     fn job_path(&self) -> PathBuf {
@@ -406,12 +366,12 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
         "plan counts every message"
     );
 
-    // SIGKILL at 10 seeded moments, each followed by `run` again.
+    // SIGKILL at 20 seeded moments, each followed by `run` again.
     let mut rng = Lcg(0x5eed_2026);
     let mut kills = 0;
     let mut progress = Vec::new();
-    for _ in 0..10 {
-        let ms = 300 + rng.next() % 1200;
+    for _ in 0..20 {
+        let ms = 250 + rng.next() % 900;
         if run_killed_after(&env, Duration::from_millis(ms)).await {
             kills += 1;
         }
@@ -420,7 +380,7 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
     }
     eprintln!("killed {kills} runs; migrated after each: {progress:?}");
     // The kills landed while work was going on: progress was made, but not all of it.
-    assert_eq!(kills, 10, "every run was still going when it was killed");
+    assert_eq!(kills, 20, "every run was still going when it was killed");
     assert!(progress.iter().any(|n| *n > 0), "{progress:?}");
     assert!(progress.iter().all(|n| *n < 2000), "{progress:?}");
     let started = std::time::Instant::now();
@@ -443,6 +403,14 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
     }
     let counts = env.status_counts().await;
     assert_eq!(counts["migrated"].as_u64(), Some(2000), "{counts}");
+    let listed: usize = users
+        .iter()
+        .map(|u| env.graph.messages(&format!("{u}@{DOMAIN}")).len())
+        .sum();
+    assert_eq!(listed, 2000, "full target listing");
+    eprintln!(
+        "crash test: {kills} SIGKILLs survived; full target listing {listed} messages: 0 lost, 0 duplicated"
+    );
 
     // A second run copies nothing.
     let before = env.graph.messages(&format!("alice@{DOMAIN}")).len();
