@@ -514,6 +514,35 @@ async fn hostile_corpus_every_item_migrated_or_reported_with_bounded_memory() {
     for (name, outcome) in &outcomes {
         eprintln!("  {name}: {outcome}");
     }
+    // verify accounts for every item: with the two duplicate-Message-ID contents merged into
+    // one target message it must say one is missing (the loss is detected, never silent).
+    let merged = {
+        let ids: Vec<&serde_json::Value> = ["duplicate-message-id-a", "duplicate-message-id-b"]
+            .iter()
+            .filter_map(|n| {
+                hostile
+                    .iter()
+                    .find(|i| i["uid"].as_u64() == uid_of(n))
+                    .map(|i| &i["target_id"])
+            })
+            .collect();
+        ids.len() == 2 && ids[0] == ids[1]
+    };
+    let v = env.cli(&["verify", "--json"]).await;
+    eprintln!(
+        "verify after the hostile run: exit {}\n{}",
+        v.code, v.stdout
+    );
+    if merged {
+        assert_eq!(
+            v.code,
+            1,
+            "verify must report the merged message: {}",
+            dump(&v)
+        );
+    } else {
+        assert_eq!(v.code, 0, "{}", dump(&v));
+    }
     // A second run changes nothing: every item already has its final outcome.
     let o = env.cli(&["run"]).await;
     assert!(o.code == 0 || o.code == 1, "{}", dump(&o));
