@@ -28,10 +28,15 @@ use crate::state::{
 
 /// Header fields fetched for metadata (enough for the dedupe identity and reports).
 const HEADER_FIELDS: [&str; 5] = ["Message-ID", "Date", "From", "Subject", "Received"];
-/// Messages per body fetch batch.
-const BODY_BATCH: usize = 25;
-/// Writes in flight per mailbox (the writer applies its own, usually lower, limit).
-const WRITES_PER_MAILBOX: usize = 8;
+/// Messages per body fetch command; [`BODY_FETCHES_IN_FLIGHT`] of them are pipelined within a
+/// chunk of four.
+const BODY_BATCH: usize = 50;
+/// Body FETCH commands in flight on the source connection.
+const BODY_FETCHES_IN_FLIGHT: usize = 2;
+/// Writes in flight per mailbox (the writer applies its own, usually lower, limit; the bytes
+/// they hold are capped by `[limits] in_flight_bytes`). Measured by `cargo xtask bench
+/// side-by-side`: 8 left the source connection idle while the target caught up.
+const WRITES_PER_MAILBOX: usize = 64;
 
 /// One source mailbox and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -972,7 +977,7 @@ impl Engine {
         let done_count = Arc::new(AtomicU64::new(total - to_copy.len() as u64));
         let mut tasks: JoinSet<Result<WriteResult>> = JoinSet::new();
         let mut fatal: Option<Error> = None;
-        for chunk in to_copy.chunks(BODY_BATCH) {
+        for chunk in to_copy.chunks(BODY_BATCH * 4) {
             if self.stop.is_stopped() || fatal.is_some() {
                 break;
             }
@@ -987,7 +992,7 @@ impl Engine {
                     gmail: false,
                 },
                 batch_size: BODY_BATCH,
-                pipeline: 1,
+                pipeline: BODY_FETCHES_IN_FLIGHT,
             };
             let mut seen_in_chunk = HashSet::new();
             {
@@ -1212,7 +1217,9 @@ async fn write_one(ctx: WriteCtx, mut work: Work, m: imap::FetchedMessage) -> Re
         fingerprint: key,
         internet_message_id: id.message_id.clone(),
     };
-    drop(m);
+    // `m` holds the body's share of the in-flight byte budget (`[limits] in_flight_bytes`):
+    // keep it until the write is done, so the budget bounds the bodies being written too.
+    let _budget = m;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
