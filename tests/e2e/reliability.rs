@@ -288,6 +288,25 @@ async fn faults_on_both_sides_end_in_a_verified_migration() {
             dump(&o)
         );
     }
+    // One cut mid-literal on the first connection of each mailbox: the run reconnects (with
+    // back-off), resumes and completes in the same run.
+    let first = proxy.stats().connections_accepted;
+    let mut plan = FaultPlan::new();
+    for i in first..first + users.len() as u64 {
+        plan = plan.on_connection(i, Fault::cut().in_literal(b"BODY[] {", 700));
+    }
+    proxy.set_plan(plan);
+    env.graph.set_faults(Faults::default());
+    let before = proxy.stats().faults_injected();
+    let o = run_bounded(&env, &["run"], Duration::from_secs(120)).await;
+    runs += 1;
+    let cut = proxy.stats().faults_injected() - before;
+    eprintln!(
+        "run {runs}: source: cut mid-literal on the first connection of each mailbox: exit {}, proxy faults {cut}, reconnected in the same run",
+        o.code
+    );
+    assert!(cut > 0, "no cut landed: {}", dump(&o));
+    assert_eq!(o.code, 0, "the run reconnects and completes: {}", dump(&o));
     // No more faults: run again, as an admin would, until a run completes cleanly.
     proxy.set_plan(FaultPlan::new());
     env.graph.set_faults(Faults::default());

@@ -85,6 +85,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The connection to the source failed in a way that may pass (dropped, reset, timed
+    /// out, `* BYE`, throttled): the mailbox is retried with a fresh connection.
+    #[error(
+        "{context}: {message}; the connection to the source failed, the next attempt or run resumes where this one stopped"
+    )]
+    SourceConnection {
+        /// Where (mailbox, folder, command).
+        context: String,
+        /// What happened.
+        message: String,
+    },
     /// The pipeline failed talking to the source, the target or the credentials.
     #[error("{context}: {message}{}", hint_suffix(hint))]
     Pipeline {

@@ -363,12 +363,22 @@ fn target_err(context: &str, e: &target::Error) -> Error {
 }
 
 fn source_err(context: &str, e: &imap::Error) -> Error {
+    if e.is_retryable() {
+        return Error::SourceConnection {
+            context: context.to_owned(),
+            message: e.to_string(),
+        };
+    }
     Error::Pipeline {
         context: context.to_owned(),
         message: e.to_string(),
         hint: None,
     }
 }
+
+/// Attempts per mailbox and run when the source connection fails (dropped, reset, stalled):
+/// each attempt reconnects and resumes from the state store.
+const SOURCE_ATTEMPTS: u32 = 3;
 
 /// Converts the engine's well-known folder to the target crate's.
 pub fn to_target_well_known(k: WellKnownFolder) -> target::WellKnownFolder {
@@ -741,9 +751,36 @@ impl Engine {
             .store
             .upsert_mailbox(&pair.source, &pair.target)
             .await?;
-        let result = self
-            .run_mailbox_inner(kind, pair, mailbox, writer, tally)
-            .await;
+        let mut attempt = 1;
+        let result = loop {
+            let r = self
+                .run_mailbox_inner(kind, pair, mailbox, writer, tally)
+                .await;
+            match r {
+                Err(Error::SourceConnection { context, message })
+                    if attempt < SOURCE_ATTEMPTS && !self.stop.is_stopped() =>
+                {
+                    // Reconnect after a back-off; done items are skipped by the state store.
+                    let wait = Duration::from_millis(500u64 << attempt);
+                    self.reporter.report(&Event::Throttled {
+                        mailbox: Some(pair.source.clone()),
+                        wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        reason: format!("{context}: {message}; reconnecting"),
+                    });
+                    writer
+                        .event(EventRecord {
+                            mailbox: Some(mailbox),
+                            kind: "source_reconnect".into(),
+                            detail: format!("attempt {attempt}: {context}: {message}"),
+                        })
+                        .await?;
+                    writer.flush().await?;
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                r => break r,
+            }
+        };
         if let Err(e) = &result {
             writer
                 .event(EventRecord {
