@@ -854,6 +854,18 @@ async fn untrusted_certificate_is_refused_unless_the_job_opts_out_by_name() {
         logins_before,
         "no login happened over the untrusted connection"
     );
+    // Implicit TLS (port 993 style) refuses the certificate the same way.
+    let imaps = env.source.imaps_port().expect("implicit TLS listener");
+    let starttls_job = std::fs::read_to_string(env.job_path()).unwrap();
+    rewrite_source(&env, imaps, "tls", "");
+    let o = env.cli(&["source", "test"]).await;
+    assert_ne!(o.code, 0, "implicit TLS must refuse too: {}", dump(&o));
+    assert!(
+        o.stderr.to_ascii_lowercase().contains("certificate"),
+        "{}",
+        dump(&o)
+    );
+    std::fs::write(env.job_path(), starttls_job).unwrap();
     // Opting out by name: `accept_invalid_certs = true`.
     let text = std::fs::read_to_string(env.job_path()).unwrap();
     std::fs::write(
