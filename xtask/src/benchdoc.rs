@@ -18,6 +18,7 @@ pub(crate) struct Machine {
     ram_gib: f64,
     kernel: String,
     load: String,
+    tools: String,
 }
 
 impl Machine {
@@ -47,7 +48,21 @@ impl Machine {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default();
+        let version = |cmd: &str, arg: &str| {
+            std::process::Command::new(cmd)
+                .arg(arg)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        let tools = format!(
+            "Dovecot {}, mbsync ({}), {}",
+            version("/usr/sbin/dovecot", "--version"),
+            version("mbsync", "--version"),
+            version("rustc", "--version")
+        );
         Machine {
+            tools,
             date,
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             model,
@@ -113,6 +128,7 @@ pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
     let _ = writeln!(d, "- CPUs: {} × {}", m.cpus, m.model);
     let _ = writeln!(d, "- RAM: {:.1} GiB", m.ram_gib);
     let _ = writeln!(d, "- Kernel: Linux {}", m.kernel);
+    let _ = writeln!(d, "- Software: {}", m.tools);
     let _ = writeln!(
         d,
         "- Load average (1, 5, 15 min) when the run started: {} — the machine is shared with \
@@ -139,12 +155,15 @@ pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
              Dovecot; {} rounds run A B C in turn, a fresh target for every run, per-folder \
              counts on the target checked against the corpus manifest after every run. {}. \
              Wall time, CPU seconds (user + system) and peak RSS of each contender's process \
-             come from GNU `time`; medians over the rounds.\n",
+             come from GNU `time`; medians over the rounds. o365-migrate: `{}` (checkout at \
+             commit {}).\n",
             get(s, "messages"),
             num(s, "bytes").unwrap_or(0.0) / 1e6,
             get(s, "seed"),
             get(s, "rounds"),
             get(s, "servers"),
+            get(s, "binary"),
+            get(s, "commit"),
         );
         let _ = writeln!(
             d,

@@ -539,8 +539,16 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
             _ => Value::Null,
         }
     };
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(crate::root())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
     let mut out = json!({
         "bench": "side-by-side",
+        "binary": bin.display().to_string(),
+        "commit": commit,
         "seed": SEED,
         "rounds": o.rounds,
         "messages": n,
