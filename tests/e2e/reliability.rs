@@ -960,3 +960,106 @@ async fn same_message_id_on_different_content_is_two_messages() {
         .count();
     assert_eq!(in_target, 2, "both contents arrive: {}", dump(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_corpus_to_a_dovecot_target_arrives_byte_exact_or_reported() {
+    let env = start_env(&["alice"], 0, 2, DovecotOptions::default(), None).await;
+    let corpus = HostileCorpus::new(HostileOptions::default().with_seed(77));
+    let max = corpus.options().max_message_bytes;
+    let manifest = corpus
+        .load(&env.source, "alice")
+        .await
+        .expect("load hostile corpus");
+    let target = Dovecot::start(
+        DovecotOptions::default()
+            .with_users([User::new("alice", "target-alice-pw")])
+            .with_extra_config("mail_fsync = never"),
+    )
+    .expect("start target Dovecot");
+    let master = target.master_user();
+    env.write_job(&format!("max_message_size = \"{max}B\""));
+    let text = std::fs::read_to_string(env.job_path()).unwrap();
+    let start = text.find("[target]").unwrap();
+    let end = text.find("[filters]").unwrap();
+    let job = format!(
+        "{}[target]\nkind = \"imap\"\n\n[target.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nlogin = \"admin\"\n\n[target.imap.admin]\nuser = \"{}\"\nsecret = \"env:{SECRET_ENV}\"\n\n{}",
+        &text[..start],
+        target.imap_port(),
+        target.ca_path().display(),
+        master.name(),
+        &text[end..]
+    );
+    // The target mailbox is the login `alice` (no target column in the credentials file).
+    std::fs::write(
+        env.dir.path().join("users.csv"),
+        format!("Login,Password\r\nalice,{}\r\n", password("alice")),
+    )
+    .unwrap();
+    std::fs::write(env.job_path(), job).unwrap();
+    let mut c = env.command(&["run"]);
+    c.env(SECRET_ENV, master.password());
+    let o = Out::from(c.output().await.expect("run"));
+    assert!(o.code == 0 || o.code == 1, "{}", dump(&o));
+    assert!(!o.stderr.contains("panicked"), "{}", dump(&o));
+    let mut c = env.command(&["report"]);
+    c.env(SECRET_ENV, master.password());
+    assert_eq!(Out::from(c.output().await.expect("report")).code, 0);
+    let items = items_json(&env);
+    let mut imap = target.login("alice").await.expect("target login");
+    imap.examine("Hostile").await.expect("target folder");
+    let fetched = imap.uid_fetch_full("1:*").await.expect("fetch target");
+    let mut by_case: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for m in fetched {
+        let body = m.body.unwrap_or_default();
+        let name = o365_migrate_testkit::hostile::case_name_of(&body).unwrap_or_default();
+        by_case.entry(name).or_default().push(body);
+    }
+    let mut lines = Vec::new();
+    for e in manifest.entries() {
+        let item = items
+            .iter()
+            .find(|i| i["folder_path"] == "Hostile" && i["uid"].as_u64() == Some(u64::from(e.uid)))
+            .unwrap_or_else(|| panic!("case {} is not in the item report", e.name));
+        let status = item["status"].as_str().unwrap_or("");
+        let reason = item["reason"].as_str().unwrap_or("");
+        let arrived = by_case.get(e.name).map(Vec::len).unwrap_or(0);
+        match status {
+            "migrated" if e.name.starts_with("duplicate-message-id") => {}
+            "migrated" => {
+                assert_eq!(
+                    arrived, 1,
+                    "case {} is in the target {arrived} times",
+                    e.name
+                );
+                let body = &by_case[e.name][0];
+                assert_eq!(
+                    o365_migrate_testkit::corpus::sha256(body),
+                    e.server_sha256,
+                    "case {}: the target copy differs from what the source served",
+                    e.name
+                );
+            }
+            "skipped" | "failed" => {
+                assert!(!reason.trim().is_empty(), "case {}: no reason", e.name);
+                assert_eq!(arrived, 0, "case {} {status} but in the target", e.name);
+            }
+            other => panic!("case {}: ended {other:?}", e.name),
+        }
+        if e.expected == ExpectedOutcome::Migrated && !e.name.starts_with("duplicate-message-id") {
+            assert_eq!(status, "migrated", "case {} must migrate: {reason}", e.name);
+        }
+        lines.push(format!(
+            "  {}: {status}{}",
+            e.name,
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            }
+        ));
+    }
+    eprintln!(
+        "hostile corpus to a Dovecot target (byte-exact where migrated):\n{}",
+        lines.join("\n")
+    );
+}
