@@ -208,11 +208,11 @@ async fn faults_on_both_sides_end_in_a_verified_migration() {
             graph: Faults::default(),
         },
         Phase {
-            name: "target (alice): a storm of 12 x 503, then 429 at 10 % (Retry-After 1 s)",
+            name: "target (alice): a storm of 6 x 503, then 429 at 10 % (Retry-After 1 s)",
             mailbox: Some("alice"),
             plan: FaultPlan::new(),
             graph: graph(Faults {
-                storm_503: 12,
+                storm_503: 6,
                 rate_429: 0.10,
                 ..Faults::default()
             }),
@@ -237,12 +237,12 @@ async fn faults_on_both_sides_end_in_a_verified_migration() {
             }),
         },
         Phase {
-            name: "target (dave): 503 and 429 at 5 % each; source: random cuts within 300 kB",
+            name: "target (dave): 503 and 429 at 10 % each; source: random cuts within 300 kB",
             mailbox: Some("dave"),
             plan: FaultPlan::new().with_random_cuts(0xc0ffee, 1, 300_000),
             graph: graph(Faults {
-                rate_503: 0.05,
-                rate_429: 0.05,
+                rate_503: 0.10,
+                rate_429: 0.10,
                 ..Faults::default()
             }),
         },
