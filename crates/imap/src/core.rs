@@ -16,6 +16,14 @@ pub const DEFAULT_MAX_LITERAL: u64 = 256 * 1024 * 1024;
 /// Longest line (outside literals) accepted: 1 MiB.
 pub const MAX_LINE: usize = 1024 * 1024;
 
+/// Literals at least this large get a receive allocation of their own, sized to the frame.
+const BIG_LITERAL: usize = 256 * 1024;
+/// Room kept after a big literal for the rest of its frame and the start of the next response
+/// (more than the driver's 16 KiB refill threshold, so the literal is never copied to grow).
+const FRAME_SLACK: usize = 64 * 1024;
+/// Initial receive buffer.
+const INITIAL_BUFFER: usize = 64 * 1024;
+
 /// What [`ResponseReader::poll`] produced.
 #[derive(Debug)]
 pub enum Progress {
@@ -54,7 +62,7 @@ impl ResponseReader {
     /// A reader refusing literals above `max_literal` bytes.
     pub fn new(max_literal: u64) -> Self {
         ResponseReader {
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(INITIAL_BUFFER),
             scan: 0,
             literal_end: None,
             line_start: 0,
@@ -144,6 +152,13 @@ impl ResponseReader {
                 limit: self.max_literal,
             })?;
             let end = nl + 1 + n_usize;
+            if n_usize >= BIG_LITERAL && self.buf.capacity() < end + FRAME_SLACK {
+                // Read the big literal into an allocation sized for its frame: the message cut
+                // from it keeps exactly that much alive, not a doubled buffer.
+                let mut fresh = BytesMut::with_capacity(end + FRAME_SLACK);
+                fresh.extend_from_slice(&self.buf);
+                self.buf = fresh;
+            }
             self.literal_end = Some(end);
             self.scan = nl + 1;
             self.line_start = nl + 1;
@@ -151,6 +166,14 @@ impl ResponseReader {
         }
         // Complete frame.
         let frame = self.buf.split_to(nl + 1).freeze();
+        if frame.len() >= BIG_LITERAL {
+            // The frame (and the message bodies sliced from it) keep its allocation alive; the
+            // few bytes read past it move to a small buffer of their own, so this reader does
+            // not pin a large allocation after the message is gone.
+            let mut fresh = BytesMut::with_capacity(INITIAL_BUFFER.max(self.buf.len()));
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
+        }
         self.scan = 0;
         self.line_start = 0;
         self.frame_literals = 0;
@@ -799,5 +822,52 @@ mod nesting_tests {
         assert_eq!(nesting_depth(&quoted, MAX_NESTING), 1);
         let s = [&b"* OK \""[..], &b"(".repeat(600), b"\"\r\n"].concat();
         assert_eq!(nesting_depth(&s, MAX_NESTING), 0);
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    /// Feeds `bytes` the way the driver does (straight into the buffer, in reads of at most
+    /// `chunk`), returning the responses.
+    fn drive(r: &mut ResponseReader, bytes: &[u8], chunk: usize) -> Vec<Response> {
+        let mut out = Vec::new();
+        let mut fed = 0;
+        loop {
+            match r.poll().expect("poll") {
+                Progress::Response(resp) => out.push(resp),
+                Progress::LiteralAnnounced(_) => {}
+                Progress::NeedMore(_) => {
+                    if fed == bytes.len() {
+                        return out;
+                    }
+                    let n = chunk.min(bytes.len() - fed);
+                    let buf = r.buffer_mut();
+                    if buf.capacity() - buf.len() < 16 * 1024 {
+                        buf.reserve(256 * 1024);
+                    }
+                    buf.extend_from_slice(&bytes[fed..fed + n]);
+                    fed += n;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_big_literal_gets_its_own_allocation_and_the_reader_lets_go_of_it() {
+        let body = vec![b'x'; 3 * 1024 * 1024];
+        let mut wire = format!("* 1 FETCH (UID 7 BODY[] {{{}}}\r\n", body.len()).into_bytes();
+        wire.extend_from_slice(&body);
+        wire.extend_from_slice(b")\r\n* 2 FETCH (UID 8 FLAGS ())\r\n");
+        let mut r = ResponseReader::default();
+        let responses = drive(&mut r, &wire, 16 * 1024);
+        assert_eq!(responses.len(), 2);
+        // The reader no longer holds the 3 MiB allocation: the message alone decides its life.
+        assert!(
+            r.buffer_mut().capacity() <= 256 * 1024,
+            "reader kept {} bytes of capacity",
+            r.buffer_mut().capacity()
+        );
     }
 }
