@@ -750,8 +750,15 @@ impl MailboxWriter for ImapMailboxWriter {
 
 /// The header block of a message up to and including the empty line that ends it (the whole
 /// message when there is none): what [`o365_migrate_mime::fingerprint`] reads the identity's
-/// header fields from.
-fn header_block(raw: &[u8]) -> &[u8] {
+/// header fields from. `fingerprint(header_block(raw))` gives the same Message-ID, header key
+/// and dedupe key as `fingerprint(raw)` without hashing the body (its `content_sha256` then
+/// covers the header block only).
+///
+/// ```
+/// use o365_migrate_target::imap::header_block;
+/// assert_eq!(header_block(b"Subject: x\r\n\r\nbody"), b"Subject: x\r\n\r\n");
+/// ```
+pub fn header_block(raw: &[u8]) -> &[u8] {
     if raw.starts_with(b"\r\n") {
         return &raw[..2];
     }
