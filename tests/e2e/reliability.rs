@@ -934,12 +934,11 @@ async fn starttls_stripping_fails_instead_of_falling_back_to_plaintext() {
     );
 }
 
-/// Known defect found by the hostile corpus: the dedupe key of a message with a Message-ID is
-/// the Message-ID alone (`o365_migrate_mime::Identity::dedupe_key`), so a second message with
-/// the same Message-ID but different content is recorded "already present in the target" and
-/// its content never arrives. Run with `--run-ignored all` once the key includes the content.
+/// Found by the hostile corpus: two messages with one Message-ID but different content were
+/// merged into one target message (the dedupe key was the Message-ID alone). The item key now
+/// carries a content tag (`o365_migrate_mime::item_key`): both arrive, `verify` matches each
+/// by its key, and a second run writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect: one Message-ID on two different contents is merged into one target message"]
 async fn same_message_id_on_different_content_is_two_messages() {
     let env = start_env(&["alice"], 0, 1, DovecotOptions::default(), None).await;
     let corpus = HostileCorpus::new(HostileOptions::default());
@@ -959,6 +958,17 @@ async fn same_message_id_on_different_content_is_two_messages() {
         .filter(|m| m.folder_path.ends_with("Dups"))
         .count();
     assert_eq!(in_target, 2, "both contents arrive: {}", dump(&o));
+    let v = env.cli(&["verify"]).await;
+    assert_eq!(v.code, 0, "{}", dump(&v));
+    let again = env.cli(&["run"]).await;
+    assert_eq!(again.code, 0, "{}", dump(&again));
+    let in_target = env
+        .graph
+        .messages(&format!("alice@{DOMAIN}"))
+        .into_iter()
+        .filter(|m| m.folder_path.ends_with("Dups"))
+        .count();
+    assert_eq!(in_target, 2, "a rerun duplicates nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

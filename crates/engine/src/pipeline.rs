@@ -1216,7 +1216,9 @@ async fn write_one(ctx: WriteCtx, mut work: Work, m: imap::FetchedMessage) -> Re
     // Only the header-derived identity is used (dedupe key, Message-ID): hash the header block,
     // not the whole body (`cargo xtask bench side-by-side` profile: 14 % of the CPU).
     let id = o365_migrate_mime::fingerprint(target::imap::header_block(&raw));
-    let key = id.dedupe_key();
+    // Message-ID (or header key) plus a cheap content tag: two different messages that share
+    // a Message-ID stay two messages.
+    let key = o365_migrate_mime::item_key(&raw, &id);
     work.meta.fingerprint = Some(key.clone());
     work.meta.message_id = id.message_id.clone();
     work.meta.size = Some(raw.len() as u64);
@@ -1424,7 +1426,7 @@ async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> 
 /// One message that differs between source and target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiffItem {
-    /// Dedupe key (`mid:<Message-ID>` or `hk1:…`).
+    /// Dedupe key (`mid:<Message-ID>` or `hk1:…`; for extra items the target's own key).
     pub key: String,
     /// Source UID (missing items) or target id (extra items).
     pub id: String,
@@ -1691,6 +1693,8 @@ impl Engine {
     ) -> Result<()> {
         // Skipped items per (folder path, uidvalidity, uid) from the state store.
         let mut skipped: HashSet<(String, u32, u32)> = HashSet::new();
+        // The item keys recorded when the items were written (content-aware), by source UID.
+        let mut item_keys: HashMap<(String, u32, u32), String> = HashMap::new();
         if let Some(rec) = self
             .store
             .mailboxes()
@@ -1706,6 +1710,10 @@ impl Engine {
                 for it in &page {
                     if it.status == ItemStatus::Skipped {
                         skipped.insert((it.folder_path.clone(), it.uidvalidity, it.uid));
+                    }
+                    if let Some(fp) = &it.fingerprint {
+                        item_keys
+                            .insert((it.folder_path.clone(), it.uidvalidity, it.uid), fp.clone());
                     }
                 }
             }
@@ -1738,7 +1746,7 @@ impl Engine {
                 missing: Vec::new(),
                 extra: Vec::new(),
             };
-            let mut expected: HashMap<String, Vec<DiffItem>> = HashMap::new();
+            let mut expected = Expected::default();
             for (uid, meta) in metas {
                 if skipped.contains(&(spec.source.clone(), uv, uid))
                     || self.filter_reason(&meta, max_target).is_some()
@@ -1747,14 +1755,21 @@ impl Engine {
                     continue;
                 }
                 fv.expected += 1;
-                let key = meta.fingerprint.clone().unwrap_or_default();
-                expected.entry(key.clone()).or_default().push(DiffItem {
-                    key,
-                    id: format!("uid {uid}"),
-                    subject: meta.subject,
-                    from: meta.sender,
-                    date: meta.internal_date,
-                });
+                // The header key from this scan; the content-aware item key recorded at write
+                // time when there is one (it tells apart two contents of one Message-ID).
+                let weak = meta.fingerprint.clone().unwrap_or_default();
+                let strong = item_keys.get(&(spec.source.clone(), uv, uid)).cloned();
+                expected.push(
+                    strong,
+                    weak.clone(),
+                    DiffItem {
+                        key: weak,
+                        id: format!("uid {uid}"),
+                        subject: meta.subject,
+                        from: meta.sender,
+                        date: meta.internal_date,
+                    },
+                );
             }
             let (count, items) = match &h {
                 Some(h) => {
@@ -1766,13 +1781,24 @@ impl Engine {
                 None => (0, Vec::new()),
             };
             fv.target_count = count;
+            // Exact (content-aware) matches first, then by Message-ID / header key for target
+            // items whose content is unknown (IMAP and EML listings, other tools' items).
+            let mut unmatched = Vec::new();
             for t in items {
                 let key = t
                     .fingerprint
                     .clone()
                     .or_else(|| t.internet_message_id.as_ref().map(|m| format!("mid:{m}")))
                     .unwrap_or_default();
-                let matched = expected.get_mut(&key).and_then(|v| v.pop()).is_some();
+                if !expected.take_strong(&key) {
+                    unmatched.push((key, t));
+                }
+            }
+            for (key, t) in unmatched {
+                let weak = o365_migrate_mime::weak_key(&key).to_owned();
+                let mid = t.internet_message_id.as_ref().map(|m| format!("mid:{m}"));
+                let matched = expected.take_weak(&weak)
+                    || mid.is_some_and(|m| m != weak && expected.take_weak(&m));
                 if !matched {
                     fv.extra.push(DiffItem {
                         key,
@@ -1783,13 +1809,65 @@ impl Engine {
                     });
                 }
             }
-            let mut missing: Vec<DiffItem> = expected.into_values().flatten().collect();
+            let mut missing: Vec<DiffItem> = expected.missing();
             missing.sort_by(|a, b| a.id.cmp(&b.id));
             fv.missing = missing;
             mv.folders.push(fv);
         }
         let _ = s.logout().await;
         Ok(())
+    }
+}
+
+/// The source items verify expects in one target folder, findable by item key and by header key.
+#[derive(Default)]
+struct Expected {
+    items: Vec<(DiffItem, bool)>,
+    by_strong: HashMap<String, Vec<usize>>,
+    by_weak: HashMap<String, Vec<usize>>,
+}
+
+impl Expected {
+    fn push(&mut self, strong: Option<String>, weak: String, item: DiffItem) {
+        let i = self.items.len();
+        self.items.push((item, false));
+        if let Some(s) = strong {
+            self.by_strong.entry(s).or_default().push(i);
+        }
+        self.by_weak.entry(weak).or_default().push(i);
+    }
+
+    fn take(&mut self, list: Option<&Vec<usize>>) -> bool {
+        let Some(list) = list else { return false };
+        for &i in list {
+            if let Some((_, taken)) = self.items.get_mut(i)
+                && !*taken
+            {
+                *taken = true;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Marks one expected item with this exact item key as found.
+    fn take_strong(&mut self, key: &str) -> bool {
+        let list = self.by_strong.get(key).cloned();
+        self.take(list.as_ref())
+    }
+
+    /// Marks one expected item with this Message-ID / header key as found.
+    fn take_weak(&mut self, key: &str) -> bool {
+        let list = self.by_weak.get(key).cloned();
+        self.take(list.as_ref())
+    }
+
+    fn missing(self) -> Vec<DiffItem> {
+        self.items
+            .into_iter()
+            .filter(|(_, taken)| !taken)
+            .map(|(d, _)| d)
+            .collect()
     }
 }
 

@@ -49,6 +49,79 @@ impl Identity {
     }
 }
 
+/// Version tag of [`item_key`].
+pub const ITEM_KEY_VERSION: &str = "c1";
+
+/// A cheap, stable tag of the raw bytes: `<length>-<16 hex digits>`, the hex being a 64-bit
+/// multiply-rotate hash over little-endian 8-byte words (the tail zero-padded), seeded with
+/// the length. Not cryptographic: it only tells apart messages that already share a
+/// Message-ID or header key, at several GB/s (the body SHA-256 cost 14 % of a migration's
+/// CPU). The algorithm is fixed: the tag is stored in targets and state databases.
+///
+/// ```
+/// use o365_migrate_mime::content_tag;
+/// assert_eq!(content_tag(b"abc"), content_tag(b"abc"));
+/// assert_ne!(content_tag(b"abc"), content_tag(b"abd"));
+/// assert!(content_tag(b"abc").starts_with("3-"));
+/// ```
+pub fn content_tag(raw: &[u8]) -> String {
+    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
+    const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    let mut h = (raw.len() as u64) ^ K2;
+    let mut chunks = raw.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K1).rotate_left(29);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K1).rotate_left(29);
+    }
+    // Final avalanche (SplitMix64's finaliser).
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^= h >> 31;
+    format!("{}-{h:016x}", raw.len())
+}
+
+/// The key an item is stored and deduplicated under: `c1:<content tag>:<dedupe key>`. Two
+/// messages with the same Message-ID (or, without one, the same header key) but different
+/// bytes get different item keys, so neither is taken for the other; [`weak_key`] gives back
+/// the Message-ID / header-key part for matching items whose bytes are unknown (listed from a
+/// target by their headers, or written by another tool).
+///
+/// ```
+/// use o365_migrate_mime::{fingerprint, item_key, weak_key};
+/// let a = b"Message-ID: <same@x>\r\n\r\none\r\n";
+/// let b = b"Message-ID: <same@x>\r\n\r\ntwo\r\n";
+/// let (ka, kb) = (item_key(a, &fingerprint(a)), item_key(b, &fingerprint(b)));
+/// assert_ne!(ka, kb);
+/// assert_eq!(weak_key(&ka), "mid:<same@x>");
+/// assert_eq!(weak_key(&ka), weak_key(&kb));
+/// assert_eq!(weak_key("mid:<old@x>"), "mid:<old@x>");
+/// ```
+pub fn item_key(raw: &[u8], identity: &Identity) -> String {
+    format!(
+        "{ITEM_KEY_VERSION}:{}:{}",
+        content_tag(raw),
+        identity.dedupe_key()
+    )
+}
+
+/// The Message-ID / header-key part of an [`item_key`] (`mid:<…>` or `hk1:…`); any other key
+/// is returned as it is.
+pub fn weak_key(key: &str) -> &str {
+    key.strip_prefix("c1:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(_, weak)| weak)
+        .unwrap_or(key)
+}
+
 /// Computes the [`Identity`] of raw message bytes. Never fails; deterministic.
 ///
 /// ```

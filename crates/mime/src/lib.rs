@@ -43,8 +43,8 @@ mod problem;
 mod repair;
 
 pub use fingerprint::{
-    Fingerprint, HEADER_KEY_VERSION, Identity, MAX_MESSAGE_ID_LEN, fingerprint,
-    synthesized_message_id,
+    Fingerprint, HEADER_KEY_VERSION, ITEM_KEY_VERSION, Identity, MAX_MESSAGE_ID_LEN, content_tag,
+    fingerprint, item_key, synthesized_message_id, weak_key,
 };
 pub use flags::{Flags, InternalDate};
 pub use graph::{GraphMessage, GraphOptions, LargeAttachment, to_graph, to_graph_with};

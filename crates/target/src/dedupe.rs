@@ -1,6 +1,12 @@
 //! The per-folder dedupe cache shared by the writers that can look items up (Graph, IMAP):
 //! dedupe keys (fingerprint, `mid:<Message-ID>`) → the target id, one cell per item, so that
 //! concurrent writes of the same message create it once.
+//!
+//! Keys come in two strengths. A content key (the engine's `c1:` item key) names one exact
+//! message. A header key (`mid:<Message-ID>`, `hk1:…`, also as `fp:mid:…` from earlier
+//! versions) cannot tell two contents apart: it only finds items known under no content key
+//! (listed from the target by their headers, or written by another tool), and a new item with
+//! a content key is never recorded under one.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,8 +68,11 @@ impl FolderIndex {
     }
 }
 
+/// A key that names a message by its headers only (`mid:<Message-ID>`, `hk1:` header key, or
+/// the writer's `fp:`-prefixed copy of one): it cannot tell two contents apart.
 fn is_mid(key: &str) -> bool {
-    key.starts_with("mid:")
+    let k = key.strip_prefix("fp:").unwrap_or(key);
+    k.starts_with("mid:") || k.starts_with("hk1:")
 }
 
 /// Writes the item of `keys` unless `index` already has it: runs `create` at most once per
