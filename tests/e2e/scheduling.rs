@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, UserConfig};
+use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, Faults, UserConfig};
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, User};
 
 use super::{BIN, DOMAIN, SECRET_ENV};
@@ -451,7 +451,14 @@ async fn window_pauses_at_its_end_and_the_rest_follows() {
     interrupt(&mut child, lines, &[]);
     assert!(s.graph.messages(&format!("alice@{DOMAIN}")).is_empty());
 
-    // An open window that closes in 2 s: a pause with part of the mailbox done.
+    // An open window that closes in 2 s: a pause with part of the mailbox done. Every Graph
+    // answer takes 20 ms meanwhile (4 in flight: at most ~200 messages/s), so the mailbox
+    // cannot finish inside the window however fast the machine is.
+    s.graph.set_faults(Faults {
+        rate_slow: 1.0,
+        slow_ms: 20,
+        ..Faults::default()
+    });
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -473,6 +480,7 @@ async fn window_pauses_at_its_end_and_the_rest_follows() {
         partial > 0 && partial < N,
         "paused part-way: {partial} of {N}"
     );
+    eprintln!("window: paused after {partial} of {N} messages");
     let status = s.json(&["status", "--json"]);
     assert_eq!(
         status["counts"]["migrated"], partial as u64,
@@ -480,6 +488,7 @@ async fn window_pauses_at_its_end_and_the_rest_follows() {
     );
     assert_eq!(status["counts"]["failed"], 0);
 
+    s.graph.set_faults(Faults::default());
     let (code, _, stderr) = s.cli(&["run"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(s.graph.messages(&format!("alice@{DOMAIN}")).len(), N);
