@@ -709,6 +709,31 @@ file = "migrate.log"
     );
     std::fs::write(env.job_path(), job).unwrap();
     // The master password travels like the Graph secret: by environment reference.
+    // verify before anything was copied: all missing, and no folder created in the target.
+    let folders = || async {
+        let mut c = target.login("alice").await.expect("target login");
+        let mut names: Vec<String> = c
+            .list()
+            .await
+            .expect("LIST")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        names.sort();
+        names
+    };
+    let before = folders().await;
+    let v = {
+        let mut c = env.command(&["verify"]);
+        c.env(SECRET_ENV, master.password());
+        c.output().await.expect("verify")
+    };
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "verify on an empty target reports differences"
+    );
+    assert_eq!(folders().await, before, "verify created target folders");
     // Three SIGKILLs at seeded moments first; the writer's idempotency must hold.
     let mut rng = Lcg(0xd0_5eed);
     for _ in 0..3 {

@@ -82,7 +82,7 @@ pub trait MailboxWriter: Send + Sync {
     /// Looks the folders of `plan` up without creating anything (for verify, which must not
     /// change the target): one entry per [`FolderSpec`], `None` where the folder does not
     /// exist. Writers that cannot tell without creating fall back to
-    /// [`MailboxWriter::ensure_folders`]; Graph and EML override this.
+    /// [`MailboxWriter::ensure_folders`]; Graph, IMAP and EML override this.
     fn find_folders<'a>(
         &'a self,
         plan: &'a [FolderSpec],

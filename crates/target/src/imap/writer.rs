@@ -714,6 +714,32 @@ impl MailboxWriter for ImapMailboxWriter {
         })
     }
 
+    fn find_folders<'a>(
+        &'a self,
+        plan: &'a [FolderSpec],
+    ) -> BoxFuture<'a, Result<Vec<Option<FolderHandle>>, Error>> {
+        Box::pin(async move {
+            let mut guard = self.tree.lock().await;
+            let tree = self.tree(&mut guard).await?;
+            plan.iter()
+                .map(|spec| {
+                    let r = tree.resolve(spec).map_err(|reason| Error::Folder {
+                        mailbox: self.mailbox.clone(),
+                        path: spec.display_path(),
+                        reason,
+                    })?;
+                    Ok(tree.existing.contains(&r.name).then(|| FolderHandle {
+                        source: spec.source.clone(),
+                        target_id: r.name,
+                        display_path: r.display,
+                        created: false,
+                        notes: r.notes,
+                    }))
+                })
+                .collect()
+        })
+    }
+
     fn write<'a>(
         &'a self,
         folder: &'a FolderHandle,
