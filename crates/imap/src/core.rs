@@ -108,7 +108,15 @@ impl ResponseReader {
         if let Some(end) = self.literal_end {
             if self.buf.len() < end {
                 let missing = end - self.buf.len();
-                if self.buf.capacity() - self.buf.len() < missing {
+                if end - self.line_start >= BIG_LITERAL && self.buf.capacity() < end + FRAME_SLACK {
+                    // A big literal is read into an allocation sized for its frame (the message
+                    // cut from it keeps exactly that much alive, not a doubled buffer). This
+                    // happens on the first poll after `LiteralAnnounced`, i.e. after the driver
+                    // reserved the bytes from its budget: memory follows the budget.
+                    let mut fresh = BytesMut::with_capacity(end + FRAME_SLACK);
+                    fresh.extend_from_slice(&self.buf);
+                    self.buf = fresh;
+                } else if self.buf.capacity() - self.buf.len() < missing {
                     self.buf.reserve(missing);
                 }
                 return Ok(Progress::NeedMore(missing));
@@ -152,13 +160,6 @@ impl ResponseReader {
                 limit: self.max_literal,
             })?;
             let end = nl + 1 + n_usize;
-            if n_usize >= BIG_LITERAL && self.buf.capacity() < end + FRAME_SLACK {
-                // Read the big literal into an allocation sized for its frame: the message cut
-                // from it keeps exactly that much alive, not a doubled buffer.
-                let mut fresh = BytesMut::with_capacity(end + FRAME_SLACK);
-                fresh.extend_from_slice(&self.buf);
-                self.buf = fresh;
-            }
             self.literal_end = Some(end);
             self.scan = nl + 1;
             self.line_start = nl + 1;
@@ -852,6 +853,19 @@ mod buffer_tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_big_literal_is_allocated_only_after_it_was_announced_to_the_driver() {
+        // The driver reserves budget on `LiteralAnnounced`; the reader must not allocate the
+        // literal's memory before that (8 sessions waiting for budget would otherwise each
+        // hold an allocation of their message's size).
+        let mut r = ResponseReader::default();
+        r.feed(b"* 1 FETCH (UID 7 BODY[] {30000000}\r\nabc");
+        assert!(matches!(r.poll().unwrap(), Progress::LiteralAnnounced(30_000_000)));
+        assert!(r.buffer_mut().capacity() < 1024 * 1024, "allocated before the budget");
+        assert!(matches!(r.poll().unwrap(), Progress::NeedMore(_)));
+        assert!(r.buffer_mut().capacity() >= 30_000_000, "sized for the frame once reserved");
     }
 
     #[test]
