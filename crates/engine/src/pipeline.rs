@@ -850,34 +850,90 @@ impl Engine {
         let max_target = self.target.capabilities().max_message_bytes;
         self.report_remaining(pair, mailbox, &mut session, &specs)
             .await;
-        for (path, spec) in &specs {
-            if self.stop.is_stopped() {
-                break;
+        // Folders are copied several at once when the job allows more source connections
+        // than mailboxes at once (a target like Dovecot stores one folder at a time per
+        // connection; `cargo xtask bench side-by-side`). Each worker has its own source
+        // session; the first reuses the one already open.
+        let workers = self.folders_at_once().min(specs.len().max(1));
+        let queue = std::sync::Mutex::new(specs.iter().collect::<std::collections::VecDeque<_>>());
+        let failed = AtomicBool::new(false);
+        let first = std::sync::Mutex::new(Some(session));
+        let work = |worker: usize| {
+            let queue = &queue;
+            let failed = &failed;
+            let first = &first;
+            let by_source = &by_source;
+            let mw = &mw;
+            async move {
+                let taken = if worker == 0 {
+                    first.lock().ok().and_then(|mut f| f.take())
+                } else {
+                    None
+                };
+                let mut session = match taken {
+                    Some(s) => s,
+                    None => {
+                        if queue.lock().map(|q| q.is_empty()).unwrap_or(true) {
+                            return Ok(());
+                        }
+                        match self.open_source(&pair.source).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                failed.store(true, Ordering::SeqCst);
+                                return Err(e);
+                            }
+                        }
+                    }
+                };
+                loop {
+                    if self.stop.is_stopped() || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some((path, spec)) = next else { break };
+                    let Some(handle) = by_source.get(path) else {
+                        failed.store(true, Ordering::SeqCst);
+                        return Err(Error::Pipeline {
+                            context: format!("mailbox {} folder {path}", pair.source),
+                            message: "the target did not return a folder for it".into(),
+                            hint: None,
+                        });
+                    };
+                    if let Err(e) = self
+                        .run_folder(
+                            kind,
+                            pair,
+                            mailbox,
+                            &mut session,
+                            path,
+                            &spec.display_path(),
+                            handle,
+                            mw,
+                            writer,
+                            tally,
+                            max_target,
+                        )
+                        .await
+                    {
+                        failed.store(true, Ordering::SeqCst);
+                        return Err(e);
+                    }
+                }
+                let _ = session.logout().await;
+                Ok(())
             }
-            let Some(handle) = by_source.get(path) else {
-                return Err(Error::Pipeline {
-                    context: format!("mailbox {} folder {path}", pair.source),
-                    message: "the target did not return a folder for it".into(),
-                    hint: None,
-                });
-            };
-            self.run_folder(
-                kind,
-                pair,
-                mailbox,
-                &mut session,
-                path,
-                &spec.display_path(),
-                handle,
-                &mw,
-                writer,
-                tally,
-                max_target,
-            )
-            .await?;
-        }
-        let _ = session.logout().await;
+        };
+        let results = join_all((0..workers).map(work)).await;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
         Ok(())
+    }
+
+    /// Folders of one mailbox copied at once: the source connections the job allows per
+    /// mailbox (`connections_per_host / mailboxes_at_once`), 1 to 4.
+    fn folders_at_once(&self) -> usize {
+        let per_mailbox =
+            self.job.source.connections_per_host.max(1) / self.job.limits.mailboxes_at_once.max(1);
+        (per_mailbox as usize).clamp(1, 4)
     }
 
     /// Reports how many messages this mailbox still has to go (STATUS MESSAGES of the
