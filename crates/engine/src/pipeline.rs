@@ -645,8 +645,8 @@ impl Engine {
         let writer = Arc::new(BatchWriter::spawn(
             self.store.clone(),
             run,
-            64,
-            Duration::from_millis(200),
+            512,
+            Duration::from_millis(500),
         ));
         let (pairs, unpaired) = self.pairing();
         let pairs: Vec<MailboxPair> = pairs
