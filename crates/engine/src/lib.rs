@@ -85,8 +85,8 @@
 
 pub mod config;
 mod error;
-pub mod fuzzing;
 pub mod folders;
+pub mod fuzzing;
 pub mod matching;
 pub mod pipeline;
 pub mod report;

@@ -862,10 +862,19 @@ mod buffer_tests {
         // hold an allocation of their message's size).
         let mut r = ResponseReader::default();
         r.feed(b"* 1 FETCH (UID 7 BODY[] {30000000}\r\nabc");
-        assert!(matches!(r.poll().unwrap(), Progress::LiteralAnnounced(30_000_000)));
-        assert!(r.buffer_mut().capacity() < 1024 * 1024, "allocated before the budget");
+        assert!(matches!(
+            r.poll().unwrap(),
+            Progress::LiteralAnnounced(30_000_000)
+        ));
+        assert!(
+            r.buffer_mut().capacity() < 1024 * 1024,
+            "allocated before the budget"
+        );
         assert!(matches!(r.poll().unwrap(), Progress::NeedMore(_)));
-        assert!(r.buffer_mut().capacity() >= 30_000_000, "sized for the frame once reserved");
+        assert!(
+            r.buffer_mut().capacity() >= 30_000_000,
+            "sized for the frame once reserved"
+        );
     }
 
     #[test]

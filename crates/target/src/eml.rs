@@ -529,7 +529,11 @@ impl MailboxWriter for EmlMailboxWriter {
         &'a self,
         plan: &'a [FolderSpec],
     ) -> BoxFuture<'a, Result<Vec<Option<FolderHandle>>, Error>> {
-        Box::pin(async move { plan.iter().map(|spec| self.ensure_one(spec, false)).collect() })
+        Box::pin(async move {
+            plan.iter()
+                .map(|spec| self.ensure_one(spec, false))
+                .collect()
+        })
     }
 
     fn write<'a>(

@@ -498,7 +498,9 @@ fn matching_section() {
         "{MINIMAL}\n[matching]\nallow_create = true\nusage_location = \"DE\"\n"
     ));
     assert!(e.contains("needs `create_domain`"), "{e}");
-    let e = parse_err(&format!("{MINIMAL}\n[matching]\nrules = [\"nearest-guess\"]\n"));
+    let e = parse_err(&format!(
+        "{MINIMAL}\n[matching]\nrules = [\"nearest-guess\"]\n"
+    ));
     assert!(e.contains("unknown matching rule 'nearest-guess'"), "{e}");
     assert!(e.contains("rules"), "{e}");
 }

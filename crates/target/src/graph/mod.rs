@@ -7,7 +7,8 @@ mod writer;
 use std::time::Duration;
 
 pub use client::{
-    BatchRequest, BatchResponse, GraphClient, MailboxProbe, generate_password, NewUser, RetryPolicy, Sku, User,
+    BatchRequest, BatchResponse, GraphClient, MailboxProbe, NewUser, RetryPolicy, Sku, User,
+    generate_password,
 };
 pub use throttle::Budgets;
 pub use writer::{FINGERPRINT_PROPERTY, GraphMailboxWriter, GraphTarget, GraphTargetConfig};
