@@ -988,12 +988,16 @@ impl Session {
             }
         }
         let nonsync = self.enc.literal_mode == LiteralMode::Plus;
-        if !nonsync && self.has_capability("MULTIAPPEND") && window > 1 {
+        if self.has_capability("MULTIAPPEND") && window > 1 && todo.len() > 1 {
+            // MULTIAPPEND (RFC 3502): one command, and on servers like Dovecot one store
+            // transaction, per group. It is atomic: a group answered NO stored nothing, so its
+            // messages are retried one by one below, each getting its own result.
+            let mut single: VecDeque<(usize, AppendMessage)> = VecDeque::new();
             while !todo.is_empty() {
                 let group: Vec<(usize, AppendMessage)> =
                     todo.drain(..window.min(todo.len())).collect();
                 let idx: Vec<usize> = group.iter().map(|g| g.0).collect();
-                let msgs = group.into_iter().map(|g| g.1).collect();
+                let msgs = group.iter().map(|g| g.1.clone()).collect();
                 match self
                     .run(&Command::Append {
                         mailbox: mailbox.to_owned(),
@@ -1008,19 +1012,12 @@ impl Session {
                         }
                     }
                     Err(e) if e.is_retryable() && !matches!(e, Error::No { .. }) => return Err(e),
-                    Err(e) => {
-                        let text = e.to_string();
-                        for i in idx {
-                            results[i] = Some(Err(Error::No {
-                                command: "APPEND".into(),
-                                code: None,
-                                text: text.clone(),
-                            }));
-                        }
-                    }
+                    Err(_) => single.extend(group),
                 }
             }
-        } else {
+            todo = single;
+        }
+        if !todo.is_empty() {
             let window = if nonsync { window } else { 1 };
             let mut inflight: HashMap<String, usize> = HashMap::new();
             // Set on throttling: nothing more is sent, but every completion in flight is still

@@ -579,3 +579,30 @@ async fn dropping_a_fetch_stream_early_keeps_the_session_usable() {
     drop(st);
     assert_eq!(budget.in_flight(), 0);
 }
+
+/// MULTIAPPEND groups are atomic: when the server refuses one message of a group (Dovecot
+/// refuses a 0-byte message), nothing of the group is stored, and the session retries the
+/// group one by one, so every other message is stored once and the bad one gets its reason.
+#[tokio::test]
+async fn a_refused_message_in_a_multiappend_group_fails_alone() {
+    let d = Dovecot::start(DovecotOptions::default()).unwrap();
+    let mut s = Session::open(&config(&d, Security::Tls), &login("alice"))
+        .await
+        .unwrap();
+    assert!(s.has_capability("MULTIAPPEND"));
+    s.create("Group", false).await.unwrap();
+    let mut input: Vec<AppendMessage> = (0..6).map(|i| msg(&format!("m{i}"), &[], None)).collect();
+    input[2].data = bytes::Bytes::new();
+    let results = s.append("Group", input, 4).await.unwrap();
+    assert_eq!(results.len(), 6);
+    for (i, r) in results.iter().enumerate() {
+        if i == 2 {
+            let e = r.as_ref().expect_err("the 0-byte message is refused");
+            assert!(e.to_string().to_lowercase().contains("zero"), "{e}");
+        } else {
+            assert!(r.as_ref().is_ok_and(|u| u.is_some()), "message {i}: {r:?}");
+        }
+    }
+    let sel = s.examine("Group").await.unwrap();
+    assert_eq!(sel.exists, 5, "five stored, none twice");
+}
