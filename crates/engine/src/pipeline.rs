@@ -1259,7 +1259,20 @@ enum WriteResult {
     Failed { stop_mailbox: Option<Error> },
 }
 
-async fn write_one(ctx: WriteCtx, mut work: Work, m: imap::FetchedMessage) -> Result<WriteResult> {
+async fn write_one(ctx: WriteCtx, work: Work, mut m: imap::FetchedMessage) -> Result<WriteResult> {
+    // The body's share of the in-flight byte budget is released only after every copy of the
+    // body is gone (they all live inside `write_one_inner`), so the budget bounds memory.
+    let reservation = std::mem::take(&mut m.reservation);
+    let r = write_one_inner(ctx, work, m).await;
+    drop(reservation);
+    r
+}
+
+async fn write_one_inner(
+    ctx: WriteCtx,
+    mut work: Work,
+    m: imap::FetchedMessage,
+) -> Result<WriteResult> {
     let Some(raw) = m.body.clone() else {
         return fail(
             &ctx,
@@ -1314,9 +1327,7 @@ async fn write_one(ctx: WriteCtx, mut work: Work, m: imap::FetchedMessage) -> Re
         fingerprint: key,
         internet_message_id: id.message_id.clone(),
     };
-    // `m` holds the body's share of the in-flight byte budget (`[limits] in_flight_bytes`):
-    // keep it until the write is done, so the budget bounds the bodies being written too.
-    let _budget = m;
+    drop(m);
     let mut attempt = 0u32;
     loop {
         attempt += 1;

@@ -109,6 +109,17 @@ struct Pending {
     reply: oneshot::Sender<AppendReply>,
 }
 
+impl Pending {
+    /// Drops the body first, then answers: the caller releases the body's share of the
+    /// in-flight byte budget when it gets the answer, so the body must be gone by then (the
+    /// 25 MB-message RSS run saw two bodies alive at once otherwise).
+    fn answer(self, r: AppendReply) {
+        let Pending { message, reply, .. } = self;
+        drop(message);
+        let _ = reply.send(r);
+    }
+}
+
 /// Writes into one mailbox on an IMAP server. Shared between tasks.
 pub struct ImapMailboxWriter {
     config: Arc<ImapTargetConfig>,
@@ -458,7 +469,7 @@ impl ImapMailboxWriter {
                 Err(e) => {
                     let text = e.to_string();
                     for p in group {
-                        let _ = p.reply.send(Err(Error::Transport(text.clone())));
+                        p.answer(Err(Error::Transport(text.clone())));
                     }
                     return;
                 }
@@ -466,7 +477,7 @@ impl ImapMailboxWriter {
             if let Err(e) = self.select(&mut conn, folder).await {
                 let text = e.to_string();
                 for p in group {
-                    let _ = p.reply.send(Err(Error::Folder {
+                    p.answer(Err(Error::Folder {
                         mailbox: self.mailbox.clone(),
                         path: folder.into(),
                         reason: text.clone(),
@@ -488,7 +499,7 @@ impl ImapMailboxWriter {
                     let err = map_err(e, "APPEND", folder);
                     let text = err.to_string();
                     for p in group {
-                        let _ = p.reply.send(Err(Error::Transport(format!(
+                        p.answer(Err(Error::Transport(format!(
                             "{text} (the message may or may not have been stored; a retry checks first)"
                         ))));
                     }
@@ -508,7 +519,7 @@ impl ImapMailboxWriter {
                         throttled.push(p);
                     }
                     Err(e) => {
-                        let _ = p.reply.send(Err(map_err(e, "APPEND", folder)));
+                        p.answer(Err(map_err(e, "APPEND", folder)));
                     }
                 }
             }
@@ -520,7 +531,7 @@ impl ImapMailboxWriter {
                     Some(u) => format!("{}:{}", u.uid_validity, u.uid),
                     None => format!("{folder}:appended"),
                 };
-                let _ = p.reply.send(Ok((id, uid)));
+                p.answer(Ok((id, uid)));
             }
             if throttled.is_empty() {
                 self.checkin(conn);
@@ -531,7 +542,7 @@ impl ImapMailboxWriter {
             drop(conn);
             if attempt > self.config.throttle_retries {
                 for p in throttled {
-                    let _ = p.reply.send(Err(Error::RetriesExhausted {
+                    p.answer(Err(Error::RetriesExhausted {
                         attempts: attempt,
                         elapsed: started.elapsed(),
                         last: format!("APPEND {folder}: {last_throttle}"),
