@@ -456,16 +456,25 @@ impl Pattern {
     }
 }
 
-/// Case-insensitive glob with `*` and `?`. Iterative, linear-ish, no panics.
+/// Case-insensitive glob with `*` (any run) and `?` (one character), as
+/// [`MatchConfig::exclude_sources`] uses it. Iterative, linear-ish, no panics.
+///
+/// ```
+/// use o365_migrate_automatch::Glob;
+/// assert!(Glob::new("noreply*@example.com").matches("NoReply-x@example.com"));
+/// assert!(!Glob::new("a?c").matches("ac"));
+/// ```
 #[derive(Clone, Debug)]
-pub(crate) struct Glob(Vec<char>);
+pub struct Glob(Vec<char>);
 
 impl Glob {
-    pub(crate) fn new(p: &str) -> Self {
+    /// A glob from its pattern (trimmed, compared case-insensitively).
+    pub fn new(p: &str) -> Self {
         Self(p.trim().to_lowercase().chars().collect())
     }
 
-    pub(crate) fn matches(&self, text: &str) -> bool {
+    /// Whether `text` (trimmed) matches the whole pattern.
+    pub fn matches(&self, text: &str) -> bool {
         let t: Vec<char> = text.trim().to_lowercase().chars().collect();
         let p = &self.0;
         let (mut pi, mut ti) = (0usize, 0usize);

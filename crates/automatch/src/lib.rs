@@ -55,7 +55,9 @@ mod model;
 mod normalize;
 mod outcome;
 
-pub use config::{CreateConfig, DomainMapping, MatchConfig, Normalization, Rule, default_rules};
+pub use config::{
+    CreateConfig, DomainMapping, Glob, MatchConfig, Normalization, Rule, default_rules,
+};
 pub use mapping::{Change, MappingRow, Overrides, Status, diff, read_csv, write_csv};
 pub use matcher::Matcher;
 pub use model::{DirectoryUser, SourceIdentity, TargetRef};

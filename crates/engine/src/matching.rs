@@ -147,34 +147,6 @@ pub(crate) fn load_mapping(job: &crate::config::Job) -> Result<MappingFile> {
     Ok(MappingFile::Rows(path, rows))
 }
 
-/// `*` (any run) and `?` (one character) glob, case-insensitive.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.trim().to_lowercase().chars().collect();
-    let t: Vec<char> = text.trim().to_lowercase().chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 impl Engine {
     /// The `[matching] exclude` pattern that excludes `login`, if any.
     fn excluded_by(&self, login: &str) -> Option<&str> {
@@ -182,7 +154,7 @@ impl Engine {
             .matching
             .exclude
             .iter()
-            .find(|p| glob_match(p, login))
+            .find(|p| am::Glob::new(p).matches(login))
             .map(String::as_str)
     }
 
@@ -281,16 +253,16 @@ impl Engine {
         (pairs, unpaired)
     }
 
-    /// The target directory as automatch users, or `None` when the target has none.
-    async fn directory(&self) -> Result<Option<Vec<am::DirectoryUser>>> {
+    /// The target directory's users, or `None` when the target has none.
+    async fn directory_users(&self) -> Result<Option<Vec<target::graph::User>>> {
         let Some(client) = &self.graph else {
             return Ok(None);
         };
-        let users = client
+        client
             .list_users(None)
             .await
-            .map_err(|e| graph_err("listing the target directory (GET /users)", &e))?;
-        Ok(Some(users.iter().map(to_directory_user).collect()))
+            .map(Some)
+            .map_err(|e| graph_err("listing the target directory (GET /users)", &e))
     }
 
     /// Matches every source in the credentials file to a target user, as `match` shows it.
@@ -298,7 +270,18 @@ impl Engine {
     /// target column, then `[matching] exclude`; the rules decide the rest. With `create`, unmatched
     /// sources become `create` proposals (needs `[matching] allow_create`).
     pub async fn automatch(&self, create: bool) -> Result<MatchOutcome> {
-        let directory = self.directory().await?;
+        let users = self.directory_users().await?;
+        self.automatch_over(users.as_deref(), create)
+    }
+
+    /// [`Engine::automatch`] over a directory listing already fetched (`None`: no directory).
+    fn automatch_over(
+        &self,
+        users: Option<&[target::graph::User]>,
+        create: bool,
+    ) -> Result<MatchOutcome> {
+        let directory: Option<Vec<am::DirectoryUser>> =
+            users.map(|u| u.iter().map(to_directory_user).collect());
         let mut overrides = match &self.mapping {
             MappingFile::Rows(path, rows) => {
                 am::Overrides::from_rows(rows).map_err(|e| Error::Pipeline {
@@ -526,11 +509,8 @@ impl Engine {
                 .await
                 .map_err(|e| graph_err("provision: permissions", &e))?;
         }
-        let outcome = self.automatch(m.allow_create).await?;
-        let users = client
-            .list_users(None)
-            .await
-            .map_err(|e| graph_err("listing the target directory (GET /users)", &e))?;
+        let users = self.directory_users().await?.unwrap_or_default();
+        let outcome = self.automatch_over(Some(&users), m.allow_create)?;
         let by_upn: HashMap<String, &target::graph::User> = users
             .iter()
             .map(|u| (u.user_principal_name.to_lowercase(), u))
@@ -724,26 +704,5 @@ impl Engine {
         }
         report.steps = steps;
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("noreply*@example.com", "NoReply-x@example.com"));
-        assert!(glob_match(
-            "postmaster@example.com",
-            "postmaster@example.com"
-        ));
-        assert!(!glob_match(
-            "postmaster@example.com",
-            "postmaster@example.org"
-        ));
-        assert!(glob_match("a?c@*", "abc@x"));
-        assert!(!glob_match("a?c@*", "ac@x"));
-        assert!(glob_match("*", ""));
     }
 }
