@@ -853,24 +853,17 @@ impl Engine {
         // Folders are copied several at once when the job allows more source connections
         // than mailboxes at once (a target like Dovecot stores one folder at a time per
         // connection; `cargo xtask bench side-by-side`). Each worker has its own source
-        // session; the first reuses the one already open.
+        // session; the first reuses the one already open, the others open theirs.
         let workers = self.folders_at_once().min(specs.len().max(1));
         let queue = std::sync::Mutex::new(specs.iter().collect::<std::collections::VecDeque<_>>());
         let failed = AtomicBool::new(false);
-        let first = std::sync::Mutex::new(Some(session));
-        let work = |worker: usize| {
+        let work = |open: Option<imap::Session>| {
             let queue = &queue;
             let failed = &failed;
-            let first = &first;
             let by_source = &by_source;
             let mw = &mw;
             async move {
-                let taken = if worker == 0 {
-                    first.lock().ok().and_then(|mut f| f.take())
-                } else {
-                    None
-                };
-                let mut session = match taken {
+                let mut session = match open {
                     Some(s) => s,
                     None => {
                         if queue.lock().map(|q| q.is_empty()).unwrap_or(true) {
@@ -923,7 +916,8 @@ impl Engine {
                 Ok(())
             }
         };
-        let results = join_all((0..workers).map(work)).await;
+        let sessions = std::iter::once(Some(session)).chain((1..workers).map(|_| None));
+        let results = join_all(sessions.map(work)).await;
         results.into_iter().collect::<Result<Vec<()>>>()?;
         Ok(())
     }
