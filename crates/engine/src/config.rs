@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use crate::error::{Error, Location, Result};
-use crate::folders::WellKnownFolder;
+use o365_migrate_target::{Cloud, WellKnownFolder};
 
 /// The commented job-file template written by `o365-migrate init`. It parses (tested) and
 /// documents every key.
@@ -255,48 +255,17 @@ pub struct GraphTarget {
 
 impl GraphTarget {
     /// The authority base URL: the override, else the cloud's.
-    pub fn authority_url(&self) -> &str {
-        self.authority_url
-            .as_deref()
-            .unwrap_or(self.cloud.authority_url())
-    }
-    /// The Graph base URL: the override, else the cloud's.
-    pub fn graph_url(&self) -> &str {
-        self.graph_url.as_deref().unwrap_or(self.cloud.graph_url())
-    }
-}
-
-/// Microsoft cloud instances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Cloud {
-    /// The global (commercial) cloud.
-    #[default]
-    Global,
-    /// US Government GCC High.
-    GccHigh,
-    /// US Government DoD.
-    Dod,
-    /// China, operated by 21Vianet.
-    China,
-}
-
-impl Cloud {
-    /// The Microsoft Entra authority base URL.
-    pub fn authority_url(self) -> &'static str {
-        match self {
-            Cloud::Global => "https://login.microsoftonline.com",
-            Cloud::GccHigh | Cloud::Dod => "https://login.microsoftonline.us",
-            Cloud::China => "https://login.chinacloudapi.cn",
+    pub fn authority_url(&self) -> String {
+        match &self.authority_url {
+            Some(url) => url.clone(),
+            None => self.cloud.endpoints().authority,
         }
     }
-    /// The Microsoft Graph base URL.
-    pub fn graph_url(self) -> &'static str {
-        match self {
-            Cloud::Global => "https://graph.microsoft.com",
-            Cloud::GccHigh => "https://graph.microsoft.us",
-            Cloud::Dod => "https://dod-graph.microsoft.us",
-            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+    /// The Graph base URL: the override, else the cloud's.
+    pub fn graph_url(&self) -> String {
+        match &self.graph_url {
+            Some(url) => url.clone(),
+            None => self.cloud.endpoints().graph,
         }
     }
 }

@@ -42,93 +42,9 @@ use regex::Regex;
 use crate::config::{Filters, FolderPattern, FolderRules};
 use crate::error::{Error, Location, Result};
 
-/// Target folders every target knows by a well-known name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[non_exhaustive]
-pub enum WellKnownFolder {
-    /// Inbox.
-    Inbox,
-    /// Sent Items.
-    SentItems,
-    /// Drafts.
-    Drafts,
-    /// Deleted Items.
-    DeletedItems,
-    /// Junk Email.
-    JunkEmail,
-    /// Archive.
-    Archive,
-}
-
-impl WellKnownFolder {
-    /// All kinds, in a fixed order.
-    pub const ALL: [WellKnownFolder; 6] = [
-        WellKnownFolder::Inbox,
-        WellKnownFolder::SentItems,
-        WellKnownFolder::Drafts,
-        WellKnownFolder::DeletedItems,
-        WellKnownFolder::JunkEmail,
-        WellKnownFolder::Archive,
-    ];
-
-    /// The job-file token, e.g. `#SentItems#`.
-    pub fn token(self) -> &'static str {
-        match self {
-            WellKnownFolder::Inbox => "#Inbox#",
-            WellKnownFolder::SentItems => "#SentItems#",
-            WellKnownFolder::Drafts => "#Drafts#",
-            WellKnownFolder::DeletedItems => "#DeletedItems#",
-            WellKnownFolder::JunkEmail => "#JunkEmail#",
-            WellKnownFolder::Archive => "#Archive#",
-        }
-    }
-
-    /// Parses a token such as `#SentItems#` (exact spelling).
-    pub fn from_token(s: &str) -> Option<WellKnownFolder> {
-        WellKnownFolder::ALL.into_iter().find(|k| k.token() == s)
-    }
-
-    /// Microsoft Graph's well-known folder name (`inbox`, `sentitems`, …).
-    pub fn graph_name(self) -> &'static str {
-        match self {
-            WellKnownFolder::Inbox => "inbox",
-            WellKnownFolder::SentItems => "sentitems",
-            WellKnownFolder::Drafts => "drafts",
-            WellKnownFolder::DeletedItems => "deleteditems",
-            WellKnownFolder::JunkEmail => "junkemail",
-            WellKnownFolder::Archive => "archive",
-        }
-    }
-
-    /// The English display name.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            WellKnownFolder::Inbox => "Inbox",
-            WellKnownFolder::SentItems => "Sent Items",
-            WellKnownFolder::Drafts => "Drafts",
-            WellKnownFolder::DeletedItems => "Deleted Items",
-            WellKnownFolder::JunkEmail => "Junk Email",
-            WellKnownFolder::Archive => "Archive",
-        }
-    }
-
-    fn from_special_use(attr: &str) -> Option<WellKnownFolder> {
-        match attr.to_ascii_lowercase().as_str() {
-            "\\sent" => Some(WellKnownFolder::SentItems),
-            "\\drafts" => Some(WellKnownFolder::Drafts),
-            "\\trash" => Some(WellKnownFolder::DeletedItems),
-            "\\junk" | "\\spam" => Some(WellKnownFolder::JunkEmail),
-            "\\archive" => Some(WellKnownFolder::Archive),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for WellKnownFolder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.display_name())
-    }
-}
+/// The well-known target folders; defined once, in the writers crate, and re-exported here
+/// because [`FolderTarget::parent`] names them.
+pub use o365_migrate_target::WellKnownFolder;
 
 /// A folder as listed by the source (LIST / XLIST with SPECIAL-USE).
 #[derive(Debug, Clone, PartialEq, Eq)]

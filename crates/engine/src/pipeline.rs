@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{Job, LoginMode, Security, TargetKind};
 use crate::error::{Error, Result};
-use crate::folders::{FolderMapper, FolderTarget, MappedFolder, SourceFolder, WellKnownFolder};
+use crate::folders::{FolderMapper, FolderTarget, MappedFolder, SourceFolder};
 use crate::report::{Event, Reporter};
 use crate::state::{
     BatchWriter, EventRecord, FolderId, ItemMeta, ItemOutcome, ItemStatus, MailboxId, PlannedItem,
@@ -151,11 +151,7 @@ fn build_target_parts(job: &Job, credentials: &creds::Credentials) -> Result<Tar
             let credential = graph_credential(job, g)?;
             let mut endpoints = match g.authority_url.as_deref() {
                 Some(a) => target::Endpoints::emulator(a),
-                None => {
-                    let cloud =
-                        target::Cloud::from_name(cloud_name(g)).unwrap_or(target::Cloud::Global);
-                    cloud.endpoints()
-                }
+                None => g.cloud.endpoints(),
             };
             if let Some(url) = &g.graph_url {
                 endpoints.graph = url.trim_end_matches('/').to_owned();
@@ -344,16 +340,6 @@ fn imap_client_config(
     Ok(c)
 }
 
-fn cloud_name(g: &crate::config::GraphTarget) -> &'static str {
-    use crate::config::Cloud;
-    match g.cloud {
-        Cloud::Global => "global",
-        Cloud::GccHigh => "gcc-high",
-        Cloud::Dod => "dod",
-        Cloud::China => "china",
-    }
-}
-
 fn target_err(context: &str, e: &target::Error) -> Error {
     Error::Pipeline {
         context: context.to_owned(),
@@ -380,22 +366,10 @@ fn source_err(context: &str, e: &imap::Error) -> Error {
 /// each attempt reconnects and resumes from the state store.
 const SOURCE_ATTEMPTS: u32 = 3;
 
-/// Converts the engine's well-known folder to the target crate's.
-pub fn to_target_well_known(k: WellKnownFolder) -> target::WellKnownFolder {
-    match k {
-        WellKnownFolder::Inbox => target::WellKnownFolder::Inbox,
-        WellKnownFolder::SentItems => target::WellKnownFolder::SentItems,
-        WellKnownFolder::DeletedItems => target::WellKnownFolder::DeletedItems,
-        WellKnownFolder::JunkEmail => target::WellKnownFolder::JunkEmail,
-        WellKnownFolder::Drafts => target::WellKnownFolder::Drafts,
-        WellKnownFolder::Archive => target::WellKnownFolder::Archive,
-    }
-}
-
 /// The target folder spec for a mapped source folder.
 pub fn folder_spec(source: &str, t: &FolderTarget) -> FolderSpec {
     match t.parent {
-        Some(k) => FolderSpec::under(source, to_target_well_known(k), t.path.clone()),
+        Some(k) => FolderSpec::under(source, k, t.path.clone()),
         None => FolderSpec::at_root(source, t.path.clone()),
     }
 }
@@ -1278,7 +1252,7 @@ async fn write_one_inner(
     };
     // Only the header-derived identity is used (dedupe key, Message-ID): hash the header block,
     // not the whole body (`cargo xtask bench side-by-side` profile: 14 % of the CPU).
-    let id = o365_migrate_mime::fingerprint(target::imap::header_block(&raw));
+    let id = o365_migrate_mime::fingerprint(o365_migrate_mime::header_block(&raw));
     // Message-ID (or header key) plus a cheap content tag: two different messages that share
     // a Message-ID stay two messages.
     let key = o365_migrate_mime::item_key(&raw, &id);
@@ -1303,21 +1277,11 @@ async fn write_one_inner(
             return Ok(WriteResult::Migrated(0));
         }
     }
-    let flags = o365_migrate_mime::Flags::from_imap(m.flags.iter().map(String::as_str));
+    // What was FETCHed becomes the one set of message types here, once.
     let item = target::WriteItem {
         raw: raw.clone(),
-        flags: target::ItemFlags {
-            seen: flags.seen,
-            answered: flags.answered,
-            flagged: flags.flagged,
-            draft: flags.draft,
-            deleted: flags.deleted,
-            keywords: flags.keywords.clone(),
-        },
-        internal_date: m.internal_date.map(|d| target::Timestamp {
-            unix_seconds: d.unix,
-            offset_minutes: i32::from(d.offset_minutes),
-        }),
+        flags: o365_migrate_mime::Flags::from_imap(m.flags.iter().map(String::as_str)),
+        internal_date: m.internal_date,
         fingerprint: key,
         internet_message_id: id.message_id.clone(),
     };
@@ -1428,7 +1392,7 @@ fn meta_of(m: &imap::FetchedMessage) -> ItemMeta {
     let id = o365_migrate_mime::fingerprint(header);
     ItemMeta {
         size: m.size.map(u64::from),
-        internal_date: m.internal_date.map(|d| d.unix),
+        internal_date: m.internal_date.map(|d| d.unix_seconds()),
         fingerprint: Some(id.dedupe_key()),
         message_id: id.message_id.clone(),
         subject: header_value(header, "subject"),
@@ -1866,7 +1830,7 @@ impl Engine {
                         id: t.id.clone(),
                         subject: t.subject.clone(),
                         from: t.from.clone(),
-                        date: t.received.map(|r| r.unix_seconds),
+                        date: t.received.map(|r| r.unix_seconds()),
                     });
                 }
             }
@@ -1969,6 +1933,7 @@ pub fn check_credentials_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::folders::WellKnownFolder;
 
     #[test]
     fn header_values_are_unfolded_and_case_insensitive() {
@@ -1997,9 +1962,6 @@ mod tests {
             folder_spec("Projects/Alpha", &root).display_path(),
             "Projects/Alpha"
         );
-        for k in WellKnownFolder::ALL {
-            assert_eq!(to_target_well_known(k).graph_name(), k.graph_name());
-        }
     }
 
     #[tokio::test]

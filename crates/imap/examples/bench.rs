@@ -113,7 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut append_secs = 0.0;
         for (i, m) in corpus.iter().enumerate() {
             total_bytes += m.bytes.len() as u64;
-            let internal_date = InternalDate::parse(&m.meta.internal_date.to_string()).ok();
+            let internal_date = InternalDate::parse_imap(&m.meta.internal_date.to_string());
             batch_msgs.push(AppendMessage {
                 flags: m.meta.flags.clone(),
                 internal_date,

@@ -610,10 +610,10 @@ impl Encoder {
                     match k {
                         SearchKey::All => b.raw(b"ALL"),
                         SearchKey::Since(t) => {
-                            b.raw(format!("SINCE {}", crate::date::search_date(*t)).as_bytes())
+                            b.raw(format!("SINCE {}", search_day(*t)?).as_bytes())
                         }
                         SearchKey::Before(t) => {
-                            b.raw(format!("BEFORE {}", crate::date::search_date(*t)).as_bytes())
+                            b.raw(format!("BEFORE {}", search_day(*t)?).as_bytes())
                         }
                         SearchKey::Larger(n) => b.raw(format!("LARGER {n}").as_bytes()),
                         SearchKey::Smaller(n) => b.raw(format!("SMALLER {n}").as_bytes()),
@@ -681,7 +681,7 @@ impl Encoder {
                         b.sp();
                     }
                     if let Some(d) = m.internal_date {
-                        b.raw(format!("\"{d}\" ").as_bytes());
+                        b.raw(format!("\"{}\" ", d.to_imap()).as_bytes());
                     }
                     b.literal(m.data.clone());
                 }
@@ -753,6 +753,13 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// The UTC day of `unix` seconds in the IMAP `date` form for SEARCH SINCE/BEFORE.
+fn search_day(unix: i64) -> Result<String, Error> {
+    InternalDate::from_unix_utc(unix)
+        .map(|d| d.to_imap_search_day())
+        .ok_or_else(|| Error::InvalidInput(format!("search date {unix} s is outside 0000-9999")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,7 +805,7 @@ mod tests {
     fn literal_plus_and_minus() {
         let msg = AppendMessage {
             flags: vec!["\\Seen".into(), "\\Recent".into()],
-            internal_date: Some(InternalDate::parse("17-Jul-1996 02:44:25 -0700").unwrap()),
+            internal_date: Some(InternalDate::parse_imap("17-Jul-1996 02:44:25 -0700").unwrap()),
             data: Bytes::from_static(b"Subject: hi\r\n\r\nbody\r\n"),
         };
         let c = Command::Append {

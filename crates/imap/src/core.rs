@@ -464,7 +464,12 @@ fn convert(frame: &Bytes, r: imap_proto::Response<'_>) -> Result<Response, Error
                 match a {
                     AV::Uid(u) => f.uid = Some(u),
                     AV::Flags(fl) => f.flags = Some(strings(fl)),
-                    AV::InternalDate(d) => f.internal_date = Some(InternalDate::parse(&d)?),
+                    AV::InternalDate(d) => {
+                        f.internal_date =
+                            Some(InternalDate::parse_imap(&d).ok_or_else(|| {
+                                Error::protocol("invalid INTERNALDATE", d.as_bytes())
+                            })?)
+                    }
                     AV::Rfc822Size(n) => f.size = Some(n),
                     AV::ModSeq(n) => f.modseq = Some(n),
                     AV::GmailMsgId(n) => f.gmail_msgid = Some(n),

@@ -28,7 +28,6 @@ pub mod auth;
 pub mod budget;
 pub mod command;
 pub mod core;
-mod date;
 mod error;
 pub mod mutf7;
 pub mod response;
@@ -39,8 +38,9 @@ mod transport;
 pub use auth::{Auth, StaticToken, TokenFuture, TokenProvider};
 pub use budget::{ByteBudget, Reservation};
 pub use command::{AppendMessage, Command, FetchItems, SearchKey, StatusItem, StoreMode, UidSet};
-pub use date::InternalDate;
 pub use error::{Error, parse_throttle};
+/// INTERNALDATE values are the MIME crate's one date type (no conversion between crates).
+pub use o365_migrate_mime::InternalDate;
 pub use response::{
     Code, Condition, FetchData, ListEntry, Namespaces, Response, Status, StatusData, Untagged,
 };

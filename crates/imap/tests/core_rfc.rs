@@ -99,7 +99,7 @@ fn rfc3501_list_status_search_fetch() {
     };
     assert_eq!(
         f.internal_date,
-        Some(InternalDate::parse("17-Jul-1996 02:44:25 -0700").unwrap())
+        Some(InternalDate::parse_imap("17-Jul-1996 02:44:25 -0700").unwrap())
     );
     assert_eq!(f.size, Some(4286));
     assert_eq!(

@@ -31,7 +31,7 @@ fn login(user: &str) -> Auth {
 fn msg(body: &str, flags: &[&str], date: Option<&str>) -> AppendMessage {
     AppendMessage {
         flags: flags.iter().map(|s| (*s).to_owned()).collect(),
-        internal_date: date.map(|d| InternalDate::parse(d).unwrap()),
+        internal_date: date.map(|d| InternalDate::parse_imap(d).unwrap()),
         data: bytes::Bytes::from(format!(
             "From: a@example.com\r\nSubject: {body}\r\n\r\n{body}\r\n"
         )),
@@ -307,8 +307,8 @@ async fn append_keeps_flags_and_internaldate() {
         assert_eq!(have, want, "flags of UID {uid}");
         if let Some(d) = sent.internal_date {
             assert_eq!(
-                m.internal_date.unwrap().unix,
-                d.unix,
+                m.internal_date.unwrap().unix_seconds(),
+                d.unix_seconds(),
                 "INTERNALDATE instant of UID {uid}"
             );
         }
@@ -360,7 +360,7 @@ async fn uid_search_since_before_larger() {
         .map(|r| r.unwrap().unwrap().uid)
         .collect();
     s.examine("INBOX").await.unwrap();
-    let day = |d: &str| InternalDate::parse(d).unwrap().unix;
+    let day = |d: &str| InternalDate::parse_imap(d).unwrap().unix_seconds();
     let since = s
         .uid_search(&[SearchKey::Since(day("01-Jun-2021 00:00:00 +0000"))])
         .await

@@ -227,6 +227,38 @@ pub fn synthesized_message_id(raw: &[u8]) -> String {
     format!("<{}@o365-migrate.invalid>", hex(&digest[..16]))
 }
 
+/// The header block of a message up to and including the empty line that ends it (the whole
+/// message when there is none): what [`fingerprint`] reads the identity's
+/// header fields from. `fingerprint(header_block(raw))` gives the same Message-ID, header key
+/// and dedupe key as `fingerprint(raw)` without hashing the body (its `content_sha256` then
+/// covers the header block only).
+///
+/// ```
+/// use o365_migrate_mime::header_block;
+/// assert_eq!(header_block(b"Subject: x\r\n\r\nbody"), b"Subject: x\r\n\r\n");
+/// ```
+pub fn header_block(raw: &[u8]) -> &[u8] {
+    if raw.starts_with(b"\r\n") {
+        return &raw[..2];
+    }
+    if raw.starts_with(b"\n") {
+        return &raw[..1];
+    }
+    let mut i = 0;
+    while let Some(off) = raw
+        .get(i..)
+        .and_then(|r| r.iter().position(|&b| b == b'\n'))
+    {
+        let nl = i + off;
+        match raw.get(nl + 1..) {
+            Some([b'\n', ..]) => return &raw[..nl + 2],
+            Some([b'\r', b'\n', ..]) => return &raw[..nl + 3],
+            _ => i = nl + 1,
+        }
+    }
+    raw
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +306,24 @@ mod tests {
             format!("hk1:{}", hex(&h.finalize()))
         };
         assert_eq!(id.header_key, expected);
+    }
+
+    #[test]
+    fn header_block_gives_the_same_header_identity() {
+        let cases: [&[u8]; 6] = [
+            b"Message-ID: <a@b>\r\nSubject: x\r\n\r\nbody\r\n\r\nmore",
+            b"Subject: no id\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\nbody",
+            b"Subject: folded\r\n two\r\nFrom: a@b\r\n\r\n",
+            b"\r\nno headers",
+            b"Subject: no body",
+            b"",
+        ];
+        for raw in cases {
+            let whole = fingerprint(raw);
+            let head = fingerprint(header_block(raw));
+            assert_eq!(whole.dedupe_key(), head.dedupe_key(), "{raw:?}");
+            assert_eq!(whole.message_id, head.message_id, "{raw:?}");
+        }
+        assert_eq!(header_block(b"A: b\r\n\r\nbody"), b"A: b\r\n\r\n");
     }
 }

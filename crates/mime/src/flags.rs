@@ -59,8 +59,17 @@ impl Flags {
         flags
     }
 
-    /// The flags as IMAP atoms (system flags first, then keywords), e.g. for `APPEND`.
-    pub fn to_imap(&self) -> Vec<String> {
+    /// The flags as IMAP atoms for `APPEND` or `STORE` (system flags first, then keywords),
+    /// and the keywords that cannot be sent because they are not IMAP atoms (RFC 9051
+    /// `flag-keyword`): callers name those in their report instead of dropping them silently.
+    ///
+    /// ```
+    /// let f = o365_migrate_mime::Flags::from_imap(["\\Seen", "$Forwarded", "bad word"]);
+    /// let (atoms, rejected) = f.to_imap();
+    /// assert_eq!(atoms, ["\\Seen", "$Forwarded"]);
+    /// assert_eq!(rejected, ["bad word"]);
+    /// ```
+    pub fn to_imap(&self) -> (Vec<String>, Vec<String>) {
         let mut out = Vec::with_capacity(5 + self.keywords.len());
         for (set, name) in [
             (self.seen, "\\Seen"),
@@ -73,8 +82,21 @@ impl Flags {
                 out.push(name.to_string());
             }
         }
-        out.extend(self.keywords.iter().cloned());
-        out
+        let mut rejected = Vec::new();
+        for k in &self.keywords {
+            let atom = !k.is_empty()
+                && !k.starts_with('\\')
+                && k.bytes().all(|b| {
+                    b.is_ascii_graphic()
+                        && !matches!(b, b'(' | b')' | b'{' | b'"' | b'%' | b'*' | b']')
+                });
+            if atom {
+                out.push(k.clone());
+            } else {
+                rejected.push(k.clone());
+            }
+        }
+        (out, rejected)
     }
 }
 
@@ -180,6 +202,21 @@ impl InternalDate {
             off / 60,
             off % 60
         )
+    }
+
+    /// The IMAP `date` form of the UTC day (RFC 9051 `SEARCH SINCE` / `BEFORE`), e.g.
+    /// `1-Feb-1994`.
+    ///
+    /// ```
+    /// let d = o365_migrate_mime::InternalDate::from_unix_utc(0).unwrap();
+    /// assert_eq!(d.to_imap_search_day(), "1-Jan-1970");
+    /// ```
+    pub fn to_imap_search_day(&self) -> String {
+        let (y, mo, d, ..) = civil(self.unix_seconds);
+        let month = MONTHS
+            .get(usize::from(mo).saturating_sub(1))
+            .unwrap_or(&"Jan");
+        format!("{d}-{month}-{y}")
     }
 
     /// Parses the IMAP `date-time` form (`" 7-Jul-1996 02:44:25 -0700"`, the day may be
@@ -299,6 +336,6 @@ mod tests {
     #[test]
     fn flags_round_trip() {
         let f = Flags::from_imap(["\\SEEN", "\\Recent", "$Label1", "$Label1", "\\Draft"]);
-        assert_eq!(f.to_imap(), vec!["\\Seen", "\\Draft", "$Label1"]);
+        assert_eq!(f.to_imap().0, vec!["\\Seen", "\\Draft", "$Label1"]);
     }
 }

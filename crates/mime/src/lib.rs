@@ -44,7 +44,7 @@ mod repair;
 
 pub use fingerprint::{
     Fingerprint, HEADER_KEY_VERSION, ITEM_KEY_VERSION, Identity, MAX_MESSAGE_ID_LEN, content_tag,
-    fingerprint, item_key, synthesized_message_id, weak_key,
+    fingerprint, header_block, item_key, synthesized_message_id, weak_key,
 };
 pub use flags::{Flags, InternalDate};
 pub use graph::{GraphMessage, GraphOptions, LargeAttachment, to_graph, to_graph_with};

@@ -21,7 +21,7 @@ use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, UserConfig};
 use o365_migrate_target::graph::{Budgets, GraphTarget, GraphTargetConfig, RetryPolicy};
 use o365_migrate_target::identity::Credential;
 use o365_migrate_target::{
-    Endpoints, FolderSpec, ItemFlags, SecretString, Target, Timestamp, WellKnownFolder, WriteItem,
+    Endpoints, Flags, FolderSpec, InternalDate, SecretString, Target, WellKnownFolder, WriteItem,
 };
 
 struct Phase {
@@ -153,11 +153,13 @@ async fn run(p: &Phase) -> Outcome {
                             fingerprint: id.dedupe_key(),
                             internet_message_id: id.message_id,
                             raw: Bytes::from(raw),
-                            flags: ItemFlags {
+                            flags: Flags {
                                 seen: true,
-                                ..ItemFlags::default()
+                                ..Flags::default()
                             },
-                            internal_date: Some(Timestamp::utc(1_751_446_800)),
+                            internal_date: Some(
+                                InternalDate::from_unix_utc(1_751_446_800).unwrap(),
+                            ),
                         };
                         // Stop at the deadline: what is not sent by then does not count.
                         tokio::time::timeout_at(deadline.into(), w.write(&folder, &item)).await

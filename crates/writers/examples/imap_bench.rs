@@ -14,7 +14,7 @@ use o365_migrate_target::imap::{
     ClientConfig, ImapLogin, ImapTarget, ImapTargetConfig, PasswordMechanism, Security,
 };
 use o365_migrate_target::{
-    FolderSpec, ItemFlags, MailboxWriter, Target, Timestamp, WellKnownFolder, WriteItem,
+    Flags, FolderSpec, InternalDate, MailboxWriter, Target, WellKnownFolder, WriteItem,
     WriteOutcome,
 };
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions};
@@ -28,19 +28,8 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn flags(list: &[String]) -> ItemFlags {
-    let mut f = ItemFlags::default();
-    for x in list {
-        match x.as_str() {
-            "\\Seen" => f.seen = true,
-            "\\Answered" => f.answered = true,
-            "\\Flagged" => f.flagged = true,
-            "\\Draft" => f.draft = true,
-            "\\Deleted" => f.deleted = true,
-            _ => f.keywords.push(x.clone()),
-        }
-    }
-    f
+fn flags(list: &[String]) -> Flags {
+    Flags::from_imap(list.iter().map(String::as_str))
 }
 
 async fn run(
@@ -99,10 +88,13 @@ async fn main() {
                     fingerprint: o365_migrate_mime::fingerprint(&raw).dedupe_key(),
                     raw,
                     flags: flags(&m.meta.flags),
-                    internal_date: Some(Timestamp {
-                        unix_seconds: m.meta.internal_date.unix_seconds(),
-                        offset_minutes: i32::from(m.meta.internal_date.offset_minutes()),
-                    }),
+                    internal_date: Some(
+                        InternalDate::new(
+                            m.meta.internal_date.unix_seconds(),
+                            m.meta.internal_date.offset_minutes(),
+                        )
+                        .unwrap(),
+                    ),
                     internet_message_id: None,
                 },
             )

@@ -27,6 +27,16 @@ impl Cloud {
         }
     }
 
+    /// The job-file name: `global`, `gcc-high`, `dod`, `china`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Global => "global",
+            Self::UsGovHigh => "gcc-high",
+            Self::UsGovDod => "dod",
+            Self::China => "china",
+        }
+    }
+
     /// The documented endpoints of this cloud.
     pub fn endpoints(self) -> Endpoints {
         let (authority, graph, exchange) = match self {
@@ -118,6 +128,22 @@ impl Endpoints {
     /// The app-only Graph scope, `{graph_resource}/.default`.
     pub fn graph_scope(&self) -> String {
         format!("{}/.default", self.graph_resource.trim_end_matches('/'))
+    }
+}
+
+impl std::fmt::Display for Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Reads a cloud from its job-file name (see [`Cloud::from_name`]).
+impl<'de> serde::Deserialize<'de> for Cloud {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Cloud::from_name(&name).ok_or_else(|| {
+            serde::de::Error::unknown_variant(&name, &["global", "gcc-high", "dod", "china"])
+        })
     }
 }
 

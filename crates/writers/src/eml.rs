@@ -40,7 +40,7 @@ use tokio::sync::Mutex;
 use crate::Error;
 use crate::writer::{
     BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
-    TargetItem, Timestamp, WellKnownFolder, WriteItem, WriteOutcome,
+    TargetItem, WellKnownFolder, WriteItem, WriteOutcome,
 };
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -387,11 +387,11 @@ impl EmlMailboxWriter {
             maildir_flags(item, &letters)
         );
         let mtime = item.internal_date.map(|t| {
-            if t.unix_seconds >= 0 {
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.unix_seconds as u64)
+            let secs = t.unix_seconds();
+            if secs >= 0 {
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.unsigned_abs())
             } else {
-                std::time::UNIX_EPOCH
-                    - std::time::Duration::from_secs(t.unix_seconds.unsigned_abs())
+                std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
             }
         });
         let dest = dir.join("cur").join(&name);
@@ -437,12 +437,12 @@ impl EmlMailboxWriter {
                     .unwrap_or(raw.len());
                 let id = o365_migrate_mime::fingerprint(&raw);
                 let norm = o365_migrate_mime::normalize(&raw[..header_end]).value;
-                let received = meta.modified().ok().map(|t| {
+                let received = meta.modified().ok().and_then(|t| {
                     let secs = match t.duration_since(std::time::UNIX_EPOCH) {
                         Ok(d) => d.as_secs() as i64,
                         Err(e) => -(e.duration().as_secs() as i64),
                     };
-                    Timestamp::utc(secs)
+                    o365_migrate_mime::InternalDate::from_unix_utc(secs)
                 });
                 out.push(TargetItem {
                     id: format!("{sub}/{name}"),
@@ -608,7 +608,7 @@ mod tests {
         assert_eq!(unique_part("1234.M1P2.host:2,"), "1234.M1P2.host");
         let item = WriteItem {
             raw: bytes::Bytes::from_static(b"x"),
-            flags: crate::writer::ItemFlags {
+            flags: o365_migrate_mime::Flags {
                 seen: true,
                 flagged: true,
                 answered: true,

@@ -36,8 +36,11 @@ pub mod writer;
 
 pub use cloud::{Cloud, Endpoints};
 pub use error::{Error, ErrorScope};
+/// The message state a [`WriteItem`] carries: the MIME crate's one type for flags and one for
+/// dates, re-exported so an embedder needs no second import.
+pub use o365_migrate_mime::{Flags, InternalDate};
 pub use secret::SecretString;
 pub use writer::{
-    BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, ItemFlags, MailboxWriter,
-    Target, TargetItem, Timestamp, WellKnownFolder, WriteItem, WriteOutcome,
+    BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
+    TargetItem, WellKnownFolder, WriteItem, WriteOutcome,
 };

@@ -42,6 +42,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use o365_migrate_mime::{Flags, InternalDate};
 
 use crate::Error;
 
@@ -118,19 +119,22 @@ pub trait MailboxWriter: Send + Sync {
 /// Folders every mail system has under some name; the engine maps source folders onto them
 /// (SPECIAL-USE attributes, a multilingual name table, job rules) and writers map them onto the
 /// target's own folders (Graph well-known names, IMAP SPECIAL-USE, EWS distinguished ids).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// The one home of this concept: the job file's `#Inbox#` tokens, the engine's folder map and
+/// every writer use this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[non_exhaustive]
 pub enum WellKnownFolder {
     /// The inbox (`inbox`).
     Inbox,
     /// Sent mail (`sentitems`, IMAP `\Sent`).
     SentItems,
+    /// Drafts (`drafts`, IMAP `\Drafts`).
+    Drafts,
     /// Deleted mail (`deleteditems`, IMAP `\Trash`).
     DeletedItems,
     /// Junk mail (`junkemail`, IMAP `\Junk`).
     JunkEmail,
-    /// Drafts (`drafts`, IMAP `\Drafts`).
-    Drafts,
     /// The archive folder (`archive`, IMAP `\Archive`).
     Archive,
 }
@@ -140,9 +144,9 @@ impl WellKnownFolder {
     pub const ALL: [WellKnownFolder; 6] = [
         Self::Inbox,
         Self::SentItems,
+        Self::Drafts,
         Self::DeletedItems,
         Self::JunkEmail,
-        Self::Drafts,
         Self::Archive,
     ];
 
@@ -158,22 +162,52 @@ impl WellKnownFolder {
         }
     }
 
-    /// The job-file token (`#Inbox#`, `#SentItems#`, ...), without the `#` marks.
+    /// The job-file token with its marks: `#Inbox#`, `#SentItems#`, ...
     pub fn token(self) -> &'static str {
         match self {
+            Self::Inbox => "#Inbox#",
+            Self::SentItems => "#SentItems#",
+            Self::Drafts => "#Drafts#",
+            Self::DeletedItems => "#DeletedItems#",
+            Self::JunkEmail => "#JunkEmail#",
+            Self::Archive => "#Archive#",
+        }
+    }
+
+    /// Parses a job-file token such as `#SentItems#` (exact spelling).
+    pub fn from_token(s: &str) -> Option<WellKnownFolder> {
+        Self::ALL.into_iter().find(|k| k.token() == s)
+    }
+
+    /// The English display name (`Sent Items`).
+    pub fn display_name(self) -> &'static str {
+        match self {
             Self::Inbox => "Inbox",
-            Self::SentItems => "SentItems",
-            Self::DeletedItems => "DeletedItems",
-            Self::JunkEmail => "JunkEmail",
+            Self::SentItems => "Sent Items",
             Self::Drafts => "Drafts",
+            Self::DeletedItems => "Deleted Items",
+            Self::JunkEmail => "Junk Email",
             Self::Archive => "Archive",
+        }
+    }
+
+    /// The folder an IMAP SPECIAL-USE attribute (RFC 6154, any case) names: `\Sent`,
+    /// `\Drafts`, `\Trash`, `\Junk` (or the older `\Spam`), `\Archive`.
+    pub fn from_special_use(attr: &str) -> Option<WellKnownFolder> {
+        match attr.to_ascii_lowercase().as_str() {
+            "\\sent" => Some(Self::SentItems),
+            "\\drafts" => Some(Self::Drafts),
+            "\\trash" => Some(Self::DeletedItems),
+            "\\junk" | "\\spam" => Some(Self::JunkEmail),
+            "\\archive" => Some(Self::Archive),
+            _ => None,
         }
     }
 }
 
 impl fmt::Display for WellKnownFolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.token())
+        f.write_str(self.display_name())
     }
 }
 
@@ -239,7 +273,7 @@ impl FolderSpec {
     pub fn display_path(&self) -> String {
         let mut out = match &self.base {
             FolderBase::Root => String::new(),
-            FolderBase::WellKnown(k) => format!("#{k}#"),
+            FolderBase::WellKnown(k) => k.token().to_owned(),
         };
         for segment in &self.path {
             if !out.is_empty() {
@@ -268,55 +302,20 @@ pub struct FolderHandle {
     pub notes: Vec<String>,
 }
 
-/// IMAP-style state of a message at the source.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct ItemFlags {
-    /// `\Seen`: read.
-    pub seen: bool,
-    /// `\Answered`: replied to.
-    pub answered: bool,
-    /// `\Flagged`: flagged for follow-up (Graph `flag.flagStatus = flagged`).
-    pub flagged: bool,
-    /// `\Draft`: an unsent draft. Only a draft stays a draft in the target.
-    pub draft: bool,
-    /// `\Deleted`: marked for deletion (the engine usually filters these out).
-    pub deleted: bool,
-    /// Keywords (`$Forwarded`, `$label1`, user keywords); Graph maps them to categories.
-    pub keywords: Vec<String>,
-}
-
-/// A point in time with the UTC offset the source gave it (an IMAP INTERNALDATE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Timestamp {
-    /// Seconds since 1970-01-01T00:00:00Z.
-    pub unix_seconds: i64,
-    /// The offset from UTC in minutes as the source wrote it (`+0200` → 120); 0 for UTC.
-    pub offset_minutes: i32,
-}
-
-impl Timestamp {
-    /// A UTC timestamp.
-    pub fn utc(unix_seconds: i64) -> Self {
-        Self {
-            unix_seconds,
-            offset_minutes: 0,
-        }
-    }
-}
-
 /// One message handed to [`MailboxWriter::write`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct WriteItem {
     /// The raw message (RFC 5322) exactly as fetched from the source.
     pub raw: Bytes,
-    /// The source flags.
-    pub flags: ItemFlags,
+    /// The source flags and keywords.
+    pub flags: Flags,
     /// The source INTERNALDATE (time of arrival); the received date in the target.
-    pub internal_date: Option<Timestamp>,
-    /// The message's fingerprint from the MIME crate (stable across runs and servers; usually
-    /// `o365_migrate_mime::fingerprint(raw).dedupe_key()`); the dedupe key for messages
-    /// without a Message-ID. Writers that can store it with the item (Graph: an extended
-    /// property) do, so a later run finds the item again.
+    pub internal_date: Option<InternalDate>,
+    /// The message's item key from the MIME crate: `o365_migrate_mime::item_key(raw, &id)`,
+    /// `c1:<content tag>:<Message-ID or header key>` (stable across runs and servers; two
+    /// contents that share a Message-ID get two keys). Writers that can store it with the item
+    /// (Graph: an extended property) do, so a later run finds the item again;
+    /// `o365_migrate_mime::weak_key` gives its Message-ID / header-key part.
     pub fingerprint: String,
     /// The Message-ID (with angle brackets) if the engine already knows it from the envelope;
     /// writers that need it and find `None` extract it from `raw` themselves.
@@ -377,7 +376,7 @@ pub struct TargetItem {
     /// Sender address.
     pub from: Option<String>,
     /// Received date (Graph `receivedDateTime`, IMAP INTERNALDATE).
-    pub received: Option<Timestamp>,
+    pub received: Option<InternalDate>,
     /// Whether the target considers it a draft.
     pub is_draft: bool,
     /// Read state.
@@ -480,9 +479,9 @@ mod tests {
             [
                 "inbox",
                 "sentitems",
+                "drafts",
                 "deleteditems",
                 "junkemail",
-                "drafts",
                 "archive"
             ]
         );
@@ -496,7 +495,7 @@ mod tests {
     fn write_item_debug_hides_the_body() {
         let item = WriteItem {
             raw: Bytes::from_static(b"Subject: private\r\n\r\nsecret body"),
-            flags: ItemFlags::default(),
+            flags: Flags::default(),
             internal_date: None,
             fingerprint: "fp".into(),
             internet_message_id: None,

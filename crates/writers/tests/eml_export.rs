@@ -7,24 +7,13 @@ use std::path::Path;
 use bytes::Bytes;
 use o365_migrate_target::eml::EmlTarget;
 use o365_migrate_target::{
-    FolderSpec, ItemFlags, Target, Timestamp, WellKnownFolder, WriteItem, WriteOutcome,
+    Flags, FolderSpec, InternalDate, Target, WellKnownFolder, WriteItem, WriteOutcome,
 };
 use o365_migrate_testkit::corpus::sha256;
 use o365_migrate_testkit::{Corpus, CorpusProfile};
 
-fn item_flags(flags: &[String]) -> ItemFlags {
-    let mut f = ItemFlags::default();
-    for flag in flags {
-        match flag.as_str() {
-            "\\Seen" => f.seen = true,
-            "\\Answered" => f.answered = true,
-            "\\Flagged" => f.flagged = true,
-            "\\Draft" => f.draft = true,
-            "\\Deleted" => f.deleted = true,
-            _ => f.keywords.push(flag.clone()),
-        }
-    }
-    f
+fn item_flags(flags: &[String]) -> Flags {
+    Flags::from_imap(flags.iter().map(String::as_str))
 }
 
 fn spec(folder: &str) -> FolderSpec {
@@ -58,10 +47,13 @@ async fn export_round_trip_keeps_bytes_flags_and_dates_and_is_idempotent() {
                     fingerprint: o365_migrate_mime::fingerprint(&raw).dedupe_key(),
                     raw,
                     flags: item_flags(&m.meta.flags),
-                    internal_date: Some(Timestamp {
-                        unix_seconds: m.meta.internal_date.unix_seconds(),
-                        offset_minutes: i32::from(m.meta.internal_date.offset_minutes()),
-                    }),
+                    internal_date: Some(
+                        InternalDate::new(
+                            m.meta.internal_date.unix_seconds(),
+                            m.meta.internal_date.offset_minutes(),
+                        )
+                        .unwrap(),
+                    ),
                     internet_message_id: None,
                 },
             )
@@ -105,7 +97,7 @@ async fn export_round_trip_keeps_bytes_flags_and_dates_and_is_idempotent() {
             assert_eq!(sha256(&bytes), sha256(&m.bytes), "{}", path.display());
             assert_eq!(it.size, Some(m.bytes.len() as u64));
             assert_eq!(
-                it.received.map(|r| r.unix_seconds),
+                it.received.map(|r| r.unix_seconds()),
                 Some(m.meta.internal_date.unix_seconds())
             );
             let f = item_flags(&m.meta.flags);
@@ -161,7 +153,7 @@ async fn hostile_folder_and_mailbox_names_stay_inside_the_root() {
     assert!(handles.iter().all(|h| !h.notes.is_empty()));
     let item = WriteItem {
         raw: Bytes::from_static(b"Subject: x\r\n\r\nbody\r\n"),
-        flags: ItemFlags::default(),
+        flags: Flags::default(),
         internal_date: None,
         fingerprint: "hk1:abc".into(),
         internet_message_id: None,

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use o365_migrate_target::ews::{EwsAuth, EwsTarget, EwsTargetConfig};
 use o365_migrate_target::{
-    Error, ErrorScope, FolderSpec, ItemFlags, Target, Timestamp, WellKnownFolder, WriteItem,
+    Error, ErrorScope, Flags, FolderSpec, InternalDate, Target, WellKnownFolder, WriteItem,
     WriteOutcome,
 };
 use wiremock::matchers::{body_string_contains, method, path};
@@ -116,14 +116,14 @@ fn config(s: &MockServer) -> EwsTargetConfig {
 fn item() -> WriteItem {
     WriteItem {
         raw: Bytes::from_static(RAW),
-        flags: ItemFlags {
+        flags: Flags {
             seen: true,
             flagged: true,
             answered: true,
             keywords: vec!["Kunde & Partner".into()],
             ..Default::default()
         },
-        internal_date: Some(Timestamp::utc(1_057_049_557)),
+        internal_date: Some(InternalDate::from_unix_utc(1_057_049_557).unwrap()),
         fingerprint: "mid:<m1@example.org>".into(),
         internet_message_id: None,
     }
@@ -291,13 +291,13 @@ async fn drafts_stay_drafts_and_unread_items_get_zero() {
         .remove(0);
     assert_eq!(h.target_id, "#drafts");
     let mut draft = item();
-    draft.flags = ItemFlags {
+    draft.flags = Flags {
         draft: true,
         ..Default::default()
     };
     writer.write(&h, &draft).await.unwrap();
     let mut unread = item();
-    unread.flags = ItemFlags::default();
+    unread.flags = Flags::default();
     unread.fingerprint = "other".into();
     writer.write(&h, &unread).await.unwrap();
     let ci = bodies(&s.received_requests().await.unwrap(), "CreateItem");
@@ -487,7 +487,10 @@ async fn count_list_bearer_and_size_limit() {
     assert_eq!(it.subject.as_deref(), Some("R&D"));
     assert_eq!(it.internet_message_id.as_deref(), Some("<m1@example.org>"));
     assert_eq!(it.from.as_deref(), Some("a@example.org"));
-    assert_eq!(it.received, Some(Timestamp::utc(1_057_049_557)));
+    assert_eq!(
+        it.received,
+        Some(InternalDate::from_unix_utc(1_057_049_557).unwrap())
+    );
     assert!(it.is_read && it.flagged && !it.is_draft);
     assert_eq!(it.keywords, ["Blue"]);
     assert_eq!(it.size, Some(1234));

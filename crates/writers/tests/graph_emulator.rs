@@ -9,7 +9,7 @@ use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, Faults, UserConfig};
 use o365_migrate_target::graph::{Budgets, GraphTarget, GraphTargetConfig, RetryPolicy};
 use o365_migrate_target::identity::{CertificateCredential, Credential, DeviceCodeOptions};
 use o365_migrate_target::{
-    Endpoints, FolderSpec, ItemFlags, SecretString, Target, Timestamp, WellKnownFolder, WriteItem,
+    Endpoints, Flags, FolderSpec, InternalDate, SecretString, Target, WellKnownFolder, WriteItem,
     WriteOutcome,
 };
 
@@ -86,14 +86,14 @@ fn rich_message(two_mb: &[u8], thirty_mb: &[u8], png: &[u8]) -> Vec<u8> {
     m.into_bytes()
 }
 
-fn item(raw: Vec<u8>, flags: ItemFlags, date: i64) -> WriteItem {
+fn item(raw: Vec<u8>, flags: Flags, date: i64) -> WriteItem {
     let id = o365_migrate_mime::fingerprint(&raw);
     WriteItem {
         fingerprint: id.dedupe_key(),
         internet_message_id: id.message_id.clone(),
         raw: Bytes::from(raw),
         flags,
-        internal_date: Some(Timestamp::utc(date)),
+        internal_date: Some(InternalDate::from_unix_utc(date).unwrap()),
     }
 }
 
@@ -119,10 +119,10 @@ async fn rich_message_arrives_non_draft_with_every_field_and_only_once() {
     let thirty = pattern(30 * 1024 * 1024, 7);
     let png = pattern(40_000, 11);
     let received = 1_751_400_000; // 2025-07-01T20:00:00Z
-    let flags = ItemFlags {
+    let flags = Flags {
         seen: true,
         flagged: true,
-        ..ItemFlags::default()
+        ..Flags::default()
     };
     let it = item(rich_message(&two, &thirty, &png), flags, received);
 
@@ -197,7 +197,10 @@ async fn rich_message_arrives_non_draft_with_every_field_and_only_once() {
         listed[0].fingerprint.as_deref(),
         Some(it.fingerprint.as_str())
     );
-    assert_eq!(listed[0].received, Some(Timestamp::utc(received)));
+    assert_eq!(
+        listed[0].received,
+        Some(InternalDate::from_unix_utc(received).unwrap())
+    );
     emu.assert_limits_respected().unwrap();
 }
 
@@ -301,7 +304,7 @@ async fn twenty_mailboxes_in_parallel_under_throttling_and_faults() {
                 set.spawn(async move {
                     w.write(
                         &folder,
-                        &item(small_message(mi, n), ItemFlags::default(), 1_751_446_800),
+                        &item(small_message(mi, n), Flags::default(), 1_751_446_800),
                     )
                     .await
                 });
@@ -579,7 +582,7 @@ async fn a_half_written_item_from_a_killed_run_is_replaced_not_counted() {
     .unwrap();
     let att = pattern(4 * 1024 * 1024, 5);
     let raw = rich_message(&pattern(1000, 1), &att, &pattern(100, 2));
-    let it = item(raw, ItemFlags::default(), 1_751_400_000);
+    let it = item(raw, Flags::default(), 1_751_400_000);
     // What a run killed during the upload leaves behind: the message with a pending marker and
     // without its large attachment.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -11,7 +11,7 @@ use o365_migrate_imap::{
 };
 use o365_migrate_target::imap::{ImapLogin, ImapTarget, ImapTargetConfig, PasswordMechanism};
 use o365_migrate_target::{
-    FolderHandle, FolderSpec, ItemFlags, MailboxWriter, Target, Timestamp, WellKnownFolder,
+    Flags, FolderHandle, FolderSpec, InternalDate, MailboxWriter, Target, WellKnownFolder,
     WriteItem, WriteOutcome,
 };
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions};
@@ -34,20 +34,8 @@ fn per_user(dovecot: &Dovecot) -> ImapLogin {
     }
 }
 
-fn item_flags(flags: &[String]) -> ItemFlags {
-    let mut f = ItemFlags::default();
-    for flag in flags {
-        match flag.to_ascii_lowercase().as_str() {
-            "\\seen" => f.seen = true,
-            "\\answered" => f.answered = true,
-            "\\flagged" => f.flagged = true,
-            "\\draft" => f.draft = true,
-            "\\deleted" => f.deleted = true,
-            "\\recent" => {}
-            _ => f.keywords.push(flag.clone()),
-        }
-    }
-    f
+fn item_flags(flags: &[String]) -> Flags {
+    Flags::from_imap(flags.iter().map(String::as_str))
 }
 
 fn spec_for(name: &str, delimiter: char, special: Option<SpecialUse>) -> FolderSpec {
@@ -106,10 +94,7 @@ async fn copy_mailbox(source: &Dovecot, user: &str, writer: Arc<dyn MailboxWrite
                 fingerprint: o365_migrate_mime::fingerprint(&raw).dedupe_key(),
                 raw,
                 flags: item_flags(&msg.flags),
-                internal_date: msg.internal_date.map(|d| Timestamp {
-                    unix_seconds: d.unix,
-                    offset_minutes: i32::from(d.offset_minutes),
-                }),
+                internal_date: msg.internal_date,
                 internet_message_id: None,
             };
             let permit = inflight.clone().acquire_owned().await.unwrap();
@@ -199,7 +184,7 @@ async fn copies_2000_messages_byte_identical_and_a_second_run_copies_none() {
         let e = manifest.by_message_id(mid).unwrap();
         assert_eq!(it.size, Some(e.size));
         assert_eq!(
-            it.received.map(|r| r.unix_seconds),
+            it.received.map(|r| r.unix_seconds()),
             Some(e.internal_date.unix_seconds())
         );
         assert_eq!(it.is_read, e.flags.iter().any(|f| f == "\\Seen"));
@@ -256,16 +241,13 @@ async fn master_logins_flags_keywords_size_limit_and_concurrent_duplicates() {
         let item = WriteItem {
             fingerprint: o365_migrate_mime::fingerprint(raw.as_bytes()).dedupe_key(),
             raw: Bytes::from(raw),
-            flags: ItemFlags {
+            flags: Flags {
                 answered: true,
                 draft: true,
                 keywords: vec!["$Forwarded".into(), "Projekt".into()],
                 ..Default::default()
             },
-            internal_date: Some(Timestamp {
-                unix_seconds: 1_600_000_000,
-                offset_minutes: -420,
-            }),
+            internal_date: Some(InternalDate::new(1_600_000_000, -420).unwrap()),
             internet_message_id: None,
         };
         // The same message written twice at once: one copy.
@@ -287,7 +269,7 @@ async fn master_logins_flags_keywords_size_limit_and_concurrent_duplicates() {
         let mut kw = it.keywords.clone();
         kw.sort();
         assert_eq!(kw, ["$Forwarded", "Projekt"]);
-        assert_eq!(it.received.map(|r| r.unix_seconds), Some(1_600_000_000));
+        assert_eq!(it.received.map(|r| r.unix_seconds()), Some(1_600_000_000));
         // Above the limit: a typed item-scope error, nothing sent.
         let mut big = item.clone();
         big.raw = Bytes::from(vec![b'a'; 500]);

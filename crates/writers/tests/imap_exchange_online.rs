@@ -12,7 +12,7 @@ use bytes::Bytes;
 use o365_migrate_target::identity::Credential;
 use o365_migrate_target::imap::{ClientConfig, ImapTarget, ImapTargetConfig, Security};
 use o365_migrate_target::{
-    Cloud, FolderSpec, ItemFlags, Target, Timestamp, WellKnownFolder, WriteItem, WriteOutcome,
+    Cloud, Flags, FolderSpec, InternalDate, Target, WellKnownFolder, WriteItem, WriteOutcome,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -290,19 +290,19 @@ async fn exchange_online_profile_token_flagged_throttling_long_lines_and_files()
     );
     let flagged = WriteItem {
         raw: Bytes::from(raw.clone()),
-        flags: ItemFlags {
+        flags: Flags {
             seen: true,
             flagged: true,
             ..Default::default()
         },
-        internal_date: Some(Timestamp::utc(1_700_000_000)),
+        internal_date: Some(InternalDate::from_unix_utc(1_700_000_000).unwrap()),
         fingerprint: "mid:<long@example.org>".into(),
         internet_message_id: None,
     };
     let plain_raw = b"Message-ID: <p@example.org>\r\nSubject: plain\r\n\r\nhi\r\n";
     let plain = WriteItem {
         raw: Bytes::from_static(plain_raw),
-        flags: ItemFlags::default(),
+        flags: Flags::default(),
         internal_date: None,
         fingerprint: "mid:<p@example.org>".into(),
         internet_message_id: None,

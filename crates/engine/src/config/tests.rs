@@ -326,7 +326,7 @@ client_id = "c"
     );
     let job = parse(&ok).unwrap();
     let g = job.target.graph.as_ref().unwrap();
-    assert_eq!(g.cloud, Cloud::GccHigh);
+    assert_eq!(g.cloud, Cloud::UsGovHigh);
     assert_eq!(g.authority_url(), "https://login.microsoftonline.us");
     assert_eq!(g.graph_url(), "https://graph.microsoft.us");
 }
@@ -354,9 +354,9 @@ client_secret = "env:S"
     let e = parse_err(&format!("{base}graph_url = \"http://graph.example.com\"\n"));
     assert!(e.contains("only allowed for a local emulator"), "{e}");
     assert!(e.contains(":11:13"), "{e}");
-    for c in [Cloud::Global, Cloud::Dod, Cloud::China] {
-        assert!(c.graph_url().starts_with("https://"));
-        assert!(c.authority_url().starts_with("https://"));
+    for c in [Cloud::Global, Cloud::UsGovDod, Cloud::China] {
+        assert!(c.endpoints().graph.starts_with("https://"));
+        assert!(c.endpoints().authority.starts_with("https://"));
     }
 }
 

@@ -37,7 +37,7 @@ use self::soap::{FolderRef, Node};
 use crate::identity::TokenProvider;
 use crate::writer::{
     BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
-    TargetItem, Timestamp, WellKnownFolder, WriteItem, WriteOutcome,
+    TargetItem, WellKnownFolder, WriteItem, WriteOutcome,
 };
 use crate::{Error, SecretString};
 
@@ -636,7 +636,7 @@ impl EwsMailboxWriter {
             &soap::tag_uri("0x0E07", "Integer"),
             &message_flags.to_string(),
         )];
-        if let Some(received) = item.internal_date.and_then(|d| iso(d.unix_seconds)) {
+        if let Some(received) = item.internal_date.and_then(|d| iso(d.unix_seconds())) {
             props.push(soap::ext_prop(
                 &soap::tag_uri("0x0E06", "SystemTime"),
                 &received,
@@ -799,7 +799,7 @@ fn target_item(m: &Node) -> TargetItem {
         .and_then(|s| {
             time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
         })
-        .map(|t| Timestamp::utc(t.unix_timestamp()));
+        .and_then(|t| o365_migrate_mime::InternalDate::from_unix_utc(t.unix_timestamp()));
     TargetItem {
         id: m
             .child("ItemId")

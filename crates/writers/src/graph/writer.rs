@@ -15,8 +15,9 @@ use crate::dedupe::{FolderIndex, write_once};
 use crate::identity::{Credential, TokenProvider};
 use crate::writer::{
     BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
-    TargetItem, Timestamp, WriteItem, WriteOutcome,
+    TargetItem, WriteItem, WriteOutcome,
 };
+use o365_migrate_mime::InternalDate;
 
 /// The named extended property where the writer stores each item's fingerprint, so later runs
 /// find it again (also for messages without a Message-ID). While large attachments are still
@@ -207,10 +208,10 @@ impl std::fmt::Debug for GraphMailboxWriter {
     }
 }
 
-fn parse_iso(s: &str) -> Option<Timestamp> {
+fn parse_iso(s: &str) -> Option<InternalDate> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .ok()
-        .map(|t| Timestamp::utc(t.unix_timestamp()))
+        .and_then(|t| InternalDate::from_unix_utc(t.unix_timestamp()))
 }
 
 impl GraphMailboxWriter {
@@ -611,25 +612,8 @@ impl GraphMailboxWriter {
             });
         }
         let raw = item.raw.clone();
-        let flags = o365_migrate_mime::Flags::from_imap(
-            [
-                (item.flags.seen, "\\Seen"),
-                (item.flags.flagged, "\\Flagged"),
-                (item.flags.answered, "\\Answered"),
-                (item.flags.draft, "\\Draft"),
-                (item.flags.deleted, "\\Deleted"),
-            ]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, f)| *f)
-            .chain(item.flags.keywords.iter().map(String::as_str)),
-        );
-        let date = item.internal_date.and_then(|d| {
-            o365_migrate_mime::InternalDate::new(
-                d.unix_seconds,
-                i16::try_from(d.offset_minutes).unwrap_or(0),
-            )
-        });
+        let flags = item.flags.clone();
+        let date = item.internal_date;
         // Conversion decodes every attachment: keep it off the async workers.
         let converted = tokio::task::spawn_blocking(move || {
             o365_migrate_mime::to_graph(&raw, &flags, date.as_ref())

@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use o365_migrate_imap::{ClientConfig, Security, TlsOptions};
-pub use writer::{ImapMailboxWriter, header_block};
+pub use writer::ImapMailboxWriter;
 
 use crate::cloud::Endpoints;
 use crate::identity::{Credential, TokenProvider};

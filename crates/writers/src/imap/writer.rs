@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use o365_migrate_imap::{
-    AppendMessage, AppendUid, FetchItems, FetchOptions, InternalDate, SearchKey, Session,
-    StatusItem, StoreMode, UidSet,
+    AppendMessage, AppendUid, FetchItems, FetchOptions, SearchKey, Session, StatusItem, StoreMode,
+    UidSet,
 };
 use tokio::sync::{Mutex, Semaphore, oneshot};
 
@@ -16,8 +16,7 @@ use super::folders::{FolderTree, Reserved};
 use crate::Error;
 use crate::dedupe::{FolderIndex, write_once};
 use crate::writer::{
-    BoxFuture, FolderHandle, FolderSpec, MailboxWriter, TargetItem, Timestamp, WriteItem,
-    WriteOutcome,
+    BoxFuture, FolderHandle, FolderSpec, MailboxWriter, TargetItem, WriteItem, WriteOutcome,
 };
 
 /// Header fields fetched for the dedupe cache and for verify: everything the fingerprint needs.
@@ -58,41 +57,16 @@ pub(crate) fn map_err(e: o365_migrate_imap::Error, operation: &str, context: &st
     }
 }
 
-fn to_imap_date(t: Timestamp) -> InternalDate {
-    InternalDate::from_unix(t.unix_seconds, i16::try_from(t.offset_minutes).unwrap_or(0))
-}
-
 /// The APPEND flags of `item`; keywords that are not IMAP atoms cannot be sent and are named in
 /// `notes` (never dropped silently).
-fn imap_flags(item: &WriteItem, notes: &mut Vec<String>) -> Vec<String> {
-    let f = &item.flags;
-    let mut out: Vec<String> = [
-        (f.seen, "\\Seen"),
-        (f.answered, "\\Answered"),
-        (f.flagged, "\\Flagged"),
-        (f.draft, "\\Draft"),
-        (f.deleted, "\\Deleted"),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, n)| n.to_string())
-    .collect();
-    for k in &f.keywords {
-        // A keyword is an IMAP atom; anything else cannot be sent and is left out.
-        if !k.is_empty()
-            && !k.starts_with('\\')
-            && k.bytes().all(|b| {
-                b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'"' | b'%' | b'*' | b']')
-            })
-        {
-            out.push(k.clone());
-        } else if k != "\\Recent" {
-            notes.push(format!(
-                "keyword {k:?} is not a valid IMAP keyword and was not kept"
-            ));
-        }
+fn append_flags(item: &WriteItem, notes: &mut Vec<String>) -> Vec<String> {
+    let (atoms, rejected) = item.flags.to_imap();
+    for k in rejected.iter().filter(|k| *k != "\\Recent") {
+        notes.push(format!(
+            "keyword {k:?} is not a valid IMAP keyword and was not kept"
+        ));
     }
-    out
+    atoms
 }
 
 struct Conn {
@@ -621,7 +595,7 @@ impl ImapMailboxWriter {
         let name = folder.target_id.as_str();
         // Only header-derived parts of the identity are used here (the dedupe key and the
         // Message-ID), so hash the header block, not the whole message again.
-        let identity = o365_migrate_mime::fingerprint(header_block(&item.raw));
+        let identity = o365_migrate_mime::fingerprint(o365_migrate_mime::header_block(&item.raw));
         let mut notes = Vec::new();
         let data: Bytes = match self.config.max_line_length {
             Some(max) => {
@@ -655,8 +629,8 @@ impl ImapMailboxWriter {
         }
         keys.dedup();
         let message = AppendMessage {
-            flags: imap_flags(item, &mut notes),
-            internal_date: item.internal_date.map(to_imap_date),
+            flags: append_flags(item, &mut notes),
+            internal_date: item.internal_date,
             data,
         };
         write_once(&index, &keys, notes, || async {
@@ -684,10 +658,7 @@ impl ImapMailboxWriter {
                     fingerprint: Some(id.dedupe_key()),
                     subject: norm.subject,
                     from: norm.from.first().and_then(|f| f.address.clone()),
-                    received: m.internal_date.map(|d| Timestamp {
-                        unix_seconds: d.unix,
-                        offset_minutes: i32::from(d.offset_minutes),
-                    }),
+                    received: m.internal_date,
                     is_draft: has("\\Draft"),
                     is_read: has("\\Seen"),
                     flagged: has("\\Flagged"),
@@ -785,67 +756,16 @@ impl MailboxWriter for ImapMailboxWriter {
     }
 }
 
-/// The header block of a message up to and including the empty line that ends it (the whole
-/// message when there is none): what [`o365_migrate_mime::fingerprint`] reads the identity's
-/// header fields from. `fingerprint(header_block(raw))` gives the same Message-ID, header key
-/// and dedupe key as `fingerprint(raw)` without hashing the body (its `content_sha256` then
-/// covers the header block only).
-///
-/// ```
-/// use o365_migrate_target::imap::header_block;
-/// assert_eq!(header_block(b"Subject: x\r\n\r\nbody"), b"Subject: x\r\n\r\n");
-/// ```
-pub fn header_block(raw: &[u8]) -> &[u8] {
-    if raw.starts_with(b"\r\n") {
-        return &raw[..2];
-    }
-    if raw.starts_with(b"\n") {
-        return &raw[..1];
-    }
-    let mut i = 0;
-    while let Some(off) = raw
-        .get(i..)
-        .and_then(|r| r.iter().position(|&b| b == b'\n'))
-    {
-        let nl = i + off;
-        match raw.get(nl + 1..) {
-            Some([b'\n', ..]) => return &raw[..nl + 2],
-            Some([b'\r', b'\n', ..]) => return &raw[..nl + 3],
-            _ => i = nl + 1,
-        }
-    }
-    raw
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::ItemFlags;
-
-    #[test]
-    fn header_block_gives_the_same_header_identity() {
-        let cases: [&[u8]; 6] = [
-            b"Message-ID: <a@b>\r\nSubject: x\r\n\r\nbody\r\n\r\nmore",
-            b"Subject: no id\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\nbody",
-            b"Subject: folded\r\n two\r\nFrom: a@b\r\n\r\n",
-            b"\r\nno headers",
-            b"Subject: no body",
-            b"",
-        ];
-        for raw in cases {
-            let whole = o365_migrate_mime::fingerprint(raw);
-            let head = o365_migrate_mime::fingerprint(header_block(raw));
-            assert_eq!(whole.dedupe_key(), head.dedupe_key(), "{raw:?}");
-            assert_eq!(whole.message_id, head.message_id, "{raw:?}");
-        }
-        assert_eq!(header_block(b"A: b\r\n\r\nbody"), b"A: b\r\n\r\n");
-    }
+    use o365_migrate_mime::Flags;
 
     #[test]
     fn flags_and_keywords() {
         let item = WriteItem {
             raw: Bytes::from_static(b"x"),
-            flags: ItemFlags {
+            flags: Flags {
                 seen: true,
                 flagged: true,
                 keywords: vec!["$Forwarded".into(), "bad word".into(), "\\Recent".into()],
@@ -857,7 +777,7 @@ mod tests {
         };
         let mut notes = Vec::new();
         assert_eq!(
-            imap_flags(&item, &mut notes),
+            append_flags(&item, &mut notes),
             ["\\Seen", "\\Flagged", "$Forwarded"]
         );
         assert_eq!(notes.len(), 1, "{notes:?}");
