@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use o365_migrate_engine::config::{Job, TEMPLATE};
-use o365_migrate_engine::pipeline::{Engine, StopFlag};
 use o365_migrate_engine::report::{Event, FanOut, JsonLinesReporter, Report, Reporter};
 use o365_migrate_engine::state::{RunKind, SqliteStore, StateStore};
+use o365_migrate_engine::{Engine, StopFlag};
 
 /// Migrate mailboxes from any IMAP server into Microsoft 365 / Exchange Online.
 #[derive(Debug, Parser)]
@@ -280,8 +280,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Exit> {
                     delimiter,
                 },
         } => {
-            let r = o365_migrate_engine::pipeline::check_credentials_file(&file, delimiter)
-                .map_err(usage)?;
+            let r = o365_migrate_engine::check_credentials_file(&file, delimiter).map_err(usage)?;
             if json {
                 println!("{}", r.json);
             } else {
@@ -833,7 +832,7 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
     }
 }
 
-fn print_plan(plan: &o365_migrate_engine::pipeline::PlanReport, json: bool) -> Result<(), Exit> {
+fn print_plan(plan: &o365_migrate_engine::PlanReport, json: bool) -> Result<(), Exit> {
     if json {
         return print_json(plan);
     }
@@ -925,7 +924,7 @@ async fn run_kind(
 }
 
 /// Prints a run's totals; the exit code they mean.
-fn summarize(kind: RunKind, totals: &o365_migrate_engine::pipeline::RunTotals) -> u8 {
+fn summarize(kind: RunKind, totals: &o365_migrate_engine::RunTotals) -> u8 {
     eprintln!(
         "{}: {} mailboxes, {} migrated, {} skipped, {} failed, {} bytes",
         kind.as_str(),

@@ -117,3 +117,25 @@ fn hint_suffix(hint: &Option<String>) -> String {
 
 /// This crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn target_err(context: &str, e: &o365_migrate_target::Error) -> Error {
+    Error::Pipeline {
+        context: context.to_owned(),
+        message: e.to_string(),
+        hint: None,
+    }
+}
+
+pub(crate) fn source_err(context: &str, e: &o365_migrate_imap::Error) -> Error {
+    if e.is_retryable() {
+        return Error::SourceConnection {
+            context: context.to_owned(),
+            message: e.to_string(),
+        };
+    }
+    Error::Pipeline {
+        context: context.to_owned(),
+        message: e.to_string(),
+        hint: None,
+    }
+}

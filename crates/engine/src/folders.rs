@@ -723,5 +723,13 @@ fn parse_target(s: &str) -> FolderTarget {
     }
 }
 
+/// The target folder spec for a mapped source folder.
+pub fn folder_spec(source: &str, t: &FolderTarget) -> o365_migrate_target::FolderSpec {
+    match t.parent {
+        Some(k) => o365_migrate_target::FolderSpec::under(source, k, t.path.clone()),
+        None => o365_migrate_target::FolderSpec::at_root(source, t.path.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Migration engine for o365-migrate: the job file, folder mapping, the crash-safe state store
 //! and reporting.
 //!
-//! [`pipeline::Engine`] runs the migration (`run`, `rescan`, `verify`, `plan`, connection tests)
+//! [`Engine`] runs the migration (`run`, `rescan`, `verify`, `plan`, connection tests)
 //! on top of these parts:
 //!
 //! - [`config`]: the TOML job file (`o365-migrate.toml`), strict and with located errors;
@@ -13,7 +13,7 @@
 //! - [`report`]: the [`report::Reporter`] trait, a JSON-lines event writer, and JSON / CSV /
 //!   HTML reports built from the state store.
 //!
-//! # The pipeline ([`pipeline::Engine`])
+//! # The pipeline ([`Engine`])
 //!
 //! Per mailbox (several at once, bounded by `[limits] mailboxes_at_once`):
 //!
@@ -84,12 +84,23 @@
 //! ```
 
 pub mod config;
+mod engine;
 mod error;
 pub mod folders;
 pub mod fuzzing;
 pub mod matching;
-pub mod pipeline;
+mod plan;
 pub mod report;
+mod run;
+mod setup;
+mod source;
 pub mod state;
+mod verify;
 
+pub use engine::{Engine, StopFlag};
 pub use error::{Error, Location, Result};
+pub use matching::MailboxPair;
+pub use plan::{FolderPlan, MailboxPlan, PlanReport};
+pub use run::RunTotals;
+pub use setup::{CredentialsCheck, build_target, check_credentials_file, load_credentials};
+pub use verify::{DiffItem, FolderVerify, MailboxVerify, VerifyReport};

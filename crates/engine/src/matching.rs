@@ -19,7 +19,15 @@ use o365_migrate_target as target;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::pipeline::{Engine, MailboxPair};
+
+/// One source mailbox and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MailboxPair {
+    /// Source login (as in the credentials file).
+    pub source: String,
+    /// Target mailbox address / UPN.
+    pub target: String,
+}
 
 /// One row of the mapping (the CSV `match --out` writes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,7 +44,7 @@ pub struct MappingEntry {
     pub note: String,
 }
 
-/// The result of [`Engine::automatch`].
+/// The result of [`crate::Engine::automatch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MatchOutcome {
     /// Users in the target directory, or `None` when the target has no directory (IMAP, EWS,
@@ -147,7 +155,16 @@ pub(crate) fn load_mapping(job: &crate::config::Job) -> Result<MappingFile> {
     Ok(MappingFile::Rows(path, rows))
 }
 
-impl Engine {
+/// What matching reads: the job, the credentials, the mapping file and, for Graph, the
+/// directory client. [`crate::Engine`] lends these for `pairing`, `automatch` and `provision`.
+pub(crate) struct Matching<'a> {
+    pub(crate) job: &'a crate::config::Job,
+    pub(crate) credentials: &'a o365_migrate_credentials::Credentials,
+    pub(crate) mapping: &'a MappingFile,
+    pub(crate) graph: Option<&'a std::sync::Arc<target::graph::GraphClient>>,
+}
+
+impl Matching<'_> {
     /// The `[matching] exclude` pattern that excludes `login`, if any.
     fn excluded_by(&self, login: &str) -> Option<&str> {
         self.job
@@ -181,7 +198,7 @@ impl Engine {
     }
 
     /// The mailbox pairs a run migrates, and the sources it does not (with the reason).
-    pub fn pairing(&self) -> (Vec<MailboxPair>, Vec<Unpaired>) {
+    pub(crate) fn pairing(&self) -> (Vec<MailboxPair>, Vec<Unpaired>) {
         let mut pairs = Vec::new();
         let mut unpaired = Vec::new();
         let rows: Option<(&PathBuf, HashMap<String, &am::MappingRow>)> = match &self.mapping {
@@ -269,12 +286,12 @@ impl Engine {
     /// Manual decisions win: the mapping file's matched and excluded rows, then the credentials'
     /// target column, then `[matching] exclude`; the rules decide the rest. With `create`, unmatched
     /// sources become `create` proposals (needs `[matching] allow_create`).
-    pub async fn automatch(&self, create: bool) -> Result<MatchOutcome> {
+    pub(crate) async fn automatch(&self, create: bool) -> Result<MatchOutcome> {
         let users = self.directory_users().await?;
         self.automatch_over(users.as_deref(), create)
     }
 
-    /// [`Engine::automatch`] over a directory listing already fetched (`None`: no directory).
+    /// [`crate::Engine::automatch`] over a directory listing already fetched (`None`: no directory).
     fn automatch_over(
         &self,
         users: Option<&[target::graph::User]>,
@@ -453,7 +470,7 @@ pub struct ProvisionStep {
     pub note: String,
 }
 
-/// The result of [`Engine::provision`].
+/// The result of [`crate::Engine::provision`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProvisionReport {
     /// Per matched or created user.
@@ -478,14 +495,14 @@ impl ProvisionReport {
     }
 }
 
-impl Engine {
+impl Matching<'_> {
     /// `provision`: runs automatch with user creation, creates the proposed users (usage
     /// location set), assigns `[matching] licence_sku` to new and unlicensed matched users, and
     /// polls until every mailbox answers or `wait` passes. Updates the mapping file (when
     /// configured) so created users are `matched`. With `dry_run`, only reports the plan.
     /// Graph target only; needs User.ReadWrite.All and LicenseAssignment.ReadWrite.All.
-    pub async fn provision(&self, dry_run: bool, wait: Duration) -> Result<ProvisionReport> {
-        let Some(client) = self.graph.clone() else {
+    pub(crate) async fn provision(&self, dry_run: bool, wait: Duration) -> Result<ProvisionReport> {
+        let Some(client) = self.graph.cloned() else {
             return Err(Error::Pipeline {
                 context: "provision".into(),
                 message: format!(

@@ -495,3 +495,23 @@ proptest::proptest! {
         proptest::prop_assert_eq!(out.len(), unique.len());
     }
 }
+
+#[test]
+fn folder_specs_follow_the_mapping() {
+    let t = FolderTarget {
+        parent: Some(WellKnownFolder::Archive),
+        path: vec!["2022".into()],
+    };
+    assert_eq!(
+        folder_spec("Archive/2022", &t).display_path(),
+        "#Archive#/2022"
+    );
+    let root = FolderTarget {
+        parent: None,
+        path: vec!["Projects".into(), "Alpha".into()],
+    };
+    assert_eq!(
+        folder_spec("Projects/Alpha", &root).display_path(),
+        "Projects/Alpha"
+    );
+}

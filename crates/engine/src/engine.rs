@@ -1,0 +1,273 @@
+//! [`Engine`]: one job's engine — the job, credentials, the target, the state store, the
+//! reporter and the source connection settings — and the connection tests. The work itself
+//! lives beside it: [`crate::run`] (copying), [`crate::plan`], [`crate::verify`]; how the engine
+//! is built from the job in [`crate::setup`]; reading the source in [`crate::source`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use o365_migrate_credentials as creds;
+use o365_migrate_imap as imap;
+use o365_migrate_target as target;
+use tokio::sync::Semaphore;
+
+use crate::config::Job;
+use crate::error::Result;
+use crate::matching::MailboxPair;
+use crate::report::Reporter;
+use crate::setup::{build_target_parts, imap_client_config, load_credentials};
+use crate::state::StateStore;
+
+/// A shared stop flag: set it (e.g. on Ctrl-C) and the pipeline starts no new item; items in
+/// flight finish and are recorded.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// Clears the flag so the engine can run again (e.g. when a time window reopens).
+    pub fn clear(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    /// A flag that is not set.
+    pub fn new() -> StopFlag {
+        StopFlag::default()
+    }
+    /// Asks the pipeline to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The engine for one job.
+pub struct Engine {
+    pub(crate) job: Job,
+    pub(crate) credentials: creds::Credentials,
+    pub(crate) login_mode: creds::LoginMode,
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) target: Arc<dyn target::Target>,
+    pub(crate) graph: Option<Arc<target::graph::GraphClient>>,
+    pub(crate) mapping: crate::matching::MappingFile,
+    pub(crate) reporter: Arc<dyn Reporter>,
+    pub(crate) budget: imap::ByteBudget,
+    pub(crate) stop: StopFlag,
+    pub(crate) source_client: imap::ClientConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("job", &self.job.file)
+            .field("mailboxes", &self.credentials.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Creates the engine: reads the credentials, builds the target, opens nothing yet.
+    pub fn new(
+        job: Job,
+        store: Arc<dyn StateStore>,
+        reporter: Arc<dyn Reporter>,
+        stop: StopFlag,
+    ) -> Result<Engine> {
+        let (credentials, login_mode) = load_credentials(&job)?;
+        let (target, graph) = build_target_parts(&job, &credentials)?;
+        let mapping = crate::matching::load_mapping(&job)?;
+        let budget = imap::ByteBudget::new(
+            usize::try_from(job.limits.in_flight_bytes.0).unwrap_or(usize::MAX),
+        );
+        let mut source_client = imap_client_config(
+            &job.source.host,
+            job.source.port(),
+            job.source.security,
+            job.source.accept_invalid_certs,
+            job.source
+                .ca_file
+                .as_ref()
+                .map(|p| job.resolve_path(p))
+                .as_deref(),
+        )?;
+        source_client.timeouts.read = Duration::from_secs(job.source.read_timeout_seconds.max(1));
+        Ok(Engine {
+            job,
+            credentials,
+            login_mode,
+            store,
+            target,
+            graph,
+            mapping,
+            reporter,
+            budget,
+            stop,
+            source_client,
+        })
+    }
+
+    /// The job.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// What matching reads, lent from this engine.
+    fn matching(&self) -> crate::matching::Matching<'_> {
+        crate::matching::Matching {
+            job: &self.job,
+            credentials: &self.credentials,
+            mapping: &self.mapping,
+            graph: self.graph.as_ref(),
+        }
+    }
+
+    /// The mailbox pairs a run migrates, and the sources it does not (with the reason); see
+    /// [`crate::matching`] for the decision chain.
+    pub fn pairing(&self) -> (Vec<MailboxPair>, Vec<crate::matching::Unpaired>) {
+        self.matching().pairing()
+    }
+
+    /// Matches every source in the credentials file to a target user, as `match` shows it.
+    /// Manual decisions win: the mapping file's matched and excluded rows, then the credentials'
+    /// target column, then `[matching] exclude`; the rules decide the rest. With `create`,
+    /// unmatched sources become `create` proposals (needs `[matching] allow_create`).
+    pub async fn automatch(&self, create: bool) -> Result<crate::matching::MatchOutcome> {
+        self.matching().automatch(create).await
+    }
+
+    /// `provision`: runs automatch with user creation, creates the proposed users (usage
+    /// location set), assigns `[matching] licence_sku` to new and unlicensed matched users, and
+    /// polls until every mailbox answers or `wait` passes. Updates the mapping file (when
+    /// configured) so created users are `matched`. With `dry_run`, only reports the plan.
+    /// Graph target only; needs User.ReadWrite.All and LicenseAssignment.ReadWrite.All.
+    pub async fn provision(
+        &self,
+        dry_run: bool,
+        wait: Duration,
+    ) -> Result<crate::matching::ProvisionReport> {
+        self.matching().provision(dry_run, wait).await
+    }
+
+    /// The mailbox pairs a run migrates (see [`crate::matching`] for the decision chain;
+    /// [`Engine::pairing`] also gives the sources left out, with the reason).
+    pub fn pairs(&self) -> Vec<MailboxPair> {
+        self.pairing().0
+    }
+
+    pub(crate) fn client_config(&self) -> imap::ClientConfig {
+        let mut c = self.source_client.clone();
+        c.budget = Some(self.budget.clone());
+        c
+    }
+
+    /// `source test`: logs in to every mailbox (several at once), one result per mailbox.
+    pub async fn source_test(&self) -> Vec<(String, std::result::Result<usize, String>)> {
+        let sem = Arc::new(Semaphore::new(
+            self.job.source.connections_per_host.max(1) as usize
+        ));
+        let mut out = Vec::new();
+        let futs = self.pairs().into_iter().map(|p| {
+            let sem = sem.clone();
+            async move {
+                let _permit = sem.acquire().await;
+                let r = match self.open_source(&p.source).await {
+                    Ok(mut s) => {
+                        let r = s
+                            .list_mailboxes(false)
+                            .await
+                            .map(|l| l.len())
+                            .map_err(|e| e.to_string());
+                        let _ = s.logout().await;
+                        r
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                (p.source, r)
+            }
+        });
+        for r in join_all(futs).await {
+            out.push(r);
+        }
+        out
+    }
+
+    /// `target test`: the target's own check, then each target mailbox opened.
+    pub async fn target_test(
+        &self,
+    ) -> (
+        std::result::Result<(), String>,
+        Vec<(String, std::result::Result<(), String>)>,
+    ) {
+        let check = self.target.check().await.map_err(|e| e.to_string());
+        let mut per = Vec::new();
+        for p in self.pairs() {
+            let r = self
+                .target
+                .open_mailbox(&p.target)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            per.push((p.target, r));
+        }
+        (check, per)
+    }
+}
+
+pub(crate) async fn join_all<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    // Runs all futures concurrently on the current task (no 'static bound needed).
+    let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    let mut pending: Vec<(usize, std::pin::Pin<Box<F>>)> = futs.into_iter().enumerate().collect();
+    std::future::poll_fn(|cx| {
+        let mut i = 0;
+        while i < pending.len() {
+            let (idx, fut) = &mut pending[i];
+            if let std::task::Poll::Ready(o) = fut.as_mut().poll(cx) {
+                outputs[*idx] = Some(o);
+                pending.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn join_all_keeps_order() {
+        let futs = (0..5u64).map(|i| async move {
+            tokio::time::sleep(Duration::from_millis(10 * (5 - i))).await;
+            i
+        });
+        assert_eq!(join_all(futs).await, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn stop_flag_is_shared() {
+        let a = StopFlag::new();
+        let b = a.clone();
+        assert!(!b.is_stopped());
+        a.stop();
+        assert!(b.is_stopped());
+    }
+}

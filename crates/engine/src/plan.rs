@@ -1,0 +1,162 @@
+//! `plan`: folders, counts, sizes, oversize items, items without Message-ID and a duration
+//! estimate, read from the source without writing anything.
+
+use serde::Serialize;
+
+use crate::config::TargetKind;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::folders::folder_spec;
+
+/// Plan of one folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FolderPlan {
+    /// Source folder path.
+    pub source: String,
+    /// Target path (`None` when skipped).
+    pub target: Option<String>,
+    /// Why it is skipped.
+    pub skip_reason: Option<String>,
+    /// Messages.
+    pub messages: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Messages skipped by the filters (size / date / target limit).
+    pub filtered: u64,
+    /// UIDs above `max_message_size` or the target's limit.
+    pub oversize: Vec<u32>,
+    /// UIDs without a usable Message-ID (deduplicated by header key instead).
+    pub without_message_id: Vec<u32>,
+}
+
+/// Plan of one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MailboxPlan {
+    /// Source login.
+    pub source: String,
+    /// Target mailbox.
+    pub target: String,
+    /// Per folder.
+    pub folders: Vec<FolderPlan>,
+    /// Messages to copy (after filters).
+    pub messages: u64,
+    /// Bytes to copy (after filters).
+    pub bytes: u64,
+    /// Set when the mailbox could not be read.
+    pub error: Option<String>,
+}
+
+/// The result of `plan`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanReport {
+    /// Per mailbox.
+    pub mailboxes: Vec<MailboxPlan>,
+    /// Messages to copy over all mailboxes.
+    pub messages: u64,
+    /// Bytes to copy over all mailboxes.
+    pub bytes: u64,
+    /// Estimated duration in seconds, from the target's documented limits.
+    pub estimate_seconds: Option<f64>,
+    /// How the estimate was made.
+    pub estimate_basis: String,
+}
+
+/// Exchange Online limits per app and mailbox (Microsoft Graph throttling docs): 10,000
+/// requests per 10 minutes and 150 MB upload per 5 minutes.
+const GRAPH_REQUESTS_PER_SECOND: f64 = 10_000.0 / 600.0;
+
+const GRAPH_UPLOAD_BYTES_PER_SECOND: f64 = 150.0 * 1024.0 * 1024.0 / 300.0;
+
+impl Engine {
+    /// `plan`: per mailbox folders, counts, sizes, the folder map, oversize items, items
+    /// without Message-ID and a duration estimate.
+    pub async fn plan(&self) -> PlanReport {
+        let max_target = self.target.capabilities().max_message_bytes;
+        let mut mailboxes = Vec::new();
+        for p in self.pairs() {
+            let mut mp = MailboxPlan {
+                source: p.source.clone(),
+                target: p.target.clone(),
+                folders: Vec::new(),
+                messages: 0,
+                bytes: 0,
+                error: None,
+            };
+            let r: Result<()> = async {
+                let mut s = self.open_source(&p.source).await?;
+                for m in self.mapped_folders(&mut s).await? {
+                    let mut fp = FolderPlan {
+                        source: m.source.path.clone(),
+                        target: m
+                            .target()
+                            .map(|t| folder_spec(&m.source.path, t).display_path()),
+                        skip_reason: m.skip_reason().map(|r| r.to_string()),
+                        messages: 0,
+                        bytes: 0,
+                        filtered: 0,
+                        oversize: Vec::new(),
+                        without_message_id: Vec::new(),
+                    };
+                    if fp.target.is_some() {
+                        let (_, metas) = self.source_folder_scan(&mut s, &m.source.path).await?;
+                        for (uid, meta) in metas {
+                            let size = meta.size.unwrap_or(0);
+                            let too_big = !self.job.filters.size_allows(size)
+                                || max_target.is_some_and(|l| size > l);
+                            if too_big {
+                                fp.oversize.push(uid);
+                            }
+                            if meta.message_id.is_none() {
+                                fp.without_message_id.push(uid);
+                            }
+                            if self.filter_reason(&meta, max_target).is_some() {
+                                fp.filtered += 1;
+                            } else {
+                                fp.messages += 1;
+                                fp.bytes += size;
+                            }
+                        }
+                        mp.messages += fp.messages;
+                        mp.bytes += fp.bytes;
+                    }
+                    mp.folders.push(fp);
+                }
+                let _ = s.logout().await;
+                Ok(())
+            }
+            .await;
+            if let Err(e) = r {
+                mp.error = Some(e.to_string());
+            }
+            mailboxes.push(mp);
+        }
+        let messages = mailboxes.iter().map(|m| m.messages).sum();
+        let bytes = mailboxes.iter().map(|m| m.bytes).sum();
+        let (estimate_seconds, estimate_basis) = if self.job.target.kind == TargetKind::Graph {
+            // Each mailbox is limited on its own; mailboxes run `mailboxes_at_once` in parallel.
+            let per: Vec<f64> = mailboxes
+                .iter()
+                .map(|m| {
+                    (m.messages as f64 / GRAPH_REQUESTS_PER_SECOND)
+                        .max(m.bytes as f64 / GRAPH_UPLOAD_BYTES_PER_SECOND)
+                })
+                .collect();
+            let sum: f64 = per.iter().sum();
+            let longest = per.iter().copied().fold(0.0, f64::max);
+            let parallel = f64::from(self.job.limits.mailboxes_at_once.max(1));
+            (
+                Some((sum / parallel).max(longest)),
+                "Exchange Online per-mailbox limits: 10,000 requests / 10 min and 150 MB upload / 5 min; at least one request per message; mailboxes in parallel per [limits] mailboxes_at_once".to_owned(),
+            )
+        } else {
+            (None, "no documented limits for this target".to_owned())
+        };
+        PlanReport {
+            mailboxes,
+            messages,
+            bytes,
+            estimate_seconds,
+            estimate_basis,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Reading the source: logging in, listing and mapping folders, the metadata scan shared by
+//! `run`, `plan` and `verify`, and the job's filters.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use o365_migrate_imap as imap;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result, source_err};
+use crate::folders::{FolderMapper, MappedFolder, SourceFolder};
+use crate::state::ItemMeta;
+
+/// Header fields fetched for metadata (enough for the dedupe identity and reports).
+pub(crate) const HEADER_FIELDS: [&str; 5] = ["Message-ID", "Date", "From", "Subject", "Received"];
+
+impl Engine {
+    pub(crate) fn auth_for(&self, login: &str) -> Result<imap::Auth> {
+        let rec = self
+            .credentials
+            .find_login(login)
+            .ok_or_else(|| Error::Pipeline {
+                context: format!("mailbox {login}"),
+                message: "not in the credentials file".into(),
+                hint: None,
+            })?;
+        let file = self.job.source.credentials.display().to_string();
+        let l = self
+            .login_mode
+            .login_for(rec, &file)
+            .map_err(|e| Error::Pipeline {
+                context: format!("mailbox {login}"),
+                message: e.to_string(),
+                hint: None,
+            })?;
+        let password = imap::Secret::new(l.secret.expose());
+        Ok(match l.authzid {
+            None => imap::Auth::Login {
+                user: l.authcid,
+                password,
+            },
+            Some(z) => imap::Auth::Plain {
+                authorize_as: Some(z),
+                user: l.authcid,
+                password,
+            },
+        })
+    }
+
+    pub(crate) async fn open_source(&self, login: &str) -> Result<imap::Session> {
+        let auth = self.auth_for(login)?;
+        let cfg = self.client_config();
+        let mut last = None;
+        for attempt in 0..3u32 {
+            match imap::Session::open(&cfg, &auth).await {
+                Ok(s) => return Ok(s),
+                Err(e) if e.is_retryable() && attempt < 2 => {
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or(Duration::from_millis(500 << attempt));
+                    last = Some(e);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(source_err(&format!("source login {login}"), &e)),
+            }
+        }
+        Err(match last {
+            Some(e) => source_err(&format!("source login {login}"), &e),
+            None => Error::Pipeline {
+                context: format!("source login {login}"),
+                message: "gave up".into(),
+                hint: None,
+            },
+        })
+    }
+
+    /// Lists and maps a mailbox's folders.
+    pub(crate) async fn mapped_folders(
+        &self,
+        session: &mut imap::Session,
+    ) -> Result<Vec<MappedFolder>> {
+        let list = session
+            .list_mailboxes(false)
+            .await
+            .map_err(|e| source_err("LIST", &e))?;
+        let folders: Vec<SourceFolder> = list
+            .iter()
+            .filter(|m| m.selectable)
+            .map(|m| SourceFolder {
+                path: m.name.clone(),
+                delimiter: m.delimiter,
+                attributes: m.attributes.clone(),
+            })
+            .collect();
+        let mapper = FolderMapper::new(&self.job.folders, &self.job.filters)?;
+        Ok(mapper.map(&folders))
+    }
+
+    pub(crate) async fn source_folder_scan(
+        &self,
+        session: &mut imap::Session,
+        path: &str,
+    ) -> Result<(u32, BTreeMap<u32, ItemMeta>)> {
+        let ctx = format!("folder {path}");
+        let sel = session
+            .examine(path)
+            .await
+            .map_err(|e| source_err(&ctx, &e))?;
+        let uv = sel.uid_validity.unwrap_or(0);
+        let mut out = BTreeMap::new();
+        if sel.exists == 0 {
+            return Ok((uv, out));
+        }
+        let uids = session
+            .uid_search(&[imap::SearchKey::All])
+            .await
+            .map_err(|e| source_err(&ctx, &e))?;
+        let opts = metadata_fetch();
+        let mut stream = session.fetch(&uids, opts);
+        while let Some(m) = stream.next().await {
+            let m = m.map_err(|e| source_err(&ctx, &e))?;
+            out.insert(m.uid, meta_of(&m));
+        }
+        Ok((uv, out))
+    }
+
+    pub(crate) fn filter_reason(&self, meta: &ItemMeta, max_target: Option<u64>) -> Option<String> {
+        let f = &self.job.filters;
+        if let Some(size) = meta.size {
+            if !f.size_allows(size) {
+                return Some(format!(
+                    "size {size} bytes is above max_message_size ({} bytes)",
+                    f.max_message_size.map(|m| m.0).unwrap_or(0)
+                ));
+            }
+            if let Some(limit) = max_target
+                && size > limit
+            {
+                return Some(format!(
+                    "size {size} bytes is above the target's limit of {limit} bytes"
+                ));
+            }
+        }
+        if let Some(d) = meta.internal_date
+            && !f.date_allows(d)
+        {
+            let since = f
+                .since
+                .map(|s| format!("{:04}-{:02}-{:02}", s.year, s.month, s.day));
+            let before = f
+                .before
+                .map(|s| format!("{:04}-{:02}-{:02}", s.year, s.month, s.day));
+            return Some(format!(
+                "INTERNALDATE outside the date filter (since {}, before {})",
+                since.as_deref().unwrap_or("-"),
+                before.as_deref().unwrap_or("-")
+            ));
+        }
+        None
+    }
+}
+
+/// UID FETCH of FLAGS, INTERNALDATE, RFC822.SIZE and the identity header fields.
+pub(crate) fn metadata_fetch() -> imap::FetchOptions {
+    imap::FetchOptions {
+        items: imap::FetchItems {
+            flags: true,
+            internal_date: true,
+            size: true,
+            header_fields: HEADER_FIELDS.iter().map(|s| (*s).to_owned()).collect(),
+            body: false,
+            modseq: false,
+            gmail: false,
+        },
+        ..Default::default()
+    }
+}
+
+pub(crate) fn meta_of(m: &imap::FetchedMessage) -> ItemMeta {
+    let header = m.header.as_deref().unwrap_or(b"");
+    let id = o365_migrate_mime::fingerprint(header);
+    ItemMeta {
+        size: m.size.map(u64::from),
+        internal_date: m.internal_date.map(|d| d.unix_seconds()),
+        fingerprint: Some(id.dedupe_key()),
+        message_id: id.message_id.clone(),
+        subject: header_value(header, "subject"),
+        sender: header_value(header, "from"),
+    }
+}
+
+/// The unfolded value of the first header field `name` (lowercase), lossy UTF-8, trimmed.
+pub(crate) fn header_value(header: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut value: Option<String> = None;
+    for line in text.split("\r\n").flat_map(|l| l.split('\n')) {
+        if let Some(v) = value.as_mut() {
+            if line.starts_with(' ') || line.starts_with('\t') {
+                v.push(' ');
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.trim().eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim().to_owned());
+        }
+    }
+    value.map(|v| v.chars().take(300).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_unfolded_and_case_insensitive() {
+        let h = b"Message-ID: <a@b>\r\nSUBJECT: Hello\r\n  world\r\nFrom: A <a@b>\r\n\r\n";
+        assert_eq!(header_value(h, "subject").as_deref(), Some("Hello world"));
+        assert_eq!(header_value(h, "from").as_deref(), Some("A <a@b>"));
+        assert_eq!(header_value(h, "date"), None);
+        assert_eq!(header_value(b"\xff\xfe: x\r\n", "subject"), None);
+    }
+}
