@@ -85,18 +85,63 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The connection to the source failed in a way that may pass (dropped, reset, timed
-    /// out, `* BYE`, throttled): the mailbox is retried with a fresh connection.
-    #[error(
-        "{context}: {message}; the connection to the source failed, the next attempt or run resumes where this one stopped"
-    )]
-    SourceConnection {
+    /// The source IMAP server failed. When [`Error::is_retryable`] (dropped, reset, timed out,
+    /// `* BYE`, throttled) the mailbox is retried with a fresh connection. The IMAP client's
+    /// error is kept as the source, so `is_retryable` and its details stay reachable.
+    #[error("{context}: {source}{}", source_suffix(source))]
+    Source {
         /// Where (mailbox, folder, command).
         context: String,
-        /// What happened.
-        message: String,
+        /// The IMAP client's error.
+        #[source]
+        source: Box<o365_migrate_imap::Error>,
     },
-    /// The pipeline failed talking to the source, the target or the credentials.
+    /// The target failed. The writer's error is kept as the source: ask it for
+    /// [`o365_migrate_target::Error::scope`] and `is_transient`, or use
+    /// [`Error::target_scope`] and [`Error::is_retryable`].
+    #[error("{context}: {source}")]
+    Target {
+        /// What was being done (mailbox, folder, directory call).
+        context: String,
+        /// The target writer's error.
+        #[source]
+        source: Box<o365_migrate_target::Error>,
+    },
+    /// The credentials file, or a login built from it, is not usable.
+    #[error("{context}: {source}{}", hint_suffix(hint))]
+    Credentials {
+        /// Which file or login.
+        context: String,
+        /// The credentials crate's error (never a password).
+        #[source]
+        source: Box<o365_migrate_credentials::Error>,
+        /// How to fix it, when known.
+        hint: Option<String>,
+    },
+    /// Automatch or the mapping file failed.
+    #[error("{context}: {source}{}", hint_suffix(hint))]
+    Matching {
+        /// Which file or step.
+        context: String,
+        /// The automatch crate's error.
+        #[source]
+        source: Box<o365_migrate_automatch::Error>,
+        /// How to fix it, when known.
+        hint: Option<String>,
+    },
+    /// Reading or writing a file the job names (mapping file, certificate, CA file) failed.
+    #[error("{context}: {source}{}", hint_suffix(hint))]
+    Io {
+        /// Which file, doing what.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+        /// How to fix it, when known.
+        hint: Option<String>,
+    },
+    /// A step of the pipeline failed for a reason of its own (no lower error to keep): a
+    /// missing job table, a server answer without a value the engine needs.
     #[error("{context}: {message}{}", hint_suffix(hint))]
     Pipeline {
         /// What was being done (mailbox, folder, server).
@@ -118,24 +163,48 @@ fn hint_suffix(hint: &Option<String>) -> String {
 /// This crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) fn target_err(context: &str, e: &o365_migrate_target::Error) -> Error {
-    Error::Pipeline {
-        context: context.to_owned(),
-        message: e.to_string(),
-        hint: None,
+fn source_suffix(source: &o365_migrate_imap::Error) -> &'static str {
+    if source.is_retryable() {
+        "; the connection to the source failed, the next attempt or run resumes where this one stopped"
+    } else {
+        ""
     }
 }
 
-pub(crate) fn source_err(context: &str, e: &o365_migrate_imap::Error) -> Error {
-    if e.is_retryable() {
-        return Error::SourceConnection {
-            context: context.to_owned(),
-            message: e.to_string(),
-        };
+impl Error {
+    /// A target error with what was being done.
+    pub(crate) fn target(context: impl Into<String>, source: o365_migrate_target::Error) -> Error {
+        Error::Target {
+            context: context.into(),
+            source: Box::new(source),
+        }
     }
-    Error::Pipeline {
-        context: context.to_owned(),
-        message: e.to_string(),
-        hint: None,
+
+    /// A source (IMAP) error with where it happened.
+    pub(crate) fn source(context: impl Into<String>, source: o365_migrate_imap::Error) -> Error {
+        Error::Source {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Whether trying again may succeed: a source connection that dropped, stalled or was
+    /// throttled, or a transient target error (429, 503, a reset). Everything else needs a
+    /// change first (configuration, credentials, the data).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Source { source, .. } => source.is_retryable(),
+            Error::Target { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// For a target error, how far it reaches: one item, a folder, the mailbox or the whole
+    /// target; `None` for every other error.
+    pub fn target_scope(&self) -> Option<o365_migrate_target::ErrorScope> {
+        match self {
+            Error::Target { source, .. } => Some(source.scope()),
+            _ => None,
+        }
     }
 }

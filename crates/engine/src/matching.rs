@@ -84,9 +84,9 @@ impl MatchOutcome {
             })
             .collect();
         let mut out = Vec::new();
-        am::write_csv(&rows, &mut out).map_err(|e| Error::Pipeline {
+        am::write_csv(&rows, &mut out).map_err(|e| Error::Matching {
             context: "mapping CSV".into(),
-            message: e.to_string(),
+            source: Box::new(e),
             hint: None,
         })?;
         Ok(out)
@@ -136,16 +136,16 @@ pub(crate) fn load_mapping(job: &crate::config::Job) -> Result<MappingFile> {
             return Ok(MappingFile::Missing(path));
         }
         Err(e) => {
-            return Err(Error::Pipeline {
+            return Err(Error::Io {
                 context: format!("mapping file {}", path.display()),
-                message: e.to_string(),
+                source: e,
                 hint: Some("check [matching] pairs_file and the file's permissions".into()),
             });
         }
     };
-    let rows = am::read_csv(bytes.as_slice()).map_err(|e| Error::Pipeline {
+    let rows = am::read_csv(bytes.as_slice()).map_err(|e| Error::Matching {
         context: format!("mapping file {}", path.display()),
-        message: e.to_string(),
+        source: Box::new(e),
         hint: Some(
             "fix the row (columns source,target,rule,status,note), or delete the file and run \
              `o365-migrate match --out FILE` again"
@@ -279,7 +279,7 @@ impl Matching<'_> {
             .list_users(None)
             .await
             .map(Some)
-            .map_err(|e| graph_err("listing the target directory (GET /users)", &e))
+            .map_err(|e| Error::target("listing the target directory (GET /users)", e))
     }
 
     /// Matches every source in the credentials file to a target user, as `match` shows it.
@@ -301,9 +301,9 @@ impl Matching<'_> {
             users.map(|u| u.iter().map(to_directory_user).collect());
         let mut overrides = match &self.mapping {
             MappingFile::Rows(path, rows) => {
-                am::Overrides::from_rows(rows).map_err(|e| Error::Pipeline {
+                am::Overrides::from_rows(rows).map_err(|e| Error::Matching {
                     context: format!("mapping file {}", path.display()),
-                    message: e.to_string(),
+                    source: Box::new(e),
                     hint: Some("keep one decision per source".into()),
                 })?
             }
@@ -329,9 +329,9 @@ impl Matching<'_> {
         let users = directory.len();
         let mut config =
             am::MatchConfig::from_names(&self.job.matching.rules, &self.job.matching.domains)
-                .map_err(|e| Error::Pipeline {
+                .map_err(|e| Error::Matching {
                     context: "[matching] rules".into(),
-                    message: e.to_string(),
+                    source: Box::new(e),
                     hint: None,
                 })?;
         if create {
@@ -344,9 +344,9 @@ impl Matching<'_> {
                 sku: m.licence_sku.clone(),
             };
         }
-        let matcher = am::Matcher::new(config, directory).map_err(|e| Error::Pipeline {
+        let matcher = am::Matcher::new(config, directory).map_err(|e| Error::Matching {
             context: "automatch".into(),
-            message: e.to_string(),
+            source: Box::new(e),
             hint: None,
         })?;
         let sources: Vec<am::SourceIdentity> = self
@@ -366,9 +366,9 @@ impl Matching<'_> {
             .collect();
         let report = matcher
             .run(&sources, &overrides)
-            .map_err(|e| Error::Pipeline {
+            .map_err(|e| Error::Matching {
                 context: "automatch".into(),
-                message: e.to_string(),
+                source: Box::new(e),
                 hint: None,
             })?;
         warnings.extend(report.warnings.iter().cloned());
@@ -447,14 +447,6 @@ fn to_directory_user(u: &target::graph::User) -> am::DirectoryUser {
     d
 }
 
-fn graph_err(context: &str, e: &target::Error) -> Error {
-    Error::Pipeline {
-        context: context.into(),
-        message: e.to_string(),
-        hint: None,
-    }
-}
-
 /// What `provision` did (or, with `dry_run`, would do) for one target user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProvisionStep {
@@ -524,7 +516,7 @@ impl Matching<'_> {
             client
                 .check_permissions(true)
                 .await
-                .map_err(|e| graph_err("provision: permissions", &e))?;
+                .map_err(|e| Error::target("provision: permissions", e))?;
         }
         let users = self.directory_users().await?.unwrap_or_default();
         let outcome = self.automatch_over(Some(&users), m.allow_create)?;
@@ -538,7 +530,7 @@ impl Matching<'_> {
                 let skus = client
                     .subscribed_skus()
                     .await
-                    .map_err(|e| graph_err("listing licences (GET /subscribedSkus)", &e))?;
+                    .map_err(|e| Error::target("listing licences (GET /subscribedSkus)", e))?;
                 let sku = skus
                     .iter()
                     .find(|s| s.sku_part_number.eq_ignore_ascii_case(part) || s.sku_id == *part)
@@ -673,7 +665,7 @@ impl Matching<'_> {
             let probes = client
                 .probe_mailboxes(&upns)
                 .await
-                .map_err(|e| graph_err("provision: probing mailboxes", &e))?;
+                .map_err(|e| Error::target("provision: probing mailboxes", e))?;
             for (i, p) in waiting.iter().zip(probes) {
                 if p == target::graph::MailboxProbe::Ready {
                     steps[*i].state = "mailbox-ready".into();
@@ -712,9 +704,9 @@ impl Matching<'_> {
                 }
             }
             let bytes = out.to_csv()?;
-            crate::report::write_private(path, &bytes).map_err(|e| Error::Pipeline {
+            crate::report::write_private(path, &bytes).map_err(|e| Error::Io {
                 context: format!("mapping file {}", path.display()),
-                message: e.to_string(),
+                source: e,
                 hint: Some("check that its directory exists and is writable".into()),
             })?;
             report.mapping_written = Some(path.clone());

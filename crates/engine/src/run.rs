@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::engine::{Engine, join_all};
-use crate::error::{Error, Result, source_err, target_err};
+use crate::error::{Error, Result};
 use crate::folders::folder_spec;
 use crate::matching::MailboxPair;
 use crate::report::{Event, Reporter};
@@ -211,21 +211,23 @@ impl Engine {
                 .run_mailbox_inner(kind, pair, mailbox, writer, tally)
                 .await;
             match r {
-                Err(Error::SourceConnection { context, message })
-                    if attempt < SOURCE_ATTEMPTS && !self.stop.is_stopped() =>
+                Err(Error::Source { context, source })
+                    if source.is_retryable()
+                        && attempt < SOURCE_ATTEMPTS
+                        && !self.stop.is_stopped() =>
                 {
                     // Reconnect after a back-off; done items are skipped by the state store.
                     let wait = Duration::from_millis(500u64 << attempt);
                     self.reporter.report(&Event::Throttled {
                         mailbox: Some(pair.source.clone()),
                         wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                        reason: format!("{context}: {message}; reconnecting"),
+                        reason: format!("{context}: {source}; reconnecting"),
                     });
                     writer
                         .event(EventRecord {
                             mailbox: Some(mailbox),
                             kind: "source_reconnect".into(),
-                            detail: format!("attempt {attempt}: {context}: {message}"),
+                            detail: format!("attempt {attempt}: {context}: {source}"),
                         })
                         .await?;
                     writer.flush().await?;
@@ -293,12 +295,12 @@ impl Engine {
             .target
             .open_mailbox(&pair.target)
             .await
-            .map_err(|e| target_err(&format!("target mailbox {}", pair.target), &e))?;
+            .map_err(|e| Error::target(format!("target mailbox {}", pair.target), e))?;
         let only_specs: Vec<FolderSpec> = specs.iter().map(|(_, s)| s.clone()).collect();
         let handles = mw
             .ensure_folders(&only_specs)
             .await
-            .map_err(|e| target_err(&format!("target folders of {}", pair.target), &e))?;
+            .map_err(|e| Error::target(format!("target folders of {}", pair.target), e))?;
         let by_source: HashMap<String, target::FolderHandle> =
             handles.into_iter().map(|h| (h.source.clone(), h)).collect();
         let mailbox_run = &MailboxRun {
@@ -434,7 +436,7 @@ impl Engine {
         let sel = session
             .examine(path)
             .await
-            .map_err(|e| source_err(&ctx, &e))?;
+            .map_err(|e| Error::source(&ctx, e))?;
         let uidvalidity = sel.uid_validity.ok_or_else(|| Error::Pipeline {
             context: ctx.clone(),
             message: "the server sent no UIDVALIDITY".into(),
@@ -452,7 +454,7 @@ impl Engine {
             session
                 .uid_search(&[imap::SearchKey::All])
                 .await
-                .map_err(|e| source_err(&ctx, &e))?
+                .map_err(|e| Error::source(&ctx, e))?
         };
         let done_set: HashSet<u32> = done.done.iter().copied().collect();
         let failed_set: HashSet<u32> = done.failed.iter().copied().collect();
@@ -475,7 +477,7 @@ impl Engine {
             let opts = metadata_fetch();
             let mut stream = session.fetch(&candidates, opts);
             while let Some(m) = stream.next().await {
-                let m = m.map_err(|e| source_err(&ctx, &e))?;
+                let m = m.map_err(|e| Error::source(&ctx, e))?;
                 metas.insert(m.uid, (meta_of(&m), m.flags.clone()));
             }
         }
@@ -547,7 +549,7 @@ impl Engine {
                     let m = match m {
                         Ok(m) => m,
                         Err(e) => {
-                            fatal = Some(source_err(&ctx, &e));
+                            fatal = Some(Error::source(&ctx, e));
                             break;
                         }
                     };
@@ -779,13 +781,14 @@ async fn write_one_inner(
                 tokio::time::sleep(wait).await;
             }
             Err(e) => {
+                let reason = e.to_string();
                 let stop = match e.scope() {
-                    target::ErrorScope::Mailbox | target::ErrorScope::Target => {
-                        Some(target_err(&format!("target mailbox of {}", ctx.source), &e))
-                    }
+                    target::ErrorScope::Mailbox | target::ErrorScope::Target => Some(
+                        Error::target(format!("target mailbox of {}", ctx.source), e),
+                    ),
                     _ => None,
                 };
-                return fail(&ctx, work, e.to_string(), stop).await;
+                return fail(&ctx, work, reason, stop).await;
             }
         }
     }

@@ -9,7 +9,7 @@ use o365_migrate_imap as imap;
 use o365_migrate_target as target;
 
 use crate::config::{Job, LoginMode, Security, TargetKind};
-use crate::error::{Error, Result, target_err};
+use crate::error::{Error, Result};
 
 /// Builds the target writer named by the job's `[target]`. `credentials` supplies the per-user
 /// passwords of an IMAP target in `per-user` login mode (the same password as the source,
@@ -54,7 +54,7 @@ pub(crate) fn build_target_parts(
                 endpoints,
             );
             cfg.user_creation = job.matching.allow_create;
-            let t = target::graph::GraphTarget::new(cfg).map_err(|e| target_err("target", &e))?;
+            let t = target::graph::GraphTarget::new(cfg).map_err(|e| Error::target("target", e))?;
             let client = t.client().clone();
             Ok((Arc::new(t), Some(client)))
         }
@@ -89,9 +89,9 @@ pub(crate) fn build_target_parts(
                     let mut passwords = HashMap::new();
                     for r in credentials.records() {
                         let l = creds::LoginMode::PerUser.login_for(r, &file).map_err(|e| {
-                            Error::Pipeline {
+                            Error::Credentials {
                                 context: format!("target login for {}", r.login),
-                                message: e.to_string(),
+                                source: Box::new(e),
                                 hint: None,
                             }
                         })?;
@@ -139,7 +139,7 @@ pub(crate) fn build_target_parts(
                 crate::config::EwsAuth::Bearer => target::ews::EwsAuth::StaticBearer(secret),
             };
             let cfg = target::ews::EwsTargetConfig::new(e.url.clone(), auth);
-            let t = target::ews::EwsTarget::new(cfg).map_err(|e| target_err("target.ews", &e))?;
+            let t = target::ews::EwsTarget::new(cfg).map_err(|e| Error::target("target.ews", e))?;
             Ok((Arc::new(t), None))
         }
         TargetKind::Eml => {
@@ -192,7 +192,7 @@ fn graph_credential(
             } else {
                 target::identity::CertificateCredential::from_pem(&bytes, &what)
             }
-            .map_err(|e| target_err("target.graph certificate", &e))?;
+            .map_err(|e| Error::target("target.graph certificate", e))?;
             Ok(target::identity::Credential::Certificate(Arc::new(cert)))
         }
         (Some(_), Some(_)) => Err(bad(
@@ -222,9 +222,9 @@ pub(crate) fn imap_client_config(
     let mut c = imap::ClientConfig::new(host.to_owned(), port, security);
     c.tls.danger_accept_invalid_certificates = accept_invalid_certs;
     if let Some(p) = ca_file {
-        c.tls.extra_ca_pem = Some(std::fs::read(p).map_err(|e| Error::Pipeline {
+        c.tls.extra_ca_pem = Some(std::fs::read(p).map_err(|e| Error::Io {
             context: format!("ca_file {}", p.display()),
-            message: e.to_string(),
+            source: e,
             hint: Some("check the path".into()),
         })?);
     }
@@ -238,9 +238,9 @@ pub fn load_credentials(job: &Job) -> Result<(creds::Credentials, creds::LoginMo
     if job.source.login == LoginMode::Admin {
         opts = opts.admin_mode();
     }
-    let credentials = creds::load_file(&path, &opts).map_err(|e| Error::Pipeline {
+    let credentials = creds::load_file(&path, &opts).map_err(|e| Error::Credentials {
         context: format!("credentials file {}", path.display()),
-        message: e.to_string(),
+        source: Box::new(e),
         hint: Some("run `o365-migrate credentials check FILE` for details".into()),
     })?;
     let mode = match job.source.login {
@@ -257,9 +257,9 @@ pub fn load_credentials(job: &Job) -> Result<(creds::Credentials, creds::LoginMo
                 creds::Secret::new(secret.expose()),
                 creds::AdminStyle::MasterUserSeparator('*'),
             )
-            .map_err(|e| Error::Pipeline {
+            .map_err(|e| Error::Credentials {
                 context: "source.admin".into(),
-                message: e.to_string(),
+                source: Box::new(e),
                 hint: None,
             })?;
             creds::LoginMode::Admin(admin)
@@ -289,9 +289,9 @@ pub fn check_credentials_file(
     if let Some(d) = delimiter {
         opts = opts.delimiter(d);
     }
-    let parsed = creds::read_file(path, &opts).map_err(|e| Error::Pipeline {
+    let parsed = creds::read_file(path, &opts).map_err(|e| Error::Credentials {
         context: format!("credentials file {}", path.display()),
-        message: e.to_string(),
+        source: Box::new(e),
         hint: None,
     })?;
     let report = parsed.report();

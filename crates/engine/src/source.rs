@@ -7,7 +7,7 @@ use std::time::Duration;
 use o365_migrate_imap as imap;
 
 use crate::engine::Engine;
-use crate::error::{Error, Result, source_err};
+use crate::error::{Error, Result};
 use crate::folders::{FolderMapper, MappedFolder, SourceFolder};
 use crate::state::ItemMeta;
 
@@ -28,9 +28,9 @@ impl Engine {
         let l = self
             .login_mode
             .login_for(rec, &file)
-            .map_err(|e| Error::Pipeline {
+            .map_err(|e| Error::Credentials {
                 context: format!("mailbox {login}"),
-                message: e.to_string(),
+                source: Box::new(e),
                 hint: None,
             })?;
         let password = imap::Secret::new(l.secret.expose());
@@ -61,11 +61,11 @@ impl Engine {
                     last = Some(e);
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Err(source_err(&format!("source login {login}"), &e)),
+                Err(e) => return Err(Error::source(format!("source login {login}"), e)),
             }
         }
         Err(match last {
-            Some(e) => source_err(&format!("source login {login}"), &e),
+            Some(e) => Error::source(format!("source login {login}"), e),
             None => Error::Pipeline {
                 context: format!("source login {login}"),
                 message: "gave up".into(),
@@ -82,7 +82,7 @@ impl Engine {
         let list = session
             .list_mailboxes(false)
             .await
-            .map_err(|e| source_err("LIST", &e))?;
+            .map_err(|e| Error::source("LIST", e))?;
         let folders: Vec<SourceFolder> = list
             .iter()
             .filter(|m| m.selectable)
@@ -105,7 +105,7 @@ impl Engine {
         let sel = session
             .examine(path)
             .await
-            .map_err(|e| source_err(&ctx, &e))?;
+            .map_err(|e| Error::source(&ctx, e))?;
         let uv = sel.uid_validity.unwrap_or(0);
         let mut out = BTreeMap::new();
         if sel.exists == 0 {
@@ -114,11 +114,11 @@ impl Engine {
         let uids = session
             .uid_search(&[imap::SearchKey::All])
             .await
-            .map_err(|e| source_err(&ctx, &e))?;
+            .map_err(|e| Error::source(&ctx, e))?;
         let opts = metadata_fetch();
         let mut stream = session.fetch(&uids, opts);
         while let Some(m) = stream.next().await {
-            let m = m.map_err(|e| source_err(&ctx, &e))?;
+            let m = m.map_err(|e| Error::source(&ctx, e))?;
             out.insert(m.uid, meta_of(&m));
         }
         Ok((uv, out))

@@ -8,7 +8,7 @@ use serde::Serialize;
 use target::FolderSpec;
 
 use crate::engine::Engine;
-use crate::error::{Result, target_err};
+use crate::error::{Error, Result};
 use crate::folders::folder_spec;
 use crate::matching::MailboxPair;
 use crate::state::ItemStatus;
@@ -140,12 +140,12 @@ impl Engine {
             .target
             .open_mailbox(&p.target)
             .await
-            .map_err(|e| target_err(&format!("target mailbox {}", p.target), &e))?;
+            .map_err(|e| Error::target(format!("target mailbox {}", p.target), e))?;
         // Looked up, never created: verify does not change the target.
         let handles = mw
             .find_folders(&specs)
             .await
-            .map_err(|e| target_err(&format!("target folders of {}", p.target), &e))?;
+            .map_err(|e| Error::target(format!("target folders of {}", p.target), e))?;
         for (spec, h) in specs.iter().zip(handles) {
             let (uv, metas) = self.source_folder_scan(&mut s, &spec.source).await?;
             let mut fv = FolderVerify {
@@ -186,8 +186,8 @@ impl Engine {
             let (count, items) = match &h {
                 Some(h) => {
                     let ctx = format!("target folder {}", h.display_path);
-                    let count = mw.count(h).await.map_err(|e| target_err(&ctx, &e))?;
-                    (count, mw.list(h).await.map_err(|e| target_err(&ctx, &e))?)
+                    let count = mw.count(h).await.map_err(|e| Error::target(&ctx, e))?;
+                    (count, mw.list(h).await.map_err(|e| Error::target(&ctx, e))?)
                 }
                 // The folder does not exist in the target: everything expected is missing.
                 None => (0, Vec::new()),
