@@ -343,52 +343,23 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
             Ok(0)
         }
         command => {
-            let _lock = match &command {
-                Command::Run { dry_run: false, .. }
-                | Command::Rescan { .. }
-                | Command::Provision { dry_run: false, .. } => Some(lock_state(&job)?),
-                _ => None,
-            };
             let store = open_store(&job).await?;
             let (reporter, progress) = make_reporter(&command)?;
             let engine = Engine::new(job, store, reporter.clone(), stop.clone()).map_err(usage)?;
+            // The engine takes the state's run lock itself; taking it here holds it from the
+            // start, also while `run --window` waits for its window.
+            if matches!(
+                command,
+                Command::Run { dry_run: false, .. }
+                    | Command::Rescan { .. }
+                    | Command::Provision { dry_run: false, .. }
+            ) {
+                engine.hold_run_lock().await.map_err(usage)?;
+            }
             let code = engine_command(&engine, command, &stop).await;
             drop(progress);
             code
         }
-    }
-}
-
-/// Takes the job's run lock (`<state>.lock`, held until the process ends) so two processes
-/// never migrate from the same state database at once.
-fn lock_state(job: &Job) -> Result<std::fs::File, Exit> {
-    let state = job.resolve_path(&job.state.path);
-    let mut name = state.clone().into_os_string();
-    name.push(".lock");
-    let path = PathBuf::from(name);
-    let mut o = std::fs::OpenOptions::new();
-    o.create(true).truncate(false).read(true).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let file = o
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))
-        .map_err(usage)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(usage(anyhow::anyhow!(
-            "another o365-migrate run, rescan or provision is working on {} (lock {}); \
-             wait for it to finish, or stop it with Ctrl-C / SIGTERM",
-            state.display(),
-            path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(usage(anyhow::anyhow!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
     }
 }
 

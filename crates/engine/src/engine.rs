@@ -57,6 +57,8 @@ pub struct Engine {
     pub(crate) budget: imap::ByteBudget,
     pub(crate) stop: StopFlag,
     pub(crate) source_client: imap::ClientConfig,
+    /// The state's run lock once a writing command took it; held until the engine is dropped.
+    pub(crate) run_lock: tokio::sync::Mutex<Option<crate::state::RunLock>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -106,7 +108,20 @@ impl Engine {
             budget,
             stop,
             source_client,
+            run_lock: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Takes the state's run lock unless this engine already holds it, and keeps it until the
+    /// engine is dropped: never two runs on one state, whoever drives the engine. `run`,
+    /// `rescan` and `provision` take it themselves; call this first to hold it across waits
+    /// (a run window that has not opened yet). Fails at once when another process holds it.
+    pub async fn hold_run_lock(&self) -> Result<()> {
+        let mut held = self.run_lock.lock().await;
+        if held.is_none() {
+            *held = Some(self.store.lock_runs().await?);
+        }
+        Ok(())
     }
 
     /// The job.
@@ -153,6 +168,9 @@ impl Engine {
         dry_run: bool,
         wait: Duration,
     ) -> Result<crate::matching::ProvisionReport> {
+        if !dry_run {
+            self.hold_run_lock().await?;
+        }
         self.matching().provision(dry_run, wait).await
     }
 

@@ -93,8 +93,10 @@ struct Work {
 }
 
 impl Engine {
-    /// Runs `run` or `rescan` over the selected mailboxes (all when `only` is empty).
+    /// Runs `run` or `rescan` over the selected mailboxes (all when `only` is empty). Takes the
+    /// state's run lock first (see [`Engine::hold_run_lock`]).
     pub async fn run(&self, kind: RunKind, only: &[String]) -> Result<(RunId, RunTotals)> {
+        self.hold_run_lock().await?;
         let run = self.store.begin_run(kind).await?;
         let writer = Arc::new(BatchWriter::spawn(
             self.store.clone(),

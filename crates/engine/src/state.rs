@@ -37,9 +37,11 @@ use serde::Serialize;
 
 use crate::error::Result;
 
+mod lock;
 mod sqlite;
 mod writer;
 
+pub use lock::RunLock;
 pub use sqlite::SqliteStore;
 pub use writer::BatchWriter;
 
@@ -366,6 +368,10 @@ pub struct RunSummary {
 
 /// The state store. Object-safe: use as `Box<dyn StateStore>` / `Arc<dyn StateStore>`.
 pub trait StateStore: Send + Sync {
+    /// Takes this state's run lock: never two runs (or a run and a `provision`) on one state.
+    /// Fails at once, naming the lock, when another process holds it; released when the
+    /// returned guard is dropped.
+    fn lock_runs(&self) -> BoxFuture<'_, Result<RunLock>>;
     /// Starts a run.
     fn begin_run(&self, kind: RunKind) -> BoxFuture<'_, Result<RunId>>;
     /// Ends a run.

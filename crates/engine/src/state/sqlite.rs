@@ -19,8 +19,8 @@ use sqlx::sqlite::{
 
 use super::{
     Batch, BoxFuture, Dialect, DoneUids, FolderId, FolderRecord, FolderState, ItemRecord,
-    ItemStatus, MailboxId, MailboxRecord, PlannedItem, RunId, RunKind, RunOutcome, RunSummary,
-    SCHEMA_VERSION, StateStore, StatusCounts, migrations,
+    ItemStatus, MailboxId, MailboxRecord, PlannedItem, RunId, RunKind, RunLock, RunOutcome,
+    RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, migrations,
 };
 use crate::error::{Error, Result};
 
@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
     path: String,
+    file: PathBuf,
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -91,6 +92,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             path: shown,
+            file: path.to_owned(),
             write_lock: Default::default(),
         };
         store.migrate().await?;
@@ -332,6 +334,10 @@ fn create_owner_only(path: &Path) -> std::io::Result<()> {
 }
 
 impl StateStore for SqliteStore {
+    fn lock_runs(&self) -> BoxFuture<'_, Result<RunLock>> {
+        Box::pin(async move { super::lock::lock_file(&self.file) })
+    }
+
     fn begin_run(&self, kind: RunKind) -> BoxFuture<'_, Result<RunId>> {
         Box::pin(async move {
             let _w = self.write_lock.lock().await;
