@@ -42,6 +42,7 @@
 
 mod decode;
 mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod fxhash;
 mod login;

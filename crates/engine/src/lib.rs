@@ -87,6 +87,7 @@ pub mod config;
 mod engine;
 mod error;
 pub mod folders;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod matching;
 mod plan;

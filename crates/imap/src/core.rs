@@ -781,6 +781,7 @@ fn lenient_condition(s: &[u8]) -> Option<Condition> {
 ///
 /// This is the body of the fuzz target (`fuzz/fuzz_targets/responses.rs`); it is also run by
 /// proptest in CI. It must never panic and never allocate more than the literal limit.
+#[cfg(feature = "fuzzing")]
 pub fn fuzz_responses(data: &[u8]) -> Vec<Result<Response, Error>> {
     let mut r = ResponseReader::new(64 * 1024);
     let mut out = Vec::new();

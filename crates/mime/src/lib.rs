@@ -35,6 +35,7 @@
 
 mod fingerprint;
 mod flags;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod graph;
 mod headers;
