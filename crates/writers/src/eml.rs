@@ -124,8 +124,9 @@ fn maildir_flags(item: &WriteItem, keyword_letters: &[char]) -> String {
 }
 
 fn key_for(fingerprint: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, fingerprint.as_bytes());
-    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(fingerprint.as_bytes());
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
     format!("o365m-{}", &hex[..32])
 }
 

@@ -418,7 +418,7 @@ impl TokenProvider {
         endpoints: Endpoints,
     ) -> Result<Self, Error> {
         Ok(Self {
-            http: crate::graph::http_client(Duration::from_secs(60))?,
+            http: crate::http::http_client(Duration::from_secs(60))?,
             endpoints,
             tenant: tenant.into(),
             client_id: client_id.into(),
@@ -547,11 +547,11 @@ impl TokenProvider {
         context: &str,
     ) -> Result<(u16, bytes::Bytes), Error> {
         let resp = self.http.post(url).form(form).send().await.map_err(|e| {
-            Error::Transport(format!("{context}: {}", crate::graph::describe_reqwest(&e)))
+            Error::Transport(format!("{context}: {}", crate::http::describe_reqwest(&e)))
         })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| {
-            Error::Transport(format!("{context}: {}", crate::graph::describe_reqwest(&e)))
+            Error::Transport(format!("{context}: {}", crate::http::describe_reqwest(&e)))
         })?;
         Ok((status, body))
     }

@@ -24,12 +24,20 @@
 //! ```
 
 mod cloud;
+#[cfg(any(feature = "graph", feature = "imap"))]
 mod dedupe;
+#[cfg(feature = "eml")]
 pub mod eml;
 mod error;
+#[cfg(feature = "ews")]
 pub mod ews;
+#[cfg(feature = "graph")]
 pub mod graph;
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "identity")]
 pub mod identity;
+#[cfg(feature = "imap")]
 pub mod imap;
 mod secret;
 pub mod writer;

@@ -423,6 +423,7 @@ impl Capabilities {
     /// A row for a path that keeps the dates, the IMAP flags, keywords and draft state and
     /// dedupes (every writer here except Graph, which cannot keep `\Answered`); raw bytes and
     /// the size limit are left to the caller.
+    #[cfg(any(feature = "imap", feature = "ews", feature = "eml"))]
     pub(crate) fn keeps_state(name: &'static str) -> Self {
         Self {
             keeps_received_date: true,

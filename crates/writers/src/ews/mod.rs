@@ -249,7 +249,7 @@ impl Http {
             let resp = self.auth(req).await?.send().await.map_err(|e| {
                 Error::Transport(format!(
                     "EWS {operation}: {}",
-                    crate::graph::describe_reqwest(&e)
+                    crate::http::describe_reqwest(&e)
                 ))
             })?;
             let status = resp.status().as_u16();
@@ -262,7 +262,7 @@ impl Http {
             let bytes = resp.bytes().await.map_err(|e| {
                 Error::Transport(format!(
                     "EWS {operation}: {}",
-                    crate::graph::describe_reqwest(&e)
+                    crate::http::describe_reqwest(&e)
                 ))
             })?;
             if status == 401 || status == 403 {
@@ -335,7 +335,7 @@ impl EwsTarget {
                 config.url
             )));
         }
-        let client = crate::graph::http_client(config.timeout)?;
+        let client = crate::http::http_client(config.timeout)?;
         Ok(Self {
             http: Arc::new(Http { client, config }),
         })

@@ -363,7 +363,7 @@ impl GraphClient {
     ) -> Result<Self, Error> {
         let base = format!("{}/v1.0", tokens.endpoints().graph.trim_end_matches('/'));
         Ok(Self {
-            http: super::http_client(Duration::from_secs(300))?,
+            http: crate::http::http_client(Duration::from_secs(300))?,
             tokens,
             base,
             retry,
@@ -487,7 +487,7 @@ impl GraphClient {
                 }
                 Ok((reply, _)) => return Ok(reply),
                 Err(e) => {
-                    last = super::describe_reqwest(&e);
+                    last = crate::http::describe_reqwest(&e);
                     // A request whose answer was lost may have been carried out: only resend
                     // when doing it twice is harmless or it never reached the server.
                     if !(call.idempotent || e.is_connect()) {

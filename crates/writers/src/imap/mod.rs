@@ -53,7 +53,9 @@ use std::time::Duration;
 pub use o365_migrate_imap::{ClientConfig, Security, TlsOptions};
 pub use writer::ImapMailboxWriter;
 
+#[cfg(feature = "identity")]
 use crate::cloud::Endpoints;
+#[cfg(feature = "identity")]
 use crate::identity::{Credential, TokenProvider};
 use crate::writer::{BoxFuture, Capabilities, MailboxWriter, Target};
 use crate::{Error, SecretString};
@@ -114,6 +116,7 @@ pub enum ImapLogin {
     },
     /// OAuth 2.0 (`AUTHENTICATE XOAUTH2`, or OAUTHBEARER): Exchange Online app-only tokens
     /// (permission `IMAP.AccessAsApp`, scope `https://outlook.office365.com/.default`).
+    #[cfg(feature = "identity")]
     OAuth {
         /// The token source (built with [`TokenProvider::with_scope`]).
         tokens: Arc<TokenProvider>,
@@ -144,6 +147,7 @@ impl fmt::Debug for ImapLogin {
                 .field("master", master)
                 .field("separator", separator)
                 .finish_non_exhaustive(),
+            #[cfg(feature = "identity")]
             Self::OAuth { oauthbearer, .. } => f
                 .debug_struct("OAuth")
                 .field("oauthbearer", oauthbearer)
@@ -153,8 +157,10 @@ impl fmt::Debug for ImapLogin {
 }
 
 /// Adapts the identity module's token cache to the IMAP crate's token trait.
+#[cfg(feature = "identity")]
 struct ImapTokens(Arc<TokenProvider>, String);
 
+#[cfg(feature = "identity")]
 impl o365_migrate_imap::TokenProvider for ImapTokens {
     fn token(&self) -> o365_migrate_imap::TokenFuture<'_> {
         Box::pin(async move {
@@ -210,6 +216,7 @@ impl ImapLogin {
                 user: format!("{mailbox}{separator}{master}"),
                 password: Secret::new(password.expose()),
             },
+            #[cfg(feature = "identity")]
             Self::OAuth {
                 tokens,
                 oauthbearer,
@@ -291,6 +298,7 @@ impl ImapTargetConfig {
     /// Exchange Online over IMAP with an app-only XOAUTH2 token (scope
     /// `{exchange}/.default`; the app needs `IMAP.AccessAsApp`, a service principal in Exchange
     /// and FullAccess on each mailbox). Host from `endpoints.exchange`, port 993, TLS verified.
+    #[cfg(feature = "identity")]
     pub fn exchange_online(
         tenant: impl Into<String>,
         client_id: impl Into<String>,
