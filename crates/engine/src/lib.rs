@@ -1,40 +1,59 @@
-//! Migration engine for o365-migrate: the job file, folder mapping, the crash-safe state store
-//! and reporting.
+//! Migration engine for o365-migrate: composes the IMAP client, the MIME crate, the target
+//! writers, the credentials reader and automatch into `plan`, `run`, `rescan`, `verify`,
+//! `match` and `provision`, with a crash-safe state store and reporting.
 //!
-//! [`Engine`] runs the migration (`run`, `rescan`, `verify`, `plan`, connection tests)
-//! on top of these parts:
+//! [`Engine`] is the entry point. The crate's rooms:
 //!
 //! - [`config`]: the TOML job file (`o365-migrate.toml`), strict and with located errors;
 //!   secrets only by reference ([`config::SecretRef`]); [`config::TEMPLATE`] for `init`.
 //! - [`folders`]: source IMAP folders → target well-known folders or paths, with a reason for
 //!   every decision and every skip.
+//! - [`matching`]: which source mailbox goes where ([`MailboxPair`]), automatch against the
+//!   target directory, provisioning.
 //! - [`state`]: the [`state::StateStore`] trait and its SQLite implementation
-//!   ([`state::SqliteStore`]), which survives `kill -9` at any moment.
+//!   ([`state::SqliteStore`]), which survives `kill -9` at any moment, and the run lock
+//!   ([`state::RunLock`]): never two runs on one state.
 //! - [`report`]: the [`report::Reporter`] trait, a JSON-lines event writer, and JSON / CSV /
 //!   HTML reports built from the state store.
+//! - Private rooms behind [`Engine`]: `setup` (the target writer, credentials and IMAP client
+//!   settings built from the job), `source` (login, LIST and folder map, the metadata scan, the
+//!   job's filters), `run` (the copy loop), `plan`, `verify`.
 //!
-//! # The pipeline ([`Engine`])
+//! # The path of one message (`run`)
 //!
-//! Per mailbox (several at once, bounded by `[limits] mailboxes_at_once`):
+//! Per mailbox (several at once, bounded by `[limits] mailboxes_at_once`; up to 4 folders of a
+//! mailbox at once, each with its own source session):
 //!
 //! 1. Log in to the source, LIST folders with SPECIAL-USE, map them with
-//!    [`folders::FolderMapper`]; report every skipped folder.
-//! 2. Per folder: SELECT, read UIDVALIDITY, [`state::StateStore::upsert_folder`]. If UIDVALIDITY
-//!    changed, UIDs from before mean nothing: dedupe by fingerprint / Message-ID
-//!    ([`state::StateStore::find_by_fingerprint`]) and never write a message twice.
-//! 3. UID SEARCH (`run`: ALL; `rescan`: above the folder's watermark), minus
-//!    [`state::DoneUids::done`]; metadata FETCH (size, INTERNALDATE, headers); apply `[filters]`
-//!    (dates, size) — filtered items are recorded as skipped with their reason.
-//! 4. [`state::StateStore::mark_planned`] for the folder's candidates, then dedupe against the
-//!    target's own listing (for items written before a crash but not recorded).
-//! 5. Fetch bodies in batches under the global `[limits] in_flight_bytes` budget, normalize
-//!    (mime crate), write with the target's own concurrency (target crate).
+//!    [`folders::FolderMapper`]; report every skipped folder. Ensure the target folders.
+//! 2. Per folder: EXAMINE (read-only: the source is never changed), read UIDVALIDITY,
+//!    [`state::StateStore::upsert_folder`]. If UIDVALIDITY changed, UIDs from before mean
+//!    nothing: dedupe by item key ([`state::StateStore::find_by_fingerprint`]) and never write a
+//!    message twice.
+//! 3. `UID SEARCH ALL`, then, in memory, minus [`state::DoneUids::done`] (`rescan` keeps only
+//!    UIDs above the folder's watermark, failed ones and planned ones). The job's `[filters]`
+//!    are not sent to the server: they are applied to the metadata FETCH (size, INTERNALDATE,
+//!    headers), so every filtered item is recorded as skipped with its reason and exact
+//!    INTERNALDATE comparison (not the server's day-granular `SINCE`) decides.
+//! 4. [`state::StateStore::mark_planned`] for the folder's candidates.
+//! 5. Fetch bodies in batches (`BODY.PEEK[]`) under the global `[limits] in_flight_bytes`
+//!    budget; convert what was FETCHed once into the writers' [`o365_migrate_target::WriteItem`]
+//!    (the MIME crate's `Flags` and `InternalDate`, the item key); the writer checks the target
+//!    folder for the item key before it writes (items written before a crash but not recorded
+//!    are found there).
 //! 6. Record outcomes through a [`state::BatchWriter`] (or [`state::StateStore::record_batch`]
 //!    directly): outcomes + events in one transaction per batch; `flush` before a folder is
 //!    reported done. [`report::Reporter`] gets an event per item.
 //!
-//! `verify` compares per folder source and target counts and per message fingerprints /
+//! `verify` compares per folder source and target counts and per message item keys /
 //! Message-IDs; `report` calls [`report::write_reports`].
+//!
+//! # Errors
+//!
+//! One [`Error`] type. Failures of the crates below keep their error as the source
+//! ([`Error::Source`], [`Error::Target`], [`Error::Credentials`], [`Error::Matching`]), so
+//! [`Error::is_retryable`] and [`Error::target_scope`] answer from the lower crate's own
+//! classification.
 //!
 //! # Example
 //!
