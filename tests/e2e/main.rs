@@ -879,3 +879,101 @@ async fn eml_export_verifies_and_reruns_idempotently() {
     assert_eq!(count_messages(&env.dir.path().join("export")), 150);
     env.assert_no_secrets();
 }
+
+/// A mailbox that could not be processed (here: its source login is refused, so not one of its
+/// folders or items is ever listed) never reads as done: the report says "incomplete", names
+/// the mailbox with its error and exits 1 until a later run gets through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_that_failed_before_listing_keeps_the_report_incomplete() {
+    let env = Env::start(&["alice", "bob"], 20, 5150).await;
+    env.write_job("");
+    let csv_path = env.dir.path().join("users.csv");
+    let good = std::fs::read_to_string(&csv_path).unwrap();
+    let wrong = good.replace(&password("bob"), "not-bobs-password");
+    assert_ne!(good, wrong);
+    std::fs::write(&csv_path, &wrong).unwrap();
+    let o = env.cli(&["run"]).await;
+    assert_ne!(o.code, 0, "{}", dump(&o));
+    assert_eq!(env.graph.messages(&format!("bob@{DOMAIN}")).len(), 0);
+
+    let o = env.cli(&["report", "--format", "json"]).await;
+    assert_eq!(
+        o.code,
+        1,
+        "an unprocessed mailbox must not read as done: {}",
+        dump(&o)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&o.stdout).expect("report json");
+    assert_eq!(doc["state"], "incomplete", "{doc}");
+    let bob = doc["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["source"].as_str().is_some_and(|s| s.starts_with("bob")))
+        .expect("bob is in the report");
+    assert!(bob["error"].is_string(), "{bob}");
+    assert!(o.stderr.contains("incomplete: mailbox bob"), "{}", dump(&o));
+    let o = env.cli(&["report", "--format", "html"]).await;
+    assert_eq!(o.code, 1, "{}", dump(&o));
+    assert!(o.stdout.contains("incomplete"), "{}", o.stdout);
+    assert!(!o.stdout.contains("Totals: <span class=\"ok\">complete"));
+
+    // With the right password a later run gets through bob: the report is complete again.
+    std::fs::write(&csv_path, &good).unwrap();
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["report", "--format", "json"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let doc: serde_json::Value = serde_json::from_str(&o.stdout).expect("report json");
+    assert_eq!(doc["state"], "complete", "{doc}");
+    env.assert_no_secrets();
+}
+
+/// A source folder named `Files` at the top of the mailbox (a name Exchange Online reserves
+/// there) is written as `Files (migrated)`, the report names the rename, and the rest of the
+/// mailbox is not held back by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserved_folder_name_is_renamed_not_a_mailbox_failure() {
+    let env = Env::start(&["alice"], 10, 4711).await;
+    let mut imap = env.source.login("alice").await.expect("source login");
+    imap.create("Files").await.expect("create Files");
+    for n in 0..35 {
+        let raw = format!(
+            "Message-ID: <files-{n}@example.org>\r\nFrom: a@example.org\r\nDate: Tue, 01 Jul 2025 10:00:00 +0000\r\nSubject: file {n}\r\n\r\nbody {n}\r\n"
+        );
+        imap.append(
+            "Files",
+            &o365_migrate_testkit::client::AppendRequest::new(raw.into_bytes(), vec![], None),
+        )
+        .await
+        .expect("append");
+    }
+    imap.logout().await.expect("logout");
+    env.write_job("");
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let messages = env.graph.messages(&format!("alice@{DOMAIN}"));
+    let renamed = messages
+        .iter()
+        .filter(|m| m.folder_path == "Files (migrated)")
+        .count();
+    assert_eq!(
+        renamed,
+        35,
+        "{:?}",
+        messages
+            .iter()
+            .map(|m| &m.folder_path)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert_eq!(messages.len(), 10 + 35);
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["report", "--format", "html"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(
+        o.stdout.contains("Files (migrated)") && o.stdout.contains("reserved"),
+        "the report names the rename: {}",
+        o.stdout
+    );
+}

@@ -341,7 +341,26 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
                 dir.display(),
                 written.html.display()
             );
-            Ok(0)
+            if report.state != o365_migrate_engine::report::ReportState::Incomplete {
+                return Ok(0);
+            }
+            for m in report.mailboxes.iter().filter(|m| m.error.is_some()) {
+                eprintln!(
+                    "incomplete: mailbox {} stopped with an error: {}",
+                    m.source,
+                    m.error.as_deref().unwrap_or_default()
+                );
+            }
+            if report.totals.planned > 0 {
+                eprintln!(
+                    "incomplete: {} items are still pending",
+                    report.totals.planned
+                );
+            }
+            eprintln!(
+                "hint: fix the cause and run `o365-migrate run` again: what is done is not copied again"
+            );
+            Ok(1)
         }
         command => {
             let store = open_store(&job).await?;

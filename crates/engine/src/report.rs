@@ -89,6 +89,26 @@ pub enum Event {
         /// What the server said (status / error code).
         reason: String,
     },
+    /// The target changed something about a folder (a reserved name renamed, a character it
+    /// forbids replaced).
+    FolderNote {
+        /// Source address.
+        mailbox: String,
+        /// Source folder path.
+        folder: String,
+        /// What was changed.
+        note: String,
+    },
+    /// What the target's throttling did to a mailbox in this run (Graph: answers 429/503, and
+    /// the times a `Retry-After` paused every request of the mailbox).
+    TargetThrottled {
+        /// Source address.
+        mailbox: String,
+        /// Throttling answers the target gave.
+        throttled_answers: u64,
+        /// Pauses of the whole mailbox for a `Retry-After`.
+        pauses: u64,
+    },
     /// How many messages a mailbox still has to go (for progress and ETA; an estimate: the
     /// source's message count in migrated folders minus the outcomes already recorded).
     MailboxPlanned {
@@ -288,6 +308,29 @@ pub struct MailboxReport {
     pub folders: u64,
     /// Items by status.
     pub counts: StatusCounts,
+    /// The error that stopped the mailbox in its latest run, unless a later run went through
+    /// every folder: the mailbox is then not done, whatever its item counts say.
+    pub error: Option<String>,
+    /// Throttling answers (429/503) the target gave this mailbox, over all runs.
+    pub throttled_answers: u64,
+    /// Times a `Retry-After` paused every request of this mailbox, over all runs.
+    pub throttle_pauses: u64,
+    /// What the target changed about folders (renames) and folders it refused, each once.
+    pub folder_notes: Vec<String>,
+}
+
+/// Whether the migration is done, as the report sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportState {
+    /// Every planned item has its outcome, none failed, and no mailbox stopped with an error.
+    Complete,
+    /// Every planned item has its outcome and no mailbox stopped with an error, but items
+    /// failed (each with its reason).
+    HasFailures,
+    /// A mailbox stopped with an error (its items may not even be listed yet) or items are
+    /// still pending: not done.
+    Incomplete,
 }
 
 /// A report built from the state store.
@@ -297,6 +340,9 @@ pub struct Report {
     pub generated_at: String,
     /// All mailboxes together.
     pub totals: StatusCounts,
+    /// Done or not: never [`ReportState::Complete`] while a mailbox has an error or an item
+    /// is pending.
+    pub state: ReportState,
     /// Per mailbox, by source address.
     pub mailboxes: Vec<MailboxReport>,
     /// Runs, oldest first.
@@ -315,19 +361,59 @@ impl Report {
 
     /// Builds the report.
     pub async fn build(store: &dyn StateStore) -> Result<Report> {
+        let events = store
+            .events(&[
+                "mailbox_error",
+                "mailbox_completed",
+                "target_throttled",
+                "folder_note",
+                "folder_failed",
+            ])
+            .await?;
         let mut mailboxes = Vec::new();
         for m in store.mailboxes().await? {
             let counts = store.counts(Some(m.id)).await?;
             let folders = store.folders(m.id).await?.len() as u64;
+            let mut error = None;
+            let (mut throttled_answers, mut throttle_pauses) = (0, 0);
+            let mut folder_notes: Vec<String> = Vec::new();
+            for e in events.iter().filter(|e| e.mailbox == Some(m.id)) {
+                match e.kind.as_str() {
+                    "mailbox_error" => error = Some(e.detail.clone()),
+                    "mailbox_completed" => error = None,
+                    "folder_note" | "folder_failed" => {
+                        if !folder_notes.contains(&e.detail) {
+                            folder_notes.push(e.detail.clone());
+                        }
+                    }
+                    _ => {
+                        let v: serde_json::Value =
+                            serde_json::from_str(&e.detail).unwrap_or_default();
+                        throttled_answers += v["throttled_answers"].as_u64().unwrap_or(0);
+                        throttle_pauses += v["pauses"].as_u64().unwrap_or(0);
+                    }
+                }
+            }
             mailboxes.push(MailboxReport {
                 id: m.id,
                 source: m.source,
                 target: m.target,
                 folders,
                 counts,
+                error,
+                throttled_answers,
+                throttle_pauses,
+                folder_notes,
             });
         }
         let totals = store.counts(None).await?;
+        let state = if totals.planned > 0 || mailboxes.iter().any(|m| m.error.is_some()) {
+            ReportState::Incomplete
+        } else if totals.failed > 0 {
+            ReportState::HasFailures
+        } else {
+            ReportState::Complete
+        };
         let mut problems = Vec::new();
         let mut after = 0;
         loop {
@@ -348,6 +434,7 @@ impl Report {
         Ok(Report {
             generated_at: rfc3339_now(),
             totals,
+            state,
             mailboxes,
             runs: store.runs().await?,
             problems_total: totals.skipped + totals.failed,
@@ -360,12 +447,14 @@ impl Report {
         #[derive(Serialize)]
         struct Doc<'a> {
             generated_at: &'a str,
+            state: ReportState,
             totals: &'a StatusCounts,
             mailboxes: &'a [MailboxReport],
             runs: &'a [RunSummary],
         }
         serde_json::to_string_pretty(&Doc {
             generated_at: &self.generated_at,
+            state: self.state,
             totals: &self.totals,
             mailboxes: &self.mailboxes,
             runs: &self.runs,
@@ -376,7 +465,7 @@ impl Report {
     /// The per-mailbox CSV.
     pub fn mailboxes_csv(&self) -> String {
         let mut s = String::from(
-            "source,target,folders,planned,migrated,skipped,failed,migrated_bytes\r\n",
+            "source,target,folders,planned,migrated,skipped,failed,migrated_bytes,throttled_answers,error\r\n",
         );
         for m in &self.mailboxes {
             let c = &m.counts;
@@ -389,6 +478,8 @@ impl Report {
                 &c.skipped.to_string(),
                 &c.failed.to_string(),
                 &c.migrated_bytes.to_string(),
+                &m.throttled_answers.to_string(),
+                m.error.as_deref().unwrap_or(""),
             ]));
         }
         s
@@ -407,27 +498,68 @@ impl Report {
         h.push_str("<h1>o365-migrate report</h1>\n");
         h.push_str(&format!("<p>Generated {}</p>\n", esc(&self.generated_at)));
         let t = &self.totals;
-        let state = if t.failed == 0 && t.planned == 0 {
-            "<span class=\"ok\">complete</span>"
-        } else if t.failed > 0 {
-            "<span class=\"failed\">has failures</span>"
-        } else {
-            "<span class=\"skipped\">in progress</span>"
+        let state = match self.state {
+            ReportState::Complete => "<span class=\"ok\">complete</span>".to_owned(),
+            ReportState::HasFailures => "<span class=\"failed\">has failures</span>".to_owned(),
+            ReportState::Incomplete => {
+                let failed: Vec<String> = self
+                    .mailboxes
+                    .iter()
+                    .filter(|m| m.error.is_some())
+                    .map(|m| esc(&m.source))
+                    .collect();
+                let mut why = Vec::new();
+                if !failed.is_empty() {
+                    why.push(format!(
+                        "mailboxes that stopped with an error: {}",
+                        failed.join(", ")
+                    ));
+                }
+                if t.planned > 0 {
+                    why.push(format!("{} items pending", t.planned));
+                }
+                format!(
+                    "<span class=\"failed\">incomplete</span> ({})",
+                    why.join("; ")
+                )
+            }
         };
         h.push_str(&format!(
             "<h2>Totals: {state}</h2>\n<table><tr><th>Mailboxes</th><th>Migrated</th><th>Skipped</th><th>Failed</th><th>Pending</th><th>Migrated size</th></tr>\n<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr></table>\n",
             self.mailboxes.len(), t.migrated, t.skipped, t.failed, t.planned, human_bytes(t.migrated_bytes)
         ));
-        h.push_str("<h2>Mailboxes</h2>\n<table><tr><th>Source</th><th>Target</th><th>Folders</th><th>Migrated</th><th>Skipped</th><th>Failed</th><th>Pending</th><th>Size</th></tr>\n");
+        h.push_str("<h2>Mailboxes</h2>\n<table><tr><th>Source</th><th>Target</th><th>Folders</th><th>Migrated</th><th>Skipped</th><th>Failed</th><th>Pending</th><th>Size</th><th>Throttled</th><th>Error</th></tr>\n");
         for m in &self.mailboxes {
             let c = &m.counts;
             h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"failed\">{}</td></tr>\n",
                 esc(&m.source), esc(&m.target), m.folders, c.migrated, c.skipped,
-                if c.failed > 0 { " failed" } else { "" }, c.failed, c.planned, human_bytes(c.migrated_bytes)
+                if c.failed > 0 { " failed" } else { "" }, c.failed, c.planned, human_bytes(c.migrated_bytes),
+                if m.throttle_pauses > 0 {
+                    format!("{} answers, {} pauses", m.throttled_answers, m.throttle_pauses)
+                } else {
+                    m.throttled_answers.to_string()
+                },
+                esc(m.error.as_deref().unwrap_or(""))
             ));
         }
         h.push_str("</table>\n");
+        let notes: Vec<(&str, &String)> = self
+            .mailboxes
+            .iter()
+            .flat_map(|m| m.folder_notes.iter().map(|n| (m.source.as_str(), n)))
+            .collect();
+        if !notes.is_empty() {
+            h.push_str("<h2>Folder changes</h2>\n<table><tr><th>Mailbox</th><th>What</th></tr>\n");
+            for (mailbox, note) in notes {
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td></tr>\n",
+                    esc(mailbox),
+                    esc(note)
+                ));
+            }
+            h.push_str("</table>\n");
+        }
         h.push_str(&format!(
             "<h2>Skipped and failed items ({} of {})</h2>\n",
             self.problems.len(),

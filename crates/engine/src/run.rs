@@ -239,14 +239,27 @@ impl Engine {
                 r => break r,
             }
         };
-        if let Err(e) = &result {
-            writer
-                .event(EventRecord {
-                    mailbox: Some(mailbox),
-                    kind: "mailbox_error".into(),
-                    detail: e.to_string(),
-                })
-                .await?;
+        match &result {
+            Err(e) => {
+                writer
+                    .event(EventRecord {
+                        mailbox: Some(mailbox),
+                        kind: "mailbox_error".into(),
+                        detail: e.to_string(),
+                    })
+                    .await?
+            }
+            // Every folder was gone through: the mailbox's earlier errors are resolved.
+            Ok(()) if !self.stop.is_stopped() => {
+                writer
+                    .event(EventRecord {
+                        mailbox: Some(mailbox),
+                        kind: "mailbox_completed".into(),
+                        detail: String::new(),
+                    })
+                    .await?
+            }
+            Ok(()) => {}
         }
         writer.flush().await?;
         self.reporter.report(&Event::MailboxFinished {
@@ -299,12 +312,9 @@ impl Engine {
             .await
             .map_err(|e| Error::target(format!("target mailbox {}", pair.target), e))?;
         let only_specs: Vec<FolderSpec> = specs.iter().map(|(_, s)| s.clone()).collect();
-        let handles = mw
-            .ensure_folders(&only_specs)
-            .await
-            .map_err(|e| Error::target(format!("target folders of {}", pair.target), e))?;
-        let by_source: HashMap<String, target::FolderHandle> =
-            handles.into_iter().map(|h| (h.source.clone(), h)).collect();
+        let by_source = self
+            .ensure_target_folders(pair, mailbox, &*mw, &only_specs, writer)
+            .await?;
         let mailbox_run = &MailboxRun {
             kind,
             pair,
@@ -357,6 +367,7 @@ impl Engine {
                             hint: None,
                         });
                     };
+                    let handle = handle.as_ref().map_err(String::as_str);
                     if let Err(e) = self
                         .run_folder(
                             mailbox_run,
@@ -377,8 +388,102 @@ impl Engine {
         };
         let sessions = std::iter::once(Some(session)).chain((1..workers).map(|_| None));
         let results = join_all(sessions.map(work)).await;
+        let throttling = mw.throttling();
+        if throttling.throttled_answers > 0 {
+            self.reporter.report(&Event::TargetThrottled {
+                mailbox: pair.source.clone(),
+                throttled_answers: throttling.throttled_answers,
+                pauses: throttling.pauses,
+            });
+            writer
+                .event(EventRecord {
+                    mailbox: Some(mailbox),
+                    kind: "target_throttled".into(),
+                    detail: serde_json::json!({
+                        "throttled_answers": throttling.throttled_answers,
+                        "pauses": throttling.pauses,
+                    })
+                    .to_string(),
+                })
+                .await?;
+        }
         results.into_iter().collect::<Result<Vec<()>>>()?;
         Ok(())
+    }
+
+    /// The target folders of a mailbox, one per spec by source path. A folder the target
+    /// refuses fails alone: its entry holds the reason (its items fail with it) and the
+    /// mailbox goes on; an error beyond one folder stops the mailbox. Every rename the writer
+    /// made (a reserved name, a character the target forbids) is reported.
+    async fn ensure_target_folders(
+        &self,
+        pair: &MailboxPair,
+        mailbox: MailboxId,
+        mw: &dyn MailboxWriter,
+        specs: &[FolderSpec],
+        writer: &Arc<BatchWriter>,
+    ) -> Result<HashMap<String, std::result::Result<target::FolderHandle, String>>> {
+        let mailbox_err = |e| Error::target(format!("target folders of {}", pair.target), e);
+        let results: Vec<(
+            String,
+            std::result::Result<target::FolderHandle, target::Error>,
+        )> = match mw.ensure_folders(specs).await {
+            Ok(handles) => handles
+                .into_iter()
+                .map(|h| (h.source.clone(), Ok(h)))
+                .collect(),
+            Err(e) if e.scope() == target::ErrorScope::Folder => {
+                // One folder was refused: ask again folder by folder, so that the others
+                // are created and only that one fails.
+                let mut out = Vec::with_capacity(specs.len());
+                for s in specs {
+                    let r = mw.ensure_folders(std::slice::from_ref(s)).await;
+                    match r {
+                        Ok(mut h) if h.len() == 1 => out.push((s.source.clone(), Ok(h.remove(0)))),
+                        Ok(_) => {}
+                        Err(e) => out.push((s.source.clone(), Err(e))),
+                    }
+                }
+                out
+            }
+            Err(e) => return Err(mailbox_err(e)),
+        };
+        let mut by_source = HashMap::with_capacity(results.len());
+        for (source, r) in results {
+            match r {
+                Ok(h) => {
+                    for note in &h.notes {
+                        let detail = format!("{source} → {}: {note}", h.display_path);
+                        self.reporter.report(&Event::FolderNote {
+                            mailbox: pair.source.clone(),
+                            folder: source.clone(),
+                            note: note.clone(),
+                        });
+                        writer
+                            .event(EventRecord {
+                                mailbox: Some(mailbox),
+                                kind: "folder_note".into(),
+                                detail,
+                            })
+                            .await?;
+                    }
+                    by_source.insert(source, Ok(h));
+                }
+                Err(e) if e.scope() == target::ErrorScope::Folder => {
+                    let reason = format!("the target folder could not be created: {e}");
+                    writer
+                        .event(EventRecord {
+                            mailbox: Some(mailbox),
+                            kind: "folder_failed".into(),
+                            detail: format!("{source}: {reason}"),
+                        })
+                        .await?;
+                    by_source.insert(source, Err(reason));
+                }
+                Err(e) => return Err(mailbox_err(e)),
+            }
+        }
+        Ok(by_source)
     }
 
     /// Folders of one mailbox copied at once: the source connections the job allows per
@@ -423,7 +528,7 @@ impl Engine {
         session: &mut imap::Session,
         path: &str,
         target_path: &str,
-        handle: &target::FolderHandle,
+        handle: std::result::Result<&target::FolderHandle, &str>,
     ) -> Result<()> {
         let MailboxRun {
             kind,
@@ -522,6 +627,36 @@ impl Engine {
                 None => to_copy.push(*uid),
             }
         }
+        let handle = match handle {
+            Ok(h) => h,
+            Err(reason) => {
+                // The target folder could not be created: its items fail with the reason (a
+                // later run retries them), the mailbox's other folders go on.
+                for uid in &to_copy {
+                    let meta = metas.get(uid).map(|(m, _)| m.clone()).unwrap_or_default();
+                    self.reporter.report(&Event::ItemFailed {
+                        mailbox: pair.source.clone(),
+                        folder: path.to_owned(),
+                        uid: *uid,
+                        reason: reason.to_owned(),
+                    });
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                    writer
+                        .record(ItemOutcome {
+                            folder: fstate.id,
+                            uidvalidity,
+                            uid: *uid,
+                            status: ItemStatus::Failed,
+                            target_id: None,
+                            reason: Some(reason.to_owned()),
+                            meta,
+                        })
+                        .await?;
+                }
+                writer.flush().await?;
+                return Ok(());
+            }
+        };
         // Bodies in batches, written concurrently.
         let sem = Arc::new(Semaphore::new(WRITES_PER_MAILBOX));
         let done_count = Arc::new(AtomicU64::new(total - to_copy.len() as u64));

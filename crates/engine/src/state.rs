@@ -221,6 +221,21 @@ pub struct EventRecord {
     pub detail: String,
 }
 
+/// An event as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredEvent {
+    /// The run that recorded it.
+    pub run: Option<RunId>,
+    /// When, Unix milliseconds.
+    pub at: i64,
+    /// Mailbox it concerns, if any.
+    pub mailbox: Option<MailboxId>,
+    /// Short kind (`mailbox_error`, `mailbox_completed`, `target_throttled`, ...).
+    pub kind: String,
+    /// Free text or JSON.
+    pub detail: String,
+}
+
 /// Item outcomes and events written in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
@@ -439,6 +454,8 @@ pub trait StateStore: Send + Sync {
     fn run_summary(&self, run: RunId) -> BoxFuture<'_, Result<RunSummary>>;
     /// All runs, oldest first.
     fn runs(&self) -> BoxFuture<'_, Result<Vec<RunSummary>>>;
+    /// The events of the given kinds (all kinds when empty), oldest first.
+    fn events<'a>(&'a self, kinds: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<StoredEvent>>>;
 }
 
 /// SQL dialects the schema is written for.

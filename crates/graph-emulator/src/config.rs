@@ -238,4 +238,10 @@ pub struct Faults {
     pub storm_503: u64,
     /// `Retry-After` seconds on injected 429/503 answers.
     pub retry_after_secs: u64,
+    /// Share of writes (POST, PATCH, PUT, DELETE on a mailbox) that are carried out and then
+    /// answered 504 Gateway Timeout: the client cannot tell whether the write happened.
+    pub rate_504_after_write: f64,
+    /// Share of writes that are carried out and whose connection is then dropped before the
+    /// answer.
+    pub rate_reset_after_write: f64,
 }

@@ -57,7 +57,7 @@ use std::sync::{Arc, Mutex};
 
 pub use config::{AppConfig, EmulatorConfig, Faults, Limits, SkuConfig, TenantConfig, UserConfig};
 pub use inspect::{StoredAttachment, StoredFolder, StoredMessage};
-pub use throttle::MailboxCounters;
+pub use throttle::{MailboxCounters, RETRY_AFTER_GRACE};
 
 /// Errors from this crate.
 #[derive(Debug, thiserror::Error)]
@@ -173,22 +173,34 @@ impl Emulator {
         inspect::counters(&self.shared.lock(), mailbox)
     }
 
+    /// Writes the emulator carried out and then answered 504 or dropped the connection of
+    /// (`Faults::rate_504_after_write`, `Faults::rate_reset_after_write`).
+    pub fn after_write_faults(&self) -> u64 {
+        self.shared.lock().after_write_faults
+    }
+
     /// Counters of every (app, mailbox) pair seen.
     pub fn all_counters(&self) -> Vec<(String, String, MailboxCounters)> {
         inspect::all_counters(&self.shared.lock())
     }
 
-    /// Checks that no client ever had more requests in flight per mailbox than the limit.
+    /// Checks that no client ever had more requests in flight per mailbox than the limit, nor
+    /// sent a request for a mailbox inside a `Retry-After` window it was given.
     pub fn assert_limits_respected(&self) -> Result<(), String> {
         let max = self.shared.config.limits.max_concurrent;
         let bad: Vec<String> = self
             .all_counters()
             .into_iter()
-            .filter(|(_, _, c)| c.max_concurrent_seen > max || c.concurrency_violations > 0)
+            .filter(|(_, _, c)| {
+                c.max_concurrent_seen > max
+                    || c.concurrency_violations > 0
+                    || c.requests_in_retry_window > 0
+            })
             .map(|(a, m, c)| {
                 format!(
-                    "app {a} mailbox {m}: {} in flight at once (limit {max})",
-                    c.max_concurrent_seen
+                    "app {a} mailbox {m}: {} in flight at once (limit {max}), {} requests \
+                     sent inside a Retry-After window",
+                    c.max_concurrent_seen, c.requests_in_retry_window
                 )
             })
             .collect();

@@ -170,6 +170,16 @@ pub(crate) fn mailbox_op(
             let Some(parent) = mb.folder(parent_ref).map(|p| p.id.clone()) else {
                 return folder_not_found();
             };
+            // Exchange Online keeps a hidden `Files` folder at the top of every mailbox: a
+            // folder of that name cannot be created there.
+            let at_root = mb.folder("msgfolderroot").map(|f| f.id.as_str()) == Some(&parent);
+            if at_root && name.eq_ignore_ascii_case("Files") {
+                return Resp::graph_error(
+                    409,
+                    "ErrorFolderExists",
+                    "A folder named Files is reserved.",
+                );
+            }
             if mb.folders.iter().any(|f| {
                 f.parent_id.as_deref() == Some(&parent)
                     && f.display_name.to_lowercase() == name.to_lowercase()

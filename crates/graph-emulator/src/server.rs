@@ -227,7 +227,19 @@ fn admit(
     upload: u64,
 ) -> Result<(Slot, Option<Fault>), Resp> {
     let cfg = &shared.config;
+    let now = std::time::Instant::now();
     let t = world.throttle.entry(key.clone()).or_default();
+    // Exchange Online answers 429 to every request of a mailbox whose Retry-After has not
+    // elapsed. The window the emulator enforces is the announced wait in the emulator's time
+    // scale (the header can only carry whole seconds).
+    if let Some(left) = t.in_retry_window(now) {
+        return Err(Resp::graph_error(
+            429,
+            "ApplicationThrottled",
+            "Application is over its MailboxConcurrency limit.",
+        )
+        .with_header("retry-after", retry_after(left)));
+    }
     match t.enter(
         &cfg.limits,
         cfg.scaled(cfg.limits.request_window_secs),
@@ -236,6 +248,8 @@ fn admit(
     ) {
         Ok(()) => {}
         Err(Refusal::Concurrency) => {
+            // Only the request over the limit is refused; the others in flight go on.
+            t.counters.throttled_answers += 1;
             let status = if cfg.limits.concurrency_as_503 {
                 503
             } else {
@@ -249,6 +263,7 @@ fn admit(
             .with_header("retry-after", "1".into()));
         }
         Err(Refusal::Requests(wait)) | Err(Refusal::Upload(wait)) => {
+            t.open_retry_window(now, wait);
             return Err(Resp::graph_error(
                 429,
                 "ApplicationThrottled",
@@ -278,8 +293,11 @@ fn admit(
         None
     };
     let retry = f.retry_after_secs.max(1);
-    if let (Some(_), Some(t)) = (&fault, world.throttle.get_mut(&key)) {
+    if let (Some(f), Some(t)) = (&fault, world.throttle.get_mut(&key)) {
         t.counters.faults_injected += 1;
+        if matches!(f, Fault::Status(_)) {
+            t.open_retry_window(now, cfg.scaled(retry as f64));
+        }
     }
     Ok((
         slot,
@@ -349,9 +367,35 @@ async fn mailbox_request(
     }
     let resp = {
         let mut world = shared.lock();
-        mailbox_op(shared, &mut world, ti, ui, &token.app_id, rest, req)
+        let resp = mailbox_op(shared, &mut world, ti, ui, &token.app_id, rest, req);
+        after_write(&mut world, req, resp)
     };
     drop(slot);
+    resp
+}
+
+/// Faults that fire after a write was carried out: the answer is lost (504 or a dropped
+/// connection), so the client must look the item up before it writes again.
+fn after_write(world: &mut World, req: &Req, resp: Resp) -> Resp {
+    let write = matches!(req.method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE");
+    if !write || !(200..300).contains(&resp.status) {
+        return resp;
+    }
+    let (p504, preset) = (
+        world.faults.rate_504_after_write,
+        world.faults.rate_reset_after_write,
+    );
+    if world.fault_dice.chance(p504) {
+        world.after_write_faults += 1;
+        return Resp::graph_error(504, "GatewayTimeout", "Injected fault after the write.");
+    }
+    if world.fault_dice.chance(preset) {
+        world.after_write_faults += 1;
+        return Resp {
+            reset: true,
+            ..Resp::empty(500)
+        };
+    }
     resp
 }
 

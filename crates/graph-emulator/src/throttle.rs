@@ -23,7 +23,19 @@ pub struct MailboxCounters {
     pub upload_budget_refusals: u64,
     /// Injected faults (503, 429, resets, slow replies).
     pub faults_injected: u64,
+    /// Answers 429 or 503 with `Retry-After` given to this app and mailbox.
+    pub throttled_answers: u64,
+    /// Requests that arrived while a `Retry-After` this mailbox was given had not elapsed (each
+    /// answered 429, as Exchange Online answers them), not counting those that arrived within
+    /// [`RETRY_AFTER_GRACE`] of the answer that opened the window: they may have been sent
+    /// before the client read it. A client that honours `Retry-After` per mailbox keeps this 0.
+    pub requests_in_retry_window: u64,
 }
+
+/// Requests arriving this soon after a throttling answer may have been on their way before the
+/// client read it; they are answered 429 but not counted in
+/// [`MailboxCounters::requests_in_retry_window`].
+pub const RETRY_AFTER_GRACE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 pub(crate) struct MailboxThrottle {
@@ -32,6 +44,8 @@ pub(crate) struct MailboxThrottle {
     pub(crate) uploads: VecDeque<(Instant, u64)>,
     pub(crate) upload_sum: u64,
     pub(crate) counters: MailboxCounters,
+    /// The open `Retry-After` window: when the answer that opened it was given, and its end.
+    pub(crate) retry_window: Option<(Instant, Instant)>,
 }
 
 /// Why a request was refused, with the wait to announce in `Retry-After`.
@@ -103,6 +117,32 @@ impl MailboxThrottle {
             self.counters.upload_bytes += upload;
         }
         Ok(())
+    }
+
+    /// A throttling answer with `Retry-After` was given at `now`: requests for this mailbox
+    /// are refused until `window` has passed (a later end wins).
+    pub(crate) fn open_retry_window(&mut self, now: Instant, window: Duration) {
+        self.counters.throttled_answers += 1;
+        let until = now + window;
+        match self.retry_window {
+            Some((_, end)) if end >= until => {}
+            _ => self.retry_window = Some((now, until)),
+        }
+    }
+
+    /// While a `Retry-After` window is open: how much of it is left (the request is refused
+    /// and counted); `None` when requests may pass.
+    pub(crate) fn in_retry_window(&mut self, now: Instant) -> Option<Duration> {
+        let (opened, until) = self.retry_window?;
+        if now >= until {
+            self.retry_window = None;
+            return None;
+        }
+        self.counters.throttled_answers += 1;
+        if now.duration_since(opened) >= RETRY_AFTER_GRACE {
+            self.counters.requests_in_retry_window += 1;
+        }
+        Some(until - now)
     }
 
     pub(crate) fn leave(&mut self) {

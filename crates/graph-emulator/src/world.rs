@@ -19,6 +19,8 @@ pub(crate) struct World {
     pub(crate) dice: Dice,
     pub(crate) fault_dice: Dice,
     pub(crate) faults: crate::Faults,
+    /// Writes carried out whose answer was then lost (504 or a dropped connection).
+    pub(crate) after_write_faults: u64,
     next: u64,
 }
 
@@ -111,6 +113,7 @@ impl World {
             dice: Dice::new(0x5eed),
             fault_dice: Dice::new(config.faults.seed),
             faults: config.faults.clone(),
+            after_write_faults: 0,
             next: 1,
         };
         for t in &config.tenants {

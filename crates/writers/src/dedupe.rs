@@ -27,6 +27,9 @@ pub(crate) struct FolderIndex {
     /// Set when the folder's existing items have been read.
     pub(crate) loaded: OnceCell<()>,
     keys: Mutex<HashMap<String, IdCell>>,
+    /// Items listed from the target by their headers, every one of them per key (a writer
+    /// confirms a match by content before it counts an item as present).
+    listed: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl FolderIndex {
@@ -46,6 +49,24 @@ impl FolderIndex {
             }
             map.entry(k).or_insert_with(|| cell.clone());
         }
+    }
+
+    /// Remembers that the listed item `id` has `key` (all items of a key are kept).
+    pub(crate) fn insert_listed(&self, key: String, id: String) {
+        let mut map = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_default().push(id);
+    }
+
+    /// Every listed item with `key`, in listing order.
+    pub(crate) fn listed(&self, key: &str) -> Vec<String> {
+        let map = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).cloned().unwrap_or_default()
+    }
+
+    /// The target id of the item recorded under `key`, if it has been written.
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        let map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).and_then(|c| c.get().cloned())
     }
 
     /// The cell of the item known under any of `keys`, or a new empty cell under its content
@@ -70,7 +91,7 @@ impl FolderIndex {
 
 /// A key that names a message by its headers only (`mid:<Message-ID>`, `hk1:` header key, or
 /// the writer's `fp:`-prefixed copy of one): it cannot tell two contents apart.
-fn is_mid(key: &str) -> bool {
+pub(crate) fn is_mid(key: &str) -> bool {
     let k = key.strip_prefix("fp:").unwrap_or(key);
     k.starts_with("mid:") || k.starts_with("hk1:")
 }

@@ -50,5 +50,5 @@ pub use o365_migrate_mime::{Flags, InternalDate};
 pub use secret::SecretString;
 pub use writer::{
     BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
-    TargetItem, WellKnownFolder, WriteItem, WriteOutcome,
+    TargetItem, ThrottleStats, WellKnownFolder, WriteItem, WriteOutcome,
 };

@@ -114,6 +114,22 @@ pub trait MailboxWriter: Send + Sync {
         &'a self,
         folder: &'a FolderHandle,
     ) -> BoxFuture<'a, Result<Vec<TargetItem>, Error>>;
+
+    /// What the target's throttling did to this mailbox so far (for the report). Writers of
+    /// targets that do not throttle keep the default: nothing.
+    fn throttling(&self) -> ThrottleStats {
+        ThrottleStats::default()
+    }
+}
+
+/// What the target's throttling did to one mailbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ThrottleStats {
+    /// Answers that asked to slow down (Graph: 429 or 503) the mailbox was given.
+    pub throttled_answers: u64,
+    /// Times a `Retry-After` paused every request of the mailbox (requests already sent
+    /// excepted).
+    pub pauses: u64,
 }
 
 /// Folders every mail system has under some name; the engine maps source folders onto them

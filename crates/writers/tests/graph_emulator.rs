@@ -656,3 +656,138 @@ async fn a_half_written_item_from_a_killed_run_is_replaced_not_counted() {
         "marker completed"
     );
 }
+
+/// Exchange Online refuses every request of a mailbox until a `Retry-After` it gave has
+/// passed: a 429 on one request pauses them all (requests already sent excepted), so the
+/// emulator, which answers 429 inside the window and counts such requests, counts none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_pauses_every_request_of_the_mailbox() {
+    let users = vec!["paced@contoso.example".to_string()];
+    let mut config = config_with(&users);
+    config.faults = Faults {
+        seed: 11,
+        rate_429: 0.05,
+        retry_after_secs: 1,
+        ..Faults::default()
+    };
+    let emu = Emulator::start(config).await.unwrap();
+    let mut tc = target_config(&emu, Credential::ClientSecret(SecretString::new(SECRET)));
+    // Honour the service's 1 s (the other tests cap it to stay fast).
+    tc.retry.max_retry_after = Duration::from_secs(5);
+    tc.retry.max_attempts = 10;
+    let target = GraphTarget::new(tc).unwrap();
+    let w = target.open_mailbox(&users[0]).await.unwrap();
+    let folder = w
+        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
+        .await
+        .unwrap()
+        .remove(0);
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..80 {
+        let (w, folder) = (w.clone(), folder.clone());
+        set.spawn(async move {
+            w.write(
+                &folder,
+                &item(small_message(0, n), Flags::default(), 1_751_446_800),
+            )
+            .await
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(emu.messages(&users[0]).len(), 80);
+    let c = emu.counters(&users[0]);
+    assert!(
+        c.faults_injected >= 2,
+        "the 429s must have happened for this test to mean something: {c:?}"
+    );
+    assert_eq!(
+        c.requests_in_retry_window, 0,
+        "requests were sent while the mailbox's Retry-After had not passed: {c:?}"
+    );
+    let t = w.throttling();
+    assert!(t.pauses >= 2 && t.throttled_answers >= t.pauses, "{t:?}");
+    emu.assert_limits_respected().unwrap();
+}
+
+/// A message with one attachment of `len` bytes (over 3 MB: written through an upload
+/// session, the item marked pending until every attachment is there).
+fn message_with_attachment(n: usize, len: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.com\r\nTo: lost@contoso.example\r\nSubject: big {n}\r\n\
+         Date: Tue, 01 Jul 2025 10:00:00 +0000\r\nMessage-ID: <big-{n}@example.com>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\n\
+         Content-Disposition: attachment; filename=\"big.bin\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    );
+    m.push_str(&b64_lines(&pattern(len, n as u8)));
+    m.push_str("--b--\r\n");
+    m.into_bytes()
+}
+
+/// Writes the service carried out but whose answer was lost (504 Gateway Timeout, a dropped
+/// connection) are looked up before anything is sent again: every message exists exactly
+/// once, those with attachments over 3 MB too, and no partial copy is left beside one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_lost_after_the_write_never_duplicate() {
+    let users = vec!["lost@contoso.example".to_string()];
+    let mut config = config_with(&users);
+    config.faults = Faults {
+        seed: 0x504,
+        rate_504_after_write: 0.15,
+        rate_reset_after_write: 0.10,
+        ..Faults::default()
+    };
+    let emu = Emulator::start(config).await.unwrap();
+    let mut tc = target_config(&emu, Credential::ClientSecret(SecretString::new(SECRET)));
+    tc.retry.max_attempts = 10;
+    let target = GraphTarget::new(tc).unwrap();
+    let w = target.open_mailbox(&users[0]).await.unwrap();
+    let folder = w
+        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
+        .await
+        .unwrap()
+        .remove(0);
+    let mut raws: Vec<Vec<u8>> = (0..60).map(|n| small_message(0, n)).collect();
+    raws.extend((0..4).map(|n| message_with_attachment(n, 3_500_000)));
+    let total = raws.len();
+    let mut set = tokio::task::JoinSet::new();
+    for raw in raws {
+        let (w, folder) = (w.clone(), folder.clone());
+        set.spawn(async move {
+            let it = item(raw, Flags::default(), 1_751_446_800);
+            // As the engine does: a transient failure is tried again.
+            let mut last = None;
+            for _ in 0..6 {
+                match w.write(&folder, &it).await {
+                    Ok(o) => return Ok(o),
+                    Err(e) if e.is_transient() => last = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(last.unwrap())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert!(
+        emu.after_write_faults() >= 5,
+        "the lost answers must have happened: {}",
+        emu.after_write_faults()
+    );
+    let msgs = emu.messages(&users[0]);
+    let ids: std::collections::BTreeSet<&str> = msgs
+        .iter()
+        .filter_map(|m| m.str("internetMessageId"))
+        .collect();
+    assert_eq!(ids.len(), total, "every message is there");
+    assert_eq!(
+        msgs.len(),
+        total,
+        "and none twice, no partial copy beside one"
+    );
+}

@@ -305,3 +305,58 @@ async fn wrong_password_is_a_mailbox_error_without_the_secret() {
     let err = imap.open("nobody").await.unwrap_err();
     assert!(err.to_string().contains("no password"), "{err}");
 }
+
+/// One Message-ID on two different contents of the same size stays two messages, also when the
+/// writer knows the folder only from its listing (a restart, a reconnect, an APPEND whose
+/// outcome was unknown): a listed header match counts only when the bytes are the same.
+#[tokio::test]
+async fn a_listed_message_id_match_is_confirmed_by_the_bytes() {
+    let target = Dovecot::start(DovecotOptions::default()).unwrap();
+    let user = target.users()[0].name().to_string();
+    let item = |body: &str| {
+        let raw = format!(
+            "Message-ID: <same@example.org>\r\nFrom: x@example.org\r\nSubject: s\r\n\r\n{body}\r\n"
+        );
+        let id = o365_migrate_mime::fingerprint(raw.as_bytes());
+        WriteItem {
+            fingerprint: o365_migrate_mime::item_key(raw.as_bytes(), &id),
+            raw: Bytes::from(raw),
+            flags: Flags::default(),
+            internal_date: None,
+            internet_message_id: None,
+        }
+    };
+    let (a, b) = (item("first body"), item("other body"));
+    assert_eq!(
+        a.raw.len(),
+        b.raw.len(),
+        "same size: only the bytes tell them apart"
+    );
+    let open = || async {
+        ImapTarget::new(target_config(&target, per_user(&target)))
+            .open_mailbox(&user)
+            .await
+            .unwrap()
+    };
+    let inbox = [FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)];
+    let first = open().await;
+    let h = first.ensure_folders(&inbox).await.unwrap().remove(0);
+    let wrote = first.write(&h, &a).await.unwrap();
+    assert!(matches!(wrote, WriteOutcome::Written { .. }), "{wrote:?}");
+    // A new writer knows the folder only from its listing.
+    let second = open().await;
+    let other = second.write(&h, &b).await.unwrap();
+    assert!(
+        matches!(other, WriteOutcome::Written { .. }),
+        "a Message-ID match alone skipped a different message: {other:?}"
+    );
+    let third = open().await;
+    for it in [&a, &b] {
+        let again = third.write(&h, it).await.unwrap();
+        assert!(
+            matches!(again, WriteOutcome::AlreadyPresent { .. }),
+            "{again:?}"
+        );
+    }
+    assert_eq!(third.count(&h).await.unwrap(), 2);
+}

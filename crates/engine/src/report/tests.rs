@@ -99,8 +99,11 @@ async fn report_counts_per_mailbox() {
     assert_eq!(lines.len(), 3);
     assert_eq!(
         lines[1],
-        "alice@src.example,alice@contoso.com,1,1,1,1,1,1024"
+        "alice@src.example,alice@contoso.com,1,1,1,1,1,1024,0,"
     );
+    // An item still pending: not done.
+    assert_eq!(r.state, ReportState::Incomplete);
+    assert_eq!(json["state"], "incomplete");
 }
 
 #[tokio::test]
@@ -140,7 +143,11 @@ async fn html_is_self_contained_and_escaped() {
     for external in ["src=", "href=", "http://", "https://", "@import"] {
         assert!(!html.contains(external), "external resource: {external}");
     }
-    assert!(html.contains("has failures"));
+    // Failed items, and one still pending: the page says it is not done, and why.
+    assert!(
+        html.contains("incomplete") && html.contains("items pending"),
+        "{html}"
+    );
     assert!(html.contains("alice@src.example"));
 }
 
@@ -274,4 +281,60 @@ fn csv_and_html_escaping() {
     );
     assert_eq!(human_bytes(512), "512 B");
     assert_eq!(human_bytes(35 << 20), "35.0 MB");
+}
+
+#[tokio::test]
+async fn mailbox_errors_throttling_and_folder_notes_come_from_the_events() {
+    use crate::state::EventRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path().join("state.db"))
+        .await
+        .unwrap();
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let a = s.upsert_mailbox("a@src", "a@dst").await.unwrap();
+    let b = s.upsert_mailbox("b@src", "b@dst").await.unwrap();
+    let ev = |m, kind: &str, detail: &str| EventRecord {
+        mailbox: Some(m),
+        kind: kind.into(),
+        detail: detail.into(),
+    };
+    let events = vec![
+        ev(a, "mailbox_error", "source login a@src: refused"),
+        ev(a, "mailbox_completed", ""),
+        ev(b, "mailbox_completed", ""),
+        ev(b, "mailbox_error", "target mailbox b@dst: gone"),
+        ev(
+            a,
+            "target_throttled",
+            r#"{"throttled_answers":3,"pauses":2}"#,
+        ),
+        ev(
+            a,
+            "target_throttled",
+            r#"{"throttled_answers":1,"pauses":1}"#,
+        ),
+        ev(a, "folder_note", "Files → Files (migrated): reserved"),
+        ev(a, "folder_note", "Files → Files (migrated): reserved"),
+    ];
+    s.record_batch(
+        run,
+        &Batch {
+            outcomes: vec![],
+            events,
+        },
+    )
+    .await
+    .unwrap();
+    s.finish_run(run, RunOutcome::Failed).await.unwrap();
+    let r = Report::build(&s).await.unwrap();
+    let (ra, rb) = (&r.mailboxes[0], &r.mailboxes[1]);
+    // A later completed pass clears an earlier error; a later error stands.
+    assert_eq!(ra.error, None);
+    assert_eq!(rb.error.as_deref(), Some("target mailbox b@dst: gone"));
+    assert_eq!(r.state, ReportState::Incomplete);
+    assert_eq!((ra.throttled_answers, ra.throttle_pauses), (4, 3));
+    assert_eq!(ra.folder_notes, ["Files → Files (migrated): reserved"]);
+    let html = r.html();
+    assert!(html.contains("b@src") && html.contains("gone"), "{html}");
+    assert!(html.contains("Folder changes"), "{html}");
 }

@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 use super::{
     Batch, BoxFuture, Dialect, DoneUids, FolderId, FolderRecord, FolderState, ItemRecord,
     ItemStatus, MailboxId, MailboxRecord, PlannedItem, RunId, RunKind, RunLock, RunOutcome,
-    RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, migrations,
+    RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, StoredEvent, migrations,
 };
 use crate::error::{Error, Result};
 
@@ -844,6 +844,39 @@ impl StateStore for SqliteStore {
                 .await
                 .map_err(|e| self.err("read runs", &e))?;
             rows.iter().map(|r| self.run_from_row(r)).collect()
+        })
+    }
+
+    fn events<'a>(&'a self, kinds: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<StoredEvent>>> {
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT run_id, at, mailbox_id, kind, detail FROM events ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.err("read events", &e))?;
+            let mut out = Vec::new();
+            for r in &rows {
+                let kind: String = r.try_get("kind").map_err(|e| self.err("read events", &e))?;
+                if !kinds.is_empty() && !kinds.contains(&kind.as_str()) {
+                    continue;
+                }
+                let run: Option<i64> = r
+                    .try_get("run_id")
+                    .map_err(|e| self.err("read events", &e))?;
+                let mailbox: Option<i64> = r
+                    .try_get("mailbox_id")
+                    .map_err(|e| self.err("read events", &e))?;
+                out.push(StoredEvent {
+                    run: run.map(RunId),
+                    at: r.try_get("at").map_err(|e| self.err("read events", &e))?,
+                    mailbox: mailbox.map(MailboxId),
+                    kind,
+                    detail: r
+                        .try_get("detail")
+                        .map_err(|e| self.err("read events", &e))?,
+                });
+            }
+            Ok(out)
         })
     }
 }

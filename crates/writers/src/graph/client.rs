@@ -474,16 +474,29 @@ impl GraphClient {
                     last = "HTTP 401".into();
                     continue;
                 }
+                Ok((reply, _)) if matches!(reply.status, 502 | 504) && !call.idempotent => {
+                    // A gateway gave up after the request reached the service: it may have
+                    // been carried out. The caller looks before it sends it again.
+                    return Err(Error::Transport(format!(
+                        "HTTP {} {}: the answer was lost after the request reached the service, \
+                         its outcome is unknown",
+                        reply.status,
+                        reply.error_code()
+                    )));
+                }
                 Ok((reply, retry_after)) if matches!(reply.status, 429 | 503 | 502 | 504) => {
-                    self.stats.throttled.fetch_add(
-                        u64::from(matches!(reply.status, 429 | 503)),
-                        Ordering::Relaxed,
-                    );
-                    last = format!("HTTP {} {}", reply.status, reply.error_code());
-                    match retry_after {
-                        Some(d) => d.min(self.retry.max_retry_after),
-                        None => backoff,
+                    let throttled = matches!(reply.status, 429 | 503);
+                    self.stats
+                        .throttled
+                        .fetch_add(u64::from(throttled), Ordering::Relaxed);
+                    let retry_after = retry_after.map(|d| d.min(self.retry.max_retry_after));
+                    if throttled && let Some(l) = call.mailbox {
+                        // Exchange Online refuses every request of the mailbox until the
+                        // Retry-After has passed: pause them all, not only this one.
+                        l.throttled(retry_after);
                     }
+                    last = format!("HTTP {} {}", reply.status, reply.error_code());
+                    retry_after.unwrap_or(backoff)
                 }
                 Ok((reply, _)) => return Ok(reply),
                 Err(e) => {

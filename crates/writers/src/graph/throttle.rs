@@ -3,9 +3,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::writer::ThrottleStats;
 
 /// The per app-and-mailbox limits the client stays under.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +73,12 @@ pub(crate) struct MailboxLimiter {
     budgets: Budgets,
     slots: Semaphore,
     window: Mutex<Window>,
+    /// Until when the service asked this mailbox to wait (`Retry-After` on a 429 or 503):
+    /// no request for the mailbox starts before then; requests already sent are not recalled.
+    paused_until: Mutex<Option<Instant>>,
+    /// Throttling answers (429/503) this mailbox was given, and the pauses they started.
+    throttled: AtomicU64,
+    pauses: AtomicU64,
 }
 
 /// Holding this means a request slot; drop it when the answer is fully read.
@@ -83,7 +92,38 @@ impl MailboxLimiter {
             slots: Semaphore::new(budgets.max_concurrent.max(1)),
             budgets,
             window: Mutex::new(Window::default()),
+            paused_until: Mutex::new(None),
+            throttled: AtomicU64::new(0),
+            pauses: AtomicU64::new(0),
         }
+    }
+
+    /// The service answered 429 or 503; with its `Retry-After`, no request for this mailbox
+    /// starts until `retry_after` has passed (a later end wins).
+    pub(crate) fn throttled(&self, retry_after: Option<Duration>) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        let Some(d) = retry_after else { return };
+        let until = Instant::now() + d;
+        let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none_or(|t| t < until) {
+            *p = Some(until);
+            self.pauses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// What throttling did to this mailbox so far.
+    pub(crate) fn stats(&self) -> ThrottleStats {
+        ThrottleStats {
+            throttled_answers: self.throttled.load(Ordering::Relaxed),
+            pauses: self.pauses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How long the mailbox is still paused by a `Retry-After`.
+    fn pause_left(&self, now: Instant) -> Option<Duration> {
+        let p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        p.and_then(|t| t.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
     }
 
     /// Waits for a request slot and room in both budgets, then books the request.
@@ -101,6 +141,10 @@ impl MailboxLimiter {
             }
         };
         loop {
+            if let Some(d) = self.pause_left(Instant::now()) {
+                tokio::time::sleep(d).await;
+                continue;
+            }
             let wait = self.try_book_n(n, upload, Instant::now());
             match wait {
                 None => return Slot { _permit: permit },

@@ -52,6 +52,10 @@ pub struct GraphTargetConfig {
     /// Largest message accepted, in raw bytes (default 35 MB, Exchange Online's default
     /// MaxReceiveSize; raise to at most 150 MB when the mailboxes allow it).
     pub max_message_bytes: u64,
+    /// Folder names Exchange Online reserves at the top of a mailbox, and the name each is
+    /// written under instead (default: `Files` → `Files (migrated)`); compared ignoring case.
+    /// The folder handle's notes name every rename, so the report does.
+    pub reserved_folders: Vec<(String, String)>,
 }
 
 impl GraphTargetConfig {
@@ -71,6 +75,7 @@ impl GraphTargetConfig {
             retry: RetryPolicy::default(),
             user_creation: false,
             max_message_bytes: 35 * 1024 * 1024,
+            reserved_folders: vec![("Files".into(), "Files (migrated)".into())],
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct GraphTarget {
     user_creation: bool,
     upload_sessions: bool,
     max_message_bytes: u64,
+    reserved_folders: Arc<Vec<(String, String)>>,
 }
 
 impl GraphTarget {
@@ -100,6 +106,7 @@ impl GraphTarget {
             user_creation: config.user_creation,
             upload_sessions,
             max_message_bytes: config.max_message_bytes,
+            reserved_folders: Arc::new(config.reserved_folders),
         })
     }
 
@@ -130,14 +137,18 @@ impl GraphTarget {
                 });
             }
         }
+        let limiter = self.client.limiter(mailbox);
         Ok(Arc::new(GraphMailboxWriter {
-            limiter: self.client.limiter(mailbox),
+            throttle_baseline: limiter.stats(),
+            limiter,
             client: self.client.clone(),
             mailbox: mailbox.to_string(),
             user_path: format!("/users/{}", seg(mailbox)),
             folders: Mutex::new(FolderCache::default()),
             indexes: Mutex::new(HashMap::new()),
             upload_sessions: self.upload_sessions,
+            reserved_folders: self.reserved_folders.clone(),
+            unsure: Default::default(),
             max_message_bytes: self.max_message_bytes,
         }))
     }
@@ -192,12 +203,19 @@ struct FolderCache {
 pub struct GraphMailboxWriter {
     client: Arc<GraphClient>,
     limiter: Arc<MailboxLimiter>,
+    /// The mailbox's throttling counts when this writer was opened: [`MailboxWriter::throttling`]
+    /// reports what happened since.
+    throttle_baseline: crate::writer::ThrottleStats,
     mailbox: String,
     user_path: String,
     folders: Mutex<FolderCache>,
     indexes: Mutex<HashMap<String, Arc<FolderIndex>>>,
     upload_sessions: bool,
     max_message_bytes: u64,
+    reserved_folders: Arc<Vec<(String, String)>>,
+    /// Item keys whose last write may have left something in the target (an answer lost, a
+    /// partial copy that could not be removed): looked up before they are written again.
+    unsure: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for GraphMailboxWriter {
@@ -299,11 +317,35 @@ impl GraphMailboxWriter {
             FolderBase::WellKnown(k) => self.folder_id(cache, k.graph_name()).await?,
         };
         let mut created = false;
-        for name in &spec.path {
-            let name = name.trim();
+        let mut notes = Vec::new();
+        let mut display = match &spec.base {
+            FolderBase::Root => String::new(),
+            FolderBase::WellKnown(k) => k.token().to_owned(),
+        };
+        for (i, segment) in spec.path.iter().enumerate() {
+            let mut name = segment.trim();
+            let mut shown = segment.as_str();
             if name.is_empty() {
                 return Err(folder_err("empty folder name".into()));
             }
+            if i == 0
+                && spec.base == FolderBase::Root
+                && let Some((reserved, rename_to)) = self
+                    .reserved_folders
+                    .iter()
+                    .find(|(r, _)| r.eq_ignore_ascii_case(name))
+            {
+                notes.push(format!(
+                    "{name:?} is reserved at the top of an Exchange Online mailbox ({reserved}): \
+                     written as {rename_to:?}"
+                ));
+                name = rename_to.as_str();
+                shown = name;
+            }
+            if !display.is_empty() {
+                display.push('/');
+            }
+            display.push_str(shown);
             let key = name.to_lowercase();
             if let Some(id) = self.children(cache, &current, false).await?.get(&key) {
                 current = id.clone();
@@ -351,9 +393,9 @@ impl GraphMailboxWriter {
         Ok(Some(FolderHandle {
             source: spec.source.clone(),
             target_id: current,
-            display_path: spec.display_path(),
+            display_path: display,
             created,
-            notes: Vec::new(),
+            notes,
         }))
     }
 
@@ -409,9 +451,10 @@ impl GraphMailboxWriter {
                     idx.insert_existing(id, fp.map(|f| format!("fp:{f}")).into_iter().chain(mid));
                 }
                 // Leftovers of an interrupted write (attachments incomplete): remove them, they
-                // will be written again.
+                // will be written again. One that cannot be removed stops the folder's writes
+                // (they are retried) rather than let a full copy be written beside it.
                 for id in stale {
-                    self.delete_message(&id).await;
+                    self.delete_message(&id).await?;
                 }
                 Ok::<(), Error>(())
             })
@@ -419,11 +462,33 @@ impl GraphMailboxWriter {
         Ok(idx)
     }
 
-    async fn delete_message(&self, id: &str) {
+    /// Deletes a message (a leftover of an interrupted write); gone already counts as done.
+    async fn delete_message(&self, id: &str) -> Result<(), Error> {
         let url = format!("{}/messages/{}", self.user_path, seg(id));
-        let mut call = self.call(url);
+        let mut call = self.call(url.clone());
         call.method = reqwest::Method::DELETE;
-        let _ = self.client.call(call).await;
+        let reply = self.client.call(call).await?;
+        if reply.status == 404 {
+            return Ok(());
+        }
+        reply.ok("DELETE", &url).map(|_| ())
+    }
+
+    fn is_unsure(&self, fingerprint: &str) -> bool {
+        self.unsure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(fingerprint)
+    }
+
+    /// Marks (`true`) or clears an item whose write may have left something in the target.
+    fn set_unsure(&self, fingerprint: &str, unsure: bool) {
+        let mut set = self.unsure.lock().unwrap_or_else(|e| e.into_inner());
+        if unsure {
+            set.insert(fingerprint.to_owned());
+        } else {
+            set.remove(fingerprint);
+        }
     }
 
     async fn find_by_fingerprint(
@@ -457,6 +522,18 @@ impl GraphMailboxWriter {
         large: &[o365_migrate_mime::LargeAttachment],
         fingerprint: &str,
     ) -> Result<String, Error> {
+        if self.is_unsure(fingerprint) {
+            // An earlier attempt may have created it, or left a partial copy: look first.
+            if let Some(id) = self.find_by_fingerprint(folder, fingerprint).await? {
+                self.set_unsure(fingerprint, false);
+                return Ok(id);
+            }
+            let pending = format!("pending:{fingerprint}");
+            if let Some(id) = self.find_by_fingerprint(folder, &pending).await? {
+                self.delete_message(&id).await?;
+            }
+            self.set_unsure(fingerprint, false);
+        }
         let marker = if large.is_empty() {
             fingerprint.to_string()
         } else {
@@ -491,15 +568,25 @@ impl GraphMailboxWriter {
                 }
                 Err(Error::Transport(why)) if attempts < 3 => {
                     // The answer was lost: the message may exist. Look before writing again.
+                    self.set_unsure(fingerprint, true);
                     if let Some(id) = self.find_by_fingerprint(folder, &marker).await? {
                         if large.is_empty() {
+                            self.set_unsure(fingerprint, false);
                             return Ok(id);
                         }
-                        self.delete_message(&id).await;
+                        // A partial copy: it must go before a new one is written.
+                        self.delete_message(&id).await?;
                     }
+                    self.set_unsure(fingerprint, false);
                     let _ = why;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if matches!(e, Error::Transport(_) | Error::RetriesExhausted { .. }) {
+                        // Whether it was created is unknown: the next attempt looks first.
+                        self.set_unsure(fingerprint, true);
+                    }
+                    return Err(e);
+                }
             }
         };
         if large.is_empty() {
@@ -508,7 +595,11 @@ impl GraphMailboxWriter {
         match self.attach_large(&id, large, fingerprint).await {
             Ok(()) => Ok(id),
             Err(e) => {
-                self.delete_message(&id).await;
+                if self.delete_message(&id).await.is_err() {
+                    // The partial copy stays (marked pending): the next attempt removes it
+                    // before it writes, or stops with the reason.
+                    self.set_unsure(fingerprint, true);
+                }
                 Err(e)
             }
         }
@@ -653,6 +744,16 @@ impl GraphMailboxWriter {
 impl MailboxWriter for GraphMailboxWriter {
     fn mailbox(&self) -> &str {
         &self.mailbox
+    }
+
+    fn throttling(&self) -> crate::writer::ThrottleStats {
+        let now = self.limiter.stats();
+        crate::writer::ThrottleStats {
+            throttled_answers: now
+                .throttled_answers
+                .saturating_sub(self.throttle_baseline.throttled_answers),
+            pauses: now.pauses.saturating_sub(self.throttle_baseline.pauses),
+        }
     }
 
     fn ensure_folders<'a>(

@@ -370,11 +370,19 @@ impl ImapMailboxWriter {
                 for m in msgs {
                     let header = m.header.as_deref().unwrap_or_default();
                     let id = o365_migrate_mime::fingerprint(header);
-                    let mid = id.message_id.as_ref().map(|m| format!("mid:{m}"));
-                    idx.insert_existing(
-                        format!("{uv}:{}", m.uid),
-                        std::iter::once(id.dedupe_key()).chain(mid),
-                    );
+                    let mut keys = vec![id.dedupe_key()];
+                    keys.extend(id.message_id.as_ref().map(|m| format!("mid:{m}")));
+                    keys.dedup();
+                    // Listed by its headers: a header key alone cannot tell two contents of
+                    // one Message-ID apart, so the listing is also indexed by header key and
+                    // size, and a content-keyed write confirms such a match by the bytes
+                    // (`same_bytes`) before it counts the item as present.
+                    let size = m.size.map(u64::from).unwrap_or(0);
+                    let id = format!("{uv}:{}", m.uid);
+                    for k in &keys {
+                        idx.insert_listed(listed_key(k, size), id.clone());
+                    }
+                    idx.insert_existing(id, keys);
                 }
                 Ok::<(), Error>(())
             })
@@ -587,6 +595,48 @@ impl ImapMailboxWriter {
         let _ = folder;
     }
 
+    /// Whether the message `id` (`<uidvalidity>:<uid>`) in `folder` holds exactly `data`.
+    async fn same_bytes(&self, folder: &str, id: &str, data: &[u8]) -> Result<bool, Error> {
+        Ok(self.read_body(folder, id).await?.as_deref() == Some(data))
+    }
+
+    /// The stored bytes of message `id` (`<uidvalidity>:<uid>`) in `folder`, `None` when it is
+    /// gone (or the id is not one of ours).
+    async fn read_body(&self, folder: &str, id: &str) -> Result<Option<Bytes>, Error> {
+        let Some(uid) = id.rsplit(':').next().and_then(|u| u.parse::<u32>().ok()) else {
+            return Ok(None);
+        };
+        self.with_conn(async |conn| {
+            self.select(conn, folder).await?;
+            let items = FetchItems {
+                flags: false,
+                internal_date: false,
+                size: false,
+                header_fields: Vec::new(),
+                body: true,
+                modseq: false,
+                gmail: false,
+            };
+            let mut stream = conn.session.fetch(
+                &[uid],
+                FetchOptions {
+                    items,
+                    batch_size: 1,
+                    pipeline: 1,
+                },
+            );
+            let mut body = None;
+            while let Some(m) = stream.next().await {
+                let m = m.map_err(|e| map_err(e, "UID FETCH", folder))?;
+                if m.uid == uid {
+                    body = m.body.clone();
+                }
+            }
+            Ok(body)
+        })
+        .await
+    }
+
     async fn write_item(
         &self,
         folder: &FolderHandle,
@@ -619,15 +669,40 @@ impl ImapMailboxWriter {
             });
         }
         let index = self.index(name).await?;
-        let mut keys = vec![item.fingerprint.clone(), identity.dedupe_key()];
+        let mut header_keys = vec![identity.dedupe_key()];
         if let Some(m) = item
             .internet_message_id
             .clone()
             .or_else(|| identity.message_id.clone())
         {
-            keys.push(format!("mid:{m}"));
+            header_keys.push(format!("mid:{m}"));
         }
-        keys.dedup();
+        header_keys.dedup();
+        let keys = if crate::dedupe::is_mid(&item.fingerprint) {
+            // No content key: header keys are all there is to go by.
+            let mut k = vec![item.fingerprint.clone()];
+            k.extend(header_keys);
+            k.dedup();
+            k
+        } else {
+            // A content key: an item listed from the target by its headers (after a restart,
+            // a reconnect or an APPEND with an unknown outcome) is this message only when it
+            // has the same size and the same bytes; a Message-ID match alone never skips it.
+            if index.get(&item.fingerprint).is_none() {
+                let mut candidates: Vec<String> = header_keys
+                    .iter()
+                    .flat_map(|k| index.listed(&listed_key(k, data.len() as u64)))
+                    .collect();
+                candidates.dedup();
+                for id in candidates {
+                    if self.same_bytes(name, &id, &data).await? {
+                        index.insert_existing(id, [item.fingerprint.clone()]);
+                        break;
+                    }
+                }
+            }
+            vec![item.fingerprint.clone()]
+        };
         let message = AppendMessage {
             flags: append_flags(item, &mut notes),
             internal_date: item.internal_date,
@@ -754,6 +829,11 @@ impl MailboxWriter for ImapMailboxWriter {
     ) -> BoxFuture<'a, Result<Vec<TargetItem>, Error>> {
         Box::pin(self.list_items(&folder.target_id))
     }
+}
+
+/// The index key of a message listed from the target by its headers: header key and size.
+fn listed_key(header_key: &str, size: u64) -> String {
+    format!("{header_key}#size={size}")
 }
 
 #[cfg(test)]
