@@ -786,6 +786,48 @@ file = "migrate.log"
     let o = cmd.output().await.expect("run");
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(stderr.contains(" 0 migrated"), "{stderr}");
+    // verify --deep reads every message back: all the same.
+    let deep = || {
+        let mut cmd = env.command(&["verify", "--deep"]);
+        cmd.env(SECRET_ENV, master.password());
+        cmd
+    };
+    let o = deep().output().await.expect("verify --deep");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // One byte of one stored message changed (same size): verify --deep names it.
+    let changed = flip_one_byte(&target.maildir(users[0]).join("cur"));
+    let o = deep().output().await.expect("verify --deep");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("differs uid") && stderr.contains("content differs"),
+        "{changed:?}: {stderr}"
+    );
+}
+
+/// Changes one body byte of the first message file in `dir` (size unchanged); returns its path.
+fn flip_one_byte(dir: &Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("message directory")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let path = files.first().expect("a message file").clone();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .iter()
+        .rposition(|b| b.is_ascii_alphanumeric())
+        .expect("a letter to change");
+    bytes[at] = if bytes[at] == b'x' { b'y' } else { b'x' };
+    std::fs::write(&path, bytes).unwrap();
+    path
 }
 
 #[test]
@@ -877,6 +919,32 @@ async fn eml_export_verifies_and_reruns_idempotently() {
             .unwrap_or(0)
     }
     assert_eq!(count_messages(&env.dir.path().join("export")), 150);
+    // One byte of one exported message changed (same size): the listing's content keys show
+    // it even without --deep.
+    fn a_cur_dir(dir: &Path) -> Option<PathBuf> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for p in entries.iter().filter(|p| p.is_dir()) {
+            let has_files = p.file_name().is_some_and(|n| n == "cur")
+                && std::fs::read_dir(p).is_ok_and(|mut rd| rd.next().is_some());
+            if has_files {
+                return Some(p.clone());
+            }
+            if let Some(found) = a_cur_dir(p) {
+                return Some(found);
+            }
+        }
+        None
+    }
+    let cur = a_cur_dir(&env.dir.path().join("export")).expect("an exported folder");
+    let changed = flip_one_byte(&cur);
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 1, "{changed:?}: {}", dump(&o));
+    assert!(o.stderr.contains("content differs"), "{}", dump(&o));
     env.assert_no_secrets();
 }
 

@@ -117,6 +117,10 @@ enum Command {
         /// Machine-readable output on stdout.
         #[arg(long)]
         json: bool,
+        /// Also read every message back from targets that keep the raw message (IMAP, EML)
+        /// and compare its content byte for byte (by content tag).
+        #[arg(long)]
+        deep: bool,
     },
     /// Write reports (JSON, CSV per mailbox and per item, HTML) and print one.
     Report {
@@ -595,8 +599,8 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             }
         }
         Command::Rescan { .. } => run_kind(engine, RunKind::Rescan, &[], stop).await,
-        Command::Verify { json } => {
-            let r = engine.verify().await.map_err(usage)?;
+        Command::Verify { json, deep } => {
+            let r = engine.verify(deep).await.map_err(usage)?;
             if json {
                 print_json(&r)?;
             } else {
@@ -607,6 +611,7 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                     for f in &m.folders {
                         let ok = f.missing.is_empty()
                             && f.extra.is_empty()
+                            && f.differs.is_empty()
                             && f.expected == f.target_count;
                         eprintln!(
                             "{} {} {} → {}: source {} skipped {} expected {} target {}",
@@ -629,6 +634,12 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                             eprintln!(
                                 "      extra {} {:?} from {:?} date {:?}",
                                 d.id, d.subject, d.from, d.date
+                            );
+                        }
+                        for d in &f.differs {
+                            eprintln!(
+                                "      differs {} (target {}) {:?}: {}",
+                                d.item.id, d.target_id, d.item.subject, d.what
                             );
                         }
                     }

@@ -123,4 +123,4 @@ pub use matching::MailboxPair;
 pub use plan::{FolderPlan, MailboxPlan, PlanReport};
 pub use run::RunTotals;
 pub use setup::{CredentialsCheck, build_target, check_credentials_file, load_credentials};
-pub use verify::{DiffItem, FolderVerify, MailboxVerify, VerifyReport};
+pub use verify::{DiffItem, Difference, FolderVerify, MailboxVerify, VerifyReport};

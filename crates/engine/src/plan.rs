@@ -99,7 +99,7 @@ impl Engine {
                     };
                     if fp.target.is_some() {
                         let (_, metas) = self.source_folder_scan(&mut s, &m.source.path).await?;
-                        for (uid, meta) in metas {
+                        for (uid, (meta, _)) in metas {
                             let size = meta.size.unwrap_or(0);
                             let too_big = !self.job.filters.size_allows(size)
                                 || max_target.is_some_and(|l| size > l);

@@ -96,11 +96,12 @@ impl Engine {
         Ok(mapper.map(&folders))
     }
 
+    /// Every message of a source folder: UIDVALIDITY, and per UID the metadata and flags.
     pub(crate) async fn source_folder_scan(
         &self,
         session: &mut imap::Session,
         path: &str,
-    ) -> Result<(u32, BTreeMap<u32, ItemMeta>)> {
+    ) -> Result<(u32, BTreeMap<u32, (ItemMeta, o365_migrate_mime::Flags)>)> {
         let ctx = format!("folder {path}");
         let sel = session
             .examine(path)
@@ -119,7 +120,8 @@ impl Engine {
         let mut stream = session.fetch(&uids, opts);
         while let Some(m) = stream.next().await {
             let m = m.map_err(|e| Error::source(&ctx, e))?;
-            out.insert(m.uid, meta_of(&m));
+            let flags = o365_migrate_mime::Flags::from_imap(m.flags.iter().map(String::as_str));
+            out.insert(m.uid, (meta_of(&m), flags));
         }
         Ok((uv, out))
     }

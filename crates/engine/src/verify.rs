@@ -1,5 +1,11 @@
-//! `verify`: per folder, source count against target count, and per message the item keys;
-//! never changes the target.
+//! `verify`: per folder, source count against target count, and per message the item keys
+//! and the content; never changes the target.
+//!
+//! Content, for targets that store the raw message (IMAP, EML): by default the size the
+//! target reports against the source's `RFC822.SIZE`, and, where the target's listing carries
+//! content keys (EML), the key recorded when the item was written; with `deep`, every matched
+//! message is read back and its content tag compared with the recorded one, so a changed
+//! byte shows.
 
 use std::collections::{HashMap, HashSet};
 
@@ -47,6 +53,19 @@ pub struct FolderVerify {
     pub missing: Vec<DiffItem>,
     /// Target messages with no source counterpart (or extra copies).
     pub extra: Vec<DiffItem>,
+    /// Messages found in the target whose content differs from the source's.
+    pub differs: Vec<Difference>,
+}
+
+/// A message found in the target whose content is not the source's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// The source message (its UID in `id`).
+    pub item: DiffItem,
+    /// The target's id of the message it was matched with.
+    pub target_id: String,
+    /// What differs.
+    pub what: String,
 }
 
 /// Verification of one mailbox.
@@ -72,8 +91,10 @@ pub struct VerifyReport {
 }
 
 impl Engine {
-    /// `verify`: per folder, source count against target count and per message identity.
-    pub async fn verify(&self) -> Result<VerifyReport> {
+    /// `verify`: per folder, source count against target count, per message identity and
+    /// content (see the module docs); `deep` reads every message back from targets that keep
+    /// the raw bytes and compares its content.
+    pub async fn verify(&self, deep: bool) -> Result<VerifyReport> {
         let max_target = self.target.capabilities().max_message_bytes;
         let mut out = Vec::new();
         for p in self.pairs() {
@@ -83,7 +104,7 @@ impl Engine {
                 folders: Vec::new(),
                 error: None,
             };
-            if let Err(e) = self.verify_mailbox(&p, &mut mv, max_target).await {
+            if let Err(e) = self.verify_mailbox(&p, &mut mv, max_target, deep).await {
                 mv.error = Some(e.to_string());
             }
             out.push(mv);
@@ -91,7 +112,10 @@ impl Engine {
         let ok = out.iter().all(|m| {
             m.error.is_none()
                 && m.folders.iter().all(|f| {
-                    f.missing.is_empty() && f.extra.is_empty() && f.expected == f.target_count
+                    f.missing.is_empty()
+                        && f.extra.is_empty()
+                        && f.differs.is_empty()
+                        && f.expected == f.target_count
                 })
         });
         Ok(VerifyReport { ok, mailboxes: out })
@@ -102,7 +126,10 @@ impl Engine {
         p: &MailboxPair,
         mv: &mut MailboxVerify,
         max_target: Option<u64>,
+        deep: bool,
     ) -> Result<()> {
+        // Only a target that stores the source's bytes unchanged can be compared byte for byte.
+        let raw_target = self.target.capabilities().keeps_raw_bytes;
         // Skipped items per (folder path, uidvalidity, uid) from the state store.
         let mut skipped: HashSet<(String, u32, u32)> = HashSet::new();
         // The item keys recorded when the items were written (content-aware), by source UID.
@@ -157,9 +184,10 @@ impl Engine {
                 target_count: 0,
                 missing: Vec::new(),
                 extra: Vec::new(),
+                differs: Vec::new(),
             };
             let mut expected = Expected::default();
-            for (uid, meta) in metas {
+            for (uid, (meta, flags)) in metas {
                 if skipped.contains(&(spec.source.clone(), uv, uid))
                     || self.filter_reason(&meta, max_target).is_some()
                 {
@@ -174,6 +202,8 @@ impl Engine {
                 expected.push(
                     strong,
                     weak.clone(),
+                    meta.size,
+                    flags,
                     DiffItem {
                         key: weak,
                         id: format!("uid {uid}"),
@@ -196,29 +226,131 @@ impl Engine {
             // Exact (content-aware) matches first, then by Message-ID / header key for target
             // items whose content is unknown (IMAP and EML listings, other tools' items).
             let mut unmatched = Vec::new();
+            let mut pairs = Vec::new();
             for t in items {
                 let key = t
                     .fingerprint
                     .clone()
                     .or_else(|| t.internet_message_id.as_ref().map(|m| format!("mid:{m}")))
                     .unwrap_or_default();
-                if !expected.take_strong(&key) {
-                    unmatched.push((key, t));
+                match expected.take_strong(&key) {
+                    Some(i) => pairs.push((i, t)),
+                    None => unmatched.push((key, t)),
                 }
             }
             for (key, t) in unmatched {
                 let weak = o365_migrate_mime::weak_key(&key).to_owned();
                 let mid = t.internet_message_id.as_ref().map(|m| format!("mid:{m}"));
-                let matched = expected.take_weak(&weak)
-                    || mid.is_some_and(|m| m != weak && expected.take_weak(&m));
-                if !matched {
-                    fv.extra.push(DiffItem {
+                let matched = expected.take_weak(&weak, t.size).or_else(|| {
+                    mid.filter(|m| *m != weak)
+                        .and_then(|m| expected.take_weak(&m, t.size))
+                });
+                match matched {
+                    Some(i) => {
+                        // The target names the content (EML lists content keys) and it is not
+                        // the one recorded for this message: the content differs.
+                        if let Some(strong) = &expected.items[i].strong
+                            && key != *strong
+                            && !o365_migrate_mime::weak_key(&key).eq(key.as_str())
+                        {
+                            fv.differs.push(Difference {
+                                item: expected.items[i].diff.clone(),
+                                target_id: t.id.clone(),
+                                what: format!(
+                                    "content differs: the target holds {key}, the source \
+                                     message was written as {strong}"
+                                ),
+                            });
+                            continue;
+                        }
+                        pairs.push((i, t));
+                    }
+                    None => fv.extra.push(DiffItem {
                         key,
                         id: t.id.clone(),
                         subject: t.subject.clone(),
                         from: t.from.clone(),
                         date: t.received.map(|r| r.unix_seconds()),
-                    });
+                    }),
+                }
+            }
+            // The state the target keeps: received date, read, flagged.
+            let caps = self.target.capabilities();
+            pairs.retain(|(i, t)| {
+                let e = &expected.items[*i];
+                let mut what = Vec::new();
+                if caps.keeps_received_date
+                    && let (Some(source), Some(target)) =
+                        (e.diff.date, t.received.map(|r| r.unix_seconds()))
+                    && source != target
+                {
+                    what.push(format!(
+                        "received {} in the source, {} in the target",
+                        source, target
+                    ));
+                }
+                if caps.keeps_seen && e.flags.seen != t.is_read {
+                    what.push(format!(
+                        "read {} in the source, {} in the target",
+                        e.flags.seen, t.is_read
+                    ));
+                }
+                if caps.keeps_flagged && e.flags.flagged != t.flagged {
+                    what.push(format!(
+                        "flagged {} in the source, {} in the target",
+                        e.flags.flagged, t.flagged
+                    ));
+                }
+                if what.is_empty() {
+                    return true;
+                }
+                fv.differs.push(Difference {
+                    item: e.diff.clone(),
+                    target_id: t.id.clone(),
+                    what: what.join("; "),
+                });
+                false
+            });
+            if raw_target && let Some(h) = &h {
+                for (i, t) in pairs {
+                    let e = &expected.items[i];
+                    if let (Some(source), Some(target)) = (e.size, t.size)
+                        && source != target
+                    {
+                        fv.differs.push(Difference {
+                            item: e.diff.clone(),
+                            target_id: t.id.clone(),
+                            what: format!(
+                                "size differs: {source} bytes in the source, {target} in the target"
+                            ),
+                        });
+                        continue;
+                    }
+                    if !deep {
+                        continue;
+                    }
+                    let Some(recorded) = e.strong.as_deref().and_then(content_tag_of) else {
+                        continue;
+                    };
+                    let ctx = format!("target folder {}", h.display_path);
+                    let Some(raw) = mw
+                        .read_raw(h, &t.id)
+                        .await
+                        .map_err(|err| Error::target(&ctx, err))?
+                    else {
+                        continue;
+                    };
+                    let stored = o365_migrate_mime::content_tag(&raw);
+                    if stored != recorded {
+                        fv.differs.push(Difference {
+                            item: e.diff.clone(),
+                            target_id: t.id.clone(),
+                            what: format!(
+                                "content differs: content tag {stored} in the target, {recorded} \
+                                 when it was written"
+                            ),
+                        });
+                    }
                 }
             }
             let mut missing: Vec<DiffItem> = expected.missing();
@@ -231,54 +363,88 @@ impl Engine {
     }
 }
 
+/// The content tag inside an item key (`c1:<content tag>:<header key>`).
+fn content_tag_of(item_key: &str) -> Option<&str> {
+    let rest = item_key.strip_prefix(o365_migrate_mime::ITEM_KEY_VERSION)?;
+    let rest = rest.strip_prefix(':')?;
+    rest.split_once(':').map(|(tag, _)| tag)
+}
+
+/// One message verify expects.
+struct ExpectedItem {
+    diff: DiffItem,
+    /// The item key recorded when it was written (content-aware), if any.
+    strong: Option<String>,
+    /// Its size at the source (`RFC822.SIZE`).
+    size: Option<u64>,
+    /// Its flags at the source.
+    flags: o365_migrate_mime::Flags,
+    taken: bool,
+}
+
 /// The source items verify expects in one target folder, findable by item key and by header key.
 #[derive(Default)]
 struct Expected {
-    items: Vec<(DiffItem, bool)>,
+    items: Vec<ExpectedItem>,
     by_strong: HashMap<String, Vec<usize>>,
     by_weak: HashMap<String, Vec<usize>>,
 }
 
 impl Expected {
-    fn push(&mut self, strong: Option<String>, weak: String, item: DiffItem) {
+    fn push(
+        &mut self,
+        strong: Option<String>,
+        weak: String,
+        size: Option<u64>,
+        flags: o365_migrate_mime::Flags,
+        item: DiffItem,
+    ) {
         let i = self.items.len();
-        self.items.push((item, false));
-        if let Some(s) = strong {
-            self.by_strong.entry(s).or_default().push(i);
+        if let Some(s) = &strong {
+            self.by_strong.entry(s.clone()).or_default().push(i);
         }
+        self.items.push(ExpectedItem {
+            diff: item,
+            strong,
+            size,
+            flags,
+            taken: false,
+        });
         self.by_weak.entry(weak).or_default().push(i);
     }
 
-    fn take(&mut self, list: Option<&Vec<usize>>) -> bool {
-        let Some(list) = list else { return false };
-        for &i in list {
-            if let Some((_, taken)) = self.items.get_mut(i)
-                && !*taken
-            {
-                *taken = true;
-                return true;
-            }
-        }
-        false
+    /// Takes one untaken item of `list`, one of this size first when the size is known.
+    fn take(&mut self, list: Option<&Vec<usize>>, size: Option<u64>) -> Option<usize> {
+        let list = list?;
+        let free = |items: &[ExpectedItem], i: usize| items.get(i).is_some_and(|e| !e.taken);
+        let pick = size
+            .and_then(|s| {
+                list.iter()
+                    .copied()
+                    .find(|&i| free(&self.items, i) && self.items[i].size == Some(s))
+            })
+            .or_else(|| list.iter().copied().find(|&i| free(&self.items, i)))?;
+        self.items[pick].taken = true;
+        Some(pick)
     }
 
-    /// Marks one expected item with this exact item key as found.
-    fn take_strong(&mut self, key: &str) -> bool {
+    /// Takes one expected item with this exact item key.
+    fn take_strong(&mut self, key: &str) -> Option<usize> {
         let list = self.by_strong.get(key).cloned();
-        self.take(list.as_ref())
+        self.take(list.as_ref(), None)
     }
 
-    /// Marks one expected item with this Message-ID / header key as found.
-    fn take_weak(&mut self, key: &str) -> bool {
+    /// Takes one expected item with this Message-ID / header key (of this size first).
+    fn take_weak(&mut self, key: &str, size: Option<u64>) -> Option<usize> {
         let list = self.by_weak.get(key).cloned();
-        self.take(list.as_ref())
+        self.take(list.as_ref(), size)
     }
 
     fn missing(self) -> Vec<DiffItem> {
         self.items
             .into_iter()
-            .filter(|(_, taken)| !taken)
-            .map(|(d, _)| d)
+            .filter(|e| !e.taken)
+            .map(|e| e.diff)
             .collect()
     }
 }

@@ -37,6 +37,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 
 use tokio::sync::Mutex;
 
+use bytes::Bytes;
+
 use crate::Error;
 use crate::writer::{
     BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
@@ -448,7 +450,9 @@ impl EmlMailboxWriter {
                 out.push(TargetItem {
                     id: format!("{sub}/{name}"),
                     internet_message_id: id.message_id.clone(),
-                    fingerprint: Some(id.dedupe_key()),
+                    // The bytes are read anyway: the content-aware item key, so verify compares
+                    // content, not only the Message-ID.
+                    fingerprint: Some(o365_migrate_mime::item_key(&raw, &id)),
                     subject: norm.subject,
                     from: norm.from.first().and_then(|f| f.address.clone()),
                     received,
@@ -570,6 +574,31 @@ impl MailboxWriter for EmlMailboxWriter {
             tokio::task::spawn_blocking(move || Self::read_items(&dir))
                 .await
                 .map_err(|e| Error::Transport(format!("export task failed: {e}")))?
+        })
+    }
+
+    fn read_raw<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, Error>> {
+        Box::pin(async move {
+            let dir = self.folder_dir(folder)?;
+            let rel = Path::new(id);
+            // `id` is `cur/<name>` or `new/<name>` as `list` gave it.
+            let safe = rel.components().count() == 2
+                && rel
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !safe {
+                return Ok(None);
+            }
+            let path = dir.join(rel);
+            match std::fs::read(&path) {
+                Ok(b) => Ok(Some(Bytes::from(b))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_err(&path, e)),
+            }
         })
     }
 }

@@ -115,6 +115,18 @@ pub trait MailboxWriter: Send + Sync {
         folder: &'a FolderHandle,
     ) -> BoxFuture<'a, Result<Vec<TargetItem>, Error>>;
 
+    /// The message `id` (as [`MailboxWriter::list`] gave it) exactly as the target stores it,
+    /// for `verify --deep`; `None` where the target does not keep the raw message (Graph, EWS)
+    /// or the item is gone.
+    fn read_raw<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, Error>> {
+        let _ = (folder, id);
+        Box::pin(async { Ok(None) })
+    }
+
     /// What the target's throttling did to this mailbox so far (for the report). Writers of
     /// targets that do not throttle keep the default: nothing.
     fn throttling(&self) -> ThrottleStats {

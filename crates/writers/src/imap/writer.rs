@@ -829,6 +829,14 @@ impl MailboxWriter for ImapMailboxWriter {
     ) -> BoxFuture<'a, Result<Vec<TargetItem>, Error>> {
         Box::pin(self.list_items(&folder.target_id))
     }
+
+    fn read_raw<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, Error>> {
+        Box::pin(self.read_body(&folder.target_id, id))
+    }
 }
 
 /// The index key of a message listed from the target by its headers: header key and size.
