@@ -657,31 +657,50 @@ async fn a_half_written_item_from_a_killed_run_is_replaced_not_counted() {
     );
 }
 
-/// Exchange Online refuses every request of a mailbox until a `Retry-After` it gave has
-/// passed: a 429 on one request pauses them all (requests already sent excepted), so the
-/// emulator, which answers 429 inside the window and counts such requests, counts none.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_after_pauses_every_request_of_the_mailbox() {
-    let users = vec!["paced@contoso.example".to_string()];
-    let mut config = config_with(&users);
-    config.faults = Faults {
-        seed: 11,
-        rate_429: 0.05,
-        retry_after_secs: 1,
-        ..Faults::default()
-    };
+/// An emulator with one mailbox and `faults`, a Graph writer for it (its configuration
+/// adjusted by `adjust`) and the mailbox's inbox.
+async fn one_inbox(
+    user: &str,
+    faults: Faults,
+    adjust: impl FnOnce(&mut GraphTargetConfig),
+) -> (
+    Emulator,
+    String,
+    Arc<dyn o365_migrate_target::MailboxWriter>,
+    o365_migrate_target::FolderHandle,
+) {
+    let mut config = config_with(&[user.to_string()]);
+    config.faults = faults;
     let emu = Emulator::start(config).await.unwrap();
     let mut tc = target_config(&emu, Credential::ClientSecret(SecretString::new(SECRET)));
-    // Honour the service's 1 s (the other tests cap it to stay fast).
-    tc.retry.max_retry_after = Duration::from_secs(5);
-    tc.retry.max_attempts = 10;
+    adjust(&mut tc);
     let target = GraphTarget::new(tc).unwrap();
-    let w = target.open_mailbox(&users[0]).await.unwrap();
+    let w = target.open_mailbox(user).await.unwrap();
     let folder = w
         .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
         .await
         .unwrap()
         .remove(0);
+    (emu, user.to_string(), w, folder)
+}
+
+/// Exchange Online refuses every request of a mailbox until a `Retry-After` it gave has
+/// passed: a 429 on one request pauses them all (requests already sent excepted), so the
+/// emulator, which answers 429 inside the window and counts such requests, counts none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_pauses_every_request_of_the_mailbox() {
+    let faults = Faults {
+        seed: 11,
+        rate_429: 0.05,
+        retry_after_secs: 1,
+        ..Faults::default()
+    };
+    let (emu, user, w, folder) = one_inbox("paced@contoso.example", faults, |tc| {
+        // Honour the service's 1 s (the other tests cap it to stay fast).
+        tc.retry.max_retry_after = Duration::from_secs(5);
+        tc.retry.max_attempts = 10;
+    })
+    .await;
     let mut set = tokio::task::JoinSet::new();
     for n in 0..80 {
         let (w, folder) = (w.clone(), folder.clone());
@@ -696,8 +715,8 @@ async fn retry_after_pauses_every_request_of_the_mailbox() {
     while let Some(r) = set.join_next().await {
         r.unwrap().unwrap();
     }
-    assert_eq!(emu.messages(&users[0]).len(), 80);
-    let c = emu.counters(&users[0]);
+    assert_eq!(emu.messages(&user).len(), 80);
+    let c = emu.counters(&user);
     assert!(
         c.faults_injected >= 2,
         "the 429s must have happened for this test to mean something: {c:?}"
@@ -733,24 +752,16 @@ fn message_with_attachment(n: usize, len: usize) -> Vec<u8> {
 /// once, those with attachments over 3 MB too, and no partial copy is left beside one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_lost_after_the_write_never_duplicate() {
-    let users = vec!["lost@contoso.example".to_string()];
-    let mut config = config_with(&users);
-    config.faults = Faults {
+    let faults = Faults {
         seed: 0x504,
         rate_504_after_write: 0.15,
         rate_reset_after_write: 0.10,
         ..Faults::default()
     };
-    let emu = Emulator::start(config).await.unwrap();
-    let mut tc = target_config(&emu, Credential::ClientSecret(SecretString::new(SECRET)));
-    tc.retry.max_attempts = 10;
-    let target = GraphTarget::new(tc).unwrap();
-    let w = target.open_mailbox(&users[0]).await.unwrap();
-    let folder = w
-        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
-        .await
-        .unwrap()
-        .remove(0);
+    let (emu, user, w, folder) = one_inbox("lost@contoso.example", faults, |tc| {
+        tc.retry.max_attempts = 10;
+    })
+    .await;
     let mut raws: Vec<Vec<u8>> = (0..60).map(|n| small_message(0, n)).collect();
     raws.extend((0..4).map(|n| message_with_attachment(n, 3_500_000)));
     let total = raws.len();
@@ -779,7 +790,7 @@ async fn answers_lost_after_the_write_never_duplicate() {
         "the lost answers must have happened: {}",
         emu.after_write_faults()
     );
-    let msgs = emu.messages(&users[0]);
+    let msgs = emu.messages(&user);
     let ids: std::collections::BTreeSet<&str> = msgs
         .iter()
         .filter_map(|m| m.str("internetMessageId"))
