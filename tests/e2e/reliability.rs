@@ -1073,3 +1073,60 @@ async fn hostile_corpus_to_a_dovecot_target_arrives_byte_exact_or_reported() {
         lines.join("\n")
     );
 }
+
+/// A message the source leaves out of its FETCH answer although it still exists (here a
+/// rewritten UID set makes real Dovecot skip UID 1) is not written off as expunged: a UID
+/// SEARCH finds it, it fails with the reason, and the next run migrates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_left_out_of_a_fetch_answer_is_not_written_off() {
+    let env = start_env(&["alice"], 0, 1, DovecotOptions::default(), None).await;
+    let mut imap = env.source.login("alice").await.expect("login");
+    imap.create_if_missing("Gaps").await.expect("create");
+    for n in 1..=10 {
+        let raw = format!(
+            "Message-ID: <gap-{n}@example.org>\r\nFrom: a@example.org\r\nDate: Tue, 01 Jul 2025 10:00:00 +0000\r\nSubject: gap {n}\r\n\r\nbody {n}\r\n"
+        );
+        let req = o365_migrate_testkit::AppendRequest::new(raw.into_bytes(), Vec::new(), None);
+        imap.append("Gaps", &req).await.expect("append");
+    }
+    let body_fetch = |set: &str| {
+        format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])").into_bytes()
+    };
+    let plan = FaultPlan::new().rewriting(
+        o365_migrate_testkit::fault::Direction::Upstream,
+        &body_fetch("1:10"),
+        &body_fetch("2:10"),
+    );
+    let proxy = FaultProxy::start(env.source.imap_addr(), plan)
+        .await
+        .expect("start fault proxy");
+    rewrite_source(&env, proxy.port(), "none", "");
+    let in_gaps = || {
+        env.graph
+            .messages(&format!("alice@{DOMAIN}"))
+            .into_iter()
+            .filter(|m| m.folder_path.ends_with("Gaps"))
+            .count()
+    };
+    let o = run_bounded(&env, &["run"], Duration::from_secs(120)).await;
+    assert!(
+        proxy.stats().rewrites >= 1,
+        "the fault must have landed: {}",
+        dump(&o)
+    );
+    assert_eq!(in_gaps(), 9, "{}", dump(&o));
+    let counts = env.status_counts().await;
+    assert_eq!(counts["failed"].as_u64(), Some(1), "{counts}: {}", dump(&o));
+    assert_eq!(
+        counts["skipped"].as_u64(),
+        Some(0),
+        "not written off: {counts}"
+    );
+    // The source answers whole again: the next run fetches it.
+    proxy.set_plan(FaultPlan::new());
+    let o = run_bounded(&env, &["run"], Duration::from_secs(120)).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert_eq!(in_gaps(), 10);
+    let v = env.cli(&["verify"]).await;
+    assert_eq!(v.code, 0, "{}", dump(&v));
+}

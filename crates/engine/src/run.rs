@@ -729,23 +729,61 @@ impl Engine {
                     }
                 }
             }
-            // UIDs that vanished between SEARCH and FETCH (expunged at the source).
-            for uid in chunk {
-                if !seen_in_chunk.contains(uid) && fatal.is_none() && !self.stop.is_stopped() {
-                    let meta = metas.get(uid).map(|(mm, _)| mm.clone()).unwrap_or_default();
-                    tally.skipped.fetch_add(1, Ordering::Relaxed);
-                    writer
-                        .record(ItemOutcome {
-                            folder: fstate.id,
-                            uidvalidity,
-                            uid: *uid,
-                            status: ItemStatus::Skipped,
-                            target_id: None,
-                            reason: Some("expunged at the source during the run".into()),
-                            meta,
-                        })
-                        .await?;
+            // UIDs the FETCH answer left out. Gone for good ("expunged", final) only when a
+            // UID SEARCH confirms it; a message still there fails with the reason, so a later
+            // run fetches it again: never written off unseen.
+            let unseen: Vec<u32> = chunk
+                .iter()
+                .copied()
+                .filter(|u| !seen_in_chunk.contains(u))
+                .collect();
+            if unseen.is_empty() || fatal.is_some() || self.stop.is_stopped() {
+                continue;
+            }
+            let search = [imap::SearchKey::Uid(imap::UidSet::from_uids(&unseen))];
+            let still: HashSet<u32> = match session.uid_search(&search).await {
+                Ok(found) => found.into_iter().collect(),
+                Err(e) => {
+                    fatal = Some(Error::source(&ctx, e));
+                    continue;
                 }
+            };
+            for uid in unseen {
+                let meta = metas
+                    .get(&uid)
+                    .map(|(mm, _)| mm.clone())
+                    .unwrap_or_default();
+                let (status, reason) = if still.contains(&uid) {
+                    let reason = "the source left it out of its FETCH answer although it still \
+                                  exists; a later run fetches it again"
+                        .to_owned();
+                    self.reporter.report(&Event::ItemFailed {
+                        mailbox: pair.source.clone(),
+                        folder: path.to_owned(),
+                        uid,
+                        reason: reason.clone(),
+                    });
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                    (ItemStatus::Failed, reason)
+                } else {
+                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    (
+                        ItemStatus::Skipped,
+                        "expunged at the source during the run (UID SEARCH confirms it is gone)"
+                            .to_owned(),
+                    )
+                };
+                writer
+                    .record(ItemOutcome {
+                        folder: fstate.id,
+                        uidvalidity,
+                        uid,
+                        status,
+                        target_id: None,
+                        reason: Some(reason),
+                        meta,
+                    })
+                    .await?;
             }
         }
         while let Some(r) = tasks.join_next().await {

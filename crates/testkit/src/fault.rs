@@ -48,7 +48,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,7 +61,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::rng::{Rng, derive};
 
 /// The line [`Fault::bye`] injects.
 pub const BYE_LINE: &[u8] = b"* BYE server shutting down\r\n";
@@ -248,71 +246,6 @@ impl Fault {
     }
 }
 
-/// Which faults each connection gets, by accept order (0-based index).
-///
-/// A connection with explicit faults ([`FaultPlan::on_connection`]) gets exactly those;
-/// any other gets [`FaultPlan::on_every_connection`]'s faults plus, if configured, a
-/// seeded random cut ([`FaultPlan::with_random_cuts`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FaultPlan {
-    scripts: BTreeMap<u64, Vec<Fault>>,
-    every: Vec<Fault>,
-    random: Option<RandomCuts>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RandomCuts {
-    seed: u64,
-    one_in: u64,
-    max_offset: u64,
-}
-
-impl FaultPlan {
-    /// A plan without faults: a transparent proxy.
-    pub fn new() -> Self {
-        FaultPlan::default()
-    }
-
-    /// Adds `fault` to connection number `index` (0 = the first accepted).
-    pub fn on_connection(mut self, index: u64, fault: Fault) -> Self {
-        self.scripts.entry(index).or_default().push(fault);
-        self
-    }
-
-    /// Adds `fault` to every connection that has no explicit faults.
-    pub fn on_every_connection(mut self, fault: Fault) -> Self {
-        self.every.push(fault);
-        self
-    }
-
-    /// Cuts about 1 in `one_in` connections (those without explicit faults) after a random
-    /// number of server → client bytes in `1..=max_offset`. Which connections and where is
-    /// a pure function of `seed` and the connection index (see [`FaultPlan::faults_for`]).
-    pub fn with_random_cuts(mut self, seed: u64, one_in: u64, max_offset: u64) -> Self {
-        self.random = Some(RandomCuts {
-            seed,
-            one_in: one_in.max(1),
-            max_offset: max_offset.max(1),
-        });
-        self
-    }
-
-    /// The faults connection `index` gets under this plan (deterministic).
-    pub fn faults_for(&self, index: u64) -> Vec<Fault> {
-        if let Some(s) = self.scripts.get(&index) {
-            return s.clone();
-        }
-        let mut out = self.every.clone();
-        if let Some(r) = self.random {
-            let mut rng = Rng::new(derive(r.seed, index, 0x0066_6175_6c74));
-            if rng.below(r.one_in) == 0 {
-                out.push(Fault::cut().after_bytes(rng.range(1, r.max_offset)));
-            }
-        }
-        out
-    }
-}
-
 /// A snapshot of the proxy's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -339,6 +272,8 @@ pub struct FaultStats {
     pub trickles: u64,
     /// Refusal windows ([`FaultProxy::refuse_for`]) started.
     pub refusals: u64,
+    /// Occurrences rewritten ([`FaultPlan::rewriting`]).
+    pub rewrites: u64,
 }
 
 impl FaultStats {
@@ -373,6 +308,7 @@ struct Counters {
     stalls: AtomicU64,
     trickles: AtomicU64,
     refusals: AtomicU64,
+    rewrites: AtomicU64,
     live_applied: AtomicU64,
 }
 
@@ -530,6 +466,7 @@ impl FaultProxy {
             stalls: l(&c.stalls),
             trickles: l(&c.trickles),
             refusals: l(&c.refusals),
+            rewrites: l(&c.rewrites),
         }
     }
 
@@ -595,14 +532,15 @@ async fn accept_loop(
             accepted = l.accept() => match accepted {
                 Ok((stream, _)) => {
                     let index = shared.counters.accepted.fetch_add(1, Ordering::SeqCst);
-                    let faults = shared
+                    let (faults, rewrites) = shared
                         .plan
                         .lock()
-                        .map(|p| p.faults_for(index))
+                        .map(|p| (p.faults_for(index), p.rewrites()))
                         .unwrap_or_default();
                     tasks.spawn(serve(
                         stream,
                         faults,
+                        rewrites,
                         shared.clone(),
                         live.subscribe(),
                         shutdown.clone(),
@@ -666,6 +604,7 @@ enum End {
 async fn serve(
     mut client: TcpStream,
     faults: Vec<Fault>,
+    rewrites: Vec<plan::Rewrite>,
     shared: Arc<Shared>,
     mut live: broadcast::Receiver<Action>,
     mut shutdown: watch::Receiver<bool>,
@@ -687,8 +626,19 @@ async fn serve(
     let end = {
         let (mut cr, mut cw) = client.split();
         let (mut sr, mut sw) = server.split();
-        let down = pump(&mut sr, &mut cw, down, &ctl, &counters.down, counters);
-        let up = pump(&mut cr, &mut sw, up, &ctl, &counters.up, counters);
+        let (rw_down, rw_up): (Vec<_>, Vec<_>) = rewrites
+            .into_iter()
+            .partition(|r| r.direction == Direction::Downstream);
+        let down = pump(
+            &mut sr,
+            &mut cw,
+            down,
+            rw_down,
+            &ctl,
+            &counters.down,
+            counters,
+        );
+        let up = pump(&mut cr, &mut sw, up, rw_up, &ctl, &counters.up, counters);
         tokio::pin!(down);
         tokio::pin!(up);
         loop {
@@ -748,6 +698,7 @@ async fn pump<R, W>(
     r: &mut R,
     w: &mut W,
     faults: Vec<Fault>,
+    rewrites: Vec<plan::Rewrite>,
     ctl: &Ctl,
     bytes: &AtomicU64,
     counters: &Counters,
@@ -770,6 +721,13 @@ where
             Ok(0) | Err(_) => return End::Closed,
             Ok(n) => n,
         };
+        if let Some(read) = buf.get_mut(..n) {
+            for rw in &rewrites {
+                counters
+                    .rewrites
+                    .fetch_add(rw.apply(read), Ordering::SeqCst);
+            }
+        }
         let mut rest = buf.get(..n).unwrap_or_default();
         loop {
             let fire_at = pending.iter().filter_map(|(t, _)| t.find(rest)).min();
@@ -974,6 +932,9 @@ fn find_sub(hay: &[u8], needle: &[u8]) -> Option<usize> {
     }
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+mod plan;
+pub use plan::FaultPlan;
 
 #[cfg(test)]
 mod tests;
