@@ -25,6 +25,9 @@ use crate::state::{
     RunId, RunKind, RunOutcome, StateStore,
 };
 
+mod settle;
+use settle::Settle;
+
 /// Messages per body fetch command; [`BODY_FETCHES_IN_FLIGHT`] of them are pipelined within a
 /// chunk of four.
 const BODY_BATCH: usize = 50;
@@ -599,30 +602,24 @@ impl Engine {
         self.store
             .mark_planned(fstate.id, uidvalidity, &planned)
             .await?;
+        let settle = Settle {
+            engine: self,
+            pair,
+            path,
+            folder: fstate.id,
+            uidvalidity,
+            tally,
+            writer,
+        };
+        let meta_of_uid = |uid: &u32| metas.get(uid).map(|(m, _)| m.clone()).unwrap_or_default();
         // Filters.
         let mut to_copy = Vec::new();
         for (uid, (meta, _)) in &metas {
-            let reason = self.filter_reason(meta, max_target);
-            match reason {
+            match self.filter_reason(meta, max_target) {
                 Some(reason) => {
-                    self.reporter.report(&Event::ItemSkipped {
-                        mailbox: pair.source.clone(),
-                        folder: path.to_owned(),
-                        uid: *uid,
-                        reason: reason.clone(),
-                    });
-                    tally.skipped.fetch_add(1, Ordering::Relaxed);
-                    writer
-                        .record(ItemOutcome {
-                            folder: fstate.id,
-                            uidvalidity,
-                            uid: *uid,
-                            status: ItemStatus::Skipped,
-                            target_id: None,
-                            reason: Some(reason),
-                            meta: meta.clone(),
-                        })
-                        .await?;
+                    settle
+                        .record(*uid, meta.clone(), ItemStatus::Skipped, reason, true)
+                        .await?
                 }
                 None => to_copy.push(*uid),
             }
@@ -633,24 +630,9 @@ impl Engine {
                 // The target folder could not be created: its items fail with the reason (a
                 // later run retries them), the mailbox's other folders go on.
                 for uid in &to_copy {
-                    let meta = metas.get(uid).map(|(m, _)| m.clone()).unwrap_or_default();
-                    self.reporter.report(&Event::ItemFailed {
-                        mailbox: pair.source.clone(),
-                        folder: path.to_owned(),
-                        uid: *uid,
-                        reason: reason.to_owned(),
-                    });
-                    tally.failed.fetch_add(1, Ordering::Relaxed);
-                    writer
-                        .record(ItemOutcome {
-                            folder: fstate.id,
-                            uidvalidity,
-                            uid: *uid,
-                            status: ItemStatus::Failed,
-                            target_id: None,
-                            reason: Some(reason.to_owned()),
-                            meta,
-                        })
+                    let (meta, reason) = (meta_of_uid(uid), reason.to_owned());
+                    settle
+                        .record(*uid, meta, ItemStatus::Failed, reason, true)
                         .await?;
                 }
                 writer.flush().await?;
@@ -749,40 +731,17 @@ impl Engine {
                 }
             };
             for uid in unseen {
-                let meta = metas
-                    .get(&uid)
-                    .map(|(mm, _)| mm.clone())
-                    .unwrap_or_default();
-                let (status, reason) = if still.contains(&uid) {
+                let (status, reason, announce) = if still.contains(&uid) {
                     let reason = "the source left it out of its FETCH answer although it still \
-                                  exists; a later run fetches it again"
-                        .to_owned();
-                    self.reporter.report(&Event::ItemFailed {
-                        mailbox: pair.source.clone(),
-                        folder: path.to_owned(),
-                        uid,
-                        reason: reason.clone(),
-                    });
-                    tally.failed.fetch_add(1, Ordering::Relaxed);
-                    (ItemStatus::Failed, reason)
+                                  exists; a later run fetches it again";
+                    (ItemStatus::Failed, reason, true)
                 } else {
-                    tally.skipped.fetch_add(1, Ordering::Relaxed);
-                    (
-                        ItemStatus::Skipped,
-                        "expunged at the source during the run (UID SEARCH confirms it is gone)"
-                            .to_owned(),
-                    )
+                    let reason =
+                        "expunged at the source during the run (UID SEARCH confirms it is gone)";
+                    (ItemStatus::Skipped, reason, false)
                 };
-                writer
-                    .record(ItemOutcome {
-                        folder: fstate.id,
-                        uidvalidity,
-                        uid,
-                        status,
-                        target_id: None,
-                        reason: Some(reason),
-                        meta,
-                    })
+                settle
+                    .record(uid, meta_of_uid(&uid), status, reason.to_owned(), announce)
                     .await?;
             }
         }
