@@ -360,3 +360,77 @@ async fn a_listed_message_id_match_is_confirmed_by_the_bytes() {
     }
     assert_eq!(third.count(&h).await.unwrap(), 2);
 }
+
+/// A MULTIAPPEND group whose answer cannot be read (here: real Dovecot commits it, and the
+/// proxy garbles the tagged OK) may have been stored: it is not resent message by message
+/// but reported unknown, and the writer that writes the group again finds every message by
+/// its content instead of storing a second copy.
+#[tokio::test]
+async fn a_multiappend_group_with_an_unreadable_answer_is_not_resent() {
+    use o365_migrate_testkit::fault::{Direction, FaultPlan, FaultProxy};
+    let target = Dovecot::start(DovecotOptions::default()).unwrap();
+    let user = target.users()[0].name().to_string();
+    let items: Vec<WriteItem> = (1..=3)
+        .map(|n| {
+            let raw = format!(
+                "Message-ID: <group-{n}@example.org>\r\nFrom: x@example.org\r\nSubject: g{n}\r\n\r\nbody {n}\r\n"
+            );
+            let id = o365_migrate_mime::fingerprint(raw.as_bytes());
+            WriteItem {
+                fingerprint: o365_migrate_mime::item_key(raw.as_bytes(), &id),
+                raw: Bytes::from(raw),
+                flags: Flags::default(),
+                internal_date: None,
+                internet_message_id: None,
+            }
+        })
+        .collect();
+    let proxy = FaultProxy::start(
+        target.imap_addr(),
+        FaultPlan::new().rewriting(Direction::Downstream, b"OK [APPENDUID", b"XX [APPENDUID"),
+    )
+    .await
+    .unwrap();
+    let auth = Auth::Login {
+        user: user.clone(),
+        password: target.users()[0].password().into(),
+    };
+    let config = ClientConfig::new(target.host(), proxy.port(), Security::Plaintext);
+    let mut session = Session::open(&config, &auth).await.unwrap();
+    assert!(session.has_capability("MULTIAPPEND"));
+    let messages = items
+        .iter()
+        .map(|it| o365_migrate_imap::AppendMessage {
+            flags: Vec::new(),
+            internal_date: None,
+            data: it.raw.clone(),
+        })
+        .collect();
+    let answer = session.append("INBOX", messages, 3).await;
+    assert!(
+        answer.is_err(),
+        "an unreadable answer leaves the outcome unknown: {answer:?}"
+    );
+    assert!(
+        proxy.stats().rewrites >= 1,
+        "the garbled answer must have landed"
+    );
+    let mut check = target.login(&user).await.unwrap();
+    let stored = check.select("INBOX").await.unwrap().exists;
+    assert_eq!(stored, 3, "the group was committed once and not resent");
+    // The writer, told the outcome is unknown, looks before it writes.
+    let writer = ImapTarget::new(target_config(&target, per_user(&target)))
+        .open_mailbox(&user)
+        .await
+        .unwrap();
+    let inbox = [FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)];
+    let h = writer.ensure_folders(&inbox).await.unwrap().remove(0);
+    for it in &items {
+        let again = writer.write(&h, it).await.unwrap();
+        assert!(
+            matches!(again, WriteOutcome::AlreadyPresent { .. }),
+            "{again:?}"
+        );
+    }
+    assert_eq!(writer.count(&h).await.unwrap(), 3);
+}

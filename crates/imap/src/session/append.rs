@@ -47,8 +47,8 @@ impl Session {
         let nonsync = self.enc.literal_mode == LiteralMode::Plus;
         if self.has_capability("MULTIAPPEND") && window > 1 && todo.len() > 1 {
             // MULTIAPPEND (RFC 3502): one command, and on servers like Dovecot one store
-            // transaction, per group. It is atomic: a group answered NO stored nothing, so its
-            // messages are retried one by one below, each getting its own result.
+            // transaction, per group. It is atomic: a group answered NO (or BAD) stored nothing,
+            // so its messages are retried one by one below, each getting its own result.
             let mut single: VecDeque<(usize, AppendMessage)> = VecDeque::new();
             while !todo.is_empty() {
                 let group: Vec<(usize, AppendMessage)> =
@@ -68,8 +68,22 @@ impl Session {
                             results[*i] = Some(Ok(uids.as_ref().and_then(|u| u.get(k).copied())));
                         }
                     }
-                    Err(e) if e.is_retryable() && !matches!(e, Error::No { .. }) => return Err(e),
-                    Err(_) => single.extend(group),
+                    // A throttled NO stored nothing either: this group and the rest are
+                    // answered as throttled, unsent, for the caller to retry after the wait.
+                    Err(Error::Throttled { backoff, text }) => {
+                        for i in idx.into_iter().chain(todo.drain(..).map(|t| t.0)) {
+                            results[i] = Some(Err(Error::Throttled {
+                                backoff,
+                                text: text.clone(),
+                            }));
+                        }
+                    }
+                    // NO and BAD are definite: the group stored nothing.
+                    Err(Error::No { .. } | Error::Bad { .. }) => single.extend(group),
+                    // Anything else (a lost connection, an answer that cannot be parsed) leaves
+                    // the group's outcome unknown: it may have been committed. Resending it
+                    // here could store it twice; the caller looks before it writes again.
+                    Err(e) => return Err(e),
                 }
             }
             todo = single;
