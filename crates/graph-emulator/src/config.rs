@@ -22,6 +22,11 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     /// Lifetime of issued access tokens in seconds (not scaled).
     pub token_lifetime_secs: u64,
+    /// Time every mailbox request takes inside the service before its answer is sent, in
+    /// milliseconds (not scaled): 50 by default, 150 for benchmarks (Exchange Online's
+    /// typical answer time for a message create). The request counts against the concurrency
+    /// limit for all of it.
+    pub latency_ms: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -33,6 +38,7 @@ impl Default for EmulatorConfig {
             provisioning_delay_secs: 60.0,
             faults: Faults::default(),
             token_lifetime_secs: 3600,
+            latency_ms: 50,
         }
     }
 }
@@ -182,7 +188,8 @@ pub struct Limits {
     pub request_window_secs: f64,
     /// Concurrent requests (4).
     pub max_concurrent: u32,
-    /// Bytes uploaded (POST/PATCH/PUT bodies) per upload window (150 MB).
+    /// Bytes uploaded (POST/PATCH/PUT bodies) per upload window (150 MB, which Microsoft
+    /// means as 150,000,000 bytes).
     pub upload_bytes_per_window: u64,
     /// The upload window in real seconds (300), scaled by `time_scale`.
     pub upload_window_secs: f64,
@@ -190,8 +197,12 @@ pub struct Limits {
     pub max_request_bytes: u64,
     /// Largest upload-session chunk (4 MiB).
     pub max_chunk_bytes: u64,
-    /// Largest attachment through an upload session (150 MB).
+    /// Largest attachment through an upload session (150 MB = 150,000,000 bytes).
     pub max_attachment_bytes: u64,
+    /// Smallest attachment an upload session is created for (3 MB = 3,145,728 bytes): smaller
+    /// ones are refused with `ErrorAttachmentSizeShouldNotBeLessThanMinimumSize` and must be
+    /// POSTed whole.
+    pub min_upload_session_bytes: u64,
     /// Largest message including attachments (the mailbox's MaxReceiveSize, 35 MB by default).
     pub max_message_bytes: u64,
     /// Largest `$batch` (20).
@@ -206,11 +217,12 @@ impl Default for Limits {
             requests_per_window: 10_000,
             request_window_secs: 600.0,
             max_concurrent: 4,
-            upload_bytes_per_window: 150 * 1024 * 1024,
+            upload_bytes_per_window: 150_000_000,
             upload_window_secs: 300.0,
             max_request_bytes: 4 * 1024 * 1024,
             max_chunk_bytes: 4 * 1024 * 1024,
-            max_attachment_bytes: 150 * 1024 * 1024,
+            max_attachment_bytes: 150_000_000,
+            min_upload_session_bytes: 3 * 1024 * 1024,
             max_message_bytes: 35 * 1024 * 1024,
             max_batch: 20,
             concurrency_as_503: true,

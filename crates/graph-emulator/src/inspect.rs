@@ -105,6 +105,31 @@ pub(crate) fn messages(world: &World, mailbox: &str) -> Vec<StoredMessage> {
         .collect()
 }
 
+pub(crate) fn replace_attachment(
+    world: &mut World,
+    mailbox: &str,
+    message_id: &str,
+    index: usize,
+    data: Bytes,
+) -> bool {
+    let Some(user) = world.any_user_mut(mailbox) else {
+        return false;
+    };
+    let MailboxState::Ready(mb) = &mut user.mailbox else {
+        return false;
+    };
+    let Some(a) = mb
+        .messages
+        .values_mut()
+        .find(|m| m.props.get("internetMessageId").and_then(Value::as_str) == Some(message_id))
+        .and_then(|m| m.attachments.get_mut(index))
+    else {
+        return false;
+    };
+    a.data = data;
+    true
+}
+
 pub(crate) fn folders(world: &World, mailbox: &str) -> Vec<StoredFolder> {
     let Some(user) = world.any_user(mailbox) else {
         return Vec::new();

@@ -168,6 +168,19 @@ impl Emulator {
         inspect::folders(&self.shared.lock(), mailbox)
     }
 
+    /// Replaces the bytes of attachment `index` of the message whose `internetMessageId` is
+    /// `message_id` (a test's deliberate corruption of the target); false when there is no
+    /// such attachment.
+    pub fn replace_attachment(
+        &self,
+        mailbox: &str,
+        message_id: &str,
+        index: usize,
+        data: bytes::Bytes,
+    ) -> bool {
+        inspect::replace_attachment(&mut self.shared.lock(), mailbox, message_id, index, data)
+    }
+
     /// Throttling counters of a mailbox, summed over apps.
     pub fn counters(&self, mailbox: &str) -> MailboxCounters {
         inspect::counters(&self.shared.lock(), mailbox)

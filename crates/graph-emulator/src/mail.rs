@@ -18,6 +18,7 @@ use crate::util::{Resp, iso, now_iso};
 use crate::world::{Attachment, Folder, Mailbox, Message, UploadSession, World};
 
 mod create;
+mod mime_out;
 mod query;
 mod upload;
 
@@ -63,12 +64,14 @@ fn message_json(msg: &Message, query: &HashMap<String, String>) -> Value {
                 .collect();
             obj.insert("singleValueExtendedProperties".into(), Value::Array(props));
         } else if expand.starts_with("attachments") {
+            // `attachments($select=name,size)` lists them without their bytes.
+            let with_bytes = !expand.contains("$select");
             obj.insert(
                 "attachments".into(),
                 Value::Array(
                     msg.attachments
                         .iter()
-                        .map(|a| attachment_json(a, true))
+                        .map(|a| attachment_json(a, with_bytes))
                         .collect(),
                 ),
             );
@@ -244,6 +247,16 @@ pub(crate) fn mailbox_op(
                 create_message(world, ti, ui, &drafts, req)
             }
         }
+        ("GET", ["messages", id, "$value"])
+        | ("GET", ["mailFolders", _, "messages", id, "$value"]) => {
+            match mb!(world, ti, ui).messages.values().find(|m| m.id == *id) {
+                Some(msg) => Resp::text(
+                    200,
+                    String::from_utf8_lossy(&mime_out::render(msg)).into_owned(),
+                ),
+                None => item_not_found(),
+            }
+        }
         ("GET", ["messages", id]) | ("GET", ["mailFolders", _, "messages", id]) => {
             match mb!(world, ti, ui).messages.values().find(|m| m.id == *id) {
                 Some(msg) => Resp::json(200, &message_json(msg, &req.query)),
@@ -370,11 +383,17 @@ pub(crate) fn mailbox_op(
             }
             let size = item["size"].as_u64().unwrap_or(0);
             let limits = &shared.config.limits;
-            if size == 0 || size > limits.max_attachment_bytes {
+            if size < limits.min_upload_session_bytes {
                 return bad(
                     "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
+                    "Attachment size must be greater than the minimum size.",
+                );
+            }
+            if size > limits.max_attachment_bytes {
+                return bad(
+                    "ErrorAttachmentSizeShouldNotBeGreaterThanMaximumSize",
                     &format!(
-                        "Attachment size must be between 1 and {} bytes.",
+                        "Attachment size must not be greater than {} bytes.",
                         limits.max_attachment_bytes
                     ),
                 );

@@ -42,10 +42,25 @@ pub(crate) struct Req {
     pub(crate) content_range: Option<String>,
     pub(crate) body: Bytes,
     pub(crate) base_url: String,
+    /// When the request began to arrive (before its body was read): a request whose sending
+    /// began before a throttling answer was given is not counted as sent inside its window.
+    pub(crate) arrived: Instant,
+}
+
+impl Req {
+    /// Who sent it, as far as throttling windows go: a hash of its access token.
+    fn client(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let auth = self.authorization.as_ref()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        auth.hash(&mut h);
+        Some(h.finish())
+    }
 }
 
 /// The axum fallback handler: everything goes through here.
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     let limit = shared
         .config
@@ -92,6 +107,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         content_range: header("content-range"),
         body,
         base_url: shared.base_url.clone(),
+        arrived,
     };
     to_response(route(&shared, req).await)
 }
@@ -225,6 +241,8 @@ fn admit(
     world: &mut World,
     key: (String, String),
     upload: u64,
+    arrived: Instant,
+    client: Option<u64>,
 ) -> Result<(Slot, Option<Fault>), Resp> {
     let cfg = &shared.config;
     let now = std::time::Instant::now();
@@ -232,7 +250,7 @@ fn admit(
     // Exchange Online answers 429 to every request of a mailbox whose Retry-After has not
     // elapsed. The window the emulator enforces is the announced wait in the emulator's time
     // scale (the header can only carry whole seconds).
-    if let Some(left) = t.in_retry_window(now) {
+    if let Some(left) = t.in_retry_window(now, arrived, client) {
         return Err(Resp::graph_error(
             429,
             "ApplicationThrottled",
@@ -263,7 +281,7 @@ fn admit(
             .with_header("retry-after", "1".into()));
         }
         Err(Refusal::Requests(wait)) | Err(Refusal::Upload(wait)) => {
-            t.open_retry_window(now, wait);
+            t.open_retry_window(now, wait, client);
             return Err(Resp::graph_error(
                 429,
                 "ApplicationThrottled",
@@ -296,7 +314,7 @@ fn admit(
     if let (Some(f), Some(t)) = (&fault, world.throttle.get_mut(&key)) {
         t.counters.faults_injected += 1;
         if matches!(f, Fault::Status(_)) {
-            t.open_retry_window(now, cfg.scaled(retry as f64));
+            t.open_retry_window(now, cfg.scaled(retry as f64), client);
         }
     }
     Ok((
@@ -355,7 +373,7 @@ async fn mailbox_request(
             return not_enabled();
         }
         let key = (token.app_id.clone(), world.tenants[ti].users[ui].id.clone());
-        match admit(shared, &mut world, key, upload) {
+        match admit(shared, &mut world, key, upload, req.arrived, req.client()) {
             Ok((slot, fault)) => (slot, fault, ti, ui),
             Err(resp) => return resp,
         }
@@ -365,6 +383,9 @@ async fn mailbox_request(
         drop(slot);
         return a;
     }
+    // The service's own time: the request stays in flight (holding its concurrency slot)
+    // until the answer is on its way.
+    service_time(shared).await;
     let resp = {
         let mut world = shared.lock();
         let resp = mailbox_op(shared, &mut world, ti, ui, &token.app_id, rest, req);
@@ -397,6 +418,14 @@ fn after_write(world: &mut World, req: &Req, resp: Resp) -> Resp {
         };
     }
     resp
+}
+
+/// Waits the configured latency ([`EmulatorConfig::latency_ms`]).
+async fn service_time(shared: &Shared) {
+    let ms = shared.config.latency_ms;
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
 }
 
 /// Applies a rolled fault: `Some(answer)` ends the request, `None` continues (after a delay).
@@ -433,7 +462,15 @@ async fn upload(shared: &Arc<Shared>, sid: &str, req: &Req) -> Resp {
                 "The upload session was not found or has expired.",
             );
         };
-        match admit(shared, &mut world, key, req.body.len() as u64) {
+        // Pre-authenticated: the client is not known, so every request counts.
+        match admit(
+            shared,
+            &mut world,
+            key,
+            req.body.len() as u64,
+            req.arrived,
+            None,
+        ) {
             Ok(x) => x,
             Err(r) => return r,
         }
@@ -441,6 +478,7 @@ async fn upload(shared: &Arc<Shared>, sid: &str, req: &Req) -> Resp {
     if let Some(a) = finish_fault(fault).await {
         return a;
     }
+    service_time(shared).await;
     let resp = upload_chunk(&mut shared.lock(), &shared.config.limits, sid, req);
     drop(slot);
     resp
@@ -791,10 +829,13 @@ async fn batch(shared: &Arc<Shared>, token: &TokenInfo, req: &Req) -> Resp {
             path,
             query: parse_form(&query),
             content_type,
-            authorization: None,
+            // The batch's token: the same client, for throttling windows.
+            authorization: req.authorization.clone(),
             content_range: None,
             body: sub_body,
             base_url: req.base_url.clone(),
+            // Sent with the batch: its sub-requests were all on their way when it arrived.
+            arrived: req.arrived,
         };
         let resp = Box::pin(graph(shared, token, sub)).await;
         let mut headers = serde_json::Map::new();

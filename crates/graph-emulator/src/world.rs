@@ -245,6 +245,14 @@ impl World {
             .flat_map(|t| t.users.iter())
             .find(|u| u.matches(reference))
     }
+
+    /// [`World::any_user`], mutable.
+    pub(crate) fn any_user_mut(&mut self, reference: &str) -> Option<&mut User> {
+        self.tenants
+            .iter_mut()
+            .flat_map(|t| t.users.iter_mut())
+            .find(|u| u.matches(reference))
+    }
 }
 
 impl Tenant {

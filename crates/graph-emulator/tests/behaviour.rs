@@ -248,26 +248,51 @@ async fn upload_sessions_check_ranges_order_and_authorization() {
     )
     .await;
     let id = m["id"].as_str().unwrap();
-    let (s, v, _) = call(
-        &emu,
-        &tok,
-        "POST",
-        &format!("/users/{UPN}/messages/{id}/attachments/createUploadSession"),
-        Some(json!({"AttachmentItem": {"attachmentType": "file", "name": "a.bin", "size": 10}})),
-    )
-    .await;
-    assert_eq!(s, 201);
+    let session = |size: usize| {
+        let (emu, tok) = (&emu, &tok);
+        async move {
+            call(
+                emu,
+                tok,
+                "POST",
+                &format!("/users/{UPN}/messages/{id}/attachments/createUploadSession"),
+                Some(json!({"AttachmentItem": {"attachmentType": "file", "name": "a.bin", "size": size}})),
+            )
+            .await
+        }
+    };
+    // Under 3 MB an attachment is POSTed whole; Exchange Online refuses an upload session.
+    const MIN: usize = 3 * 1024 * 1024;
+    let (s, v, _) = session(MIN - 1).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        v["error"]["code"],
+        "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
+    );
+    let (s, v, _) = session(150_000_001).await;
+    assert_eq!(s, 400, "150 MB is 150,000,000 bytes: {v}");
+    let (s, v) = {
+        let (s, v, _) = session(MIN).await;
+        (s, v)
+    };
+    assert_eq!(s, 201, "{v}");
     assert_eq!(v["nextExpectedRanges"][0], "0-");
     let url = v["uploadUrl"].as_str().unwrap().to_string();
-    let put = |range: &str, body: &'static [u8], auth: bool| {
+    let data: Vec<u8> = (0..MIN).map(|i| (i % 251) as u8).collect();
+    let half = MIN / 2;
+    let put = |range: String, body: Vec<u8>, auth: bool| {
         let mut rb = http().put(&url).header("content-range", range).body(body);
         if auth {
             rb = rb.bearer_auth(&tok);
         }
         rb.send()
     };
+    let first = || data[..half].to_vec();
+    let second = || data[half..].to_vec();
+    let r1 = format!("bytes 0-{}/{MIN}", half - 1);
+    let r2 = format!("bytes {half}-{}/{MIN}", MIN - 1);
     assert_eq!(
-        put("bytes 0-4/10", b"01234", true)
+        put(r1.clone(), first(), true)
             .await
             .unwrap()
             .status()
@@ -275,7 +300,7 @@ async fn upload_sessions_check_ranges_order_and_authorization() {
         401
     );
     assert_eq!(
-        put("bytes 5-9/10", b"56789", false)
+        put(r2.clone(), second(), false)
             .await
             .unwrap()
             .status()
@@ -283,22 +308,52 @@ async fn upload_sessions_check_ranges_order_and_authorization() {
         416
     );
     assert_eq!(
-        put("bytes 0-5/10", b"01234", false)
+        put(format!("bytes 0-{half}/{MIN}"), first(), false)
             .await
             .unwrap()
             .status()
             .as_u16(),
         400
     );
-    let r = put("bytes 0-4/10", b"01234", false).await.unwrap();
+    let r = put(r1, first(), false).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = put("bytes 5-9/10", b"56789", false).await.unwrap();
+    let r = put(r2, second(), false).await.unwrap();
     assert_eq!(r.status().as_u16(), 201);
     assert!(r.headers().get("location").is_some());
-    assert_eq!(
-        emu.messages(UPN)[0].attachments[0].data.as_ref(),
-        b"0123456789"
-    );
+    assert!(emu.messages(UPN)[0].attachments[0].data.as_ref() == data.as_slice());
+}
+
+/// A request is in flight from its arrival until its answer is sent: with the service taking
+/// 400 ms per request, six at once on one mailbox are four admitted and two refused.
+#[tokio::test]
+async fn latency_keeps_requests_in_flight_until_they_are_answered() {
+    let emu = start(|c| c.latency_ms = 400).await;
+    let tok = bearer(&emu).await;
+    let url = format!("{}/v1.0/users/{UPN}/mailFolders/inbox", emu.url());
+    let started = std::time::Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let (u, t) = (url.clone(), tok.clone());
+        handles.push(tokio::spawn(async move {
+            http()
+                .get(u)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 503, 503]);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    let c = emu.counters(UPN);
+    assert_eq!(c.concurrency_violations, 2, "{c:?}");
 }
 
 #[tokio::test]

@@ -20,8 +20,9 @@ use crate::problem::{Converted, Problem, ProblemKind, Severity};
 pub const INLINE_ATTACHMENT_LIMIT: usize = 3 * 1024 * 1024;
 /// Budget for the whole JSON request body (Graph caps requests at about 4 MB).
 pub const REQUEST_LIMIT: usize = 4_000_000;
-/// Largest attachment an upload session accepts (150 MB).
-pub const UPLOAD_SESSION_LIMIT: usize = 150 * 1024 * 1024;
+/// Largest attachment an upload session accepts (150 MB, as Microsoft counts: 150,000,000
+/// bytes).
+pub const UPLOAD_SESSION_LIMIT: usize = 150_000_000;
 /// Graph accepts at most this many `internetMessageHeaders`, all named `x-…`.
 pub const MAX_X_HEADERS: usize = 5;
 /// Longest `internetMessageHeaders` value kept (longer ones are cut, with a problem).

@@ -41,7 +41,7 @@ impl Budgets {
             max_concurrent: 4,
             requests_per_window: 10_000,
             request_window: Duration::from_secs(600),
-            upload_bytes_per_window: 150 * 1024 * 1024,
+            upload_bytes_per_window: 150_000_000,
             upload_window: Duration::from_secs(300),
             safety_margin: Duration::from_millis(100) + Duration::from_secs(6),
         }
