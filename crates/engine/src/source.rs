@@ -186,7 +186,8 @@ pub(crate) fn meta_of(m: &imap::FetchedMessage) -> ItemMeta {
         internal_date: m.internal_date.map(|d| d.unix_seconds()),
         fingerprint: Some(id.dedupe_key()),
         message_id: id.message_id.clone(),
-        subject: header_value(header, "subject"),
+        subject: o365_migrate_mime::decoded_subject(header)
+            .or_else(|| header_value(header, "subject")),
         sender: header_value(header, "from"),
     }
 }

@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures_util::{StreamExt, stream};
+
 use o365_migrate_target as target;
 use serde::Serialize;
 use target::FolderSpec;
@@ -96,19 +98,24 @@ impl Engine {
     /// the raw bytes and compares its content.
     pub async fn verify(&self, deep: bool) -> Result<VerifyReport> {
         let max_target = self.target.capabilities().max_message_bytes;
-        let mut out = Vec::new();
-        for p in self.pairs() {
-            let mut mv = MailboxVerify {
-                source: p.source.clone(),
-                target: p.target.clone(),
-                folders: Vec::new(),
-                error: None,
-            };
-            if let Err(e) = self.verify_mailbox(&p, &mut mv, max_target, deep).await {
-                mv.error = Some(e.to_string());
-            }
-            out.push(mv);
-        }
+        // Mailboxes `[limits] mailboxes_at_once` at a time, reported in plan order.
+        let at_once = self.job.limits.mailboxes_at_once.max(1) as usize;
+        let out: Vec<MailboxVerify> = stream::iter(self.pairs())
+            .map(|p| async move {
+                let mut mv = MailboxVerify {
+                    source: p.source.clone(),
+                    target: p.target.clone(),
+                    folders: Vec::new(),
+                    error: None,
+                };
+                if let Err(e) = self.verify_mailbox(&p, &mut mv, max_target, deep).await {
+                    mv.error = Some(e.to_string());
+                }
+                mv
+            })
+            .buffered(at_once)
+            .collect()
+            .await;
         let ok = out.iter().all(|m| {
             m.error.is_none()
                 && m.folders.iter().all(|f| {
@@ -177,7 +184,10 @@ impl Engine {
             let (uv, metas) = self.source_folder_scan(&mut s, &spec.source).await?;
             let mut fv = FolderVerify {
                 source: spec.source.clone(),
-                target: spec.display_path(),
+                target: h
+                    .as_ref()
+                    .map(|h| h.display_path.clone())
+                    .unwrap_or_else(|| spec.display_path()),
                 source_count: metas.len() as u64,
                 skipped: 0,
                 expected: 0,
@@ -200,6 +210,7 @@ impl Engine {
                 let weak = meta.fingerprint.clone().unwrap_or_default();
                 let strong = item_keys.get(&(spec.source.clone(), uv, uid)).cloned();
                 expected.push(
+                    uid,
                     strong,
                     weak.clone(),
                     meta.size,
@@ -312,7 +323,10 @@ impl Engine {
                 false
             });
             if raw_target && let Some(h) = &h {
-                for (i, t) in pairs {
+                // Pairs whose stored content is not the one recorded for their source message:
+                // (source item, target item, the target's content tag).
+                let mut crossed: Vec<(usize, target::TargetItem, String)> = Vec::new();
+                for (i, t) in std::mem::take(&mut pairs) {
                     let e = &expected.items[i];
                     if let (Some(source), Some(target)) = (e.size, t.size)
                         && source != target
@@ -342,16 +356,39 @@ impl Engine {
                     };
                     let stored = o365_migrate_mime::content_tag(&raw);
                     if stored != recorded {
-                        fv.differs.push(Difference {
-                            item: e.diff.clone(),
-                            target_id: t.id.clone(),
-                            what: format!(
-                                "content differs: content tag {stored} in the target, {recorded} \
-                                 when it was written"
-                            ),
-                        });
+                        crossed.push((i, t, stored));
                     }
                 }
+                // Messages that share a Message-ID and a size are paired by header key and size
+                // alone; the content tags read back decide which is which. Only what no
+                // re-pairing explains differs.
+                for (i, t, stored) in repair_crossed(&expected, crossed) {
+                    let e = &expected.items[i];
+                    let recorded = e.strong.as_deref().and_then(content_tag_of).unwrap_or("");
+                    fv.differs.push(Difference {
+                        item: e.diff.clone(),
+                        target_id: t.id.clone(),
+                        what: format!(
+                            "content differs: content tag {stored} in the target, {recorded} \
+                             when it was written"
+                        ),
+                    });
+                }
+            }
+            if !raw_target && let Some(h) = &h {
+                // Targets that rebuild the item (Graph): what they show of each message
+                // against the same conversion of the source's bytes.
+                self.compare_content(
+                    &mut s,
+                    &*mw,
+                    h,
+                    &spec.source,
+                    &expected,
+                    pairs,
+                    deep,
+                    &mut fv,
+                )
+                .await?;
             }
             let mut missing: Vec<DiffItem> = expected.missing();
             missing.sort_by(|a, b| a.id.cmp(&b.id));
@@ -363,6 +400,112 @@ impl Engine {
     }
 }
 
+/// Source messages read per round trip when verify compares content.
+const CONTENT_BATCH: usize = 50;
+/// Target reads in flight per mailbox when verify compares content.
+const CONTENT_READS_IN_FLIGHT: usize = 8;
+
+impl Engine {
+    /// Compares, per matched pair, the target's [`ContentSummary`] (see
+    /// [`target::MailboxWriter::read_content`]) with the source message's, converted as the
+    /// writer converts it. Source bodies are read `CONTENT_BATCH` at a time.
+    #[allow(clippy::too_many_arguments)]
+    async fn compare_content(
+        &self,
+        s: &mut o365_migrate_imap::Session,
+        mw: &dyn target::MailboxWriter,
+        h: &target::FolderHandle,
+        source_folder: &str,
+        expected: &Expected,
+        pairs: Vec<(usize, target::TargetItem)>,
+        deep: bool,
+        fv: &mut FolderVerify,
+    ) -> Result<()> {
+        let ctx = format!("folder {source_folder}");
+        let tctx = format!("target folder {}", h.display_path);
+        s.examine(source_folder)
+            .await
+            .map_err(|e| Error::source(&ctx, e))?;
+        for chunk in pairs.chunks(CONTENT_BATCH) {
+            let uids: Vec<u32> = chunk.iter().map(|(i, _)| expected.items[*i].uid).collect();
+            let opts = o365_migrate_imap::FetchOptions {
+                items: o365_migrate_imap::FetchItems::body_only(),
+                batch_size: CONTENT_BATCH,
+                pipeline: 1,
+            };
+            let mut bodies = HashMap::new();
+            {
+                let mut stream = s.fetch(&uids, opts);
+                while let Some(m) = stream.next().await {
+                    let m = m.map_err(|e| Error::source(&ctx, e))?;
+                    if let Some(b) = m.body {
+                        bodies.insert(m.uid, b);
+                    }
+                }
+            }
+            // The target reads in parallel (the writer keeps within the target's limits).
+            let reads: Vec<_> = stream::iter(chunk.iter())
+                .map(|(_, t)| mw.read_content(h, &t.id, deep))
+                .buffered(CONTENT_READS_IN_FLIGHT)
+                .collect()
+                .await;
+            for ((i, t), found) in chunk.iter().zip(reads) {
+                let e = &expected.items[*i];
+                let Some(raw) = bodies.get(&e.uid) else {
+                    // Gone from the source since the scan: nothing to compare.
+                    continue;
+                };
+                let Some(found) = found.map_err(|err| Error::target(&tctx, err))? else {
+                    continue;
+                };
+                let received = e
+                    .diff
+                    .date
+                    .and_then(o365_migrate_mime::InternalDate::from_unix_utc);
+                let source = o365_migrate_mime::ContentSummary::of_graph(
+                    &o365_migrate_mime::to_graph(raw, &e.flags, received.as_ref()).value,
+                );
+                let what = source.differences(&found);
+                if !what.is_empty() {
+                    fv.differs.push(Difference {
+                        item: e.diff.clone(),
+                        target_id: t.id.clone(),
+                        what: what.join("; "),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Re-pairs source items and target items whose contents were crossed (each target item's
+/// content tag is the one recorded for another source item of the list); returns the pairs
+/// that stay unexplained, each source with a target it was paired with.
+fn repair_crossed(
+    expected: &Expected,
+    crossed: Vec<(usize, target::TargetItem, String)>,
+) -> Vec<(usize, target::TargetItem, String)> {
+    let mut sources: Vec<usize> = crossed.iter().map(|(i, _, _)| *i).collect();
+    let mut left_targets = Vec::new();
+    for (_, t, stored) in crossed {
+        let owner = sources.iter().position(|&i| {
+            expected.items[i].strong.as_deref().and_then(content_tag_of) == Some(stored.as_str())
+        });
+        match owner {
+            Some(k) => {
+                sources.remove(k);
+            }
+            None => left_targets.push((t, stored)),
+        }
+    }
+    sources
+        .into_iter()
+        .zip(left_targets)
+        .map(|(i, (t, stored))| (i, t, stored))
+        .collect()
+}
+
 /// The content tag inside an item key (`c1:<content tag>:<header key>`).
 fn content_tag_of(item_key: &str) -> Option<&str> {
     let rest = item_key.strip_prefix(o365_migrate_mime::ITEM_KEY_VERSION)?;
@@ -372,6 +515,8 @@ fn content_tag_of(item_key: &str) -> Option<&str> {
 
 /// One message verify expects.
 struct ExpectedItem {
+    /// Source UID.
+    uid: u32,
     diff: DiffItem,
     /// The item key recorded when it was written (content-aware), if any.
     strong: Option<String>,
@@ -393,6 +538,7 @@ struct Expected {
 impl Expected {
     fn push(
         &mut self,
+        uid: u32,
         strong: Option<String>,
         weak: String,
         size: Option<u64>,
@@ -404,6 +550,7 @@ impl Expected {
             self.by_strong.entry(s.clone()).or_default().push(i);
         }
         self.items.push(ExpectedItem {
+            uid,
             diff: item,
             strong,
             size,

@@ -188,6 +188,21 @@ pub struct FetchItems {
     pub gmail: bool,
 }
 
+impl FetchItems {
+    /// Only the message (`BODY.PEEK[]`), for reading stored bytes back.
+    pub fn body_only() -> Self {
+        FetchItems {
+            flags: false,
+            internal_date: false,
+            size: false,
+            header_fields: Vec::new(),
+            body: true,
+            modseq: false,
+            gmail: false,
+        }
+    }
+}
+
 impl Default for FetchItems {
     fn default() -> Self {
         FetchItems {

@@ -7,7 +7,9 @@
 //!   content SHA-256);
 //! - [`repair`] applies transport repairs (bare LF, long lines, missing Date/Message-ID,
 //!   8-bit headers) only when asked;
-//! - [`to_graph`] builds the Microsoft Graph `message` create request ([`graph::GraphMessage`]).
+//! - [`to_graph`] builds the Microsoft Graph `message` create request ([`graph::GraphMessage`]);
+//! - [`ContentSummary`] is what `verify` compares of a message, read alike from raw bytes, a
+//!   converted message or a Graph item.
 //!
 //! Every lenient operation returns a [`Converted`] value: the result plus the
 //! [`Problem`]s met on the way (what was repaired, approximated or lost).
@@ -42,6 +44,7 @@ mod headers;
 mod normalize;
 mod problem;
 mod repair;
+mod summary;
 
 pub use fingerprint::{
     Fingerprint, HEADER_KEY_VERSION, ITEM_KEY_VERSION, Identity, MAX_MESSAGE_ID_LEN, content_tag,
@@ -50,10 +53,12 @@ pub use fingerprint::{
 pub use flags::{Flags, InternalDate};
 pub use graph::{GraphMessage, GraphOptions, LargeAttachment, to_graph, to_graph_with};
 pub use normalize::{
-    AttachmentInfo, AttachmentKind, Importance, Mailbox, NormalizedMessage, normalize,
+    AttachmentInfo, AttachmentKind, Importance, Mailbox, NormalizedMessage, decoded_subject,
+    normalize,
 };
 pub use problem::{Converted, Problem, ProblemKind, Severity};
 pub use repair::{EXCHANGE_IMAP_MAX_LINE, RepairOptions, repair};
+pub use summary::{ATTACHMENT_SIZE_SLACK, AttachmentSummary, ContentSummary, normalized_text};
 
 /// Alias of [`Flags`].
 pub type MessageFlags = Flags;

@@ -180,6 +180,17 @@ fn parser() -> &'static MessageParser {
     })
 }
 
+/// The `Subject` of a message or header block, RFC 2047 encoded words and charsets decoded
+/// (for reports and listings); `None` without one.
+pub fn decoded_subject(header: &[u8]) -> Option<String> {
+    let mut problems = Vec::new();
+    let repaired = crate::repair::encode_eight_bit_headers_if_needed(header);
+    let src = repaired.as_deref().unwrap_or(header);
+    parse_message(src, &mut problems)
+        .subject()
+        .map(|s| s.trim().to_owned())
+}
+
 pub(crate) fn parse_message<'a>(raw: &'a [u8], problems: &mut Vec<Problem>) -> Message<'a> {
     // mail-parser promises not to panic; a bug there must still not take the caller
     // down, so a panic is reported like unparseable input.

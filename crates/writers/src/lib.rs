@@ -46,7 +46,7 @@ pub use cloud::{Cloud, Endpoints};
 pub use error::{Error, ErrorScope};
 /// The message state a [`WriteItem`] carries: the MIME crate's one type for flags and one for
 /// dates, re-exported so an embedder needs no second import.
-pub use o365_migrate_mime::{Flags, InternalDate};
+pub use o365_migrate_mime::{AttachmentSummary, ContentSummary, Flags, InternalDate};
 pub use secret::SecretString;
 pub use writer::{
     BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,

@@ -42,7 +42,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use o365_migrate_mime::{Flags, InternalDate};
+use o365_migrate_mime::{ContentSummary, Flags, InternalDate};
 
 use crate::Error;
 
@@ -124,6 +124,21 @@ pub trait MailboxWriter: Send + Sync {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Bytes>, Error>> {
         let _ = (folder, id);
+        Box::pin(async { Ok(None) })
+    }
+
+    /// What the target shows of message `id`'s content, for `verify` on targets that do not
+    /// keep the raw message (Graph): subject, sender, recipients, sent date, categories and
+    /// the attachments' names and sizes; with `deep` also the body text and every
+    /// attachment's SHA-256, read from the item's MIME. `None` where the target keeps the raw
+    /// bytes (compare those with [`MailboxWriter::read_raw`]) or the item is gone.
+    fn read_content<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+        deep: bool,
+    ) -> BoxFuture<'a, Result<Option<ContentSummary>, Error>> {
+        let _ = (folder, id, deep);
         Box::pin(async { Ok(None) })
     }
 

@@ -802,3 +802,87 @@ async fn answers_lost_after_the_write_never_duplicate() {
         "and none twice, no partial copy beside one"
     );
 }
+
+/// `read_content` shows what Graph holds of an item: by default its headers and the names and
+/// sizes of its attachments, with `deep` also the body text and each attachment's SHA-256 read
+/// from `$value`. A replaced attachment of the same size is seen only by the deep read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_content_matches_the_source_and_a_deep_read_sees_a_replaced_attachment() {
+    use o365_migrate_target::ContentSummary;
+    let (emu, user, w, inbox) = one_inbox("ann@contoso.example", Faults::default(), |_| {}).await;
+    let small = pattern(10_000, 3);
+    let large = pattern(3 * 1024 * 1024 + 100, 5);
+    let raw = format!(
+        "From: Ann <ann@example.org>\r\nTo: Bob <bob@example.org>, carl@example.org\r\n\
+Cc: dee@example.org\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= and files\r\n\
+Date: Tue, 01 Jul 2025 10:00:00 +0200\r\nMessage-ID: <content-1@example.org>\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/html; charset=utf-8\r\n\r\n<p>Hello <b>there</b>, see the files.</p>\r\n--b\r\n\
+Content-Type: application/octet-stream; name=small.bin\r\nContent-Disposition: attachment; filename=small.bin\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{}--b\r\n\
+Content-Type: application/octet-stream; name=large.bin\r\nContent-Disposition: attachment; filename=large.bin\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{}--b--\r\n",
+        b64_lines(&small),
+        b64_lines(&large)
+    );
+    let id = o365_migrate_mime::fingerprint(raw.as_bytes());
+    let item = WriteItem {
+        fingerprint: o365_migrate_mime::item_key(raw.as_bytes(), &id),
+        raw: Bytes::from(raw.clone()),
+        flags: Flags::default(),
+        internal_date: None,
+        internet_message_id: None,
+    };
+    let WriteOutcome::Written { target_id, .. } = w.write(&inbox, &item).await.unwrap() else {
+        panic!("written")
+    };
+    let source = ContentSummary::of_mime(raw.as_bytes());
+    assert_eq!(source.attachments.as_ref().map(Vec::len), Some(2));
+    for deep in [false, true] {
+        let found = w
+            .read_content(&inbox, &target_id, deep)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            found.attachments.as_ref().map(Vec::len),
+            Some(2),
+            "deep {deep}"
+        );
+        assert_eq!(found.text_sha256.is_some(), deep);
+        assert_eq!(
+            source.differences(&found),
+            Vec::<String>::new(),
+            "deep {deep}"
+        );
+    }
+    let mut replaced = small.clone();
+    replaced[5000] ^= 0xff;
+    assert!(emu.replace_attachment(&user, "<content-1@example.org>", 0, Bytes::from(replaced)));
+    let shallow = w
+        .read_content(&inbox, &target_id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        source.differences(&shallow).is_empty(),
+        "same names and sizes"
+    );
+    let deep = w
+        .read_content(&inbox, &target_id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    let d = source.differences(&deep);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("attachment \"small.bin\": content differs"),
+        "{d:?}"
+    );
+    assert!(
+        w.read_content(&inbox, "no-such-id", true)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -17,7 +17,7 @@ use crate::writer::{
     BoxFuture, Capabilities, FolderBase, FolderHandle, FolderSpec, MailboxWriter, Target,
     TargetItem, WriteItem, WriteOutcome,
 };
-use o365_migrate_mime::InternalDate;
+use o365_migrate_mime::{ContentSummary, InternalDate};
 
 /// The named extended property where the writer stores each item's fingerprint, so later runs
 /// find it again (also for messages without a Message-ID). While large attachments are still
@@ -814,6 +814,40 @@ impl MailboxWriter for GraphMailboxWriter {
                 context: "mailFolder".into(),
                 message: "no totalItemCount".into(),
             })
+        })
+    }
+
+    fn read_content<'a>(
+        &'a self,
+        _folder: &'a FolderHandle,
+        id: &'a str,
+        deep: bool,
+    ) -> BoxFuture<'a, Result<Option<ContentSummary>, Error>> {
+        Box::pin(async move {
+            let url = format!(
+                "{}/messages/{}?$select=subject,from,toRecipients,ccRecipients,sentDateTime,categories&$expand={}",
+                self.user_path,
+                seg(id),
+                q("attachments($select=name,size)")
+            );
+            let reply = self.client.call(self.call(url.clone())).await?;
+            if reply.status == 404 {
+                return Ok(None);
+            }
+            let mut summary = ContentSummary::of_graph_json(&reply.ok("GET", &url)?.json(&url)?);
+            if deep {
+                // The item's MIME as Exchange renders it: the body text and each attachment's
+                // bytes, read through the same conversion as the source message.
+                let url = format!("{}/messages/{}/$value", self.user_path, seg(id));
+                let reply = self.client.call(self.call(url.clone())).await?;
+                if reply.status == 404 {
+                    return Ok(None);
+                }
+                let mime = ContentSummary::of_mime(&reply.ok("GET", &url)?.body);
+                summary.attachments = mime.attachments;
+                summary.text_sha256 = mime.text_sha256;
+            }
+            Ok(Some(summary))
         })
     }
 
