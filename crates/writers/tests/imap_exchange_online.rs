@@ -29,6 +29,13 @@ struct State {
     throttled: usize,
     stores: Vec<String>,
     connections: usize,
+    /// The first APPEND is throttled for 300 ms; APPENDs arriving in that window (after 10 ms
+    /// of grace) are refused the same way, as Exchange Online does for the whole mailbox.
+    throttle_until: Option<Instant>,
+    throttled_at: Option<Instant>,
+    /// APPENDs that arrived inside the window more than 10 ms after the throttling answer
+    /// (not merely already on their way when it was given).
+    sent_inside_window: usize,
 }
 
 /// Reads one command line with its literals (LITERAL+ `{n+}` or synchronizing `{n}`).
@@ -86,6 +93,12 @@ async fn fake_exchange(listener: TcpListener, state: Arc<Mutex<State>>) {
                 let tag = parts.next().unwrap_or("*").to_string();
                 let cmd = parts.next().unwrap_or("").to_ascii_uppercase();
                 let rest = parts.next().unwrap_or("").to_string();
+                // Exchange Online takes its time over an APPEND; the answer time decides
+                // throttling windows, the arrival time whether a request was sent in one.
+                let arrived = Instant::now();
+                if cmd == "APPEND" {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 let reply = match cmd.as_str() {
                     "CAPABILITY" => format!(
                         "* CAPABILITY IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+\r\n{tag} OK CAPABILITY completed.\r\n"
@@ -158,7 +171,21 @@ async fn fake_exchange(listener: TcpListener, state: Arc<Mutex<State>>) {
                                     .collect()
                             })
                             .unwrap_or_default();
+                        let now = Instant::now();
+                        // Sent inside the window, beyond what was already on its way when the
+                        // throttling answer was given: refused, and counted.
+                        let in_window = st.throttle_until.is_some_and(|u| arrived < u)
+                            && st.throttled_at.is_some_and(|t| {
+                                arrived.saturating_duration_since(t) >= Duration::from_millis(10)
+                            });
+                        if in_window {
+                            st.sent_inside_window += 1;
+                        }
                         if st.appends == 1 {
+                            st.throttled_at = Some(now);
+                            st.throttle_until = Some(now + Duration::from_millis(300));
+                        }
+                        if st.appends == 1 || in_window {
                             st.throttled += 1;
                             format!(
                                 "{tag} NO Request is throttled. Suggested Backoff Time: 300 milliseconds\r\n"
@@ -213,13 +240,14 @@ async fn fake_exchange(listener: TcpListener, state: Arc<Mutex<State>>) {
     }
 }
 
-#[tokio::test]
-async fn exchange_online_profile_token_flagged_throttling_long_lines_and_files() {
+/// A token endpoint (wiremock) that hands out `token`, a fake Exchange Online on loopback, and
+/// the Exchange Online profile pointed at both.
+async fn exchange_online(token: &str) -> (MockServer, Arc<Mutex<State>>, ImapTargetConfig) {
     let idp = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/contoso.onmicrosoft.com/oauth2/v2.0/token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "token_type": "Bearer", "expires_in": 3599, "access_token": "tok-exo-1"
+            "token_type": "Bearer", "expires_in": 3599, "access_token": token
         })))
         .mount(&idp)
         .await;
@@ -227,7 +255,6 @@ async fn exchange_online_profile_token_flagged_throttling_long_lines_and_files()
     let port = listener.local_addr().unwrap().port();
     let state = Arc::new(Mutex::new(State::default()));
     tokio::spawn(fake_exchange(listener, state.clone()));
-
     let mut endpoints = Cloud::Global.endpoints();
     endpoints.authority = idp.uri();
     let mut config = ImapTargetConfig::exchange_online(
@@ -240,6 +267,12 @@ async fn exchange_online_profile_token_flagged_throttling_long_lines_and_files()
     assert_eq!(config.client.host, "outlook.office365.com");
     assert_eq!(config.client.port, 993);
     config.client = ClientConfig::new("127.0.0.1", port, Security::Plaintext);
+    (idp, state, config)
+}
+
+#[tokio::test]
+async fn exchange_online_profile_token_flagged_throttling_long_lines_and_files() {
+    let (idp, state, config) = exchange_online("tok-exo-1").await;
     let target = ImapTarget::new(config);
     let caps = target.capabilities();
     assert_eq!(caps.name, "imap-exchange-online");
@@ -340,4 +373,53 @@ async fn exchange_online_profile_token_flagged_throttling_long_lines_and_files()
     // A message with short lines is sent unchanged, and without a STORE.
     assert_eq!(st.stored[1].0, "Sent Items");
     assert_eq!(st.stored[1].2, plain_raw);
+}
+
+/// "Suggested Backoff Time" pauses the whole mailbox, not the one connection that got it: with
+/// three connections appending at once, no APPEND is sent inside the back-off (beyond those
+/// already on their way), and the pause is counted for the report.
+#[tokio::test]
+async fn suggested_backoff_pauses_every_connection_of_the_mailbox() {
+    let (_idp, state, mut config) = exchange_online("tok-exo-2").await;
+    config.connections_per_mailbox = 3;
+    config.batch = 1;
+    let writer = ImapTarget::new(config)
+        .open_mailbox("alice@contoso.com")
+        .await
+        .unwrap();
+    let inbox = writer
+        .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
+        .await
+        .unwrap()
+        .remove(0);
+    let items: Vec<WriteItem> = (0..12)
+        .map(|n| {
+            let raw = format!("Message-ID: <b{n}@example.org>\r\nSubject: {n}\r\n\r\nbody {n}\r\n");
+            WriteItem {
+                fingerprint: format!("mid:<b{n}@example.org>"),
+                raw: Bytes::from(raw),
+                flags: Flags::default(),
+                internal_date: None,
+                internet_message_id: None,
+            }
+        })
+        .collect();
+    let mut writes = tokio::task::JoinSet::new();
+    for it in items {
+        let (w, h) = (writer.clone(), inbox.clone());
+        writes.spawn(async move { w.write(&h, &it).await });
+    }
+    while let Some(r) = writes.join_next().await {
+        let r = r.unwrap();
+        assert!(matches!(r, Ok(WriteOutcome::Written { .. })), "{r:?}");
+    }
+    let st = state.lock().unwrap();
+    assert_eq!(st.stored.len(), 12);
+    assert!(st.throttled >= 1);
+    assert_eq!(
+        st.sent_inside_window, 0,
+        "APPENDs were sent inside the back-off on other connections"
+    );
+    let t = writer.throttling();
+    assert!(t.pauses >= 1 && t.throttled_answers >= 1, "{t:?}");
 }

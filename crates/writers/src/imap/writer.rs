@@ -105,6 +105,16 @@ pub struct ImapMailboxWriter {
     indexes: StdMutex<HashMap<String, Arc<FolderIndex>>>,
     queues: StdMutex<HashMap<String, VecDeque<Pending>>>,
     append_limit: Option<u64>,
+    /// The mailbox's throttle state: until when no APPEND may be sent on any connection
+    /// (set from Exchange Online's "Suggested Backoff Time"), and what throttling did.
+    pause: StdMutex<Pause>,
+}
+
+/// The per-mailbox throttle state of [`ImapMailboxWriter`].
+#[derive(Debug, Default)]
+struct Pause {
+    until: Option<Instant>,
+    stats: crate::writer::ThrottleStats,
 }
 
 impl std::fmt::Debug for ImapMailboxWriter {
@@ -139,6 +149,7 @@ impl ImapMailboxWriter {
             indexes: StdMutex::new(HashMap::new()),
             queues: StdMutex::new(HashMap::new()),
             append_limit,
+            pause: StdMutex::new(Pause::default()),
             config,
         }))
     }
@@ -440,12 +451,36 @@ impl ImapMailboxWriter {
         }
     }
 
+    /// Waits while the mailbox is paused by a throttling answer (on any of its connections).
+    async fn wait_unpaused(&self) {
+        loop {
+            let until = self.pause.lock().unwrap_or_else(|e| e.into_inner()).until;
+            match until {
+                Some(u) if u > Instant::now() => tokio::time::sleep_until(u.into()).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Pauses every APPEND of the mailbox for `wait` from now (an answer that asked to slow
+    /// down); APPENDs already sent are answered as they come.
+    fn pause_for(&self, wait: Duration, answers: u64) {
+        let mut p = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        let until = Instant::now() + wait;
+        p.stats.throttled_answers += answers;
+        if p.until.is_none_or(|u| u < until) {
+            p.until = Some(until);
+            p.stats.pauses += 1;
+        }
+    }
+
     /// Appends one group on one connection; every message's sender gets exactly one reply.
     async fn run_group(&self, folder: &str, mut group: Vec<Pending>) {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            self.wait_unpaused().await;
             let mut conn = match self.checkout().await {
                 Ok(c) => c,
                 Err(e) => {
@@ -535,7 +570,9 @@ impl ImapMailboxWriter {
             let wait = backoff
                 .unwrap_or(self.config.default_backoff)
                 .min(self.config.max_backoff);
-            tokio::time::sleep(wait).await;
+            // The whole mailbox waits, not only this connection: Exchange Online throttles
+            // the mailbox, and every other APPEND sent now would be refused as well.
+            self.pause_for(wait, throttled.len() as u64);
             group = throttled;
         }
     }
@@ -608,15 +645,7 @@ impl ImapMailboxWriter {
         };
         self.with_conn(async |conn| {
             self.select(conn, folder).await?;
-            let items = FetchItems {
-                flags: false,
-                internal_date: false,
-                size: false,
-                header_fields: Vec::new(),
-                body: true,
-                modseq: false,
-                gmail: false,
-            };
+            let items = FetchItems::body_only();
             let mut stream = conn.session.fetch(
                 &[uid],
                 FetchOptions {
@@ -754,6 +783,10 @@ impl ImapMailboxWriter {
 impl MailboxWriter for ImapMailboxWriter {
     fn mailbox(&self) -> &str {
         &self.mailbox
+    }
+
+    fn throttling(&self) -> crate::writer::ThrottleStats {
+        self.pause.lock().unwrap_or_else(|e| e.into_inner()).stats
     }
 
     fn ensure_folders<'a>(
