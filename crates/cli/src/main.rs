@@ -350,8 +350,9 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
             }
             for m in report.mailboxes.iter().filter(|m| m.error.is_some()) {
                 eprintln!(
-                    "incomplete: mailbox {} stopped with an error: {}",
+                    "incomplete: mailbox {} stopped with an error ({} items pending): {}",
                     m.source,
+                    m.pending_text(),
                     m.error.as_deref().unwrap_or_default()
                 );
             }

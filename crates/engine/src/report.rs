@@ -311,12 +311,31 @@ pub struct MailboxReport {
     /// The error that stopped the mailbox in its latest run, unless a later run went through
     /// every folder: the mailbox is then not done, whatever its item counts say.
     pub error: Option<String>,
+    /// Messages the source holds (STATUS) that have no record yet because the mailbox
+    /// stopped before listing them: pending too. `None` when the mailbox stopped and not even
+    /// the source's count could be read (e.g. its login was refused): unknown.
+    pub unlisted: Option<u64>,
     /// Throttling answers (429/503) the target gave this mailbox, over all runs.
     pub throttled_answers: u64,
     /// Times a `Retry-After` paused every request of this mailbox, over all runs.
     pub throttle_pauses: u64,
     /// What the target changed about folders (renames) and folders it refused, each once.
     pub folder_notes: Vec<String>,
+}
+
+impl MailboxReport {
+    /// Items still to do: planned ones plus those the source holds that were never listed;
+    /// `None` when that is unknown (the mailbox stopped before even its count was read).
+    pub fn pending(&self) -> Option<u64> {
+        self.unlisted.map(|u| self.counts.planned + u)
+    }
+
+    /// [`MailboxReport::pending`] for people: the number, or "unknown".
+    pub fn pending_text(&self) -> String {
+        self.pending()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    }
 }
 
 /// Whether the migration is done, as the report sees it.
@@ -368,6 +387,7 @@ impl Report {
                 "target_throttled",
                 "folder_note",
                 "folder_failed",
+                "source_holds",
             ])
             .await?;
         let mut mailboxes = Vec::new();
@@ -375,12 +395,24 @@ impl Report {
             let counts = store.counts(Some(m.id)).await?;
             let folders = store.folders(m.id).await?.len() as u64;
             let mut error = None;
+            let mut source_holds: Option<u64> = None;
             let (mut throttled_answers, mut throttle_pauses) = (0, 0);
             let mut folder_notes: Vec<String> = Vec::new();
             for e in events.iter().filter(|e| e.mailbox == Some(m.id)) {
                 match e.kind.as_str() {
-                    "mailbox_error" => error = Some(e.detail.clone()),
-                    "mailbox_completed" => error = None,
+                    "mailbox_error" => {
+                        error = Some(e.detail.clone());
+                        source_holds = None;
+                    }
+                    "mailbox_completed" => {
+                        error = None;
+                        source_holds = None;
+                    }
+                    "source_holds" => {
+                        let v: serde_json::Value =
+                            serde_json::from_str(&e.detail).unwrap_or_default();
+                        source_holds = v["messages"].as_u64();
+                    }
                     "folder_note" | "folder_failed" => {
                         if !folder_notes.contains(&e.detail) {
                             folder_notes.push(e.detail.clone());
@@ -394,7 +426,15 @@ impl Report {
                     }
                 }
             }
+            // Messages the source holds that have no record yet: the mailbox stopped before
+            // it listed them. They are pending too.
+            let unlisted = if error.is_some() {
+                source_holds.map(|n| n.saturating_sub(counts.total()))
+            } else {
+                Some(0)
+            };
             mailboxes.push(MailboxReport {
+                unlisted,
                 id: m.id,
                 source: m.source,
                 target: m.target,
@@ -465,7 +505,7 @@ impl Report {
     /// The per-mailbox CSV.
     pub fn mailboxes_csv(&self) -> String {
         let mut s = String::from(
-            "source,target,folders,planned,migrated,skipped,failed,migrated_bytes,throttled_answers,error\r\n",
+            "source,target,folders,planned,unlisted,migrated,skipped,failed,migrated_bytes,throttled_answers,error\r\n",
         );
         for m in &self.mailboxes {
             let c = &m.counts;
@@ -474,6 +514,9 @@ impl Report {
                 &m.target,
                 &m.folders.to_string(),
                 &c.planned.to_string(),
+                &m.unlisted
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
                 &c.migrated.to_string(),
                 &c.skipped.to_string(),
                 &c.failed.to_string(),
@@ -506,7 +549,7 @@ impl Report {
                     .mailboxes
                     .iter()
                     .filter(|m| m.error.is_some())
-                    .map(|m| esc(&m.source))
+                    .map(|m| format!("{} ({} pending)", esc(&m.source), m.pending_text()))
                     .collect();
                 let mut why = Vec::new();
                 if !failed.is_empty() {
@@ -534,7 +577,7 @@ impl Report {
             h.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"failed\">{}</td></tr>\n",
                 esc(&m.source), esc(&m.target), m.folders, c.migrated, c.skipped,
-                if c.failed > 0 { " failed" } else { "" }, c.failed, c.planned, human_bytes(c.migrated_bytes),
+                if c.failed > 0 { " failed" } else { "" }, c.failed, m.pending_text(), human_bytes(c.migrated_bytes),
                 if m.throttle_pauses > 0 {
                     format!("{} answers, {} pauses", m.throttled_answers, m.throttle_pauses)
                 } else {

@@ -250,7 +250,18 @@ impl Engine {
                         kind: "mailbox_error".into(),
                         detail: e.to_string(),
                     })
-                    .await?
+                    .await?;
+                // What the source holds, so that a mailbox stopped before its items were
+                // listed still shows how much is waiting (unknown when even that fails).
+                if let Some(messages) = self.source_holds(pair).await {
+                    writer
+                        .event(EventRecord {
+                            mailbox: Some(mailbox),
+                            kind: "source_holds".into(),
+                            detail: serde_json::json!({ "messages": messages }).to_string(),
+                        })
+                        .await?;
+                }
             }
             // Every folder was gone through: the mailbox's earlier errors are resolved.
             Ok(()) if !self.stop.is_stopped() => {
@@ -500,6 +511,23 @@ impl Engine {
     /// Reports how many messages this mailbox still has to go (STATUS MESSAGES of the
     /// migrated folders minus the outcomes already recorded), for progress bars and ETAs.
     /// Best effort: a folder STATUS cannot answer is left out.
+    /// Messages in the source folders the job copies (STATUS MESSAGES of each), or `None`
+    /// when the source cannot be listed.
+    async fn source_holds(&self, pair: &MailboxPair) -> Option<u64> {
+        let mut session = self.open_source(&pair.source).await.ok()?;
+        let mapped = self.mapped_folders(&mut session).await.ok()?;
+        let mut messages = 0u64;
+        for m in mapped.iter().filter(|m| m.target().is_some()) {
+            let s = session
+                .status(&m.source.path, &[imap::StatusItem::Messages])
+                .await
+                .ok()?;
+            messages += u64::from(s.messages.unwrap_or(0));
+        }
+        let _ = session.logout().await;
+        Some(messages)
+    }
+
     async fn report_remaining(
         &self,
         pair: &MailboxPair,

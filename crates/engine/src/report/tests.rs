@@ -99,7 +99,7 @@ async fn report_counts_per_mailbox() {
     assert_eq!(lines.len(), 3);
     assert_eq!(
         lines[1],
-        "alice@src.example,alice@contoso.com,1,1,1,1,1,1024,0,"
+        "alice@src.example,alice@contoso.com,1,1,0,1,1,1,1024,0,"
     );
     // An item still pending: not done.
     assert_eq!(r.state, ReportState::Incomplete);
