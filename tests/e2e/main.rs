@@ -11,6 +11,7 @@ use std::time::Duration;
 use o365_migrate_graph_emulator::Emulator;
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest, User};
 
+mod proof;
 mod reliability;
 mod scheduling;
 
@@ -312,21 +313,6 @@ impl Lcg {
     }
 }
 
-async fn run_killed_after(env: &Env, after: Duration) -> bool {
-    let mut child = env.command(&["run"]).spawn().expect("spawn run");
-    tokio::select! {
-        _ = tokio::time::sleep(after) => {
-            child.start_kill().expect("SIGKILL");
-            let _ = child.wait().await;
-            true
-        }
-        status = child.wait() => {
-            let _ = status;
-            false
-        }
-    }
-}
-
 fn dump(o: &Out) -> String {
     format!(
         "exit {}\nstdout:\n{}\nstderr:\n{}",
@@ -334,12 +320,42 @@ fn dump(o: &Out) -> String {
     )
 }
 
+/// The proof an admin can stake a migration on, to the Graph emulator at Exchange Online's
+/// answer time (150 ms) with writes whose answer is lost (504 or a dropped connection after
+/// the write was applied) and occasional 429s: a corpus with >3 MB attachments, a root `Files`
+/// folder and Message-IDs shared by different bodies, killed 10 times at seeded points of
+/// progress, ends with `verify --deep` passing, every message exactly once, and no request
+/// sent inside a Retry-After window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_migration_is_exact_resumable_and_secret_free() {
     let users = ["alice", "bob", "carol", "dave", "erin"];
-    let env = Env::start(&users, 400, 9100).await;
-    let total: usize = env.manifests.values().map(|m| m.len()).sum();
-    assert_eq!(total, 2000);
+    let env =
+        reliability::start_env_with(&users, 400, 9100, DovecotOptions::default(), None, |c| {
+            c.latency_ms = 150;
+            c.faults = o365_migrate_graph_emulator::Faults {
+                seed: 0x9100,
+                rate_504_after_write: 0.02,
+                rate_reset_after_write: 0.02,
+                rate_429: 0.002,
+                retry_after_secs: 2,
+                ..Default::default()
+            };
+        })
+        .await;
+    let corpus_total: usize = env.manifests.values().map(|m| m.len()).sum();
+    assert_eq!(corpus_total, 2000);
+    let extras = proof::add_extras(&env, "alice").await;
+    let total = corpus_total + extras.len();
+    let big_attachments: usize = env
+        .manifests
+        .values()
+        .flat_map(|m| m.entries())
+        .filter(|e| e.size > 4_300_000)
+        .count();
+    assert!(
+        big_attachments >= 5,
+        "the corpus has >3 MB attachments: {big_attachments}"
+    );
 
     let o = env
         .cli(&[
@@ -362,55 +378,159 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
     let plan: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(
         plan["messages"].as_u64(),
-        Some(2000),
+        Some(total as u64),
         "plan counts every message"
     );
 
-    // SIGKILL at 20 seeded moments, each followed by `run` again.
-    let mut rng = Lcg(0x5eed_2026);
-    let mut kills = 0;
+    // SIGKILL at 10 seeded points of progress (target items written), each followed by
+    // `run` again.
+    let in_target = || {
+        users
+            .iter()
+            .flat_map(|u| env.graph.folders(&format!("{u}@{DOMAIN}")))
+            .map(|f| f.messages)
+            .sum::<usize>()
+    };
+    let mut landed_between = 0;
     let mut progress = Vec::new();
-    for _ in 0..20 {
-        let ms = 250 + rng.next() % 900;
-        if run_killed_after(&env, Duration::from_millis(ms)).await {
-            kills += 1;
+    for at in proof::kill_points(0x5eed_2026, 10, total) {
+        let killed = proof::kill_at(
+            env.command(&["run"]),
+            in_target,
+            at,
+            Duration::from_secs(300),
+        )
+        .await;
+        assert!(killed, "the run was still going at {at} items");
+        let recorded = env.status_counts().await["migrated"].as_u64().unwrap_or(0);
+        let written = in_target();
+        if written as u64 > recorded {
+            landed_between += 1;
         }
-        let counts = env.status_counts().await;
-        progress.push(counts["migrated"].as_u64().unwrap_or(0));
+        let in_window: u64 = env
+            .graph
+            .all_counters()
+            .iter()
+            .map(|(_, _, c)| c.requests_in_retry_window)
+            .sum();
+        progress.push((written, recorded, in_window));
     }
-    eprintln!("killed {kills} runs; migrated after each: {progress:?}");
-    // The kills landed while work was going on: progress was made, but not all of it.
-    assert_eq!(kills, 20, "every run was still going when it was killed");
-    assert!(progress.iter().any(|n| *n > 0), "{progress:?}");
-    assert!(progress.iter().all(|n| *n < 2000), "{progress:?}");
+    eprintln!(
+        "10 kills; (target items, recorded migrated, requests in a Retry-After window) after each: {progress:?}; {landed_between} \
+         landed between a write and its record; {} writes answered 504 or cut after they were applied",
+        env.graph.after_write_faults()
+    );
+    assert!(
+        landed_between >= 1,
+        "no kill landed between a write and its record: {progress:?}"
+    );
     let started = std::time::Instant::now();
     let o = env.cli(&["run"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
-    let left = 2000 - progress.last().copied().unwrap_or(0);
     eprintln!(
-        "final run: {left} messages to the Graph emulator in {:.1?} (5 mailboxes at once)",
+        "final run: {} messages left, to the Graph emulator in {:.1?} (5 mailboxes at once)",
+        total - progress.last().map(|p| p.0).unwrap_or(0),
         started.elapsed()
     );
+    assert!(
+        env.graph.after_write_faults() >= 5,
+        "writes whose answer was lost: {}",
+        env.graph.after_write_faults()
+    );
 
-    let o = env.cli(&["verify", "--json"]).await;
-    assert_eq!(o.code, 0, "verify must pass: {}", dump(&o));
+    let started = std::time::Instant::now();
+    let o = env.cli(&["verify", "--deep", "--json"]).await;
+    assert_eq!(o.code, 0, "verify --deep must pass: {}", dump(&o));
+    eprintln!(
+        "verify --deep of {total} messages (every body and attachment read back): {:.1?}",
+        started.elapsed()
+    );
     for u in &users {
         let idx = env.target_index(u);
-        let dups: Vec<_> = idx.iter().filter(|(_, n)| **n > 1).collect();
+        let shared: Vec<&str> = extras
+            .iter()
+            .filter(|e| *u == "alice" && e.message_id.starts_with("<shared-"))
+            .map(|e| e.message_id.as_str())
+            .collect();
+        let dups: Vec<_> = idx
+            .iter()
+            .filter(|((_, mid), n)| **n > 1 && !(shared.contains(&mid.as_str()) && **n == 2))
+            .collect();
         assert!(dups.is_empty(), "{u}: duplicates {dups:?}");
         let checked = check_per_message(&env, u, &[]);
         assert_eq!(checked, env.manifests[*u].len());
     }
+    // The extras: `Files` renamed, each shared Message-ID twice with both bodies.
+    let alice = env.graph.messages(&format!("alice@{DOMAIN}"));
+    for e in &extras {
+        let target_folder = match e.folder {
+            "Files" => "Files (migrated)",
+            _ => "Inbox",
+        };
+        let copies = alice
+            .iter()
+            .filter(|m| {
+                m.str("internetMessageId") == Some(e.message_id.as_str())
+                    && m.folder_path.trim_start_matches('/') == target_folder
+            })
+            .count();
+        let expected = if e.message_id.starts_with("<shared-") {
+            2
+        } else {
+            1
+        };
+        assert_eq!(copies, expected, "{} in {target_folder}", e.message_id);
+    }
     let counts = env.status_counts().await;
-    assert_eq!(counts["migrated"].as_u64(), Some(2000), "{counts}");
+    assert_eq!(counts["migrated"].as_u64(), Some(total as u64), "{counts}");
     let listed: usize = users
         .iter()
         .map(|u| env.graph.messages(&format!("{u}@{DOMAIN}")).len())
         .sum();
-    assert_eq!(listed, 2000, "full target listing");
+    assert_eq!(listed, total, "full target listing");
+    env.graph
+        .assert_limits_respected()
+        .expect("no request inside a Retry-After window, never more than 4 in flight");
     eprintln!(
-        "crash test: {kills} SIGKILLs survived; full target listing {listed} messages: 0 lost, 0 duplicated"
+        "crash test: 10 SIGKILLs survived; full target listing {listed} messages: 0 lost, 0 duplicated"
     );
+
+    // One attachment replaced in the target: `verify --deep` names that message.
+    let victim = alice
+        .iter()
+        .find(|m| !m.attachments.is_empty() && m.folder_path.trim_start_matches('/') == "Inbox")
+        .expect("a message with an attachment");
+    let mid = victim.str("internetMessageId").unwrap().to_owned();
+    let subject = victim.str("subject").unwrap_or_default().to_owned();
+    let mut bytes = victim.attachments[0].data.to_vec();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x5a;
+    assert!(env.graph.replace_attachment(
+        &format!("alice@{DOMAIN}"),
+        &mid,
+        0,
+        bytes::Bytes::from(bytes)
+    ));
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(
+        o.code,
+        0,
+        "same names and sizes: only a deep read sees it: {}",
+        dump(&o)
+    );
+    let o = env.cli(&["verify", "--deep"]).await;
+    assert_eq!(o.code, 1, "{}", dump(&o));
+    assert!(
+        o.stderr.contains("content differs") && o.stderr.contains(subject.trim()),
+        "verify --deep names {subject:?}: {}",
+        dump(&o)
+    );
+    assert!(env.graph.replace_attachment(
+        &format!("alice@{DOMAIN}"),
+        &mid,
+        0,
+        victim.attachments[0].data.clone()
+    ));
 
     // A second run copies nothing.
     let before = env.graph.messages(&format!("alice@{DOMAIN}")).len();
@@ -426,7 +546,11 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
     assert_eq!(o.code, 0, "{}", dump(&o));
     assert!(o.stderr.contains("50 migrated"), "{}", dump(&o));
     let counts = env.status_counts().await;
-    assert_eq!(counts["migrated"].as_u64(), Some(2050), "{counts}");
+    assert_eq!(
+        counts["migrated"].as_u64(),
+        Some(total as u64 + 50),
+        "{counts}"
+    );
     let o = env.cli(&["verify"]).await;
     assert_eq!(o.code, 0, "verify after rescan: {}", dump(&o));
 
@@ -578,22 +702,44 @@ fn reset_uidvalidity(env: &Env, user: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uidvalidity_change_and_ctrl_c_never_duplicate() {
     let env = Env::start(&["alice"], 200, 31337).await;
-    // Ctrl-C (SIGINT) shortly after the start: the run stops cleanly with exit 130 or finishes.
+    // Ctrl-C (SIGINT) once 40 of the 200 messages are in the target: the run takes the
+    // interrupt path — it stops taking new items, records every write it made and exits 130.
     let child = env.command(&["run"]).spawn().expect("spawn run");
     let pid = child.id().expect("pid");
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let _ = std::process::Command::new("kill")
+    let in_target = || {
+        env.graph
+            .folders(&format!("alice@{DOMAIN}"))
+            .iter()
+            .map(|f| f.messages)
+            .sum::<usize>()
+    };
+    let started = std::time::Instant::now();
+    while in_target() < 40 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no progress to 40 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let sent = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
-        .status();
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
     let o = child.wait_with_output().await.expect("wait");
     let code = o.status.code().unwrap_or(-1);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     env.stderr_log.lock().unwrap().push_str(&stderr);
-    eprintln!("run after SIGINT exited with {code}");
-    assert!(code == 130 || code == 0, "exit {code}: {stderr}");
-    if code == 130 {
-        assert!(stderr.contains("Ctrl-C"), "{stderr}");
-    }
+    let written = in_target();
+    let recorded = env.status_counts().await["migrated"].as_u64().unwrap_or(0);
+    eprintln!("run after SIGINT exited with {code}: {written} in the target, {recorded} recorded");
+    assert_eq!(code, 130, "the interrupt path exits 130: {stderr}");
+    assert!(stderr.contains("Ctrl-C"), "{stderr}");
+    assert!(written < 200, "interrupted before the end: {written}");
+    assert_eq!(
+        written as u64, recorded,
+        "a clean stop records every write it made"
+    );
     let o = env.cli(&["run", "--events", "events.jsonl"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
     let events = std::fs::read_to_string(env.dir.path().join("events.jsonl")).expect("events");
@@ -734,23 +880,38 @@ file = "migrate.log"
         "verify on an empty target reports differences"
     );
     assert_eq!(folders().await, before, "verify created target folders");
-    // Three SIGKILLs at seeded moments first; the writer's idempotency must hold.
-    let mut rng = Lcg(0xd0_5eed);
-    for _ in 0..3 {
-        let ms = 400 + rng.next() % 1500;
-        let mut child = {
-            let mut c = env.command(&["run"]);
-            c.env(SECRET_ENV, master.password());
-            c.spawn().expect("spawn run")
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(ms)) => {
-                child.start_kill().expect("SIGKILL");
-                let _ = child.wait().await;
-            }
-            _ = child.wait() => {}
+    // Ten SIGKILLs at seeded points of progress (messages stored in the target), each
+    // checked to have landed while the run was going; the writer's idempotency must hold.
+    let extras = proof::add_extras(&env, "alice").await;
+    let total = 2000 + extras.len();
+    let stored = || {
+        users
+            .iter()
+            .map(|u| proof::maildir_files(&target.maildir(u)))
+            .sum::<usize>()
+    };
+    let mut landed_between = 0;
+    let mut progress = Vec::new();
+    for at in proof::kill_points(0xd0_5eed, 10, total) {
+        let mut cmd = env.command(&["run"]);
+        cmd.env(SECRET_ENV, master.password());
+        let killed = proof::kill_at(cmd, stored, at, Duration::from_secs(300)).await;
+        assert!(killed, "the run was still going at {at} messages");
+        let recorded = env.status_counts().await["migrated"].as_u64().unwrap_or(0);
+        let written = stored();
+        if written as u64 > recorded {
+            landed_between += 1;
         }
+        progress.push((written, recorded));
     }
+    eprintln!(
+        "10 kills; (target messages, recorded migrated) after each: {progress:?}; \
+         {landed_between} landed between a write and its record"
+    );
+    assert!(
+        landed_between >= 1,
+        "no kill landed between a write and its record: {progress:?}"
+    );
     let mut cmd = env.command(&["run"]);
     cmd.env(SECRET_ENV, master.password());
     let o = cmd.output().await.expect("run");
@@ -780,6 +941,13 @@ file = "migrate.log"
         );
         assert_eq!(report.messages_checked, 400, "{u}");
     }
+    // The extras: `Files` kept (not reserved on Dovecot), each shared Message-ID twice with
+    // both bodies, every message once: the target holds exactly what the source holds.
+    assert_eq!(stored(), total, "every message once in the target");
+    let mut c = target.login("alice").await.expect("target login");
+    assert_eq!(c.select("Files").await.expect("Files").exists, 12);
+    let o = env.status_counts().await;
+    assert_eq!(o["migrated"].as_u64(), Some(total as u64), "{o}");
     // Again: nothing more.
     let mut cmd = env.command(&["run"]);
     cmd.env(SECRET_ENV, master.password());
@@ -980,6 +1148,9 @@ async fn a_mailbox_that_failed_before_listing_keeps_the_report_incomplete() {
         .find(|m| m["source"].as_str().is_some_and(|s| s.starts_with("bob")))
         .expect("bob is in the report");
     assert!(bob["error"].is_string(), "{bob}");
+    // Its source login is refused: not even its count can be read.
+    assert!(bob["unlisted"].is_null(), "{bob}");
+    assert!(o.stderr.contains("(unknown items pending)"), "{}", dump(&o));
     assert!(o.stderr.contains("incomplete: mailbox bob"), "{}", dump(&o));
     let o = env.cli(&["report", "--format", "html"]).await;
     assert_eq!(o.code, 1, "{}", dump(&o));
@@ -995,6 +1166,55 @@ async fn a_mailbox_that_failed_before_listing_keeps_the_report_incomplete() {
     let doc: serde_json::Value = serde_json::from_str(&o.stdout).expect("report json");
     assert_eq!(doc["state"], "complete", "{doc}");
     env.assert_no_secrets();
+}
+
+/// A mailbox stopped before its items were listed (here: its target mailbox is not enabled,
+/// after the source was read) shows what its source holds, from STATUS, as pending: the report
+/// says how much is waiting, not 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_stopped_before_listing_shows_what_the_source_holds_as_pending() {
+    let env = reliability::start_env_with(
+        &["alice", "bob"],
+        20,
+        5151,
+        DovecotOptions::default(),
+        None,
+        |c| {
+            for u in &mut c.tenants[0].users {
+                if u.user_principal_name.starts_with("bob@") {
+                    u.mailbox = false;
+                }
+            }
+        },
+    )
+    .await;
+    let o = env.cli(&["run"]).await;
+    assert_ne!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["report", "--format", "json"]).await;
+    assert_eq!(o.code, 1, "{}", dump(&o));
+    let doc: serde_json::Value = serde_json::from_str(&o.stdout).expect("report json");
+    assert_eq!(doc["state"], "incomplete", "{doc}");
+    let row = |who: &str| {
+        doc["mailboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["source"].as_str().is_some_and(|s| s.starts_with(who)))
+            .cloned()
+            .expect("in the report")
+    };
+    let bob = row("bob");
+    assert!(bob["error"].is_string(), "{bob}");
+    assert_eq!(bob["unlisted"].as_u64(), Some(20), "{bob}");
+    assert_eq!(row("alice")["unlisted"].as_u64(), Some(0));
+    assert!(
+        o.stderr
+            .contains("stopped with an error (20 items pending)"),
+        "{}",
+        dump(&o)
+    );
+    let o = env.cli(&["report", "--format", "html"]).await;
+    assert!(o.stdout.contains("(20 pending)"), "{}", o.stdout);
 }
 
 /// A source folder named `Files` at the top of the mailbox (a name Exchange Online reserves
