@@ -1236,11 +1236,36 @@ async fn a_reserved_folder_name_is_renamed_not_a_mailbox_failure() {
         .await
         .expect("append");
     }
+    // Two source folders whose names differ only in case (Dovecot keeps both; Exchange would
+    // see one): each keeps its own messages, the second under a deterministic new name.
+    for (folder, n) in [("Work", 3), ("work", 4)] {
+        imap.create(folder).await.expect("create");
+        for k in 0..n {
+            let raw = format!(
+                "Message-ID: <{folder}-{k}@example.org>\r\nFrom: a@example.org\r\nDate: Tue, 01 Jul 2025 10:00:00 +0000\r\nSubject: {folder} {k}\r\n\r\nbody\r\n"
+            );
+            imap.append(
+                folder,
+                &o365_migrate_testkit::client::AppendRequest::new(raw.into_bytes(), vec![], None),
+            )
+            .await
+            .expect("append");
+        }
+    }
     imap.logout().await.expect("logout");
     env.write_job("");
+    let o = env.cli(&["plan", "--json"]).await;
+    assert!(
+        o.stdout.contains("\"work (2)\""),
+        "the plan shows the name: {}",
+        o.stdout
+    );
     let o = env.cli(&["run"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
     let messages = env.graph.messages(&format!("alice@{DOMAIN}"));
+    let in_folder = |f: &str| messages.iter().filter(|m| m.folder_path == f).count();
+    assert_eq!(in_folder("Work"), 3);
+    assert_eq!(in_folder("work (2)"), 4, "not merged into Work");
     let renamed = messages
         .iter()
         .filter(|m| m.folder_path == "Files (migrated)")
@@ -1254,14 +1279,25 @@ async fn a_reserved_folder_name_is_renamed_not_a_mailbox_failure() {
             .map(|m| &m.folder_path)
             .collect::<std::collections::BTreeSet<_>>()
     );
-    assert_eq!(messages.len(), 10 + 35);
+    assert_eq!(messages.len(), 10 + 35 + 7);
     let o = env.cli(&["verify"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["run"]).await;
+    assert!(
+        o.stderr.contains(" 0 migrated"),
+        "a rerun finds both: {}",
+        dump(&o)
+    );
     let o = env.cli(&["report", "--format", "html"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
     assert!(
         o.stdout.contains("Files (migrated)") && o.stdout.contains("reserved"),
         "the report names the rename: {}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("work (2)") && o.stdout.contains("case apart"),
+        "the report names the case rename: {}",
         o.stdout
     );
 }

@@ -731,5 +731,37 @@ pub fn folder_spec(source: &str, t: &FolderTarget) -> o365_migrate_target::Folde
     }
 }
 
+mod names;
+
+pub(crate) use names::{NameRules, fit_folder_names};
+
+/// The target folders of a mailbox's copied source folders, names fitted to the target.
+pub(crate) struct TargetSpecs {
+    /// (source path, target folder), in the order of the mapping.
+    pub(crate) specs: Vec<(String, o365_migrate_target::FolderSpec)>,
+    /// (source path, note) for every folder whose name had to change.
+    pub(crate) renamed: Vec<(String, String)>,
+}
+
+/// The target folder of every mapped source folder that is copied, by source path, with names
+/// fitted to the target ([`fit_folder_names`]), and the notes about renamed ones.
+pub(crate) fn target_specs(
+    mapped: &[MappedFolder],
+    caps: &o365_migrate_target::Capabilities,
+) -> TargetSpecs {
+    let (sources, mut specs): (Vec<String>, Vec<o365_migrate_target::FolderSpec>) = mapped
+        .iter()
+        .filter_map(|m| {
+            m.target()
+                .map(|t| (m.source.path.clone(), folder_spec(&m.source.path, t)))
+        })
+        .unzip();
+    let renamed = fit_folder_names(&mut specs, NameRules::of(caps));
+    TargetSpecs {
+        specs: sources.into_iter().zip(specs).collect(),
+        renamed,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::config::TargetKind;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::folders::folder_spec;
+use crate::folders::target_specs;
 
 /// Plan of one folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -84,12 +84,18 @@ impl Engine {
             };
             let r: Result<()> = async {
                 let mut s = self.open_source(&p.source).await?;
-                for m in self.mapped_folders(&mut s).await? {
+                let mapped = self.mapped_folders(&mut s).await?;
+                // The names the target will get (fitted: case, length), by source path.
+                let targets: std::collections::HashMap<String, String> =
+                    target_specs(&mapped, &self.target.capabilities())
+                        .specs
+                        .into_iter()
+                        .map(|(source, spec)| (source, spec.display_path()))
+                        .collect();
+                for m in mapped {
                     let mut fp = FolderPlan {
                         source: m.source.path.clone(),
-                        target: m
-                            .target()
-                            .map(|t| folder_spec(&m.source.path, t).display_path()),
+                        target: targets.get(&m.source.path).cloned(),
                         skip_reason: m.skip_reason().map(|r| r.to_string()),
                         messages: 0,
                         bytes: 0,

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::engine::{Engine, join_all};
 use crate::error::{Error, Result};
-use crate::folders::folder_spec;
+use crate::folders::{TargetSpecs, target_specs};
 use crate::matching::MailboxPair;
 use crate::report::{Event, Reporter};
 use crate::source::{meta_of, metadata_fetch};
@@ -296,10 +296,15 @@ impl Engine {
     ) -> Result<()> {
         let mut session = self.open_source(&pair.source).await?;
         let mapped = self.mapped_folders(&mut session).await?;
-        let mut specs = Vec::new();
+        let TargetSpecs { specs, renamed } = target_specs(&mapped, &self.target.capabilities());
+        for (source, note) in renamed {
+            let detail = format!("{source}: {note}");
+            self.folder_note(pair, mailbox, writer, &source, &note, detail)
+                .await?;
+        }
         for m in &mapped {
             match m.target() {
-                Some(t) => specs.push((m.source.path.clone(), folder_spec(&m.source.path, t))),
+                Some(_) => {}
                 None => {
                     let reason = m
                         .skip_reason()
@@ -425,6 +430,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Reports and records a note about one folder (a rename the report must name).
+    async fn folder_note(
+        &self,
+        pair: &MailboxPair,
+        mailbox: MailboxId,
+        writer: &Arc<BatchWriter>,
+        source: &str,
+        note: &str,
+        detail: String,
+    ) -> Result<()> {
+        self.reporter.report(&Event::FolderNote {
+            mailbox: pair.source.clone(),
+            folder: source.to_owned(),
+            note: note.to_owned(),
+        });
+        writer
+            .event(EventRecord {
+                mailbox: Some(mailbox),
+                kind: "folder_note".into(),
+                detail,
+            })
+            .await
+    }
+
     /// The target folders of a mailbox, one per spec by source path. A folder the target
     /// refuses fails alone: its entry holds the reason (its items fail with it) and the
     /// mailbox goes on; an error beyond one folder stops the mailbox. Every rename the writer
@@ -468,17 +497,7 @@ impl Engine {
                 Ok(h) => {
                     for note in &h.notes {
                         let detail = format!("{source} → {}: {note}", h.display_path);
-                        self.reporter.report(&Event::FolderNote {
-                            mailbox: pair.source.clone(),
-                            folder: source.clone(),
-                            note: note.clone(),
-                        });
-                        writer
-                            .event(EventRecord {
-                                mailbox: Some(mailbox),
-                                kind: "folder_note".into(),
-                                detail,
-                            })
+                        self.folder_note(pair, mailbox, writer, &source, note, detail)
                             .await?;
                     }
                     by_source.insert(source, Ok(h));
@@ -511,23 +530,6 @@ impl Engine {
     /// Reports how many messages this mailbox still has to go (STATUS MESSAGES of the
     /// migrated folders minus the outcomes already recorded), for progress bars and ETAs.
     /// Best effort: a folder STATUS cannot answer is left out.
-    /// Messages in the source folders the job copies (STATUS MESSAGES of each), or `None`
-    /// when the source cannot be listed.
-    async fn source_holds(&self, pair: &MailboxPair) -> Option<u64> {
-        let mut session = self.open_source(&pair.source).await.ok()?;
-        let mapped = self.mapped_folders(&mut session).await.ok()?;
-        let mut messages = 0u64;
-        for m in mapped.iter().filter(|m| m.target().is_some()) {
-            let s = session
-                .status(&m.source.path, &[imap::StatusItem::Messages])
-                .await
-                .ok()?;
-            messages += u64::from(s.messages.unwrap_or(0));
-        }
-        let _ = session.logout().await;
-        Some(messages)
-    }
-
     async fn report_remaining(
         &self,
         pair: &MailboxPair,

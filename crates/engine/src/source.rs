@@ -126,6 +126,23 @@ impl Engine {
         Ok((uv, out))
     }
 
+    /// Messages in the source folders the job copies (STATUS MESSAGES of each), or `None`
+    /// when the source cannot be listed.
+    pub(crate) async fn source_holds(&self, pair: &crate::matching::MailboxPair) -> Option<u64> {
+        let mut session = self.open_source(&pair.source).await.ok()?;
+        let mapped = self.mapped_folders(&mut session).await.ok()?;
+        let mut messages = 0u64;
+        for m in mapped.iter().filter(|m| m.target().is_some()) {
+            let s = session
+                .status(&m.source.path, &[imap::StatusItem::Messages])
+                .await
+                .ok()?;
+            messages += u64::from(s.messages.unwrap_or(0));
+        }
+        let _ = session.logout().await;
+        Some(messages)
+    }
+
     pub(crate) fn filter_reason(&self, meta: &ItemMeta, max_target: Option<u64>) -> Option<String> {
         let f = &self.job.filters;
         if let Some(size) = meta.size {

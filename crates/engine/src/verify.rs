@@ -17,7 +17,7 @@ use target::FolderSpec;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::folders::folder_spec;
+use crate::folders::target_specs;
 use crate::matching::MailboxPair;
 use crate::state::ItemStatus;
 
@@ -166,9 +166,10 @@ impl Engine {
         }
         let mut s = self.open_source(&p.source).await?;
         let mapped = self.mapped_folders(&mut s).await?;
-        let specs: Vec<FolderSpec> = mapped
-            .iter()
-            .filter_map(|m| m.target().map(|t| folder_spec(&m.source.path, t)))
+        let specs: Vec<FolderSpec> = target_specs(&mapped, &self.target.capabilities())
+            .specs
+            .into_iter()
+            .map(|(_, s)| s)
             .collect();
         let mw = self
             .target

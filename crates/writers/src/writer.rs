@@ -460,6 +460,11 @@ pub struct Capabilities {
     pub keeps_keywords: bool,
     /// The writer finds items already present (idempotent writes across runs).
     pub dedupes: bool,
+    /// Folder names that differ only in case are one folder in the target (Exchange): the
+    /// engine gives such source folders distinct names before it creates them.
+    pub folder_names_fold_case: bool,
+    /// Longest folder name (one level) the target accepts, in characters, if limited.
+    pub max_folder_name_chars: Option<usize>,
 }
 
 impl Capabilities {
@@ -481,6 +486,14 @@ impl Capabilities {
         }
     }
 
+    /// Exchange's folder names (Graph, EWS, Exchange Online IMAP): case does not tell two
+    /// apart, and one level is at most 255 characters.
+    pub fn with_exchange_folder_names(mut self) -> Self {
+        self.folder_names_fold_case = true;
+        self.max_folder_name_chars = Some(255);
+        self
+    }
+
     /// A capability row with everything `false` and no size limit; writers fill in what they keep.
     pub fn none(name: &'static str) -> Self {
         Self {
@@ -495,6 +508,8 @@ impl Capabilities {
             keeps_draft_state: false,
             keeps_keywords: false,
             dedupes: false,
+            folder_names_fold_case: false,
+            max_folder_name_chars: None,
         }
     }
 }

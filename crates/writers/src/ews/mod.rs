@@ -373,7 +373,7 @@ impl Target for EwsTarget {
     fn capabilities(&self) -> Capabilities {
         let mut c = Capabilities::keeps_state("ews");
         c.max_message_bytes = Some(self.http.config.max_message_bytes);
-        c
+        c.with_exchange_folder_names()
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), Error>> {

@@ -163,7 +163,7 @@ impl GraphTarget {
         c.keeps_draft_state = true;
         c.keeps_keywords = true;
         c.dedupes = true;
-        c
+        c.with_exchange_folder_names()
     }
 }
 

@@ -360,7 +360,11 @@ impl ImapTarget {
         let mut c = Capabilities::keeps_state(if exo { "imap-exchange-online" } else { "imap" });
         c.max_message_bytes = self.config.max_message_bytes;
         c.keeps_raw_bytes = self.config.max_line_length.is_none();
-        c
+        if exo {
+            c.with_exchange_folder_names()
+        } else {
+            c
+        }
     }
 }
 
