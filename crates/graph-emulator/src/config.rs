@@ -256,4 +256,7 @@ pub struct Faults {
     /// Share of writes that are carried out and whose connection is then dropped before the
     /// answer.
     pub rate_reset_after_write: f64,
+    /// Every `DELETE` of a message is answered 500 and deletes nothing (a store that cannot
+    /// remove an item right now).
+    pub refuse_deletes: bool,
 }

@@ -320,6 +320,13 @@ pub(crate) fn mailbox_op(
             Resp::json(200, &message_json(msg, &HashMap::new()))
         }
         ("DELETE", ["messages", id]) => {
+            if world.faults.refuse_deletes {
+                return Resp::graph_error(
+                    500,
+                    "ErrorInternalServerError",
+                    "The item could not be deleted (injected).",
+                );
+            }
             let mb = mb!(world, ti, ui);
             match mb
                 .messages

@@ -627,11 +627,26 @@ async fn a_half_written_item_from_a_killed_run_is_replaced_not_counted() {
     assert_eq!(r.status().as_u16(), 201);
     assert_eq!(emu.messages(&upn).len(), 1);
 
+    // While the leftover cannot be removed, the item stops with the reason: no full copy is
+    // written beside the partial one.
+    emu.set_faults(Faults {
+        refuse_deletes: true,
+        ..Faults::default()
+    });
     let w = target.open_mailbox(&upn).await.unwrap();
     let f = w
         .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
         .await
         .unwrap();
+    let refused = w.write(&f[0], &it).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(
+        emu.messages(&upn).len(),
+        1,
+        "no second copy beside the leftover"
+    );
+    emu.set_faults(Faults::default());
+    let w = target.open_mailbox(&upn).await.unwrap();
     let out = w.write(&f[0], &it).await.unwrap();
     assert!(
         matches!(out, WriteOutcome::Written { .. }),
