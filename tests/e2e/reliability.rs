@@ -1136,3 +1136,53 @@ async fn a_message_left_out_of_a_fetch_answer_is_not_written_off() {
     let v = env.cli(&["verify"]).await;
     assert_eq!(v.code, 0, "{}", dump(&v));
 }
+
+/// A message recorded as expunged that the source still lists is not written off by verify:
+/// here the proxy makes real Dovecot leave UID 1 out of the FETCH answer and also answer the
+/// confirming UID SEARCH for another UID, so the run records it as expunged; verify, reading
+/// the source directly, finds it still there and reports it missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_counts_a_still_present_expunged_uid_as_missing() {
+    let env = start_env(&["alice"], 0, 1, DovecotOptions::default(), None).await;
+    let mut imap = env.source.login("alice").await.expect("login");
+    imap.create_if_missing("Gaps").await.expect("create");
+    for n in 1..=10 {
+        let raw = format!(
+            "Message-ID: <lie-{n}@example.org>\r\nFrom: a@example.org\r\nDate: Tue, 01 Jul 2025 10:00:00 +0000\r\nSubject: lie {n}\r\n\r\nbody {n}\r\n"
+        );
+        let req = o365_migrate_testkit::AppendRequest::new(raw.into_bytes(), Vec::new(), None);
+        imap.append("Gaps", &req).await.expect("append");
+    }
+    let body_fetch = |set: &str| {
+        format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])").into_bytes()
+    };
+    let up = o365_migrate_testkit::fault::Direction::Upstream;
+    let plan = FaultPlan::new()
+        .rewriting(up, &body_fetch("1:10"), &body_fetch("2:10"))
+        .rewriting(up, b"UID SEARCH UID 1\r\n", b"UID SEARCH UID 9\r\n");
+    let proxy = FaultProxy::start(env.source.imap_addr(), plan)
+        .await
+        .expect("start fault proxy");
+    let direct_port = env.source.imap_port();
+    rewrite_source(&env, proxy.port(), "none", "");
+    let o = run_bounded(&env, &["run"], Duration::from_secs(120)).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(proxy.stats().rewrites >= 2, "both lies must have landed");
+    let counts = env.status_counts().await;
+    assert_eq!(
+        counts["skipped"].as_u64(),
+        Some(1),
+        "recorded as expunged: {counts}"
+    );
+    // verify reads the source as it is.
+    let text = std::fs::read_to_string(env.job_path()).unwrap();
+    let text = text.replacen(
+        &format!("port = {}\nsecurity = \"none\"\n", proxy.port()),
+        &format!("port = {direct_port}\nsecurity = \"starttls\"\n"),
+        1,
+    );
+    std::fs::write(env.job_path(), text).unwrap();
+    let v = env.cli(&["verify"]).await;
+    assert_eq!(v.code, 1, "{}", dump(&v));
+    assert!(v.stderr.contains("missing uid 1"), "{}", dump(&v));
+}

@@ -28,6 +28,10 @@ use crate::state::{
 mod settle;
 use settle::Settle;
 
+/// The reason an item is skipped when the source expunged it during the run (a UID SEARCH
+/// confirmed it gone); `verify` expects such a UID again if the source still lists it.
+pub(crate) const EXPUNGED_REASON: &str =
+    "expunged at the source during the run (UID SEARCH confirms it is gone)";
 /// Messages per body fetch command; [`BODY_FETCHES_IN_FLIGHT`] of them are pipelined within a
 /// chunk of four.
 const BODY_BATCH: usize = 50;
@@ -766,9 +770,7 @@ impl Engine {
                                   exists; a later run fetches it again";
                     (ItemStatus::Failed, reason, true)
                 } else {
-                    let reason =
-                        "expunged at the source during the run (UID SEARCH confirms it is gone)";
-                    (ItemStatus::Skipped, reason, false)
+                    (ItemStatus::Skipped, EXPUNGED_REASON, false)
                 };
                 settle
                     .record(uid, meta_of_uid(&uid), status, reason.to_owned(), announce)

@@ -154,7 +154,11 @@ impl Engine {
                 let Some(last) = page.last() else { break };
                 after = last.id;
                 for it in &page {
-                    if it.status == ItemStatus::Skipped {
+                    // An item recorded as expunged that the source still lists was not gone:
+                    // it is expected (and missing if the target lacks it).
+                    if it.status == ItemStatus::Skipped
+                        && it.reason.as_deref() != Some(crate::run::EXPUNGED_REASON)
+                    {
                         skipped.insert((it.folder_path.clone(), it.uidvalidity, it.uid));
                     }
                     if let Some(fp) = &it.fingerprint {
