@@ -1080,11 +1080,8 @@ async fn hostile_corpus_to_a_dovecot_target_arrives_byte_exact_or_reported() {
     );
 }
 
-/// A message the source leaves out of its FETCH answer although it still exists (here a
-/// rewritten UID set makes real Dovecot skip UID 1) is not written off as expunged: a UID
-/// SEARCH finds it, it fails with the reason, and the next run migrates it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_left_out_of_a_fetch_answer_is_not_written_off() {
+/// An env whose source holds a folder `Gaps` with 10 small messages (UIDs 1–10).
+async fn gaps_env() -> Env {
     let env = start_env(&["alice"], 0, 1, DovecotOptions::default(), None).await;
     let mut imap = env.source.login("alice").await.expect("login");
     imap.create_if_missing("Gaps").await.expect("create");
@@ -1095,9 +1092,20 @@ async fn a_message_left_out_of_a_fetch_answer_is_not_written_off() {
         let req = o365_migrate_testkit::AppendRequest::new(raw.into_bytes(), Vec::new(), None);
         imap.append("Gaps", &req).await.expect("append");
     }
-    let body_fetch = |set: &str| {
-        format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])").into_bytes()
-    };
+    env
+}
+
+/// The bytes of the engine's body FETCH for a UID set.
+fn body_fetch(set: &str) -> Vec<u8> {
+    format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])").into_bytes()
+}
+
+/// A message the source leaves out of its FETCH answer although it still exists (here a
+/// rewritten UID set makes real Dovecot skip UID 1) is not written off as expunged: a UID
+/// SEARCH finds it, it fails with the reason, and the next run migrates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_left_out_of_a_fetch_answer_is_not_written_off() {
+    let env = gaps_env().await;
     let plan = FaultPlan::new().rewriting(
         o365_migrate_testkit::fault::Direction::Upstream,
         &body_fetch("1:10"),
@@ -1143,19 +1151,7 @@ async fn a_message_left_out_of_a_fetch_answer_is_not_written_off() {
 /// the source directly, finds it still there and reports it missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_counts_a_still_present_expunged_uid_as_missing() {
-    let env = start_env(&["alice"], 0, 1, DovecotOptions::default(), None).await;
-    let mut imap = env.source.login("alice").await.expect("login");
-    imap.create_if_missing("Gaps").await.expect("create");
-    for n in 1..=10 {
-        let raw = format!(
-            "Message-ID: <lie-{n}@example.org>\r\nFrom: a@example.org\r\nDate: Tue, 01 Jul 2025 10:00:00 +0000\r\nSubject: lie {n}\r\n\r\nbody {n}\r\n"
-        );
-        let req = o365_migrate_testkit::AppendRequest::new(raw.into_bytes(), Vec::new(), None);
-        imap.append("Gaps", &req).await.expect("append");
-    }
-    let body_fetch = |set: &str| {
-        format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])").into_bytes()
-    };
+    let env = gaps_env().await;
     let up = o365_migrate_testkit::fault::Direction::Upstream;
     let plan = FaultPlan::new()
         .rewriting(up, &body_fetch("1:10"), &body_fetch("2:10"))
