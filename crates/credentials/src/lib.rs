@@ -10,7 +10,8 @@
 //!   delimiters, quotes and line breaks; byte order marks; UTF-8, UTF-16 LE/BE (Excel's "Unicode
 //!   text"), Windows-1252 fallback reported as a warning; blank lines; trailing delimiters.
 //! - **Validation**: every problem is a [`Problem`] at `file:line:column` with a hint — required
-//!   cells, addresses, duplicate logins, a row limit ([`MICROSOFT_ROW_LIMIT`] by default).
+//!   cells, addresses, duplicate logins, an optional row limit (none by default; past
+//!   Microsoft's [`MICROSOFT_ROW_LIMIT`] for its own batch files a warning says so).
 //! - **Secrets**: passwords are [`Secret`]s that never print; a cell may say `env:NAME` or
 //!   `file:PATH` instead ([`PasswordSource`]), resolved on demand.
 //! - **Admin login**: [`LoginMode::Admin`] turns each row into an [`ImapLogin`] for a Dovecot

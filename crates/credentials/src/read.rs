@@ -22,7 +22,9 @@ mod row;
 #[cfg(test)]
 mod tests;
 
-/// Microsoft's cap on rows in a CSV file for an IMAP migration batch; our default row limit.
+/// Microsoft's cap on rows in a CSV file for one of *its* IMAP migration batches. Not a limit
+/// of this crate: a larger file is read whole, with a warning naming the cap (it matters when
+/// the file is exported as Microsoft's batch).
 pub const MICROSOFT_ROW_LIMIT: usize = 50_000;
 
 /// How to read a credentials file. Start from [`ReadOptions::default`] and change what you need.
@@ -38,7 +40,7 @@ pub struct ReadOptions {
     pub header: HeaderMode,
     /// Explicit column → field mapping instead of header recognition.
     pub mapping: Option<ColumnMapping>,
-    /// Maximum number of data rows; `None` for no limit. Default [`MICROSOFT_ROW_LIMIT`].
+    /// Maximum number of data rows; `None` (the default) for no limit.
     pub row_limit: Option<usize>,
     /// Whether every row needs a password. `false` for the admin login mode, where one admin
     /// credential logs in for every user.
@@ -60,7 +62,7 @@ impl Default for ReadOptions {
             encoding: None,
             header: HeaderMode::Auto,
             mapping: None,
-            row_limit: Some(MICROSOFT_ROW_LIMIT),
+            row_limit: None,
             passwords_required: true,
             secret_references: true,
             resolve_secrets: false,
@@ -576,12 +578,26 @@ impl<'o> Reader<'o> {
                 "add one row per mailbox below the header",
             );
         }
+        if self.options.row_limit.is_none() && rows > MICROSOFT_ROW_LIMIT {
+            let loc = self.loc(first.line, 1, None);
+            self.push(
+                Severity::Warning,
+                ProblemCode::RowLimit,
+                loc,
+                format!(
+                    "the file has {rows} data rows, more than Microsoft's cap of 50,000 for one \
+                     IMAP migration batch file"
+                ),
+                "nothing to do for this tool, which reads the file whole; only a batch for \
+                 Microsoft's own IMAP migration must be split into files of at most 50,000 rows",
+            );
+        }
         if let (Some(limit), Some(line)) = (self.options.row_limit, over_limit_line) {
             let loc = self.loc(line, 1, None);
             let hint = if limit == MICROSOFT_ROW_LIMIT {
-                "split the file into batches; Microsoft caps an IMAP migration batch file at 50,000 rows, and this tool applies the same default — raise it with --max-rows if you mean to run one larger batch"
+                "split the file into batches of at most 50,000 rows: Microsoft caps one IMAP migration batch file there"
             } else {
-                "split the file, or raise the limit (--max-rows); Microsoft's own IMAP migration caps a batch file at 50,000 rows"
+                "split the file, or read it with a higher row limit (ReadOptions::row_limit); Microsoft's own IMAP migration caps a batch file at 50,000 rows"
             };
             self.push(
                 Severity::Error,

@@ -316,10 +316,7 @@ impl CheckReport {
                 crate::MICROSOFT_ROW_LIMIT
             ),
             Some(l) => format!("limit {l}"),
-            None => format!(
-                "no limit (Microsoft caps IMAP batches at {})",
-                crate::MICROSOFT_ROW_LIMIT
-            ),
+            None => "no limit; Microsoft caps its own IMAP batch files at 50,000".to_owned(),
         };
         let _ = writeln!(
             out,

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use o365_migrate_credentials::{
     AdminLogin, AdminStyle, ColumnMapping, Credentials, Error, Field, HeaderMode, LoginMode,
-    PasswordKind, ProblemCode, ReadOptions, Secret, TextEncoding, load_file, parse_bytes,
-    read_file,
+    MICROSOFT_ROW_LIMIT, PasswordKind, ProblemCode, ReadOptions, Secret, Severity, TextEncoding,
+    load_file, parse_bytes, read_file,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -277,12 +277,41 @@ fn aliases_recognised() {
 }
 
 #[test]
-fn row_limit_default_and_override() {
+fn no_row_limit_by_default_and_an_explicit_one_holds() {
     let mut csv = String::from("Login,Password\n");
-    for i in 0..50_001 {
+    for i in 0..100_000 {
         csv.push_str(&format!("u{i}@example.com,pw\n"));
     }
+    // A university's 100,000 rows load; Microsoft's 50,000-row batch cap is a warning only.
     let p = parse_bytes(csv.as_bytes(), "big.csv", &ReadOptions::default()).unwrap();
+    assert!(!p.report().has_errors());
+    assert_eq!(p.records().len(), 100_000);
+    let warn: Vec<_> = p
+        .report()
+        .problems
+        .iter()
+        .filter(|p| p.code == ProblemCode::RowLimit)
+        .collect();
+    assert_eq!(warn.len(), 1);
+    assert_eq!(warn[0].severity, Severity::Warning);
+    assert!(
+        warn[0].message.contains("100000 data rows"),
+        "{}",
+        warn[0].message
+    );
+    assert!(
+        warn[0].hint.contains("Microsoft's own IMAP migration"),
+        "{}",
+        warn[0].hint
+    );
+    assert!(p.report().render_human(1).contains("no limit; Microsoft caps"));
+    // A limit the caller sets is an error past it, at the first row over it.
+    let p = parse_bytes(
+        csv.as_bytes(),
+        "big.csv",
+        &ReadOptions::default().row_limit(Some(MICROSOFT_ROW_LIMIT)),
+    )
+    .unwrap();
     let limit: Vec<_> = p
         .report()
         .problems
@@ -290,12 +319,13 @@ fn row_limit_default_and_override() {
         .filter(|p| p.code == ProblemCode::RowLimit)
         .collect();
     assert_eq!(limit.len(), 1);
+    assert_eq!(limit[0].severity, Severity::Error);
     assert_eq!(limit[0].location.line, 50_002);
     assert!(limit[0].hint.contains("50,000"), "{}", limit[0].hint);
     let p = parse_bytes(
         csv.as_bytes(),
         "big.csv",
-        &ReadOptions::default().row_limit(Some(60_000)),
+        &ReadOptions::default().row_limit(Some(120_000)),
     )
     .unwrap();
     assert!(!p.report().has_errors());
@@ -304,13 +334,6 @@ fn row_limit_default_and_override() {
             .render_human(1)
             .contains("raised above Microsoft's 50000")
     );
-    let p = parse_bytes(
-        csv.as_bytes(),
-        "big.csv",
-        &ReadOptions::default().row_limit(None),
-    )
-    .unwrap();
-    assert!(!p.report().has_errors());
 }
 
 #[test]
