@@ -1301,3 +1301,93 @@ async fn a_reserved_folder_name_is_renamed_not_a_mailbox_failure() {
         o.stdout
     );
 }
+
+/// IMAP to IMAP between two Dovecots whose users are bare names (no `@`), with per-user logins
+/// on both sides: the credentials check applies the IMAP-username rule (the job's target kind),
+/// the run copies every message byte for byte, and `verify --deep` agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_to_imap_with_bare_usernames_and_per_user_logins() {
+    let users = ["alice", "bob"];
+    let env = Env::start(&users, 30, 6262).await;
+    let target = Dovecot::start(
+        DovecotOptions::default()
+            .with_users(users.iter().map(|u| User::new(*u, password(u))))
+            .with_extra_config("mail_fsync = never"),
+    )
+    .expect("start target Dovecot");
+    let mut csv = String::from("Login,Password,Target\r\n");
+    for u in &users {
+        csv.push_str(&format!("{u},{},{u}\r\n", password(u)));
+    }
+    let csv_path = env.dir.path().join("users.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let job = format!(
+        r#"[source]
+host = "127.0.0.1"
+port = {sport}
+security = "starttls"
+ca_file = "{sca}"
+credentials = "users.csv"
+
+[target]
+kind = "imap"
+
+[target.imap]
+host = "127.0.0.1"
+port = {tport}
+security = "starttls"
+ca_file = "{tca}"
+login = "per-user"
+
+[state]
+path = "state.db"
+
+[report]
+directory = "report"
+
+[log]
+file = "migrate.log"
+"#,
+        sport = env.source.imap_port(),
+        sca = env.source.ca_path().display(),
+        tport = target.imap_port(),
+        tca = target.ca_path().display(),
+    );
+    std::fs::write(env.job_path(), job).unwrap();
+    let csv_arg = csv_path.to_str().unwrap();
+    let o = env.cli(&["credentials", "check", csv_arg]).await;
+    assert_eq!(
+        o.code,
+        0,
+        "bare IMAP usernames are valid targets: {}",
+        dump(&o)
+    );
+    assert!(o.stderr.contains("an IMAP username"), "{}", dump(&o));
+    let o = env
+        .cli(&["credentials", "check", csv_arg, "--target-kind", "graph"])
+        .await;
+    assert_eq!(o.code, 1, "{}", dump(&o));
+    assert!(
+        o.stderr
+            .contains("the target `alice` is not a Microsoft 365 address"),
+        "{}",
+        dump(&o)
+    );
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["verify", "--deep"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    for u in &users {
+        let mut client = target.login(u).await.expect("target login");
+        let report = env.manifests[*u]
+            .verify_mapped(&mut client, |f| f.to_owned())
+            .await
+            .expect("verify target");
+        assert!(
+            report.is_ok(),
+            "{u}: {:?}",
+            report.mismatches.iter().take(5).collect::<Vec<_>>()
+        );
+        assert_eq!(report.messages_checked, 30, "{u}");
+    }
+}

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use o365_migrate_engine::config::{Job, TEMPLATE};
+use o365_migrate_engine::config::{Job, TEMPLATE, TargetKind};
 use o365_migrate_engine::report::{FanOut, JsonLinesReporter, Report, Reporter};
 use o365_migrate_engine::state::{RunKind, SqliteStore, StateStore};
 use o365_migrate_engine::{Engine, StopFlag};
@@ -151,7 +151,23 @@ enum CredentialsCommand {
         /// Field delimiter (default: detected).
         #[arg(long)]
         delimiter: Option<char>,
+        /// How to check the target column: graph or ews (addresses), imap (usernames, with or
+        /// without @), eml (folder names). Default: the job's [target] kind, else graph.
+        #[arg(long, value_parser = parse_target_kind)]
+        target_kind: Option<TargetKind>,
     },
+}
+
+fn parse_target_kind(s: &str) -> Result<TargetKind, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "graph" => Ok(TargetKind::Graph),
+        "imap" => Ok(TargetKind::Imap),
+        "ews" => Ok(TargetKind::Ews),
+        "eml" => Ok(TargetKind::Eml),
+        other => Err(format!(
+            "{other:?} is not a target kind; use graph, imap, ews or eml"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,9 +299,19 @@ async fn dispatch(cli: Cli) -> Result<u8, Exit> {
                     file,
                     json,
                     delimiter,
+                    target_kind,
                 },
         } => {
-            let r = o365_migrate_engine::check_credentials_file(&file, delimiter).map_err(usage)?;
+            // The job's target kind when there is a job, unless named on the command line.
+            let target_kind = target_kind.or_else(|| {
+                cli.config
+                    .exists()
+                    .then(|| Job::load(&cli.config).ok())
+                    .flatten()
+                    .map(|j| j.target.kind)
+            });
+            let r = o365_migrate_engine::check_credentials_file(&file, delimiter, target_kind)
+                .map_err(usage)?;
             if json {
                 println!("{}", r.json);
             } else {

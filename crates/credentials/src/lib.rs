@@ -64,7 +64,7 @@ pub use report::{
     CheckReport, ColumnInfo, FileFormat, Location, MASK, Problem, ProblemCode, RecordSummary,
     Severity,
 };
-pub use schema::{ColumnMapping, ColumnRef, Field, HeaderMode, column_letter};
+pub use schema::{ColumnMapping, ColumnRef, Field, HeaderMode, TargetIdentity, column_letter};
 pub use secret::{PasswordKind, PasswordSource, Secret};
 
 /// The README's examples, compiled and run as doctests.

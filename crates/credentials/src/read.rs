@@ -14,11 +14,13 @@ use crate::parse::{self, RawRecord, SyntaxProblem, Tokenizer};
 use crate::report::{
     CheckReport, FileFormat, Location, Problem, ProblemCode, RecordSummary, Severity,
 };
-use crate::schema::{ColumnMapping, HeaderMode, column_letter};
+use crate::schema::{ColumnMapping, HeaderMode, TargetIdentity, column_letter};
 use crate::secret::PasswordSource;
 
 mod layout;
 mod row;
+
+pub(crate) use row::address_problem;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +44,8 @@ pub struct ReadOptions {
     pub mapping: Option<ColumnMapping>,
     /// Maximum number of data rows; `None` (the default) for no limit.
     pub row_limit: Option<usize>,
+    /// What the target column names (default: an address), by the job's target kind.
+    pub target_identity: TargetIdentity,
     /// Whether every row needs a password. `false` for the admin login mode, where one admin
     /// credential logs in for every user.
     pub passwords_required: bool,
@@ -63,6 +67,7 @@ impl Default for ReadOptions {
             header: HeaderMode::Auto,
             mapping: None,
             row_limit: None,
+            target_identity: TargetIdentity::Address,
             passwords_required: true,
             secret_references: true,
             resolve_secrets: false,
@@ -96,7 +101,13 @@ impl ReadOptions {
         self
     }
 
-    /// Sets the row limit (`None`: unlimited).
+    /// Sets [`ReadOptions::target_identity`].
+    pub fn target_identity(mut self, identity: TargetIdentity) -> Self {
+        self.target_identity = identity;
+        self
+    }
+
+    /// Sets [`ReadOptions::row_limit`].
     pub fn row_limit(mut self, limit: Option<usize>) -> Self {
         self.row_limit = limit;
         self
@@ -421,6 +432,7 @@ impl<'o> Reader<'o> {
             rows: 0,
             blank_lines: 0,
             row_limit: self.options.row_limit,
+            target_identity: self.options.target_identity,
             passwords_required: self.options.passwords_required,
             errors: 0,
             warnings: 0,

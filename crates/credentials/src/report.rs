@@ -239,6 +239,8 @@ pub struct CheckReport {
     pub blank_lines: usize,
     /// The row limit applied (`None`: no limit).
     pub row_limit: Option<usize>,
+    /// The rule the target column was checked by.
+    pub target_identity: crate::schema::TargetIdentity,
     /// Whether passwords are required (false in admin login mode).
     pub passwords_required: bool,
     /// Number of errors.
@@ -323,6 +325,7 @@ impl CheckReport {
             "rows:       {} ({limit}; {} blank line(s) skipped)",
             self.rows, self.blank_lines
         );
+        let _ = writeln!(out, "targets:    {}", self.target_identity.describe());
         if !self.passwords_required {
             let _ = writeln!(out, "passwords:  not required (admin login mode)");
         }

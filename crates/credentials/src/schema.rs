@@ -401,3 +401,59 @@ mod tests {
         assert_eq!(column_letter(702), "AAA");
     }
 }
+
+/// What the target column names, which decides how it is checked: the job's target kind knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetIdentity {
+    /// A mailbox address or UPN (Microsoft Graph, EWS): `name@domain`.
+    #[default]
+    Address,
+    /// An IMAP username, with or without `@` (Dovecot, Cyrus and Courier often use bare
+    /// names): no spaces or control characters.
+    Username,
+    /// A name used as a folder on disk (EML export): no path separators, `.`/`..`, or control
+    /// characters.
+    FolderName,
+}
+
+impl TargetIdentity {
+    /// The rule for people ("a Microsoft 365 address or UPN", …).
+    pub fn describe(self) -> &'static str {
+        match self {
+            TargetIdentity::Address => "a Microsoft 365 address or UPN (name@domain)",
+            TargetIdentity::Username => "an IMAP username (with or without @)",
+            TargetIdentity::FolderName => "a folder name for the export (no / or \\)",
+        }
+    }
+
+    /// Why `value` is not an identity of this kind, or `None` when it is.
+    pub fn problem(self, value: &str) -> Option<&'static str> {
+        match self {
+            TargetIdentity::Address => crate::read::address_problem(value),
+            TargetIdentity::Username => {
+                if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    Some("contains a space or a control character")
+                } else if value.len() > 255 {
+                    Some("is longer than 255 characters")
+                } else {
+                    None
+                }
+            }
+            TargetIdentity::FolderName => {
+                if value == "." || value == ".." {
+                    Some("is `.` or `..`")
+                } else if value
+                    .chars()
+                    .any(|c| c == '/' || c == '\\' || c.is_control())
+                {
+                    Some("contains / or \\ or a control character")
+                } else if value.len() > 255 {
+                    Some("is longer than 255 bytes")
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}

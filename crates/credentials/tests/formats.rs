@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use o365_migrate_credentials::{
     AdminLogin, AdminStyle, ColumnMapping, Credentials, Error, Field, HeaderMode, LoginMode,
-    MICROSOFT_ROW_LIMIT, PasswordKind, ProblemCode, ReadOptions, Secret, Severity, TextEncoding,
-    load_file, parse_bytes, read_file,
+    MICROSOFT_ROW_LIMIT, PasswordKind, ProblemCode, ReadOptions, Secret, Severity, TargetIdentity,
+    TextEncoding, load_file, parse_bytes, read_file,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -304,7 +304,11 @@ fn no_row_limit_by_default_and_an_explicit_one_holds() {
         "{}",
         warn[0].hint
     );
-    assert!(p.report().render_human(1).contains("no limit; Microsoft caps"));
+    assert!(
+        p.report()
+            .render_human(1)
+            .contains("no limit; Microsoft caps")
+    );
     // A limit the caller sets is an error past it, at the first row over it.
     let p = parse_bytes(
         csv.as_bytes(),
@@ -613,4 +617,40 @@ fn embedders_can_build_records_and_parse_modes() {
         Some(TextEncoding::Windows1252)
     );
     assert_eq!(TextEncoding::from_name("ebcdic"), None);
+}
+
+#[test]
+fn the_target_column_is_checked_by_the_target_kind() {
+    let csv = b"Login,Password,Target\nalice,pw,alice\nbob,pw,bob@example.org\ncarl,pw,car l\ndora,pw,a/b\n";
+    let errors = |identity: TargetIdentity| -> Vec<(usize, String)> {
+        let p = parse_bytes(
+            csv,
+            "t.csv",
+            &ReadOptions::default().target_identity(identity),
+        )
+        .unwrap();
+        p.report()
+            .problems
+            .iter()
+            .filter(|p| p.code == ProblemCode::BadAddress)
+            .map(|p| (p.location.line, p.message.clone()))
+            .collect()
+    };
+    // Addresses: a bare name, a space and a slash are all wrong.
+    let lines: Vec<usize> = errors(TargetIdentity::Address)
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(lines, [2, 4, 5]);
+    // IMAP usernames: bare names and addresses are fine, a space is not.
+    let e = errors(TargetIdentity::Username);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, 4);
+    assert!(e[0].1.contains("is not an IMAP username"), "{}", e[0].1);
+    // Folder names for the export: a slash is not.
+    let lines: Vec<usize> = errors(TargetIdentity::FolderName)
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(lines, [5]);
 }

@@ -122,5 +122,7 @@ pub use error::{Error, Location, Result};
 pub use matching::MailboxPair;
 pub use plan::{FolderPlan, MailboxPlan, PlanReport};
 pub use run::RunTotals;
-pub use setup::{CredentialsCheck, build_target, check_credentials_file, load_credentials};
+pub use setup::{
+    CredentialsCheck, build_target, check_credentials_file, load_credentials, target_identity,
+};
 pub use verify::{DiffItem, Difference, FolderVerify, MailboxVerify, VerifyReport};

@@ -231,10 +231,21 @@ pub(crate) fn imap_client_config(
     Ok(c)
 }
 
+/// What a target kind calls a mailbox: an address (Graph, EWS), a username (IMAP), a folder
+/// name (EML); the credentials file's target column is checked by it.
+pub fn target_identity(kind: crate::config::TargetKind) -> creds::TargetIdentity {
+    use crate::config::TargetKind;
+    match kind {
+        TargetKind::Graph | TargetKind::Ews => creds::TargetIdentity::Address,
+        TargetKind::Imap => creds::TargetIdentity::Username,
+        TargetKind::Eml => creds::TargetIdentity::FolderName,
+    }
+}
+
 /// Reads the credentials file named by the job and the login mode.
 pub fn load_credentials(job: &Job) -> Result<(creds::Credentials, creds::LoginMode)> {
     let path = job.resolve_path(&job.source.credentials);
-    let mut opts = creds::ReadOptions::default();
+    let mut opts = creds::ReadOptions::default().target_identity(target_identity(job.target.kind));
     if job.source.login == LoginMode::Admin {
         opts = opts.admin_mode();
     }
@@ -280,12 +291,17 @@ pub struct CredentialsCheck {
 }
 
 /// Reads and checks a credentials file (`o365-migrate credentials check`). Passwords are never
-/// shown; `delimiter` overrides detection.
+/// shown; `delimiter` overrides detection; the target column is checked as `target` names it
+/// (an address when not given).
 pub fn check_credentials_file(
     path: &std::path::Path,
     delimiter: Option<char>,
+    target: Option<crate::config::TargetKind>,
 ) -> Result<CredentialsCheck> {
     let mut opts = creds::ReadOptions::default();
+    if let Some(kind) = target {
+        opts = opts.target_identity(target_identity(kind));
+    }
     if let Some(d) = delimiter {
         opts = opts.delimiter(d);
     }

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::fxhash::FxHashMap;
 use crate::parse::{self, RawRecord};
 use crate::report::{FileFormat, ProblemCode, Severity};
-use crate::schema::Field;
+use crate::schema::{Field, TargetIdentity};
 use crate::secret::{CellAt, PasswordSource};
 
 impl Reader<'_> {
@@ -237,13 +237,24 @@ impl Reader<'_> {
                         "fill in the target mailbox address; Microsoft's format requires it on every row",
                     );
                 }
-            } else if let Some(why) = address_problem(t) {
+            } else if let Some(why) = self.options.target_identity.problem(t) {
+                let kind = self.options.target_identity;
                 self.push_at(
                     Severity::Error,
                     ProblemCode::BadAddress,
                     at,
-                    format!("the target `{t}` is not a valid address: it {why}"),
-                    "write the Microsoft 365 address or UPN, e.g. terrya@contoso.com",
+                    format!("the target `{t}` is not {}: it {why}", kind.describe()),
+                    match kind {
+                        TargetIdentity::Address => {
+                            "write the Microsoft 365 address or UPN, e.g. terrya@contoso.com"
+                        }
+                        TargetIdentity::Username => {
+                            "write the target server's login name, e.g. terrya or terrya@example.org"
+                        }
+                        TargetIdentity::FolderName => {
+                            "write a name without path separators, e.g. terrya"
+                        }
+                    },
                 );
             } else {
                 if t.len() != value.len() {
