@@ -19,6 +19,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_o365-migrate");
 const DOMAIN: &str = "contoso.example";
 const SECRET_ENV: &str = "E2E_GRAPH_CLIENT_SECRET";
 
+/// The end of every test job: where the state store, the reports and the log go.
+const JOB_FILES: &str = "[state]\npath = \"state.db\"\n\n[report]\ndirectory = \"report\"\n\n[log]\nfile = \"migrate.log\"\nlevel = \"debug\"\n";
+
 /// Source passwords: distinctive, so that a grep finds any leak.
 fn password(user: &str) -> String {
     format!("Pw-{user}-7Qx!z9#LeakCanary")
@@ -79,16 +82,7 @@ mailboxes_at_once = 5
 in_flight_bytes = "64MB"
 max_attempts = 3
 
-[state]
-path = "state.db"
-
-[report]
-directory = "report"
-
-[log]
-file = "migrate.log"
-level = "debug"
-"#,
+{JOB_FILES}"#,
             port = self.source.imap_port(),
             ca = self.source.ca_path().display(),
             tenant = self.graph.tenant_id(),
@@ -812,46 +806,13 @@ async fn dovecot_target_gets_every_message_with_flags_and_dates() {
     }
     std::fs::write(env.dir.path().join("users.csv"), csv).unwrap();
     let master = target.master_user();
-    let job = format!(
-        r#"[source]
-host = "127.0.0.1"
-port = {sport}
-security = "starttls"
-ca_file = "{sca}"
-credentials = "users.csv"
-connections_per_host = 10
-
-[target]
-kind = "imap"
-
-[target.imap]
-host = "127.0.0.1"
-port = {tport}
-security = "starttls"
-ca_file = "{tca}"
-login = "admin"
-
-[target.imap.admin]
-user = "{master}"
-secret = "env:{SECRET_ENV}"
-
-[limits]
-mailboxes_at_once = 5
-
-[state]
-path = "state.db"
-
-[report]
-directory = "report"
-
-[log]
-file = "migrate.log"
-"#,
-        sport = env.source.imap_port(),
-        sca = env.source.ca_path().display(),
-        tport = target.imap_port(),
-        tca = target.ca_path().display(),
-        master = master.name(),
+    let job = imap_target_job(
+        &env,
+        &target,
+        &format!(
+            "login = \"admin\"\n\n[target.imap.admin]\nuser = \"{}\"\nsecret = \"env:{SECRET_ENV}\"",
+            master.name()
+        ),
     );
     std::fs::write(env.job_path(), job).unwrap();
     // The master password travels like the Graph secret: by environment reference.
@@ -976,6 +937,39 @@ file = "migrate.log"
         stderr.contains("differs uid") && stderr.contains("content differs"),
         "{changed:?}: {stderr}"
     );
+}
+
+/// A job from `env`'s source Dovecot into the `target` Dovecot over STARTTLS; `login` is the
+/// `[target.imap]` login line and whatever follows it (e.g. an `[target.imap.admin]` table).
+fn imap_target_job(env: &Env, target: &Dovecot, login: &str) -> String {
+    format!(
+        r#"[source]
+host = "127.0.0.1"
+port = {sport}
+security = "starttls"
+ca_file = "{sca}"
+credentials = "users.csv"
+connections_per_host = 10
+
+[target]
+kind = "imap"
+
+[target.imap]
+host = "127.0.0.1"
+port = {tport}
+security = "starttls"
+ca_file = "{tca}"
+{login}
+
+[limits]
+mailboxes_at_once = 5
+
+{JOB_FILES}"#,
+        sport = env.source.imap_port(),
+        sca = env.source.ca_path().display(),
+        tport = target.imap_port(),
+        tca = target.ca_path().display(),
+    )
 }
 
 /// Changes one body byte of the first message file in `dir` (size unchanged); returns its path.
@@ -1321,38 +1315,7 @@ async fn imap_to_imap_with_bare_usernames_and_per_user_logins() {
     }
     let csv_path = env.dir.path().join("users.csv");
     std::fs::write(&csv_path, csv).unwrap();
-    let job = format!(
-        r#"[source]
-host = "127.0.0.1"
-port = {sport}
-security = "starttls"
-ca_file = "{sca}"
-credentials = "users.csv"
-
-[target]
-kind = "imap"
-
-[target.imap]
-host = "127.0.0.1"
-port = {tport}
-security = "starttls"
-ca_file = "{tca}"
-login = "per-user"
-
-[state]
-path = "state.db"
-
-[report]
-directory = "report"
-
-[log]
-file = "migrate.log"
-"#,
-        sport = env.source.imap_port(),
-        sca = env.source.ca_path().display(),
-        tport = target.imap_port(),
-        tca = target.ca_path().display(),
-    );
+    let job = imap_target_job(&env, &target, "login = \"per-user\"");
     std::fs::write(env.job_path(), job).unwrap();
     let csv_arg = csv_path.to_str().unwrap();
     let o = env.cli(&["credentials", "check", csv_arg]).await;

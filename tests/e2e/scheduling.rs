@@ -8,7 +8,7 @@ use std::time::Duration;
 use o365_migrate_graph_emulator::{Emulator, EmulatorConfig, Faults, UserConfig};
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, User};
 
-use super::{BIN, DOMAIN, SECRET_ENV};
+use super::{BIN, DOMAIN, JOB_FILES, SECRET_ENV};
 
 struct Setup {
     source: Dovecot,
@@ -89,16 +89,7 @@ graph_url = "{url}"
 [filters]
 exclude_folders = []
 
-[state]
-path = "state.db"
-
-[report]
-directory = "report"
-
-[log]
-file = "migrate.log"
-level = "debug"
-"#,
+{JOB_FILES}"#,
             port = self.source.imap_port(),
             ca = self.source.ca_path().display(),
             tenant = self.graph.tenant_id(),
