@@ -659,3 +659,26 @@ fn invalid_input_is_an_error_not_a_panic() {
     .unwrap_err();
     assert!(e.to_string().contains("empty id"), "{e}");
 }
+
+#[test]
+fn a_bare_login_matches_by_local_part_under_any_target_domain() {
+    let dir = vec![
+        DirectoryUser::new("u-alice", "alice@new.example"),
+        DirectoryUser::new("u-carl-new", "carl@new.example"),
+        DirectoryUser::new("u-carl-other", "carl@other.example"),
+    ];
+    let m = Matcher::new(MatchConfig::default(), dir).unwrap();
+    let r = m
+        .run(&[src("alice"), src("carl"), src("nobody")], &Overrides::new())
+        .unwrap();
+    assert_eq!(
+        short(&r.results[0].outcome),
+        "matched u-alice local-part 85"
+    );
+    // The same local part in two domains: ambiguous, named as such.
+    assert_eq!(
+        short(&r.results[1].outcome),
+        "ambiguous local-part u-carl-new,u-carl-other"
+    );
+    assert!(short(&r.results[2].outcome).starts_with("unmatched"));
+}

@@ -86,11 +86,18 @@ impl Matcher {
                 }
             }
             Body::LocalPart { norm, index } => {
-                if k.raw_addrs.is_empty() {
-                    return Eval::na("source has no address");
+                if k.raw_addrs.is_empty() && k.bare_login.is_none() {
+                    return Eval::na("source has no address and its login is not a bare name");
                 }
-                for raw in &k.raw_addrs {
-                    let (local, _) = normalize::split(raw);
+                // A bare login (`alice`) is a local part in itself, looked up under every
+                // target domain: two domains with that local part are ambiguous, as they
+                // should be.
+                let locals = k
+                    .raw_addrs
+                    .iter()
+                    .map(|raw| normalize::split(raw).0)
+                    .chain(k.bare_login.as_deref());
+                for local in locals {
                     for key in local_norm(local, *norm) {
                         {
                             for t in index.get(&key) {

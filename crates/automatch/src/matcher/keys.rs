@@ -12,6 +12,9 @@ pub(super) struct SourceKeys<'a> {
     pub(super) addrs: Vec<String>,
     /// Same addresses trimmed but case kept (for case-sensitive local parts).
     pub(super) raw_addrs: Vec<String>,
+    /// The login when it is a bare username (`alice`, no `@`): it is a local part, to be found
+    /// under any of the target's domains.
+    pub(super) bare_login: Option<String>,
     /// (first, last) alphanumeric folded name variants.
     names: std::cell::OnceCell<Vec<(String, String)>>,
     /// Display key variants (display name, else "first last").
@@ -29,8 +32,14 @@ pub(super) fn source_keys(s: &SourceIdentity) -> SourceKeys<'_> {
             raw_addrs.push(raw.trim().to_owned());
         }
     }
+    let login = s.login.trim();
+    let bare_login = (!login.is_empty()
+        && !login.contains('@')
+        && !login.chars().any(|c| c.is_whitespace() || c.is_control()))
+    .then(|| login.to_owned());
     SourceKeys {
         source: s,
+        bare_login,
         addrs,
         raw_addrs,
         names: std::cell::OnceCell::new(),
