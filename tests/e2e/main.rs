@@ -375,6 +375,20 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
         Some(total as u64),
         "plan counts every message"
     );
+    // For people: sizes in KB/MB/GB, an empty parent folder as structure.
+    let o = env.cli(&["plan"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(
+        o.stderr
+            .contains("Archive → #Archive#: folder only (2 subfolders below)"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains(" MB") && !o.stderr.contains(" bytes"),
+        "{}",
+        o.stderr
+    );
 
     // SIGKILL at 10 seeded points of progress (target items written), each followed by
     // `run` again.

@@ -669,7 +669,10 @@ fn a_bare_login_matches_by_local_part_under_any_target_domain() {
     ];
     let m = Matcher::new(MatchConfig::default(), dir).unwrap();
     let r = m
-        .run(&[src("alice"), src("carl"), src("nobody")], &Overrides::new())
+        .run(
+            &[src("alice"), src("carl"), src("nobody")],
+            &Overrides::new(),
+        )
         .unwrap();
     assert_eq!(
         short(&r.results[0].outcome),

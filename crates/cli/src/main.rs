@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use o365_migrate_engine::config::{Job, TEMPLATE, TargetKind};
-use o365_migrate_engine::report::{FanOut, JsonLinesReporter, Report, Reporter};
+use o365_migrate_engine::report::{
+    FanOut, JsonLinesReporter, Report, Reporter, human_bytes, human_duration,
+};
 use o365_migrate_engine::state::{RunKind, SqliteStore, StateStore};
 use o365_migrate_engine::{Engine, StopFlag};
 
@@ -337,12 +339,12 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
                 print_json(&serde_json::json!({ "counts": counts, "runs": runs }))?;
             } else {
                 eprintln!(
-                    "planned {} migrated {} skipped {} failed {} ({} bytes migrated); {} runs",
+                    "planned {} migrated {} skipped {} failed {} ({} migrated); {} runs",
                     counts.planned,
                     counts.migrated,
                     counts.skipped,
                     counts.failed,
-                    counts.migrated_bytes,
+                    human_bytes(counts.migrated_bytes),
                     runs.len()
                 );
             }
@@ -695,20 +697,40 @@ fn print_plan(plan: &o365_migrate_engine::PlanReport, json: bool) -> Result<(), 
     }
     for m in &plan.mailboxes {
         eprintln!(
-            "{} → {}: {} messages, {} bytes",
-            m.source, m.target, m.messages, m.bytes
+            "{} → {}: {} messages, {}",
+            m.source,
+            m.target,
+            m.messages,
+            human_bytes(m.bytes)
         );
         if let Some(e) = &m.error {
             eprintln!("  ERROR {e}");
         }
         for f in &m.folders {
+            // An empty folder whose subfolders hold the mail is structure, not "0 messages".
+            let children = |t: &str| {
+                m.folders
+                    .iter()
+                    .filter(|c| {
+                        c.target
+                            .as_deref()
+                            .is_some_and(|ct| ct.starts_with(&format!("{t}/")))
+                    })
+                    .count()
+            };
             match (&f.target, &f.skip_reason) {
+                (Some(t), _) if f.messages == 0 && children(t) > 0 => eprintln!(
+                    "  {} → {}: folder only ({} subfolders below)",
+                    f.source,
+                    t,
+                    children(t)
+                ),
                 (Some(t), _) => eprintln!(
-                    "  {} → {}: {} messages, {} bytes, {} filtered, {} oversize, {} without Message-ID",
+                    "  {} → {}: {} messages, {}, {} filtered, {} oversize, {} without Message-ID",
                     f.source,
                     t,
                     f.messages,
-                    f.bytes,
+                    human_bytes(f.bytes),
                     f.filtered,
                     f.oversize.len(),
                     f.without_message_id.len()
@@ -719,10 +741,17 @@ fn print_plan(plan: &o365_migrate_engine::PlanReport, json: bool) -> Result<(), 
     }
     match plan.estimate_seconds {
         Some(s) => eprintln!(
-            "total {} messages, {} bytes; estimated at least {:.0} s ({})",
-            plan.messages, plan.bytes, s, plan.estimate_basis
+            "total {} messages, {}; estimated at least {} ({})",
+            plan.messages,
+            human_bytes(plan.bytes),
+            human_duration(std::time::Duration::from_secs_f64(s.max(0.0))),
+            plan.estimate_basis
         ),
-        None => eprintln!("total {} messages, {} bytes", plan.messages, plan.bytes),
+        None => eprintln!(
+            "total {} messages, {}",
+            plan.messages,
+            human_bytes(plan.bytes)
+        ),
     }
     Ok(())
 }
@@ -783,13 +812,13 @@ async fn run_kind(
 /// Prints a run's totals; the exit code they mean.
 fn summarize(kind: RunKind, totals: &o365_migrate_engine::RunTotals) -> u8 {
     eprintln!(
-        "{}: {} mailboxes, {} migrated, {} skipped, {} failed, {} bytes",
+        "{}: {} mailboxes, {} migrated, {} skipped, {} failed, {}",
         kind.as_str(),
         totals.mailboxes,
         totals.migrated,
         totals.skipped,
         totals.failed,
-        totals.bytes
+        human_bytes(totals.bytes)
     );
     for e in &totals.mailbox_errors {
         eprintln!("mailbox error: {e}");
@@ -820,7 +849,7 @@ async fn run_in_window(
             window::Position::Closed(d) => {
                 eprintln!(
                     "outside the window {w}: waiting {} for it to open (Ctrl-C to quit)",
-                    window::human(d)
+                    human_duration(d)
                 );
                 tracing::info!(window = %w, wait_secs = d.as_secs(), "waiting for the window");
                 let end = tokio::time::Instant::now() + d;
@@ -838,7 +867,7 @@ async fn run_in_window(
             window::Position::Open(d) => {
                 eprintln!(
                     "inside the window {w}: working for up to {}",
-                    window::human(d)
+                    human_duration(d)
                 );
                 stop.clear();
                 let s = stop.clone();

@@ -28,7 +28,10 @@ impl MailboxBar {
         let eta = match self.remaining {
             Some(r) if rate > 0.0 && r > self.processed => {
                 let left = std::time::Duration::from_secs_f64((r - self.processed) as f64 / rate);
-                format!(", ETA {}", crate::window::human(left))
+                format!(
+                    ", ETA {}",
+                    o365_migrate_engine::report::human_duration(left)
+                )
             }
             _ => String::new(),
         };

@@ -107,18 +107,6 @@ pub(crate) fn now_local(offset: i32) -> f64 {
     (unix + f64::from(offset)).rem_euclid(f64::from(DAY))
 }
 
-/// `1h 05m`, `3m 20s`, `12s`.
-pub(crate) fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h {:02}m", s / 3600, s / 60 % 60)
-    } else if s >= 60 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,12 +182,5 @@ mod tests {
             w.position(at(21, 30)),
             Position::Closed(Duration::from_secs(1800))
         );
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human(Duration::from_secs(12)), "12s");
-        assert_eq!(human(Duration::from_secs(200)), "3m 20s");
-        assert_eq!(human(Duration::from_secs(3900)), "1h 05m");
     }
 }

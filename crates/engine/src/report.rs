@@ -869,7 +869,23 @@ pub fn csv_row(cells: &[&str]) -> String {
     s
 }
 
-fn human_bytes(b: u64) -> String {
+/// A duration for people: `12s`, `3m 20s`, `1h 05m`, `2d 04h` (countdowns, ETAs, estimates).
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 86_400 {
+        format!("{}d {:02}h", s / 86_400, s / 3600 % 24)
+    } else if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, s / 60 % 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// A size for people: `812 B`, `4.2 KB`, `2.6 MB`, `1.3 GB` (binary multiples, as mail clients
+/// show them); exact byte counts stay in the JSON output.
+pub fn human_bytes(b: u64) -> String {
     const U: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut v = b as f64;
     let mut i = 0;

@@ -338,3 +338,18 @@ async fn mailbox_errors_throttling_and_folder_notes_come_from_the_events() {
     assert!(html.contains("b@src") && html.contains("gone"), "{html}");
     assert!(html.contains("Folder changes"), "{html}");
 }
+
+#[test]
+fn sizes_and_durations_for_people() {
+    use std::time::Duration;
+    assert_eq!(human_duration(Duration::from_secs(12)), "12s");
+    assert_eq!(human_duration(Duration::from_secs(200)), "3m 20s");
+    assert_eq!(human_duration(Duration::from_secs(3900)), "1h 05m");
+    assert_eq!(
+        human_duration(Duration::from_secs(2 * 86_400 + 4 * 3600)),
+        "2d 04h"
+    );
+    assert_eq!(human_bytes(812), "812 B");
+    assert_eq!(human_bytes(2_692_513), "2.6 MB");
+    assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GB");
+}
