@@ -306,28 +306,24 @@ impl Engine {
             self.folder_note(pair, mailbox, writer, &source, &note, detail)
                 .await?;
         }
-        for m in &mapped {
-            match m.target() {
-                Some(_) => {}
-                None => {
-                    let reason = m
-                        .skip_reason()
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "skipped".into());
-                    self.reporter.report(&Event::FolderSkipped {
-                        mailbox: pair.source.clone(),
-                        folder: m.source.path.clone(),
-                        reason: reason.clone(),
-                    });
-                    writer
-                        .event(EventRecord {
-                            mailbox: Some(mailbox),
-                            kind: "folder_skipped".into(),
-                            detail: format!("{}: {reason}", m.source.path),
-                        })
-                        .await?;
-                }
-            }
+        // Folders the mapping leaves out: reported and recorded with their reason.
+        for m in mapped.iter().filter(|m| m.target().is_none()) {
+            let reason = m
+                .skip_reason()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "skipped".into());
+            self.reporter.report(&Event::FolderSkipped {
+                mailbox: pair.source.clone(),
+                folder: m.source.path.clone(),
+                reason: reason.clone(),
+            });
+            writer
+                .event(EventRecord {
+                    mailbox: Some(mailbox),
+                    kind: "folder_skipped".into(),
+                    detail: format!("{}: {reason}", m.source.path),
+                })
+                .await?;
         }
         let mw = self
             .target

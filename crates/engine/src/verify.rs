@@ -413,7 +413,8 @@ const CONTENT_READS_IN_FLIGHT: usize = 8;
 impl Engine {
     /// Compares, per matched pair, the target's [`ContentSummary`] (see
     /// [`target::MailboxWriter::read_content`]) with the source message's, converted as the
-    /// writer converts it. Source bodies are read `CONTENT_BATCH` at a time.
+    /// writer converts it. Source bodies are read `CONTENT_BATCH` at a time from `s`, which
+    /// still has `source_folder` selected from the scan.
     #[allow(clippy::too_many_arguments)]
     async fn compare_content(
         &self,
@@ -428,9 +429,6 @@ impl Engine {
     ) -> Result<()> {
         let ctx = format!("folder {source_folder}");
         let tctx = format!("target folder {}", h.display_path);
-        s.examine(source_folder)
-            .await
-            .map_err(|e| Error::source(&ctx, e))?;
         for chunk in pairs.chunks(CONTENT_BATCH) {
             let uids: Vec<u32> = chunk.iter().map(|(i, _)| expected.items[*i].uid).collect();
             let opts = o365_migrate_imap::FetchOptions {

@@ -130,6 +130,13 @@ pub(crate) fn replace_attachment(
     true
 }
 
+pub(crate) fn message_count(world: &World, mailbox: &str) -> usize {
+    match world.any_user(mailbox).map(|u| &u.mailbox) {
+        Some(MailboxState::Ready(mb)) => mb.messages.len(),
+        _ => 0,
+    }
+}
+
 pub(crate) fn folders(world: &World, mailbox: &str) -> Vec<StoredFolder> {
     let Some(user) = world.any_user(mailbox) else {
         return Vec::new();

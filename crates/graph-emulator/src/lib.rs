@@ -168,6 +168,11 @@ impl Emulator {
         inspect::folders(&self.shared.lock(), mailbox)
     }
 
+    /// How many messages a mailbox holds (cheap enough to poll while a client writes).
+    pub fn message_count(&self, mailbox: &str) -> usize {
+        inspect::message_count(&self.shared.lock(), mailbox)
+    }
+
     /// Replaces the bytes of attachment `index` of the message whose `internetMessageId` is
     /// `message_id` (a test's deliberate corruption of the target); false when there is no
     /// such attachment.

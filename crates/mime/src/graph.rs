@@ -247,6 +247,26 @@ impl GraphMessage {
         &self.subject
     }
 
+    /// The sender (`from`), if the message names one.
+    pub fn from(&self) -> Option<&Recipient> {
+        self.from.as_ref()
+    }
+
+    /// The To recipients.
+    pub fn to_recipients(&self) -> &[Recipient] {
+        &self.to_recipients
+    }
+
+    /// The Cc recipients.
+    pub fn cc_recipients(&self) -> &[Recipient] {
+        &self.cc_recipients
+    }
+
+    /// The categories (from IMAP keywords).
+    pub fn categories(&self) -> &[String] {
+        &self.categories
+    }
+
     /// The body.
     pub fn body(&self) -> &ItemBody {
         &self.body

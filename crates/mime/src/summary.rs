@@ -199,8 +199,26 @@ impl ContentSummary {
 
     /// The content of a converted message (bodies and attachment bytes included).
     pub fn of_graph(g: &GraphMessage) -> ContentSummary {
-        let json = serde_json::to_value(g).unwrap_or_default();
-        let mut s = Self::of_graph_json(&json);
+        let addresses = |list: &[crate::graph::Recipient]| {
+            lower_sorted(list.iter().map(|r| r.email_address.address.as_str()))
+        };
+        let mut s = ContentSummary {
+            subject: Some(g.subject().trim().to_owned()),
+            from: g
+                .from()
+                .map(|r| r.email_address.address.trim().to_lowercase()),
+            to: addresses(g.to_recipients()),
+            cc: addresses(g.cc_recipients()),
+            sent: None,
+            // As Graph's JSON: no categories means the property is absent.
+            categories: (!g.categories().is_empty()).then(|| {
+                let mut v = g.categories().to_vec();
+                v.sort();
+                v
+            }),
+            attachments: None,
+            text_sha256: None,
+        };
         // The create request carries no sentDateTime: the sent date is PidTagClientSubmitTime.
         s.sent = g
             .extended_properties()

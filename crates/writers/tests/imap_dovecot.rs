@@ -34,6 +34,18 @@ fn per_user(dovecot: &Dovecot) -> ImapLogin {
     }
 }
 
+/// A plain write of `raw` with the engine's item key (content-aware).
+fn write_item(raw: String) -> WriteItem {
+    let id = o365_migrate_mime::fingerprint(raw.as_bytes());
+    WriteItem {
+        fingerprint: o365_migrate_mime::item_key(raw.as_bytes(), &id),
+        raw: Bytes::from(raw),
+        flags: Flags::default(),
+        internal_date: None,
+        internet_message_id: None,
+    }
+}
+
 fn item_flags(flags: &[String]) -> Flags {
     Flags::from_imap(flags.iter().map(String::as_str))
 }
@@ -314,17 +326,9 @@ async fn a_listed_message_id_match_is_confirmed_by_the_bytes() {
     let target = Dovecot::start(DovecotOptions::default()).unwrap();
     let user = target.users()[0].name().to_string();
     let item = |body: &str| {
-        let raw = format!(
+        write_item(format!(
             "Message-ID: <same@example.org>\r\nFrom: x@example.org\r\nSubject: s\r\n\r\n{body}\r\n"
-        );
-        let id = o365_migrate_mime::fingerprint(raw.as_bytes());
-        WriteItem {
-            fingerprint: o365_migrate_mime::item_key(raw.as_bytes(), &id),
-            raw: Bytes::from(raw),
-            flags: Flags::default(),
-            internal_date: None,
-            internet_message_id: None,
-        }
+        ))
     };
     let (a, b) = (item("first body"), item("other body"));
     assert_eq!(
@@ -372,17 +376,9 @@ async fn a_multiappend_group_with_an_unreadable_answer_is_not_resent() {
     let user = target.users()[0].name().to_string();
     let items: Vec<WriteItem> = (1..=3)
         .map(|n| {
-            let raw = format!(
+            write_item(format!(
                 "Message-ID: <group-{n}@example.org>\r\nFrom: x@example.org\r\nSubject: g{n}\r\n\r\nbody {n}\r\n"
-            );
-            let id = o365_migrate_mime::fingerprint(raw.as_bytes());
-            WriteItem {
-                fingerprint: o365_migrate_mime::item_key(raw.as_bytes(), &id),
-                raw: Bytes::from(raw),
-                flags: Flags::default(),
-                internal_date: None,
-                internet_message_id: None,
-            }
+            ))
         })
         .collect();
     let proxy = FaultProxy::start(
