@@ -456,6 +456,22 @@ pub trait StateStore: Send + Sync {
     fn runs(&self) -> BoxFuture<'_, Result<Vec<RunSummary>>>;
     /// The events of the given kinds (all kinds when empty), oldest first.
     fn events<'a>(&'a self, kinds: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<StoredEvent>>>;
+    /// Stores a named record (a JSON document the engine keeps between commands, such as the
+    /// pairing automatch decided or the last plan), replacing the previous one of that name.
+    /// `None` deletes it.
+    fn put_record<'a>(&'a self, name: &'a str, value: Option<&'a str>)
+    -> BoxFuture<'a, Result<()>>;
+    /// A named record stored by [`StateStore::put_record`], if any.
+    fn record<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<StoredRecord>>>;
+}
+
+/// A named record and when it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The stored document.
+    pub value: String,
+    /// When it was stored, Unix milliseconds.
+    pub updated_at: i64,
 }
 
 /// SQL dialects the schema is written for.
@@ -482,9 +498,10 @@ pub fn migrations(dialect: Dialect) -> Vec<(u32, String)> {
         .collect()
 }
 
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE runs (
     id {ID},
     kind VARCHAR(16) NOT NULL,
@@ -546,10 +563,21 @@ CREATE TABLE events (
 );
 CREATE INDEX events_run ON events (run_id);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE records (
+    name VARCHAR(64) NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+    ),
+];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[cfg(test)]
 mod tests;

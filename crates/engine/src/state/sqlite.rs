@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 use super::{
     Batch, BoxFuture, Dialect, DoneUids, FolderId, FolderRecord, FolderState, ItemRecord,
     ItemStatus, MailboxId, MailboxRecord, PlannedItem, RunId, RunKind, RunLock, RunOutcome,
-    RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, StoredEvent, migrations,
+    RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, StoredEvent, StoredRecord, migrations,
 };
 use crate::error::{Error, Result};
 
@@ -877,6 +877,42 @@ impl StateStore for SqliteStore {
                 });
             }
             Ok(out)
+        })
+    }
+    fn put_record<'a>(
+        &'a self,
+        name: &'a str,
+        value: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("store record").await?;
+            match value {
+                Some(v) => sqlx::query(
+                    "INSERT INTO records (name, value, updated_at) VALUES (?, ?, ?)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value,
+                        updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(v)
+                .bind(now_ms()),
+                None => sqlx::query("DELETE FROM records WHERE name = ?").bind(name),
+            }
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err("store record", &e))?;
+            tx.commit().await.map_err(|e| self.err("store record", &e))
+        })
+    }
+
+    fn record<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<StoredRecord>>> {
+        Box::pin(async move {
+            let row: Option<(String, i64)> =
+                sqlx::query_as("SELECT value, updated_at FROM records WHERE name = ?")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.err("read record", &e))?;
+            Ok(row.map(|(value, updated_at)| StoredRecord { value, updated_at }))
         })
     }
 }
