@@ -177,6 +177,9 @@ pub struct CredentialRecord {
     pub login: String,
     /// Password or password reference; `None` when the file has none (admin login mode).
     pub password: Option<PasswordSource>,
+    /// The password on the target server when it differs from the source's (IMAP targets with
+    /// per-user login), or a reference `env:NAME` / `file:PATH`.
+    pub target_password: Option<PasswordSource>,
     /// Target mailbox address / UPN, when the file gives it.
     pub target: Option<String>,
     /// Microsoft `UserRoot`.
@@ -198,6 +201,7 @@ impl CredentialRecord {
             line: 0,
             login: login.into(),
             password: None,
+            target_password: None,
             target: None,
             user_root: None,
             first_name: None,
@@ -220,6 +224,7 @@ impl CredentialRecord {
             login: self.login.clone(),
             target: self.target.clone(),
             password: self.password.as_ref().map(PasswordSource::masked),
+            target_password: self.target_password.as_ref().map(PasswordSource::masked),
             user_root: self.user_root.clone(),
             name,
         }

@@ -202,6 +202,9 @@ pub struct RecordSummary {
     pub target: Option<String>,
     /// `********`, `env:NAME`, `file:PATH`, or `None` when the row has no password.
     pub password: Option<String>,
+    /// The target password, masked like `password`, when the file gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_password: Option<String>,
     /// Microsoft `UserRoot`, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_root: Option<String>,
@@ -344,11 +347,15 @@ impl CheckReport {
             for r in self.records.iter().take(max_rows) {
                 let _ = writeln!(
                     out,
-                    "  line {:<6} {} -> {}  password {}{}{}",
+                    "  line {:<6} {} -> {}  password {}{}{}{}",
                     r.line,
                     r.login,
                     r.target.as_deref().unwrap_or("(target not given)"),
                     r.password.as_deref().unwrap_or("(none)"),
+                    r.target_password
+                        .as_deref()
+                        .map(|p| format!("  target password {p}"))
+                        .unwrap_or_default(),
                     r.user_root
                         .as_deref()
                         .map(|u| format!("  root {u}"))

@@ -19,6 +19,9 @@ pub enum Field {
     Password,
     /// The target mailbox address / UPN (Microsoft `EmailAddress`, or a `Target` column).
     Target,
+    /// The password on the target server when it is not the source's (IMAP targets with
+    /// per-user login), or a reference `env:NAME` / `file:PATH`.
+    TargetPassword,
     /// Microsoft `UserRoot`: the root folder of the user's mailbox on the IMAP server.
     UserRoot,
     /// CodeTwo `First Name`.
@@ -31,10 +34,11 @@ pub enum Field {
 
 impl Field {
     /// All fields.
-    pub const ALL: [Field; 7] = [
+    pub const ALL: [Field; 8] = [
         Field::Login,
         Field::Password,
         Field::Target,
+        Field::TargetPassword,
         Field::UserRoot,
         Field::FirstName,
         Field::LastName,
@@ -47,6 +51,7 @@ impl Field {
             Field::Login => "login",
             Field::Password => "password",
             Field::Target => "target",
+            Field::TargetPassword => "target-password",
             Field::UserRoot => "user-root",
             Field::FirstName => "first-name",
             Field::LastName => "last-name",
@@ -111,6 +116,13 @@ impl Field {
                 "m365",
                 "newemail",
                 "newaddress",
+            ],
+            Field::TargetPassword => &[
+                "targetpassword",
+                "targetpass",
+                "targetpwd",
+                "destinationpassword",
+                "newpassword",
             ],
             Field::UserRoot => &["userroot", "root", "imaproot", "mailboxroot"],
             Field::FirstName => &[

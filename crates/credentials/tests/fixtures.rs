@@ -1,6 +1,7 @@
 //! Fixture tests: every file in `fixtures/csv` is read and its report compared with the expected
 //! text (`NAME.expected`) and JSON (`NAME.expected.json`) beside it. Options for a fixture come
-//! from `NAME.options` (`key=value` lines: delimiter, header, mapping, admin, row_limit, encoding).
+//! from `NAME.options` (`key=value` lines: delimiter, header, mapping, admin, row_limit, encoding, targets,
+//! resolve_secrets).
 //!
 //! Regenerate with `UPDATE_EXPECT=1 cargo nextest run -p o365-migrate-credentials --test fixtures`
 //! and review the diff.
@@ -8,7 +9,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use o365_migrate_credentials::{HeaderMode, ReadOptions, TextEncoding, parse_delimiter, read_file};
+use o365_migrate_credentials::{
+    HeaderMode, ReadOptions, TargetIdentity, TextEncoding, parse_delimiter, read_file,
+};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/csv")
@@ -36,6 +39,13 @@ fn options_for(input: &Path) -> ReadOptions {
             "admin" if v == "true" => o.admin_mode(),
             "row_limit" => o.row_limit(v.parse().ok()),
             "encoding" => o.encoding(TextEncoding::from_name(v).expect("encoding")),
+            "targets" => o.target_identity(match v {
+                "address" => TargetIdentity::Address,
+                "username" => TargetIdentity::Username,
+                "folder-name" => TargetIdentity::FolderName,
+                other => panic!("unknown target identity {other}"),
+            }),
+            "resolve_secrets" => o.resolve_secrets(v == "true"),
             other => panic!("unknown option {other} in {}", input.display()),
         };
     }

@@ -88,15 +88,22 @@ pub(crate) fn build_target_parts(
                     let file = job.source.credentials.display().to_string();
                     let mut passwords = HashMap::new();
                     for r in credentials.records() {
-                        let l = creds::LoginMode::PerUser.login_for(r, &file).map_err(|e| {
-                            Error::Credentials {
-                                context: format!("target login for {}", r.login),
-                                source: Box::new(e),
-                                hint: None,
-                            }
+                        let context = || format!("target login for {}", r.login);
+                        // The target password column when the file has one for this row,
+                        // else the source password (same password on both servers).
+                        let secret = match &r.target_password {
+                            Some(p) => p.resolve(),
+                            None => creds::LoginMode::PerUser
+                                .login_for(r, &file)
+                                .map(|l| l.secret),
+                        }
+                        .map_err(|e| Error::Credentials {
+                            context: context(),
+                            source: Box::new(e),
+                            hint: None,
                         })?;
                         let addr = r.target.clone().unwrap_or_else(|| r.login.clone());
-                        passwords.insert(addr, target::SecretString::new(l.secret.expose()));
+                        passwords.insert(addr, target::SecretString::new(secret.expose()));
                     }
                     target::imap::ImapLogin::PerUser {
                         passwords,
@@ -254,7 +261,14 @@ pub fn load_credentials(job: &Job) -> Result<(creds::Credentials, creds::LoginMo
         source: Box::new(e),
         hint: Some("run `o365-migrate credentials check FILE` for details".into()),
     })?;
-    let mode = match job.source.login {
+    let mode = source_login_mode(job)?;
+    Ok((credentials, mode))
+}
+
+/// How source logins are made: each row's own password, or `[source.admin]` as a Dovecot-style
+/// master user (`user*admin`, separator `*`).
+pub(crate) fn source_login_mode(job: &Job) -> Result<creds::LoginMode> {
+    Ok(match job.source.login {
         LoginMode::PerUser => creds::LoginMode::PerUser,
         LoginMode::Admin => {
             let a = job.source.admin.as_ref().ok_or_else(|| Error::Pipeline {
@@ -271,12 +285,11 @@ pub fn load_credentials(job: &Job) -> Result<(creds::Credentials, creds::LoginMo
             .map_err(|e| Error::Credentials {
                 context: "source.admin".into(),
                 source: Box::new(e),
-                hint: None,
+                hint: Some("the admin name must not contain the separator `*`".into()),
             })?;
             creds::LoginMode::Admin(admin)
         }
-    };
-    Ok((credentials, mode))
+    })
 }
 
 /// The result of `credentials check`: the report as JSON and as text, and whether it has errors.

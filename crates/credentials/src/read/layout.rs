@@ -155,7 +155,7 @@ impl Reader<'_> {
                                 ProblemCode::UnknownColumn,
                                 loc,
                                 format!("column `{}` is not a credentials field and is ignored", text.trim()),
-                                "known columns: Login/UserName, Password, EmailAddress/Target, UserRoot, First Name, Last Name, Display Name; or give a column mapping",
+                                "known columns: Login/UserName, Password, EmailAddress/Target, Target Password, UserRoot, First Name, Last Name, Display Name; or give a column mapping",
                             );
                         }
                         continue;

@@ -153,75 +153,11 @@ impl Reader<'_> {
             }
         }
 
-        // Password.
-        let mut password = None;
-        if let Some((value, at)) = cell(Field::Password) {
-            if value.is_empty() {
-                if self.options.passwords_required {
-                    self.push_at(
-                        Severity::Error,
-                        ProblemCode::EmptyCell,
-                        at,
-                        "the password is empty".into(),
-                        "fill it in, or write env:NAME / file:PATH to keep it out of the file, or use the admin login mode",
-                    );
-                }
-            } else if value.contains(['\r', '\n', '\0']) {
-                self.push_at(
-                    Severity::Error,
-                    ProblemCode::ControlCharacter,
-                    at,
-                    "the password contains a line break".into(),
-                    "IMAP cannot send it; this is usually a quoting mistake: check the quotes on this row",
-                );
-            } else {
-                if value.trim().len() != value.len() {
-                    self.push_at(
-                        Severity::Warning,
-                        ProblemCode::Whitespace,
-                        at,
-                        "the password starts or ends with a space; it is kept as written".into(),
-                        "remove the space if it is not part of the password",
-                    );
-                }
-                let cell_at = CellAt {
-                    file: Arc::clone(&self.file_arc),
-                    line: at.line,
-                    column: at.column,
-                    cell: self.labels.get(at.col).cloned(),
-                };
-                match PasswordSource::from_cell(
-                    value,
-                    cell_at,
-                    self.base_dir,
-                    self.options.secret_references,
-                ) {
-                    Ok(src) => {
-                        if self.options.resolve_secrets
-                            && let Err(Error::Secret { message, hint, .. }) = src.resolve()
-                        {
-                            self.push_at(
-                                Severity::Error,
-                                ProblemCode::UnresolvedSecret,
-                                at,
-                                message,
-                                &hint,
-                            );
-                        }
-                        password = Some(src);
-                    }
-                    Err((message, hint)) => {
-                        self.push_at(
-                            Severity::Error,
-                            ProblemCode::BadPasswordReference,
-                            at,
-                            message,
-                            &hint,
-                        );
-                    }
-                }
-            }
-        }
+        // Passwords: the source's, and the target's when it differs (IMAP targets).
+        let password = cell(Field::Password)
+            .and_then(|(value, at)| self.password_cell(value, at, "the password", true));
+        let target_password = cell(Field::TargetPassword)
+            .and_then(|(value, at)| self.password_cell(value, at, "the target password", false));
 
         // Target.
         let mut target = None;
@@ -293,12 +229,93 @@ impl Reader<'_> {
             line: rec.line,
             login: login_trimmed.to_owned(),
             password,
+            target_password,
             target,
             user_root: text(Field::UserRoot),
             first_name: text(Field::FirstName),
             last_name: text(Field::LastName),
             display_name: text(Field::DisplayName),
         })
+    }
+
+    /// Checks a password cell (`what` names it in messages) and reads it as a password or a
+    /// reference. An empty cell is an error only for the source password, and only when
+    /// passwords are required.
+    fn password_cell(
+        &mut self,
+        value: &str,
+        at: Pos,
+        what: &str,
+        required: bool,
+    ) -> Option<PasswordSource> {
+        if value.is_empty() {
+            if required && self.options.passwords_required {
+                self.push_at(
+                    Severity::Error,
+                    ProblemCode::EmptyCell,
+                    at,
+                    format!("{what} is empty"),
+                    "fill it in, or write env:NAME / file:PATH to keep it out of the file, or use the admin login mode",
+                );
+            }
+            return None;
+        }
+        if value.contains(['\r', '\n', '\0']) {
+            self.push_at(
+                Severity::Error,
+                ProblemCode::ControlCharacter,
+                at,
+                format!("{what} contains a line break"),
+                "IMAP cannot send it; this is usually a quoting mistake: check the quotes on this row",
+            );
+            return None;
+        }
+        if value.trim().len() != value.len() {
+            self.push_at(
+                Severity::Warning,
+                ProblemCode::Whitespace,
+                at,
+                format!("{what} starts or ends with a space; it is kept as written"),
+                "remove the space if it is not part of the password",
+            );
+        }
+        let cell_at = CellAt {
+            file: Arc::clone(&self.file_arc),
+            line: at.line,
+            column: at.column,
+            cell: self.labels.get(at.col).cloned(),
+        };
+        match PasswordSource::from_cell(
+            value,
+            cell_at,
+            self.base_dir,
+            self.options.secret_references,
+        ) {
+            Ok(src) => {
+                if self.options.resolve_secrets
+                    && let Err(Error::Secret { message, hint, .. }) = src.resolve()
+                {
+                    self.push_at(
+                        Severity::Error,
+                        ProblemCode::UnresolvedSecret,
+                        at,
+                        message,
+                        &hint,
+                    );
+                }
+                Some(src)
+            }
+            Err((message, hint)) => {
+                self.push_at(
+                    Severity::Error,
+                    ProblemCode::BadPasswordReference,
+                    at,
+                    message,
+                    &hint,
+                );
+                None
+            }
+        }
     }
 
     fn push_at(
