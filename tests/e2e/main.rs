@@ -11,6 +11,7 @@ use std::time::Duration;
 use o365_migrate_graph_emulator::Emulator;
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest, User};
 
+mod pairing;
 mod proof;
 mod reliability;
 mod scheduling;
@@ -196,8 +197,13 @@ fn graph_folder(source: &str) -> String {
 /// Checks every manifest entry is in the target exactly once, in the right folder, with the
 /// right read / flag / draft state and received date.
 fn check_per_message(env: &Env, user: &str, skipped_folders: &[&str]) -> usize {
+    check_messages_in(env, user, &format!("{user}@{DOMAIN}"), skipped_folders)
+}
+
+/// [`check_per_message`] with the source `user`'s messages expected in the mailbox `target`.
+fn check_messages_in(env: &Env, user: &str, target: &str, skipped_folders: &[&str]) -> usize {
     let manifest = &env.manifests[user];
-    let messages = env.graph.messages(&format!("{user}@{DOMAIN}"));
+    let messages = env.graph.messages(target);
     let mut by_id: HashMap<&str, Vec<&o365_migrate_graph_emulator::StoredMessage>> = HashMap::new();
     for m in &messages {
         by_id
@@ -1316,15 +1322,21 @@ async fn a_reserved_folder_name_is_renamed_not_a_mailbox_failure() {
 async fn imap_to_imap_with_bare_usernames_and_per_user_logins() {
     let users = ["alice", "bob"];
     let env = Env::start(&users, 30, 6262).await;
+    // The target server has its own passwords: the file's Target Password column.
+    let target_password = |u: &str| format!("Tgt-{u}-4Wv!LeakCanary");
     let target = Dovecot::start(
         DovecotOptions::default()
-            .with_users(users.iter().map(|u| User::new(*u, password(u))))
+            .with_users(users.iter().map(|u| User::new(*u, target_password(u))))
             .with_extra_config("mail_fsync = never"),
     )
     .expect("start target Dovecot");
-    let mut csv = String::from("Login,Password,Target\r\n");
+    let mut csv = String::from("Login,Password,Target,Target Password\r\n");
     for u in &users {
-        csv.push_str(&format!("{u},{},{u}\r\n", password(u)));
+        csv.push_str(&format!(
+            "{u},{},{u},{}\r\n",
+            password(u),
+            target_password(u)
+        ));
     }
     let csv_path = env.dir.path().join("users.csv");
     std::fs::write(&csv_path, csv).unwrap();
@@ -1354,4 +1366,14 @@ async fn imap_to_imap_with_bare_usernames_and_per_user_logins() {
     let o = env.cli(&["verify", "--deep"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
     assert_dovecot_holds_the_corpus(&env, &target, &users).await;
+    env.assert_no_secrets();
+    let log = std::fs::read_to_string(env.dir.path().join("migrate.log")).unwrap();
+    let stderr = env.stderr_log.lock().unwrap().clone();
+    for u in &users {
+        let p = target_password(u);
+        assert!(
+            !log.contains(&p) && !stderr.contains(&p),
+            "target password leaked"
+        );
+    }
 }

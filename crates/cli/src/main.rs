@@ -86,6 +86,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Microsoft's own IMAP migration instead: write its CSV (EmailAddress, UserName, Password
+    /// [, UserRoot]) and a PowerShell script (New-MigrationEndpoint -IMAP, New-MigrationBatch)
+    /// for the job's pairing, with a README comparing what each path keeps.
+    ExportBatch {
+        /// Directory to write into (created if needed). The CSV files hold passwords.
+        #[arg(long)]
+        out: PathBuf,
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Folders, counts, sizes, the folder map, oversize items and a duration estimate.
     Plan {
         /// Machine-readable output on stdout.
@@ -384,11 +395,8 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
                     m.error.as_deref().unwrap_or_default()
                 );
             }
-            if report.totals.planned > 0 {
-                eprintln!(
-                    "incomplete: {} items are still pending",
-                    report.totals.planned
-                );
+            if report.pending() > 0 {
+                eprintln!("incomplete: {} items are still pending", report.pending());
             }
             eprintln!(
                 "hint: fix the cause and run `o365-migrate run` again: what is done is not copied again"
@@ -424,6 +432,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Target { .. } => "target test",
         Command::Match { .. } => "match",
         Command::Provision { .. } => "provision",
+        Command::ExportBatch { .. } => "export-batch",
         Command::Plan { .. } => "plan",
         Command::Run { .. } => "run",
         Command::Rescan { .. } => "rescan",
@@ -479,8 +488,16 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
         Command::Target {
             command: TestCommand::Test { json },
         } => {
-            let (check, per) = engine.target_test().await;
+            let o365_migrate_engine::TargetTest {
+                check,
+                mailboxes: per,
+            } = engine.target_test().await.map_err(|e| Exit(3, e.into()))?;
             let ok = check.is_ok() && per.iter().all(|(_, r)| r.is_ok());
+            // The pairing is decided once per engine: this reads what target_test used.
+            let skipped = match &check {
+                Ok(()) => Some(engine.pairing().await.map_err(|e| Exit(3, e.into()))?),
+                Err(_) => None,
+            };
             if json {
                 let v: Vec<_> = per
                     .iter()
@@ -491,18 +508,26 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                     .collect();
                 print_json(&serde_json::json!({
                     "check": check.as_ref().map(|_| "ok").map_err(|e| e.clone()).err(),
-                    "mailboxes": v
+                    "mailboxes": v,
+                    "pairing": skipped.as_ref().map(|p| &p.origin),
+                    "skipped": skipped.as_ref().map(|p| &p.unpaired),
                 }))?;
             } else {
                 match &check {
                     Ok(()) => eprintln!("ok    target: sign-in and permissions"),
                     Err(e) => eprintln!("FAIL  target: {e}"),
                 }
+                if let Some(p) = &skipped {
+                    eprintln!("{}", p.describe());
+                }
                 for (m, r) in &per {
                     match r {
                         Ok(()) => eprintln!("ok    {m}"),
                         Err(e) => eprintln!("FAIL  {m}: {e}"),
                     }
+                }
+                for u in skipped.iter().flat_map(|p| &p.unpaired) {
+                    eprintln!("skip  {}: {}", u.source, u.reason);
                 }
             }
             Ok(u8::from(!ok))
@@ -601,8 +626,63 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             }
             Ok(u8::from(!r.is_ok()))
         }
+        Command::ExportBatch { out, json } => {
+            if !json {
+                print_pairing(engine).await?;
+            }
+            let x = engine
+                .export_batch(&out)
+                .await
+                .map_err(|e| Exit(3, e.into()))?;
+            if json {
+                print_json(&serde_json::json!({
+                    "directory": out,
+                    "files": x.files.iter().map(|f| serde_json::json!({
+                        "name": f.name, "bytes": f.bytes.len(), "holds_passwords": f.secret,
+                    })).collect::<Vec<_>>(),
+                    "rows": x.rows,
+                    "left_out": x.left_out,
+                    "warnings": x.warnings,
+                }))?;
+            } else {
+                for f in &x.files {
+                    eprintln!(
+                        "wrote {}{}",
+                        out.join(&f.name).display(),
+                        if f.secret {
+                            " (holds passwords: owner-only; delete it once the batch exists)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                for u in &x.left_out {
+                    eprintln!("left out {}: {}", u.source, u.reason);
+                }
+                for w in &x.warnings {
+                    eprintln!("warning: {w}");
+                }
+                eprintln!(
+                    "{} mailboxes exported, {} left out; run new-migration-batch.ps1 in Exchange Online PowerShell (Connect-ExchangeOnline first)",
+                    x.rows,
+                    x.left_out.len()
+                );
+            }
+            // Exit 1 when a paired mailbox could not be exported (unpaired ones are listed
+            // but are the pairing's business, as in `run`).
+            let unpaired = engine
+                .pairing()
+                .await
+                .map_err(|e| Exit(3, e.into()))?
+                .unpaired
+                .len();
+            Ok(u8::from(x.left_out.len() > unpaired))
+        }
         Command::Plan { json } => {
-            let plan = engine.plan().await;
+            if !json {
+                print_pairing(engine).await?;
+            }
+            let plan = engine.plan().await.map_err(|e| Exit(3, e.into()))?;
             print_plan(&plan, json)?;
             Ok(if plan.mailboxes.iter().any(|m| m.error.is_some()) {
                 3
@@ -616,8 +696,9 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             window,
             ..
         } => {
+            print_pairing(engine).await?;
             if dry_run {
-                let plan = engine.plan().await;
+                let plan = engine.plan().await.map_err(|e| Exit(3, e.into()))?;
                 print_plan(&plan, false)?;
                 eprintln!("dry run: nothing was written");
                 return Ok(0);
@@ -627,12 +708,21 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                 None => run_kind(engine, RunKind::Run, &mailboxes, stop).await,
             }
         }
-        Command::Rescan { .. } => run_kind(engine, RunKind::Rescan, &[], stop).await,
+        Command::Rescan { .. } => {
+            print_pairing(engine).await?;
+            run_kind(engine, RunKind::Rescan, &[], stop).await
+        }
         Command::Verify { json, deep } => {
+            if !json {
+                print_pairing(engine).await?;
+            }
             let r = engine.verify(deep).await.map_err(usage)?;
             if json {
                 print_json(&r)?;
             } else {
+                for u in &r.skipped {
+                    eprintln!("skip  {}: {}", u.source, u.reason);
+                }
                 for m in &r.mailboxes {
                     if let Some(e) = &m.error {
                         eprintln!("FAIL  {} → {}: {e}", m.source, m.target);
@@ -691,9 +781,20 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
     }
 }
 
+/// The first line of `plan`, `run`, `rescan` and `verify`: which pairing is used and where it
+/// came from (deciding it when needed).
+async fn print_pairing(engine: &Engine) -> Result<(), Exit> {
+    let p = engine.pairing().await.map_err(|e| Exit(3, e.into()))?;
+    eprintln!("{}", p.describe());
+    Ok(())
+}
+
 fn print_plan(plan: &o365_migrate_engine::PlanReport, json: bool) -> Result<(), Exit> {
     if json {
         return print_json(plan);
+    }
+    for u in &plan.skipped {
+        eprintln!("skip  {}: {}", u.source, u.reason);
     }
     for m in &plan.mailboxes {
         eprintln!(

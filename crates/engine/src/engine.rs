@@ -44,6 +44,15 @@ impl StopFlag {
     }
 }
 
+/// What `target test` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetTest {
+    /// The target's own check (sign-in, permissions), or what failed and the fix.
+    pub check: std::result::Result<(), String>,
+    /// Each paired target mailbox, opened (empty when the check failed).
+    pub mailboxes: Vec<(String, std::result::Result<(), String>)>,
+}
+
 /// The engine for one job.
 pub struct Engine {
     pub(crate) job: Job,
@@ -59,6 +68,8 @@ pub struct Engine {
     pub(crate) source_client: imap::ClientConfig,
     /// The state's run lock once a writing command took it; held until the engine is dropped.
     pub(crate) run_lock: tokio::sync::Mutex<Option<crate::state::RunLock>>,
+    /// The job's pairing once a command asked for it (see [`Engine::pairing`]).
+    pub(crate) pairing: tokio::sync::Mutex<Option<crate::matching::Pairing>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -109,6 +120,7 @@ impl Engine {
             stop,
             source_client,
             run_lock: tokio::sync::Mutex::new(None),
+            pairing: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -141,21 +153,36 @@ impl Engine {
             credentials: &self.credentials,
             mapping: &self.mapping,
             graph: self.graph.as_ref(),
+            store: self.store.as_ref(),
         }
     }
 
-    /// The mailbox pairs a run migrates, and the sources it does not (with the reason); see
-    /// [`crate::matching`] for the decision chain.
-    pub fn pairing(&self) -> (Vec<MailboxPair>, Vec<crate::matching::Unpaired>) {
-        self.matching().pairing()
+    /// The job's pairing — the pairs every command migrates, the sources left out (with the
+    /// reason and the fix) and where it came from: `[matching] pairs_file` when configured,
+    /// else automatch against the target directory (kept in the state store, see
+    /// [`crate::matching`]), else the credentials file. Decided once per engine.
+    pub async fn pairing(&self) -> Result<crate::matching::Pairing> {
+        let mut held = self.pairing.lock().await;
+        if let Some(p) = &*held {
+            return Ok(p.clone());
+        }
+        let p = self.matching().pairing().await?;
+        *held = Some(p.clone());
+        Ok(p)
     }
 
     /// Matches every source in the credentials file to a target user, as `match` shows it.
     /// Manual decisions win: the mapping file's matched and excluded rows, then the credentials'
     /// target column, then `[matching] exclude`; the rules decide the rest. With `create`,
-    /// unmatched sources become `create` proposals (needs `[matching] allow_create`).
+    /// unmatched sources become `create` proposals (needs `[matching] allow_create`). Without
+    /// a mapping file the result becomes the job's pairing (kept in the state store).
     pub async fn automatch(&self, create: bool) -> Result<crate::matching::MatchOutcome> {
-        self.matching().automatch(create).await
+        let outcome = self.matching().automatch(create).await?;
+        if matches!(self.mapping, crate::matching::MappingFile::None) {
+            self.matching().keep(&outcome).await?;
+            *self.pairing.lock().await = None;
+        }
+        Ok(outcome)
     }
 
     /// `provision`: runs automatch with user creation, creates the proposed users (usage
@@ -171,13 +198,20 @@ impl Engine {
         if !dry_run {
             self.hold_run_lock().await?;
         }
-        self.matching().provision(dry_run, wait).await
+        let report = self.matching().provision(dry_run, wait).await?;
+        if !dry_run {
+            // New users and licences: the next command decides the pairing again.
+            self.store
+                .put_record(crate::matching::PAIRING_RECORD, None)
+                .await?;
+            *self.pairing.lock().await = None;
+        }
+        Ok(report)
     }
 
-    /// The mailbox pairs a run migrates (see [`crate::matching`] for the decision chain;
-    /// [`Engine::pairing`] also gives the sources left out, with the reason).
-    pub fn pairs(&self) -> Vec<MailboxPair> {
-        self.pairing().0
+    /// The mailbox pairs the job migrates ([`Engine::pairing`] without the rest).
+    pub async fn pairs(&self) -> Result<Vec<MailboxPair>> {
+        Ok(self.pairing().await?.pairs)
     }
 
     pub(crate) fn client_config(&self) -> imap::ClientConfig {
@@ -186,17 +220,27 @@ impl Engine {
         c
     }
 
-    /// `source test`: logs in to every mailbox (several at once), one result per mailbox.
+    /// `source test`: logs in to every mailbox of the credentials file except those
+    /// `[matching] exclude` leaves out (several at once), one result per mailbox. Needs no
+    /// target: a source that is not paired yet is tested too.
     pub async fn source_test(&self) -> Vec<(String, std::result::Result<usize, String>)> {
         let sem = Arc::new(Semaphore::new(
             self.job.source.connections_per_host.max(1) as usize
         ));
         let mut out = Vec::new();
-        let futs = self.pairs().into_iter().map(|p| {
+        let matching = self.matching();
+        let logins: Vec<String> = self
+            .credentials
+            .records()
+            .iter()
+            .filter(|r| matching.excluded_by(&r.login).is_none())
+            .map(|r| r.login.clone())
+            .collect();
+        let futs = logins.into_iter().map(|source| {
             let sem = sem.clone();
             async move {
                 let _permit = sem.acquire().await;
-                let r = match self.open_source(&p.source).await {
+                let r = match self.open_source(&source).await {
                     Ok(mut s) => {
                         let r = s
                             .list_mailboxes(false)
@@ -208,7 +252,7 @@ impl Engine {
                     }
                     Err(e) => Err(e.to_string()),
                 };
-                (p.source, r)
+                (source, r)
             }
         });
         for r in join_all(futs).await {
@@ -217,16 +261,18 @@ impl Engine {
         out
     }
 
-    /// `target test`: the target's own check, then each target mailbox opened.
-    pub async fn target_test(
-        &self,
-    ) -> (
-        std::result::Result<(), String>,
-        Vec<(String, std::result::Result<(), String>)>,
-    ) {
+    /// `target test`: the target's own check, then each paired target mailbox opened (see
+    /// [`Engine::pairing`]; an error when the pairing cannot be decided, e.g. the directory
+    /// cannot be listed).
+    pub async fn target_test(&self) -> Result<TargetTest> {
         let check = self.target.check().await.map_err(|e| e.to_string());
         let mut per = Vec::new();
-        for p in self.pairs() {
+        let pairs = match &check {
+            Ok(()) => self.pairs().await?,
+            // Sign-in or permissions failed: the directory cannot be read either.
+            Err(_) => Vec::new(),
+        };
+        for p in pairs {
             let r = self
                 .target
                 .open_mailbox(&p.target)
@@ -235,7 +281,10 @@ impl Engine {
                 .map_err(|e| e.to_string());
             per.push((p.target, r));
         }
-        (check, per)
+        Ok(TargetTest {
+            check,
+            mailboxes: per,
+        })
     }
 }
 

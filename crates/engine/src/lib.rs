@@ -105,6 +105,7 @@
 pub mod config;
 mod engine;
 mod error;
+pub mod export;
 pub mod folders;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -117,10 +118,10 @@ mod source;
 pub mod state;
 mod verify;
 
-pub use engine::{Engine, StopFlag};
+pub use engine::{Engine, StopFlag, TargetTest};
 pub use error::{Error, Location, Result};
-pub use matching::MailboxPair;
-pub use plan::{FolderPlan, MailboxPlan, PlanReport};
+pub use matching::{MailboxPair, Pairing, PairingOrigin, Unpaired};
+pub use plan::{FolderPlan, MailboxPlan, PLAN_RECORD, PlanReport};
 pub use run::RunTotals;
 pub use setup::{
     CredentialsCheck, build_target, check_credentials_file, load_credentials, target_identity,

@@ -9,6 +9,13 @@
 //! 3. `[matching] exclude` globs;
 //! 4. the automatch rules (`[matching] rules`, `domains`) against the target directory (Graph),
 //!    or, for targets without a directory (IMAP, EWS, EML), the domain map applied to the login.
+//!
+//! Without a mapping file, the automatch result *is* the job's pairing: every command that
+//! needs targets (`target test`, `plan`, `run`, `rescan`, `verify`) migrates its `matched` rows
+//! and reports every other source as skipped with its status and the fix. The result is kept in
+//! the state store (record [`PAIRING_RECORD`]) so every command of the migration uses the same
+//! pairs; `match` decides again and replaces it, `provision` drops it (new users exist), and a
+//! change to the credentials rows or the `[matching]` rules makes the next command decide again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -113,6 +120,129 @@ pub struct Unpaired {
     pub reason: String,
 }
 
+/// The name of the state-store record that keeps the automatch pairing between commands.
+pub const PAIRING_RECORD: &str = "pairing";
+
+/// Where a job's pairing comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum PairingOrigin {
+    /// `[matching] pairs_file` (it wins over automatch).
+    MappingFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Automatch against the target directory.
+    Automatch {
+        /// Users in the directory when it decided.
+        directory_users: usize,
+        /// When it decided, Unix milliseconds.
+        decided_at: i64,
+        /// Whether the decision was read back from the state store (`false`: made just now).
+        kept: bool,
+    },
+    /// The target has no directory: the credentials' target column, `[matching] domains`
+    /// applied to the login, else the login itself.
+    Credentials {
+        /// The target kind (`imap`, `ews`, `eml`).
+        target_kind: String,
+    },
+}
+
+/// The mailbox pairs every command of a job uses, the sources left out, and where the
+/// decision came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pairing {
+    /// The pairs to migrate, in credentials order.
+    pub pairs: Vec<MailboxPair>,
+    /// The sources not migrated, with the reason and the fix.
+    pub unpaired: Vec<Unpaired>,
+    /// Where the pairs came from.
+    pub origin: PairingOrigin,
+}
+
+impl Pairing {
+    /// One line for the admin: which pairing is used and where it came from.
+    pub fn describe(&self) -> String {
+        let counts = format!(
+            "{} mailbox{} paired, {} left out",
+            self.pairs.len(),
+            if self.pairs.len() == 1 { "" } else { "es" },
+            self.unpaired.len()
+        );
+        match &self.origin {
+            PairingOrigin::MappingFile { path } => {
+                format!("pairing: the mapping file {} ({counts})", path.display())
+            }
+            PairingOrigin::Automatch {
+                directory_users,
+                decided_at,
+                kept,
+            } => format!(
+                "pairing: automatch against the target directory ({directory_users} users), \
+                 decided {}{} ({counts}); `o365-migrate match` decides again, \
+                 [matching] pairs_file overrides it",
+                crate::report::utc_minutes(*decided_at),
+                if *kept {
+                    ", kept in the state store"
+                } else {
+                    " just now"
+                }
+            ),
+            PairingOrigin::Credentials { target_kind } => format!(
+                "pairing: the credentials file (the {target_kind} target has no directory: its \
+                 target column, else [matching] domains applied to the login, else the login) \
+                 ({counts})"
+            ),
+        }
+    }
+}
+
+/// What the state store keeps of an automatch decision: the rows and what they were decided
+/// from (a tag of the credentials rows and the `[matching]` rules).
+#[derive(Debug, serde::Deserialize, Serialize)]
+struct KeptPairing {
+    inputs: String,
+    directory_users: usize,
+    rows: Vec<KeptRow>,
+}
+
+#[derive(Debug, serde::Deserialize, Serialize)]
+struct KeptRow {
+    source: String,
+    target: String,
+    rule: String,
+    status: String,
+    note: String,
+}
+
+/// Why a source automatch did not pair is not migrated, and what to do.
+fn unpaired_reason(row: &MappingEntry) -> String {
+    let note = if row.note.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", row.note)
+    };
+    let decide = "decide it: `o365-migrate match --out pairs.csv`, set the row's target and \
+                  status `matched`, and name the file in [matching] pairs_file \
+                  (or put the target in the credentials file's target column)";
+    match row.status.as_str() {
+        "excluded" => format!("excluded{note}"),
+        "ambiguous" => format!("automatch: ambiguous, several target users fit{note}; {decide}"),
+        "unmatched" => format!("automatch: no target user matched{note}; {decide}"),
+        "conflict" => {
+            format!("automatch: conflict, its target is also another source's{note}; {decide}")
+        }
+        "create" => format!(
+            "automatch: no target user yet, {} would be created{note}; run `o365-migrate \
+             provision`, then `o365-migrate match`",
+            row.target
+        ),
+        other => format!("automatch: status `{other}`{note}; {decide}"),
+    }
+}
+
 /// The mapping file as loaded when the engine starts.
 #[derive(Debug, Clone)]
 pub(crate) enum MappingFile {
@@ -162,11 +292,12 @@ pub(crate) struct Matching<'a> {
     pub(crate) credentials: &'a o365_migrate_credentials::Credentials,
     pub(crate) mapping: &'a MappingFile,
     pub(crate) graph: Option<&'a std::sync::Arc<target::graph::GraphClient>>,
+    pub(crate) store: &'a dyn crate::state::StateStore,
 }
 
 impl Matching<'_> {
     /// The `[matching] exclude` pattern that excludes `login`, if any.
-    fn excluded_by(&self, login: &str) -> Option<&str> {
+    pub(crate) fn excluded_by(&self, login: &str) -> Option<&str> {
         self.job
             .matching
             .exclude
@@ -197,8 +328,169 @@ impl Matching<'_> {
         }
     }
 
-    /// The mailbox pairs a run migrates, and the sources it does not (with the reason).
-    pub(crate) fn pairing(&self) -> (Vec<MailboxPair>, Vec<Unpaired>) {
+    /// The job's pairing: the mapping file when configured; else, with a directory, automatch
+    /// (kept in the state store while its inputs stay the same); else the credentials.
+    pub(crate) async fn pairing(&self) -> Result<Pairing> {
+        match (&self.mapping, self.graph) {
+            (MappingFile::Rows(path, _) | MappingFile::Missing(path), _) => {
+                let (pairs, unpaired) = self.pairing_without_directory();
+                Ok(Pairing {
+                    pairs,
+                    unpaired,
+                    origin: PairingOrigin::MappingFile { path: path.clone() },
+                })
+            }
+            (MappingFile::None, None) => {
+                let (pairs, unpaired) = self.pairing_without_directory();
+                Ok(Pairing {
+                    pairs,
+                    unpaired,
+                    origin: PairingOrigin::Credentials {
+                        target_kind: self.job.target.kind.as_str().to_owned(),
+                    },
+                })
+            }
+            (MappingFile::None, Some(_)) => self.automatch_pairing().await,
+        }
+    }
+
+    /// A tag of what an automatch decision depends on besides the directory: the credentials
+    /// rows (logins, targets, names; never passwords) and the `[matching]` rules.
+    fn pairing_inputs(&self) -> String {
+        let m = &self.job.matching;
+        let rows: Vec<_> = self
+            .credentials
+            .records()
+            .iter()
+            .map(|r| {
+                (
+                    &r.login,
+                    &r.target,
+                    &r.first_name,
+                    &r.last_name,
+                    &r.display_name,
+                )
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "rows": rows,
+            "rules": m.rules,
+            "domains": m.domains,
+            "exclude": m.exclude,
+            "allow_create": m.allow_create,
+            "create_domain": m.create_domain,
+            "upn_pattern": m.upn_pattern,
+        });
+        o365_migrate_mime::content_tag(doc.to_string().as_bytes())
+    }
+
+    /// Keeps an automatch decision in the state store as the job's pairing.
+    pub(crate) async fn keep(&self, outcome: &MatchOutcome) -> Result<()> {
+        let Some(directory_users) = outcome.directory_users else {
+            return Ok(());
+        };
+        let kept = KeptPairing {
+            inputs: self.pairing_inputs(),
+            directory_users,
+            rows: outcome
+                .rows
+                .iter()
+                .map(|r| KeptRow {
+                    source: r.source.clone(),
+                    target: r.target.clone(),
+                    rule: r.rule.clone(),
+                    status: r.status.clone(),
+                    note: r.note.clone(),
+                })
+                .collect(),
+        };
+        let doc = serde_json::to_string(&kept).map_err(|e| Error::Pipeline {
+            context: "keeping the pairing".into(),
+            message: e.to_string(),
+            hint: None,
+        })?;
+        self.store.put_record(PAIRING_RECORD, Some(&doc)).await
+    }
+
+    /// Automatch as the job's pairing: the kept decision when its inputs are unchanged, else a
+    /// new decision against the directory (then kept).
+    async fn automatch_pairing(&self) -> Result<Pairing> {
+        let inputs = self.pairing_inputs();
+        let kept = match self.store.record(PAIRING_RECORD).await? {
+            Some(rec) => serde_json::from_str::<KeptPairing>(&rec.value)
+                .ok()
+                .filter(|k| k.inputs == inputs)
+                .map(|k| (k, rec.updated_at)),
+            None => None,
+        };
+        let (rows, directory_users, decided_at, was_kept) = match kept {
+            Some((k, at)) => {
+                let rows = k
+                    .rows
+                    .into_iter()
+                    .map(|r| MappingEntry {
+                        source: r.source,
+                        target: r.target,
+                        rule: r.rule,
+                        status: r.status,
+                        note: r.note,
+                    })
+                    .collect::<Vec<_>>();
+                (rows, k.directory_users, at, true)
+            }
+            None => {
+                let outcome = self.automatch(self.job.matching.allow_create).await?;
+                self.keep(&outcome).await?;
+                let at = self
+                    .store
+                    .record(PAIRING_RECORD)
+                    .await?
+                    .map_or(0, |r| r.updated_at);
+                (
+                    outcome.rows,
+                    outcome.directory_users.unwrap_or_default(),
+                    at,
+                    false,
+                )
+            }
+        };
+        let by_source: HashMap<String, &MappingEntry> = rows
+            .iter()
+            .map(|r| (r.source.trim().to_lowercase(), r))
+            .collect();
+        let mut pairs = Vec::new();
+        let mut unpaired = Vec::new();
+        for r in self.credentials.records() {
+            match by_source.get(&r.login.trim().to_lowercase()) {
+                Some(row) if row.status == "matched" && !row.target.is_empty() => {
+                    pairs.push(MailboxPair {
+                        source: r.login.clone(),
+                        target: row.target.trim().to_owned(),
+                    })
+                }
+                Some(row) => unpaired.push(Unpaired {
+                    source: r.login.clone(),
+                    reason: unpaired_reason(row),
+                }),
+                None => unpaired.push(Unpaired {
+                    source: r.login.clone(),
+                    reason: "automatch has no row for it; run `o365-migrate match`".into(),
+                }),
+            }
+        }
+        Ok(Pairing {
+            pairs,
+            unpaired,
+            origin: PairingOrigin::Automatch {
+                directory_users,
+                decided_at,
+                kept: was_kept,
+            },
+        })
+    }
+
+    /// The pairs from the mapping file, or derived from the credentials (no directory).
+    fn pairing_without_directory(&self) -> (Vec<MailboxPair>, Vec<Unpaired>) {
         let mut pairs = Vec::new();
         let mut unpaired = Vec::new();
         let rows: Option<(&PathBuf, HashMap<String, &am::MappingRow>)> = match &self.mapping {

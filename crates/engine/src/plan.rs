@@ -7,6 +7,7 @@ use crate::config::TargetKind;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::folders::target_specs;
+use crate::matching::Unpaired;
 
 /// Plan of one folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,6 +60,33 @@ pub struct PlanReport {
     pub estimate_seconds: Option<f64>,
     /// How the estimate was made.
     pub estimate_basis: String,
+    /// Sources the job does not migrate (not paired, excluded), with the reason and the fix.
+    pub skipped: Vec<Unpaired>,
+}
+
+/// The name of the state-store record that keeps the last plan's figures per mailbox (the
+/// report shows them, and counts a mailbox no run has listed yet as pending).
+pub const PLAN_RECORD: &str = "plan";
+
+/// What the state store keeps of a plan, per mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub(crate) struct KeptPlan {
+    /// Messages to copy.
+    pub(crate) messages: u64,
+    /// Bytes to copy.
+    pub(crate) bytes: u64,
+}
+
+/// The last plan's figures by source login, from the state store (empty when no plan ran or
+/// the record cannot be read: the figures are informative only).
+pub(crate) async fn kept_plan(
+    store: &dyn crate::state::StateStore,
+) -> Result<std::collections::HashMap<String, KeptPlan>> {
+    Ok(store
+        .record(PLAN_RECORD)
+        .await?
+        .and_then(|r| serde_json::from_str(&r.value).ok())
+        .unwrap_or_default())
 }
 
 /// Exchange Online limits per app and mailbox (Microsoft Graph throttling docs): 10,000
@@ -68,12 +96,36 @@ const GRAPH_REQUESTS_PER_SECOND: f64 = 10_000.0 / 600.0;
 const GRAPH_UPLOAD_BYTES_PER_SECOND: f64 = 150.0 * 1024.0 * 1024.0 / 300.0;
 
 impl Engine {
+    /// Records the plan's figures (mailboxes that could be read) and their pairs in the state
+    /// store, replacing those of an earlier plan for the same mailboxes.
+    async fn keep_plan(&self, mailboxes: &[MailboxPlan]) -> Result<()> {
+        let mut kept = kept_plan(self.store.as_ref()).await?;
+        for m in mailboxes.iter().filter(|m| m.error.is_none()) {
+            self.store.upsert_mailbox(&m.source, &m.target).await?;
+            kept.insert(
+                m.source.clone(),
+                KeptPlan {
+                    messages: m.messages,
+                    bytes: m.bytes,
+                },
+            );
+        }
+        let doc = serde_json::to_string(&kept).map_err(|e| crate::error::Error::Pipeline {
+            context: "keeping the plan".into(),
+            message: e.to_string(),
+            hint: None,
+        })?;
+        self.store.put_record(PLAN_RECORD, Some(&doc)).await
+    }
+
     /// `plan`: per mailbox folders, counts, sizes, the folder map, oversize items, items
-    /// without Message-ID and a duration estimate.
-    pub async fn plan(&self) -> PlanReport {
+    /// without Message-ID and a duration estimate, for the job's pairing (an error when it
+    /// cannot be decided, e.g. the directory cannot be listed).
+    pub async fn plan(&self) -> Result<PlanReport> {
         let max_target = self.target.capabilities().max_message_bytes;
         let mut mailboxes = Vec::new();
-        for p in self.pairs() {
+        let pairing = self.pairing().await?;
+        for p in pairing.pairs {
             let mut mp = MailboxPlan {
                 source: p.source.clone(),
                 target: p.target.clone(),
@@ -157,12 +209,14 @@ impl Engine {
         } else {
             (None, "no documented limits for this target".to_owned())
         };
-        PlanReport {
+        self.keep_plan(&mailboxes).await?;
+        Ok(PlanReport {
             mailboxes,
             messages,
             bytes,
             estimate_seconds,
             estimate_basis,
-        }
+            skipped: pairing.unpaired,
+        })
     }
 }

@@ -195,6 +195,22 @@ fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A moment for people to read: `2026-12-02 10:40 UTC` from Unix milliseconds.
+pub(crate) fn utc_minutes(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_ms.div_euclid(1000))
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_else(|_| format!("at {unix_ms} ms"))
+}
+
 /// Writes one JSON object per line per event: `{"ts":"…Z","event":"item_migrated",…}`.
 /// Write errors are kept; [`JsonLinesReporter::finish`] returns the first one.
 pub struct JsonLinesReporter {
@@ -321,6 +337,10 @@ pub struct MailboxReport {
     pub throttle_pauses: u64,
     /// What the target changed about folders (renames) and folders it refused, each once.
     pub folder_notes: Vec<String>,
+    /// Messages the last `plan` counted to copy, if a plan ran for this mailbox.
+    pub plan_messages: Option<u64>,
+    /// Bytes the last `plan` counted to copy.
+    pub plan_bytes: Option<u64>,
 }
 
 impl MailboxReport {
@@ -390,6 +410,7 @@ impl Report {
                 "source_holds",
             ])
             .await?;
+        let plans = crate::plan::kept_plan(store).await?;
         let mut mailboxes = Vec::new();
         for m in store.mailboxes().await? {
             let counts = store.counts(Some(m.id)).await?;
@@ -427,9 +448,13 @@ impl Report {
                 }
             }
             // Messages the source holds that have no record yet: the mailbox stopped before
-            // it listed them. They are pending too.
+            // it listed them, or no run has listed it since `plan` counted them. They are
+            // pending too.
+            let plan = plans.get(&m.source).copied();
             let unlisted = if error.is_some() {
                 source_holds.map(|n| n.saturating_sub(counts.total()))
+            } else if counts.total() == 0 {
+                Some(plan.map_or(0, |p| p.messages))
             } else {
                 Some(0)
             };
@@ -444,10 +469,16 @@ impl Report {
                 throttled_answers,
                 throttle_pauses,
                 folder_notes,
+                plan_messages: plan.map(|p| p.messages),
+                plan_bytes: plan.map(|p| p.bytes),
             });
         }
         let totals = store.counts(None).await?;
-        let state = if totals.planned > 0 || mailboxes.iter().any(|m| m.error.is_some()) {
+        let state = if totals.planned > 0
+            || mailboxes
+                .iter()
+                .any(|m| m.error.is_some() || m.unlisted.is_some_and(|u| u > 0))
+        {
             ReportState::Incomplete
         } else if totals.failed > 0 {
             ReportState::HasFailures
@@ -482,6 +513,15 @@ impl Report {
         })
     }
 
+    /// Items still to do over all mailboxes: planned ones plus those a plan or the source
+    /// counted that no run has listed yet (mailboxes whose count is unknown add nothing).
+    pub fn pending(&self) -> u64 {
+        self.mailboxes
+            .iter()
+            .filter_map(MailboxReport::pending)
+            .sum()
+    }
+
     /// The per-mailbox JSON document (totals, mailboxes, runs).
     pub fn mailboxes_json(&self) -> String {
         #[derive(Serialize)]
@@ -505,15 +545,18 @@ impl Report {
     /// The per-mailbox CSV.
     pub fn mailboxes_csv(&self) -> String {
         let mut s = String::from(
-            "source,target,folders,planned,unlisted,migrated,skipped,failed,migrated_bytes,throttled_answers,error\r\n",
+            "source,target,folders,plan_messages,plan_bytes,planned,unlisted,migrated,skipped,failed,migrated_bytes,throttled_answers,error\r\n",
         );
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         for m in &self.mailboxes {
             let c = &m.counts;
             s.push_str(&csv_row(&[
                 &m.source,
                 &m.target,
                 &m.folders.to_string(),
-                &c.planned.to_string(),
+                &opt(m.plan_messages),
+                &opt(m.plan_bytes),
+                &m.pending_text(),
                 &m.unlisted
                     .map(|u| u.to_string())
                     .unwrap_or_else(|| "unknown".into()),
@@ -558,8 +601,8 @@ impl Report {
                         failed.join(", ")
                     ));
                 }
-                if t.planned > 0 {
-                    why.push(format!("{} items pending", t.planned));
+                if self.pending() > 0 {
+                    why.push(format!("{} items pending", self.pending()));
                 }
                 format!(
                     "<span class=\"failed\">incomplete</span> ({})",
@@ -569,7 +612,7 @@ impl Report {
         };
         h.push_str(&format!(
             "<h2>Totals: {state}</h2>\n<table><tr><th>Mailboxes</th><th>Migrated</th><th>Skipped</th><th>Failed</th><th>Pending</th><th>Migrated size</th></tr>\n<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr></table>\n",
-            self.mailboxes.len(), t.migrated, t.skipped, t.failed, t.planned, human_bytes(t.migrated_bytes)
+            self.mailboxes.len(), t.migrated, t.skipped, t.failed, self.pending(), human_bytes(t.migrated_bytes)
         ));
         h.push_str("<h2>Mailboxes</h2>\n<table><tr><th>Source</th><th>Target</th><th>Folders</th><th>Migrated</th><th>Skipped</th><th>Failed</th><th>Pending</th><th>Size</th><th>Throttled</th><th>Error</th></tr>\n");
         for m in &self.mailboxes {

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::engine::{Engine, join_all};
 use crate::error::{Error, Result};
 use crate::folders::{TargetSpecs, target_specs};
-use crate::matching::MailboxPair;
+use crate::matching::{MailboxPair, Pairing};
 use crate::report::{Event, Reporter};
 use crate::source::{meta_of, metadata_fetch};
 use crate::state::{
@@ -104,6 +104,9 @@ impl Engine {
     /// state's run lock first (see [`Engine::hold_run_lock`]).
     pub async fn run(&self, kind: RunKind, only: &[String]) -> Result<(RunId, RunTotals)> {
         self.hold_run_lock().await?;
+        let Pairing {
+            pairs, unpaired, ..
+        } = self.pairing().await?;
         let run = self.store.begin_run(kind).await?;
         let writer = Arc::new(BatchWriter::spawn(
             self.store.clone(),
@@ -111,7 +114,6 @@ impl Engine {
             512,
             Duration::from_millis(500),
         ));
-        let (pairs, unpaired) = self.pairing();
         let pairs: Vec<MailboxPair> = pairs
             .into_iter()
             .filter(|p| {

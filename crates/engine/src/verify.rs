@@ -18,7 +18,7 @@ use target::FolderSpec;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::folders::target_specs;
-use crate::matching::MailboxPair;
+use crate::matching::{MailboxPair, Unpaired};
 use crate::state::ItemStatus;
 
 /// One message that differs between source and target.
@@ -90,6 +90,9 @@ pub struct VerifyReport {
     pub ok: bool,
     /// Per mailbox.
     pub mailboxes: Vec<MailboxVerify>,
+    /// Sources the job does not migrate (not paired, excluded), with the reason: not checked,
+    /// and not a difference.
+    pub skipped: Vec<Unpaired>,
 }
 
 impl Engine {
@@ -100,7 +103,8 @@ impl Engine {
         let max_target = self.target.capabilities().max_message_bytes;
         // Mailboxes `[limits] mailboxes_at_once` at a time, reported in plan order.
         let at_once = self.job.limits.mailboxes_at_once.max(1) as usize;
-        let out: Vec<MailboxVerify> = stream::iter(self.pairs())
+        let pairing = self.pairing().await?;
+        let out: Vec<MailboxVerify> = stream::iter(pairing.pairs)
             .map(|p| async move {
                 let mut mv = MailboxVerify {
                     source: p.source.clone(),
@@ -125,7 +129,11 @@ impl Engine {
                         && f.expected == f.target_count
                 })
         });
-        Ok(VerifyReport { ok, mailboxes: out })
+        Ok(VerifyReport {
+            ok,
+            mailboxes: out,
+            skipped: pairing.unpaired,
+        })
     }
 
     async fn verify_mailbox(

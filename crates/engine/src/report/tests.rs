@@ -99,11 +99,56 @@ async fn report_counts_per_mailbox() {
     assert_eq!(lines.len(), 3);
     assert_eq!(
         lines[1],
-        "alice@src.example,alice@contoso.com,1,1,0,1,1,1,1024,0,"
+        "alice@src.example,alice@contoso.com,1,,,1,0,1,1,1,1024,0,"
     );
     // An item still pending: not done.
     assert_eq!(r.state, ReportState::Incomplete);
     assert_eq!(json["state"], "incomplete");
+}
+
+#[tokio::test]
+async fn the_last_plan_counts_as_planned_until_a_run_lists_the_mailbox() {
+    let (_d, s) = populated().await;
+    // alice was run; carol was only planned.
+    s.upsert_mailbox("carol@src.example", "carol@contoso.com")
+        .await
+        .unwrap();
+    s.put_record(
+        crate::plan::PLAN_RECORD,
+        Some(r#"{"alice@src.example":{"messages":9,"bytes":9000},"carol@src.example":{"messages":7,"bytes":7000}}"#),
+    )
+    .await
+    .unwrap();
+    let r = Report::build(&s).await.unwrap();
+    let carol = r
+        .mailboxes
+        .iter()
+        .find(|m| m.source.starts_with("carol"))
+        .unwrap();
+    assert_eq!(
+        (carol.plan_messages, carol.plan_bytes),
+        (Some(7), Some(7000))
+    );
+    assert_eq!(carol.pending(), Some(7));
+    let alice = r
+        .mailboxes
+        .iter()
+        .find(|m| m.source.starts_with("alice"))
+        .unwrap();
+    // Listed by a run: its own records count, not the plan's figure.
+    assert_eq!(alice.plan_messages, Some(9));
+    assert_eq!(alice.pending(), Some(alice.counts.planned));
+    let csv = r.mailboxes_csv();
+    assert!(
+        csv.contains("carol@src.example,carol@contoso.com,0,7,7000,7,7,0,0,0,0,0,\r\n"),
+        "{csv}"
+    );
+    assert_eq!(r.pending(), 7 + alice.counts.planned);
+    assert!(
+        r.html().contains(&format!("{} items pending", r.pending())),
+        "{}",
+        r.html()
+    );
 }
 
 #[tokio::test]
