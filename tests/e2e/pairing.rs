@@ -73,6 +73,13 @@ async fn automatch_drives_every_command_without_a_mapping_file() {
     assert_eq!(row("bob").2, format!("bob.brown@{DOMAIN}"));
     assert_eq!(row("carol").1, "unmatched");
     assert_eq!(row("dave").1, "ambiguous");
+    let o = env.cli(&["match"]).await;
+    assert!(
+        o.stderr.contains("this is the job's pairing now")
+            && o.stderr.contains("migrate the 2 matched rows"),
+        "{}",
+        dump(&o)
+    );
 
     let o = env.cli(&["target", "test"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));

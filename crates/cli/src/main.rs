@@ -574,6 +574,13 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                     m.count("create"),
                     m.count("excluded")
                 );
+                if engine.job().matching.pairs_file.is_none() && m.directory_users.is_some() {
+                    eprintln!(
+                        "this is the job's pairing now (kept in the state store): target test, plan, \
+                         run and verify migrate the {} matched rows and report the others as skipped",
+                        m.count("matched")
+                    );
+                }
                 if !m.is_complete() {
                     eprintln!(
                         "hint: decide the other rows in the mapping file (set target, status matched or excluded), \

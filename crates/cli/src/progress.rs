@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use o365_migrate_engine::report::{Event, Reporter};
+use o365_migrate_engine::report::{Event, Reporter, human_bytes};
 
 /// Progress for people on stderr (bars on a terminal, plain lines otherwise) and every event
 /// in the log file.
@@ -172,7 +172,8 @@ fn plain_line(event: &Event) -> Option<String> {
             failed,
             bytes,
         } => format!(
-            "{mailbox}: finished: {migrated} migrated, {skipped} skipped, {failed} failed, {bytes} bytes"
+            "{mailbox}: finished: {migrated} migrated, {skipped} skipped, {failed} failed, {}",
+            human_bytes(*bytes)
         ),
         _ => return None,
     })
