@@ -30,12 +30,14 @@ const PARALLEL: usize = 8;
 const MB: usize = 1024 * 1024;
 
 /// Options: `--rounds N` (3), `--messages N` (5000), `--parallel-messages N` (per mailbox, 625),
-/// `--big-mb N` (25), `--big-per-mailbox N` (3), `--in-flight S` (the big run's
-/// `in_flight_bytes`, "40MB").
+/// `--parallel-in-flight S` (the parallel run's `in_flight_bytes`; default: none written, so
+/// the job file's default applies), `--big-mb N` (25), `--big-per-mailbox N` (3),
+/// `--in-flight S` (the big run's `in_flight_bytes`, "40MB").
 struct Options {
     rounds: usize,
     messages: usize,
     parallel_messages: usize,
+    parallel_in_flight: Option<String>,
     big_mb: usize,
     big_per_mailbox: usize,
     in_flight: String,
@@ -47,6 +49,7 @@ fn parse(args: &[String]) -> Result<Options> {
         rounds: 3,
         messages: 5000,
         parallel_messages: 625,
+        parallel_in_flight: None,
         big_mb: 25,
         big_per_mailbox: 3,
         in_flight: "40MB".to_owned(),
@@ -82,9 +85,10 @@ fn parse(args: &[String]) -> Result<Options> {
                 }
             }
             "--in-flight" => o.in_flight = value.clone(),
+            "--parallel-in-flight" => o.parallel_in_flight = Some(value.clone()),
             other => bail!(
                 "unknown option `{other}` (known: --rounds, --messages, --parallel-messages, \
-                 --big-mb, --big-per-mailbox, --in-flight, --contenders)"
+                 --parallel-in-flight, --big-mb, --big-per-mailbox, --in-flight, --contenders)"
             ),
         }
     }
@@ -273,7 +277,10 @@ fn counts(m: &Manifest) -> BTreeMap<String, usize> {
 }
 
 /// The job file for o365-migrate against these two servers.
-fn job(source: &Dovecot, target: &Dovecot, at_once: usize, in_flight: &str) -> String {
+fn job(source: &Dovecot, target: &Dovecot, at_once: usize, in_flight: Option<&str>) -> String {
+    let in_flight = in_flight
+        .map(|b| format!("in_flight_bytes = \"{b}\"\n"))
+        .unwrap_or_default();
     format!(
         r#"[source]
 host = "127.0.0.1"
@@ -301,8 +308,7 @@ exclude_folders = []
 
 [limits]
 mailboxes_at_once = {at_once}
-in_flight_bytes = "{in_flight}"
-
+{in_flight}
 [state]
 path = "state.db"
 
@@ -326,7 +332,7 @@ fn run_o365(
     target: &Dovecot,
     users: &[&str],
     at_once: usize,
-    in_flight: &str,
+    in_flight: Option<&str>,
     run_dir: &Path,
 ) -> Result<Usage> {
     std::fs::create_dir_all(run_dir)?;
@@ -495,9 +501,15 @@ fn run_in(o: &Options, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> 
             let run_name = format!("{name}-{round}");
             let run_dir = dir.join(&run_name);
             let u = match name {
-                "o365-migrate" => {
-                    run_o365(bin, &source, &target, &["alice"], 1, "256MB", &run_dir)?
-                }
+                "o365-migrate" => run_o365(
+                    bin,
+                    &source,
+                    &target,
+                    &["alice"],
+                    1,
+                    Some("256MB"),
+                    &run_dir,
+                )?,
                 "mbsync" => run_mbsync(&source, &target, &run_dir)?,
                 _ => run_floor(&source, &target, &run_dir)?,
             };
@@ -595,7 +607,7 @@ fn parallel_run(
         &target,
         &prefs,
         PARALLEL,
-        "256MB",
+        o.parallel_in_flight.as_deref(),
         &dir.join("parallel"),
     )?;
     let pexpected = counts(&pmanifest);
@@ -615,6 +627,7 @@ fn parallel_run(
     );
     Ok(json!({
         "mailboxes": PARALLEL,
+        "in_flight_bytes": o.parallel_in_flight.as_deref().unwrap_or("the job file's default"),
         "messages": pn,
         "bytes": pbytes,
         "wall_s": pu.wall_s,
@@ -658,7 +671,7 @@ fn big_run(
         &target,
         &hrefs,
         PARALLEL,
-        &o.in_flight,
+        Some(&o.in_flight),
         &dir.join("big"),
     )?;
     let hexpected = BTreeMap::from([("INBOX".to_owned(), o.big_per_mailbox)]);

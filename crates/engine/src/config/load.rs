@@ -328,20 +328,7 @@ impl Job {
                 &["limits"],
                 Some("in_flight_bytes"),
                 "in_flight_bytes below 1MB cannot hold a normal message".into(),
-                "use at least \"64MB\"; the default is \"256MB\"",
-            ));
-        }
-        if let Some(max) = self.filters.max_message_size
-            && max > l.in_flight_bytes
-        {
-            return Err(err(
-                &["limits"],
-                Some("in_flight_bytes"),
-                format!(
-                    "in_flight_bytes ({}) is smaller than filters.max_message_size ({max})",
-                    l.in_flight_bytes
-                ),
-                "raise in_flight_bytes so the largest allowed message fits",
+                "use at least \"16MB\"; the default is \"32MB\"",
             ));
         }
         Ok(())

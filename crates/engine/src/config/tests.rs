@@ -179,10 +179,22 @@ fn minimal_job_gets_defaults() {
     assert_eq!(job.source.connections_per_host, 6);
     assert_eq!(job.state.path, PathBuf::from("./o365-migrate.db"));
     assert_eq!(job.limits.mailboxes_at_once, 4);
-    assert_eq!(job.limits.in_flight_bytes, ByteSize(256 << 20));
+    assert_eq!(job.limits.in_flight_bytes, ByteSize(32 << 20));
     assert_eq!(job.log.level, "info");
     assert!(!job.source.accept_invalid_certs);
     assert_eq!(job.source.login, LoginMode::PerUser);
+}
+
+#[test]
+fn a_message_size_cap_above_the_in_flight_budget_is_allowed() {
+    // A message larger than the budget takes all of it and runs alone (ByteBudget), so the
+    // default budget needs no raising for Exchange Online's 150MB.
+    let job = parse(&format!(
+        "{MINIMAL}\n[filters]\nmax_message_size = \"150MB\"\n"
+    ))
+    .unwrap();
+    assert_eq!(job.filters.max_message_size, Some(ByteSize(150 << 20)));
+    assert_eq!(job.limits.in_flight_bytes, ByteSize(32 << 20));
 }
 
 #[test]
