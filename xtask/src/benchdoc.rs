@@ -252,7 +252,7 @@ pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
     let g = find(results, "graph");
     let _ = writeln!(
         d,
-        "| Graph emulator budget share ≥ 90 % | {} | {} |",
+        "| Graph emulator budget share ≥ 90 % (150 ms and 300 ms answers, scaled) | {} | {} |",
         g.map_or("–".into(), |g| get(g, "min_binding_share")),
         verdict(
             g.and_then(|g| num(g, "min_binding_share"))
@@ -274,6 +274,11 @@ pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
             "graph",
             "upload-bound run: share of the upload budget used",
             "upload.upload_budget_share",
+        ),
+        (
+            "graph",
+            "requests-bound run at 300 ms answers: share of the request budget used",
+            "requests_300ms.request_budget_share",
         ),
         (
             "mime",

@@ -5,7 +5,10 @@
 //! scaled down, and reports how much of each budget the writer actually used:
 //!
 //! * phase "upload": 200 KB messages, so the upload budget binds;
-//! * phase "requests": 1 KB messages, so the request budget binds.
+//! * phase "requests": 1 KB messages, so the request budget binds;
+//! * phase "requests_300ms": the same at 300 ms answers, where 4 slots bind before the budget.
+//!
+//! The emulator's answer time (150 ms, 300 ms) is scaled with the windows.
 //!
 //! The share is what the emulator admitted over an interval of whole windows (the run starts
 //! with the first request), divided by what the limits allow in that interval: at most one
@@ -27,6 +30,9 @@ use o365_migrate_target::{
 struct Phase {
     name: &'static str,
     scale: f64,
+    /// The service's answer time this phase models, in real milliseconds (Exchange Online:
+    /// 100–300 ms); the emulator answers after it, scaled like the windows.
+    latency_ms: u64,
     attachment_bytes: usize,
     mailboxes: usize,
     /// Run length in request windows.
@@ -71,8 +77,10 @@ async fn run(p: &Phase) -> Outcome {
         .map(|u| UserConfig::with_mailbox(u.clone()))
         .collect();
     config.time_scale = p.scale;
-    // Exchange Online's typical answer time for a create: the benchmark measures against it.
-    config.latency_ms = 150;
+    // Exchange Online's typical answer time for a create (150 ms), scaled like Microsoft's
+    // windows: with the windows compressed and the latency not, 4 slots × latency would bind
+    // 1/scale times harder than against the service.
+    config.latency_ms = scaled_latency(p);
     config.limits.max_message_bytes = 150 * 1024 * 1024;
     let emu = match Emulator::start(config).await {
         Ok(e) => e,
@@ -214,6 +222,11 @@ async fn run(p: &Phase) -> Outcome {
     }
 }
 
+/// A phase's latency in the emulator's scaled time, in whole milliseconds.
+fn scaled_latency(p: &Phase) -> u64 {
+    (p.latency_ms as f64 * p.scale).round() as u64
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -221,6 +234,7 @@ async fn main() {
         Phase {
             name: "upload",
             scale: 0.02,
+            latency_ms: 150,
             attachment_bytes: 200 * 1024,
             mailboxes: 2,
             request_windows: if quick { 0.5 } else { 1.0 },
@@ -228,10 +242,22 @@ async fn main() {
         // Two whole request windows: the second is paced by the sliding window, not a burst.
         Phase {
             name: "requests",
-            scale: 0.05,
+            // 0.04: the scaled latencies are whole milliseconds (6 and 12).
+            scale: 0.04,
+            latency_ms: 150,
             attachment_bytes: 0,
             mailboxes: 1,
             request_windows: if quick { 1.0 } else { 2.0 },
+        },
+        // Exchange Online's slow end: 4 slots × 300 ms = 13.3 requests/s, below the budget's
+        // 16.7/s, unless the writer batches or overlaps.
+        Phase {
+            name: "requests_300ms",
+            scale: 0.04,
+            latency_ms: 300,
+            attachment_bytes: 0,
+            mailboxes: 1,
+            request_windows: 1.0,
         },
     ];
     let mut json = serde_json::json!({"bench": "graph"});
@@ -254,7 +280,7 @@ async fn main() {
             o.throttled
         );
         json[p.name] = serde_json::json!({
-            "time_scale": p.scale, "mailboxes": p.mailboxes, "messages": o.messages, "failed": o.failed,
+            "time_scale": p.scale, "latency_ms_real": p.latency_ms, "latency_ms_scaled": scaled_latency(p), "mailboxes": p.mailboxes, "messages": o.messages, "failed": o.failed,
             "seconds": (o.seconds * 10.0).round() / 10.0,
             "request_budget_share": (o.requests_share * 1000.0).round() / 1000.0,
             "upload_budget_share": (o.upload_share * 1000.0).round() / 1000.0,
