@@ -225,10 +225,10 @@ pub(crate) fn build(
             continue;
         };
         let at = format!("credentials row {} (line {})", record.row, record.line);
-        if !is_address(&pair.target) {
+        if let Some(why) = creds::TargetIdentity::Address.problem(pair.target.trim()) {
             left_out.push(leave(format!(
-                "{at}: the target `{}` is not an email address; Microsoft's EmailAddress column \
-                 names the Microsoft 365 mailbox ({DOC_CSV})",
+                "{at}: the target `{}` is not an email address (it {why}); Microsoft's \
+                 EmailAddress column names the Microsoft 365 mailbox ({DOC_CSV})",
                 pair.target
             )));
             continue;
@@ -339,20 +339,6 @@ pub(crate) fn build(
         left_out,
         warnings,
     })
-}
-
-/// A plausible email address: `local@domain`, no spaces or commas.
-fn is_address(s: &str) -> bool {
-    let s = s.trim();
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !s.contains(|c: char| c.is_whitespace() || c == ',')
-        }
-        None => false,
-    }
 }
 
 // ---- CSV --------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ pub struct MailboxPair {
 }
 
 /// One row of the mapping (the CSV `match --out` writes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MappingEntry {
     /// Source login.
     pub source: String,
@@ -205,16 +205,7 @@ impl Pairing {
 struct KeptPairing {
     inputs: String,
     directory_users: usize,
-    rows: Vec<KeptRow>,
-}
-
-#[derive(Debug, serde::Deserialize, Serialize)]
-struct KeptRow {
-    source: String,
-    target: String,
-    rule: String,
-    status: String,
-    note: String,
+    rows: Vec<MappingEntry>,
 }
 
 /// Why a source automatch did not pair is not migrated, and what to do.
@@ -392,24 +383,9 @@ impl Matching<'_> {
         let kept = KeptPairing {
             inputs: self.pairing_inputs(),
             directory_users,
-            rows: outcome
-                .rows
-                .iter()
-                .map(|r| KeptRow {
-                    source: r.source.clone(),
-                    target: r.target.clone(),
-                    rule: r.rule.clone(),
-                    status: r.status.clone(),
-                    note: r.note.clone(),
-                })
-                .collect(),
+            rows: outcome.rows.clone(),
         };
-        let doc = serde_json::to_string(&kept).map_err(|e| Error::Pipeline {
-            context: "keeping the pairing".into(),
-            message: e.to_string(),
-            hint: None,
-        })?;
-        self.store.put_record(PAIRING_RECORD, Some(&doc)).await
+        crate::state::put_json(self.store, PAIRING_RECORD, &kept).await
     }
 
     /// Automatch as the job's pairing: the kept decision when its inputs are unchanged, else a
@@ -424,32 +400,14 @@ impl Matching<'_> {
             None => None,
         };
         let (rows, directory_users, decided_at, was_kept) = match kept {
-            Some((k, at)) => {
-                let rows = k
-                    .rows
-                    .into_iter()
-                    .map(|r| MappingEntry {
-                        source: r.source,
-                        target: r.target,
-                        rule: r.rule,
-                        status: r.status,
-                        note: r.note,
-                    })
-                    .collect::<Vec<_>>();
-                (rows, k.directory_users, at, true)
-            }
+            Some((k, at)) => (k.rows, k.directory_users, at, true),
             None => {
                 let outcome = self.automatch(self.job.matching.allow_create).await?;
                 self.keep(&outcome).await?;
-                let at = self
-                    .store
-                    .record(PAIRING_RECORD)
-                    .await?
-                    .map_or(0, |r| r.updated_at);
                 (
                     outcome.rows,
                     outcome.directory_users.unwrap_or_default(),
-                    at,
+                    crate::state::now_ms(),
                     false,
                 )
             }

@@ -110,12 +110,7 @@ impl Engine {
                 },
             );
         }
-        let doc = serde_json::to_string(&kept).map_err(|e| crate::error::Error::Pipeline {
-            context: "keeping the plan".into(),
-            message: e.to_string(),
-            hint: None,
-        })?;
-        self.store.put_record(PLAN_RECORD, Some(&doc)).await
+        crate::state::put_json(self.store.as_ref(), PLAN_RECORD, &kept).await
     }
 
     /// `plan`: per mailbox folders, counts, sizes, the folder map, oversize items, items

@@ -465,6 +465,28 @@ pub trait StateStore: Send + Sync {
     fn record<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<StoredRecord>>>;
 }
 
+/// Now, in Unix milliseconds (the store's timestamps).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Stores `value` as JSON in the named record (see [`StateStore::put_record`]).
+pub(crate) async fn put_json(
+    store: &dyn StateStore,
+    name: &str,
+    value: &impl Serialize,
+) -> Result<()> {
+    let doc = serde_json::to_string(value).map_err(|e| crate::error::Error::Pipeline {
+        context: format!("keeping the state record `{name}`"),
+        message: e.to_string(),
+        hint: None,
+    })?;
+    store.put_record(name, Some(&doc)).await
+}
+
 /// A named record and when it was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {

@@ -21,6 +21,7 @@ use super::{
     Batch, BoxFuture, Dialect, DoneUids, FolderId, FolderRecord, FolderState, ItemRecord,
     ItemStatus, MailboxId, MailboxRecord, PlannedItem, RunId, RunKind, RunLock, RunOutcome,
     RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, StoredEvent, StoredRecord, migrations,
+    now_ms,
 };
 use crate::error::{Error, Result};
 
@@ -39,13 +40,6 @@ impl std::fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn u64_to_i64(v: u64) -> i64 {
