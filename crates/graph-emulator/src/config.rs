@@ -27,6 +27,12 @@ pub struct EmulatorConfig {
     /// typical answer time for a message create). The request counts against the concurrency
     /// limit for all of it.
     pub latency_ms: u64,
+    /// Time every Graph HTTP request (a `$batch` once, not per sub-request; an upload chunk)
+    /// spends on the way — network and Graph's gateway — in milliseconds (not scaled; 0 by
+    /// default). It does not hold a mailbox concurrency slot: a single request's answer time is
+    /// `gateway_ms + latency_ms`, a batch of 20 for one mailbox takes `gateway_ms + 5 ×
+    /// latency_ms` (four sub-requests at a time).
+    pub gateway_ms: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -39,6 +45,7 @@ impl Default for EmulatorConfig {
             faults: Faults::default(),
             token_lifetime_secs: 3600,
             latency_ms: 50,
+            gateway_ms: 0,
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::auth::TokenInfo;
@@ -150,7 +151,10 @@ async fn route(shared: &Arc<Shared>, mut req: Req) -> Resp {
         ("POST", [tenant, "oauth2", "v2.0", "devicecode"]) => {
             crate::auth::devicecode_endpoint(shared, tenant, &req.body)
         }
-        ("PUT", ["_upload", sid]) => upload(shared, sid, &req).await,
+        ("PUT", ["_upload", sid]) => {
+            gateway_time(shared).await;
+            upload(shared, sid, &req).await
+        }
         (_, ["_emulator", rest @ ..]) => crate::inspect::http(shared, &req.method, rest, &req.body),
         (_, ["v1.0", ..]) => {
             let token = match shared.check_bearer(req.authorization.as_deref()) {
@@ -158,6 +162,7 @@ async fn route(shared: &Arc<Shared>, mut req: Req) -> Resp {
                 Err(e) => return e,
             };
             req.path = req.path.trim_start_matches("/v1.0").to_string();
+            gateway_time(shared).await;
             if req.method == "POST" && req.path == "/$batch" {
                 return batch(shared, &token, &req).await;
             }
@@ -423,6 +428,14 @@ fn after_write(world: &mut World, req: &Req, resp: Resp) -> Resp {
 /// Waits the configured latency ([`EmulatorConfig::latency_ms`]).
 async fn service_time(shared: &Shared) {
     let ms = shared.config.latency_ms;
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// Waits the configured time on the way ([`EmulatorConfig::gateway_ms`]).
+async fn gateway_time(shared: &Shared) {
+    let ms = shared.config.gateway_ms;
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -778,7 +791,11 @@ fn directory(shared: &Arc<Shared>, token: &TokenInfo, s: &[&str], req: &Req) -> 
     }
 }
 
-/// `POST /v1.0/$batch`: up to 20 sub-requests, each throttled on its own.
+/// Sub-requests of one `$batch` Graph runs at the same time ("Microsoft Graph dispatches up to
+/// four individual requests from a batch to the Outlook service simultaneously").
+const BATCH_PARALLELISM: usize = 4;
+
+/// `POST /v1.0/$batch`: up to 20 sub-requests, each throttled on its own, four at a time.
 async fn batch(shared: &Arc<Shared>, token: &TokenInfo, req: &Req) -> Resp {
     let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
         return Resp::graph_error(400, "BadRequest", "Invalid batch payload.");
@@ -794,7 +811,7 @@ async fn batch(shared: &Arc<Shared>, token: &TokenInfo, req: &Req) -> Resp {
             ),
         );
     }
-    let mut responses = Vec::new();
+    let mut subs = Vec::with_capacity(requests.len());
     for r in requests {
         let id = r["id"].clone();
         let url = r["url"].as_str().unwrap_or_default();
@@ -837,20 +854,30 @@ async fn batch(shared: &Arc<Shared>, token: &TokenInfo, req: &Req) -> Resp {
             // Sent with the batch: its sub-requests were all on their way when it arrived.
             arrived: req.arrived,
         };
-        let resp = Box::pin(graph(shared, token, sub)).await;
-        let mut headers = serde_json::Map::new();
-        for (k, v) in &resp.headers {
-            headers.insert(k.clone(), json!(v));
-        }
-        let body: Value = serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
-            if resp.body.is_empty() {
-                Value::Null
-            } else {
-                json!(String::from_utf8_lossy(&resp.body))
-            }
-        });
-        let status = if resp.reset { 503 } else { resp.status };
-        responses.push(json!({"id": id, "status": status, "headers": headers, "body": body}));
+        subs.push((id, sub));
     }
+    // Graph dispatches up to four sub-requests of a batch to the service at once (each then
+    // counts against its mailbox's concurrency like a request of its own); answers keep the
+    // batch's order.
+    let responses: Vec<Value> = futures_util::stream::iter(subs)
+        .map(|(id, sub)| async move {
+            let resp = Box::pin(graph(shared, token, sub)).await;
+            let mut headers = serde_json::Map::new();
+            for (k, v) in &resp.headers {
+                headers.insert(k.clone(), json!(v));
+            }
+            let body: Value = serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
+                if resp.body.is_empty() {
+                    Value::Null
+                } else {
+                    json!(String::from_utf8_lossy(&resp.body))
+                }
+            });
+            let status = if resp.reset { 503 } else { resp.status };
+            json!({"id": id, "status": status, "headers": headers, "body": body})
+        })
+        .buffered(BATCH_PARALLELISM)
+        .collect()
+        .await;
     Resp::json(200, &json!({"responses": responses}))
 }

@@ -551,3 +551,64 @@ async fn unlicensed_users_get_a_mailbox_after_licensing() {
         200
     );
 }
+
+/// Graph runs four sub-requests of a batch at a time: eight reads of one mailbox at 300 ms each
+/// are four in flight at once (not one after another, not all eight), none refused.
+#[tokio::test]
+async fn a_batch_runs_four_sub_requests_at_a_time() {
+    let emu = start(|c| c.latency_ms = 300).await;
+    let tok = bearer(&emu).await;
+    let reqs: Vec<Value> = (0..8).map(|i| json!({"id": i.to_string(), "method": "GET", "url": format!("/users/{UPN}/mailFolders/inbox")})).collect();
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        "/$batch",
+        Some(json!({"requests": reqs})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = v["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], 200, "{r}");
+            r["id"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(ids, ["0", "1", "2", "3", "4", "5", "6", "7"]);
+    let c = emu.counters(UPN);
+    assert_eq!((c.max_concurrent_seen, c.concurrency_violations), (4, 0));
+}
+
+/// The time on the way (network, gateway) holds no mailbox slot: six requests at once that
+/// spend 400 ms there and nothing in the mailbox are all admitted.
+#[tokio::test]
+async fn gateway_time_holds_no_mailbox_slot() {
+    let emu = start(|c| {
+        c.latency_ms = 0;
+        c.gateway_ms = 400;
+    })
+    .await;
+    let tok = bearer(&emu).await;
+    let url = format!("{}/v1.0/users/{UPN}/mailFolders/inbox", emu.url());
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let (u, t) = (url.clone(), tok.clone());
+        handles.push(tokio::spawn(async move {
+            http()
+                .get(u)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    assert_eq!(emu.counters(UPN).concurrency_violations, 0);
+}
