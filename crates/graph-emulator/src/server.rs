@@ -873,7 +873,9 @@ async fn batch(shared: &Arc<Shared>, token: &TokenInfo, req: &Req) -> Resp {
                     json!(String::from_utf8_lossy(&resp.body))
                 }
             });
-            let status = if resp.reset { 503 } else { resp.status };
+            // A connection that broke inside the service (before or after the write): Graph
+            // cannot tell whether it was carried out and answers the sub-request 502.
+            let status = if resp.reset { 502 } else { resp.status };
             json!({"id": id, "status": status, "headers": headers, "body": body})
         })
         .buffered(BATCH_PARALLELISM)

@@ -161,6 +161,88 @@ impl Error {
         }
     }
 
+    /// The same error again, for each of several items one failure stopped (a `$batch` that
+    /// failed as a whole); keeps the variant, so the scope and transience too. Local I/O errors,
+    /// whose source cannot be copied, become [`Error::Protocol`] with the same text.
+    pub(crate) fn for_each_item(&self) -> Error {
+        match self {
+            Error::Config(m) => Error::Config(m.clone()),
+            Error::Auth { message, hint } => Error::Auth {
+                message: message.clone(),
+                hint: hint.clone(),
+            },
+            Error::MissingPermissions { missing, fix } => Error::MissingPermissions {
+                missing: missing.clone(),
+                fix: fix.clone(),
+            },
+            Error::MailboxUnavailable {
+                mailbox,
+                reason,
+                hint,
+            } => Error::MailboxUnavailable {
+                mailbox: mailbox.clone(),
+                reason: reason.clone(),
+                hint: hint.clone(),
+            },
+            Error::Folder {
+                mailbox,
+                path,
+                reason,
+            } => Error::Folder {
+                mailbox: mailbox.clone(),
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::TooLarge { size, limit } => Error::TooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            Error::Conversion(m) => Error::Conversion(m.clone()),
+            Error::Rejected {
+                method,
+                path,
+                status,
+                code,
+                message,
+            } => Error::Rejected {
+                method: method.clone(),
+                path: path.clone(),
+                status: *status,
+                code: code.clone(),
+                message: message.clone(),
+            },
+            Error::Refused {
+                operation,
+                context,
+                code,
+                message,
+            } => Error::Refused {
+                operation: operation.clone(),
+                context: context.clone(),
+                code: code.clone(),
+                message: message.clone(),
+            },
+            Error::RetriesExhausted {
+                attempts,
+                elapsed,
+                last,
+            } => Error::RetriesExhausted {
+                attempts: *attempts,
+                elapsed: *elapsed,
+                last: last.clone(),
+            },
+            Error::Transport(m) => Error::Transport(m.clone()),
+            Error::Protocol { context, message } => Error::Protocol {
+                context: context.clone(),
+                message: message.clone(),
+            },
+            e @ Error::Io { .. } => Error::Protocol {
+                context: "local I/O".into(),
+                message: e.to_string(),
+            },
+        }
+    }
+
     /// Whether running the same item again later may succeed (throttling, network trouble).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::RetriesExhausted { .. } | Error::Transport(_))

@@ -154,6 +154,9 @@ pub enum MailboxProbe {
     NoSuchUser,
 }
 
+/// Requests in one `$batch` (Graph's limit).
+pub(crate) const MAX_BATCH: usize = 20;
+
 /// One request of a `$batch`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchRequest {
@@ -172,6 +175,8 @@ pub struct BatchResponse {
     pub status: u16,
     /// JSON body (or null).
     pub body: Value,
+    /// The sub-request's own `Retry-After` (429/503).
+    pub retry_after: Option<Duration>,
 }
 
 pub(crate) enum Body {
@@ -200,6 +205,9 @@ pub(crate) struct Call<'a> {
     pub(crate) content_range: Option<String>,
     /// Safe to send again after a broken connection (GET, PUT of a chunk is not: see writer).
     pub(crate) idempotent: bool,
+    /// Requests this call counts as against the mailbox's budgets: 1, or the sub-requests of a
+    /// `$batch` (which also holds up to four of the mailbox's slots: Graph runs four at a time).
+    pub(crate) weight: u64,
 }
 
 impl<'a> Call<'a> {
@@ -212,6 +220,7 @@ impl<'a> Call<'a> {
             auth: true,
             content_range: None,
             idempotent: true,
+            weight: 1,
         }
     }
 
@@ -228,6 +237,7 @@ impl<'a> Call<'a> {
             auth: true,
             content_range: None,
             idempotent: false,
+            weight: 1,
         }
     }
 }
@@ -383,7 +393,17 @@ impl GraphClient {
         self.stats.requests.load(Ordering::Relaxed)
     }
 
-    /// Answers 429/503 received so far.
+    /// The retry rules.
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Counts a 429/503 answer to a sub-request of a `$batch`.
+    pub(crate) fn note_throttled(&self) {
+        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Answers 429/503 received so far (`$batch` sub-requests included).
     pub fn throttled_answers(&self) -> u64 {
         self.stats.throttled.load(Ordering::Relaxed)
     }
@@ -429,7 +449,7 @@ impl GraphClient {
                 None
             };
             let slot = match call.mailbox {
-                Some(l) => Some(l.acquire(upload).await),
+                Some(l) => Some(l.acquire_n(call.weight, upload).await),
                 None => None,
             };
             let mut rb = self.http.request(call.method.clone(), &url);
@@ -694,20 +714,22 @@ impl GraphClient {
         Ok(out)
     }
 
-    /// Sends up to 20 requests as one `$batch`. Sub-requests answered 429/503 are retried one
-    /// by one with the normal retry rules; the answers come back in request order.
-    pub async fn batch(
+    /// Sends up to 20 requests for one mailbox (or none) as one `$batch` and returns each
+    /// sub-request's answer in request order; `None` where the service left one out. The batch
+    /// books every sub-request against the mailbox's budgets and holds up to four of its slots.
+    /// Throttled sub-requests are not retried here. A batch of writes is never sent twice: an
+    /// answer lost on the way is an [`Error::Transport`] (every outcome unknown).
+    pub(crate) async fn send_batch(
         &self,
-        mailbox: Option<&str>,
+        limiter: Option<&MailboxLimiter>,
         requests: &[BatchRequest],
-    ) -> Result<Vec<BatchResponse>, Error> {
-        if requests.is_empty() || requests.len() > 20 {
+    ) -> Result<Vec<Option<BatchResponse>>, Error> {
+        if requests.is_empty() || requests.len() > MAX_BATCH {
             return Err(Error::Config(format!(
-                "a $batch holds 1 to 20 requests, not {}",
+                "a $batch holds 1 to {MAX_BATCH} requests, not {}",
                 requests.len()
             )));
         }
-        let limiter = mailbox.map(|m| self.limiter(m));
         let body = json!({"requests": requests.iter().enumerate().map(|(i, r)| {
             let mut v = json!({"id": (i + 1).to_string(), "method": r.method, "url": r.url});
             if let Some(b) = &r.body {
@@ -716,21 +738,11 @@ impl GraphClient {
             }
             v
         }).collect::<Vec<_>>()});
-        let mut call = Call::post_json("/$batch", None, Bytes::from(body.to_string()));
+        let mut call = Call::post_json("/$batch", limiter, Bytes::from(body.to_string()));
         call.idempotent = requests
             .iter()
             .all(|r| r.method.eq_ignore_ascii_case("GET"));
-        // Each sub-request counts against the mailbox's budgets: book them all, in one slot
-        // (the service runs a batch's sub-requests for one mailbox one after another here).
-        let uploads: u64 = requests
-            .iter()
-            .filter_map(|r| r.body.as_ref())
-            .map(|b| b.to_string().len() as u64)
-            .sum();
-        let slot = match &limiter {
-            Some(l) => Some(l.acquire_n(requests.len() as u64, uploads).await),
-            None => None,
-        };
+        call.weight = requests.len() as u64;
         let reply = self.call(call).await?.ok("POST", "/$batch")?;
         let v = reply.json("$batch")?;
         let mut out: Vec<Option<BatchResponse>> = vec![None; requests.len()];
@@ -740,13 +752,34 @@ impl GraphClient {
                 .and_then(|i| i.parse::<usize>().ok())
                 .and_then(|i| i.checked_sub(1));
             if let Some(slot) = idx.and_then(|i| out.get_mut(i)) {
+                let retry_after = r["headers"]
+                    .as_object()
+                    .and_then(|h| {
+                        h.iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                            .and_then(|(_, v)| v.as_str())
+                    })
+                    .and_then(parse_retry_after);
                 *slot = Some(BatchResponse {
                     status: r["status"].as_u64().unwrap_or(0) as u16,
                     body: r["body"].clone(),
+                    retry_after,
                 });
             }
         }
-        drop(slot);
+        Ok(out)
+    }
+
+    /// Sends up to 20 requests as one `$batch`. Sub-requests answered 429/503/424 (or left out)
+    /// are sent again one by one with the normal retry rules; the answers come back in request
+    /// order.
+    pub async fn batch(
+        &self,
+        mailbox: Option<&str>,
+        requests: &[BatchRequest],
+    ) -> Result<Vec<BatchResponse>, Error> {
+        let limiter = mailbox.map(|m| self.limiter(m));
+        let out = self.send_batch(limiter.as_deref(), requests).await?;
         let mut done = Vec::with_capacity(requests.len());
         for (i, (req, resp)) in requests.iter().zip(out).enumerate() {
             let resp = match resp {
@@ -774,11 +807,13 @@ impl GraphClient {
                         body,
                         auth: true,
                         content_range: None,
+                        weight: 1,
                     };
                     let reply = self.call(single).await?;
                     BatchResponse {
                         status: reply.status,
                         body: serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+                        retry_after: None,
                     }
                 }
             };

@@ -1,5 +1,6 @@
 //! Microsoft Graph: a thin typed client and the Exchange Online writer.
 
+mod batch;
 mod client;
 mod throttle;
 mod writer;

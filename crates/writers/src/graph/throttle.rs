@@ -126,16 +126,14 @@ impl MailboxLimiter {
             .filter(|d| !d.is_zero())
     }
 
-    /// Waits for a request slot and room in both budgets, then books the request.
-    pub(crate) async fn acquire(&self, upload: u64) -> Slot<'_> {
-        self.acquire_n(1, upload).await
-    }
-
-    /// Like [`Self::acquire`] for `n` requests sent as one (a `$batch`): one slot, `n` bookings.
+    /// Waits for request slots and room in both budgets, then books the request: `n` requests
+    /// sent as one (1, or the sub-requests of a `$batch`), `min(n, 4)` slots, taken at once (Graph runs four sub-requests of a batch at a time, each
+    /// counting against the mailbox's concurrency).
     pub(crate) async fn acquire_n(&self, n: u64, upload: u64) -> Slot<'_> {
+        let slots = n.clamp(1, self.budgets.max_concurrent.max(1) as u64) as u32;
         // The semaphore is never closed, so this cannot fail; fall back to a fresh wait if it did.
         let permit = loop {
-            match self.slots.acquire().await {
+            match self.slots.acquire_many(slots).await {
                 Ok(p) => break p,
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
