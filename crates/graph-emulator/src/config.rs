@@ -216,6 +216,11 @@ pub struct Limits {
     pub max_batch: usize,
     /// Answer concurrency overload with 503 MailboxConcurrency (`true`) or 429 (`false`).
     pub concurrency_as_503: bool,
+    /// Mailbox requests per app across all its mailboxes per app window (Outlook service:
+    /// 130,000 per 10 seconds per app across all tenants).
+    pub app_requests_per_window: u64,
+    /// The app window in real seconds (10), scaled by `time_scale`.
+    pub app_window_secs: f64,
 }
 
 impl Default for Limits {
@@ -233,6 +238,8 @@ impl Default for Limits {
             max_message_bytes: 35 * 1024 * 1024,
             max_batch: 20,
             concurrency_as_503: true,
+            app_requests_per_window: 130_000,
+            app_window_secs: 10.0,
         }
     }
 }

@@ -197,6 +197,13 @@ impl Emulator {
         self.shared.lock().after_write_faults
     }
 
+    /// The most mailbox requests `app` (its client id) had in one app-wide window, and how many
+    /// it was refused for being over the app-wide limit.
+    pub fn app_window_peak(&self, app: &str) -> (u64, u64) {
+        let world = self.shared.lock();
+        world.apps.get(app).map_or((0, 0), |a| (a.peak, a.refusals))
+    }
+
     /// Counters of every (app, mailbox) pair seen.
     pub fn all_counters(&self) -> Vec<(String, String, MailboxCounters)> {
         inspect::all_counters(&self.shared.lock())
@@ -222,6 +229,16 @@ impl Emulator {
                 )
             })
             .collect();
+        let mut bad = bad;
+        let limit = self.shared.config.limits.app_requests_per_window;
+        for (app, a) in &self.shared.lock().apps {
+            if a.refusals > 0 {
+                bad.push(format!(
+                    "app {app}: {} requests refused over the app-wide limit of {limit} per window",
+                    a.refusals
+                ));
+            }
+        }
         if bad.is_empty() {
             Ok(())
         } else {

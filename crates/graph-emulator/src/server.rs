@@ -263,6 +263,33 @@ fn admit(
         )
         .with_header("retry-after", retry_after(left)));
     }
+    // The app-wide limit, over all of the app's mailboxes.
+    let app_window = cfg.scaled(cfg.limits.app_window_secs);
+    let app = world.apps.entry(key.0.clone()).or_default();
+    while app
+        .arrivals
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= app_window)
+    {
+        app.arrivals.pop_front();
+    }
+    if app.arrivals.len() as u64 >= cfg.limits.app_requests_per_window {
+        app.refusals += 1;
+        let wait = app
+            .arrivals
+            .front()
+            .map(|t| app_window.saturating_sub(now.duration_since(*t)))
+            .unwrap_or(app_window);
+        return Err(Resp::graph_error(
+            429,
+            "ApplicationThrottled",
+            "Application is over its app-wide request limit.",
+        )
+        .with_header("retry-after", retry_after(wait)));
+    }
+    app.arrivals.push_back(now);
+    app.peak = app.peak.max(app.arrivals.len() as u64);
+    let t = world.throttle.entry(key.clone()).or_default();
     match t.enter(
         &cfg.limits,
         cfg.scaled(cfg.limits.request_window_secs),

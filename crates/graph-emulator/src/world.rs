@@ -16,12 +16,24 @@ pub(crate) struct World {
     pub(crate) device_codes: HashMap<String, DeviceCode>,
     pub(crate) sessions: HashMap<String, UploadSession>,
     pub(crate) throttle: HashMap<(String, String), MailboxThrottle>,
+    /// Per app: its mailbox requests in the current app window, across every mailbox.
+    pub(crate) apps: HashMap<String, AppWindow>,
     pub(crate) dice: Dice,
     pub(crate) fault_dice: Dice,
     pub(crate) faults: crate::Faults,
     /// Writes carried out whose answer was then lost (504 or a dropped connection).
     pub(crate) after_write_faults: u64,
     next: u64,
+}
+
+/// One app's requests in its sliding app-wide window.
+#[derive(Default)]
+pub(crate) struct AppWindow {
+    pub(crate) arrivals: std::collections::VecDeque<Instant>,
+    /// The most requests the window held at once.
+    pub(crate) peak: u64,
+    /// Requests refused because the window was full.
+    pub(crate) refusals: u64,
 }
 
 pub(crate) struct Tenant {
@@ -110,6 +122,7 @@ impl World {
             device_codes: HashMap::new(),
             sessions: HashMap::new(),
             throttle: HashMap::new(),
+            apps: HashMap::new(),
             dice: Dice::new(0x5eed),
             fault_dice: Dice::new(config.faults.seed),
             faults: config.faults.clone(),

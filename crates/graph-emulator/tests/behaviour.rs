@@ -612,3 +612,36 @@ async fn gateway_time_holds_no_mailbox_slot() {
     }
     assert_eq!(emu.counters(UPN).concurrency_violations, 0);
 }
+
+/// The app-wide limit counts an app's requests over all its mailboxes: with room for three per
+/// window, the fourth (to another mailbox) is refused 429 and reported.
+#[tokio::test]
+async fn the_app_wide_limit_spans_mailboxes() {
+    let emu = start(|c| {
+        c.limits.app_requests_per_window = 3;
+        c.tenants[0]
+            .users
+            .push(UserConfig::with_mailbox("bob@contoso.example"));
+    })
+    .await;
+    let tok = bearer(&emu).await;
+    let mut statuses = Vec::new();
+    for user in [UPN, "bob@contoso.example", UPN, "bob@contoso.example"] {
+        let (s, _, h) = call(
+            &emu,
+            &tok,
+            "GET",
+            &format!("/users/{user}/mailFolders/inbox"),
+            None,
+        )
+        .await;
+        statuses.push((s, h.contains_key("retry-after")));
+    }
+    assert_eq!(
+        statuses,
+        [(200, false), (200, false), (200, false), (429, true)]
+    );
+    let app = emu.config().tenants[0].apps[0].client_id.clone();
+    assert_eq!(emu.app_window_peak(&app), (3, 1));
+    assert!(emu.assert_limits_respected().is_err());
+}
