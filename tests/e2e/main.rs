@@ -368,8 +368,16 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
     assert_eq!(o.code, 0, "{}", dump(&o));
     let o = env.cli(&["source", "test"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
-    let o = env.cli(&["target", "test"]).await;
+    let o = env.cli(&["target", "test", "--json"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
+    // The emulator spends 150 ms of each request in the mailbox and none on the way.
+    let tested: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let times = &tested["answer_times"];
+    let in_mailbox = times["mailbox_ms"].as_u64().unwrap_or(0);
+    assert!(
+        (140..=230).contains(&in_mailbox) && times["gateway_ms"].as_u64() < Some(60),
+        "answer times measured: {times}"
+    );
     let o = env.cli(&["match", "--json"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
     assert!(o.stdout.contains(&format!("alice@{DOMAIN}")));
@@ -380,6 +388,26 @@ async fn graph_migration_is_exact_resumable_and_secret_free() {
         plan["messages"].as_u64(),
         Some(total as u64),
         "plan counts every message"
+    );
+    // The estimate counts the answer times `target test` kept, per mailbox and for the job.
+    assert!(
+        plan["estimate_basis"]
+            .as_str()
+            .is_some_and(|b| b.contains(&format!("+ {in_mailbox} ms in the mailbox"))),
+        "{}",
+        plan["estimate_basis"]
+    );
+    let per: Vec<f64> = plan["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["estimate_seconds"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert!(per.iter().all(|s| *s > 0.0), "{per:?}");
+    let job = plan["estimate_seconds"].as_f64().unwrap_or(0.0);
+    assert!(
+        job >= per.iter().copied().fold(0.0, f64::max) && job <= per.iter().sum::<f64>() + 1e-6,
+        "the job takes at least its longest mailbox and at most all in a row: {job} {per:?}"
     );
     // For people: sizes in KB/MB/GB, an empty parent folder as structure.
     let o = env.cli(&["plan"]).await;

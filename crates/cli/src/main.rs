@@ -491,6 +491,7 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             let o365_migrate_engine::TargetTest {
                 check,
                 mailboxes: per,
+                answer_times,
             } = engine.target_test().await.map_err(|e| Exit(3, e.into()))?;
             let ok = check.is_ok() && per.iter().all(|(_, r)| r.is_ok());
             // The pairing is decided once per engine: this reads what target_test used.
@@ -511,6 +512,10 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                     "mailboxes": v,
                     "pairing": skipped.as_ref().map(|p| &p.origin),
                     "skipped": skipped.as_ref().map(|p| &p.unpaired),
+                    "answer_times": answer_times.as_ref().map(|r| match r {
+                        Ok(t) => serde_json::json!(t),
+                        Err(e) => serde_json::json!({"error": e}),
+                    }),
                 }))?;
             } else {
                 match &check {
@@ -528,6 +533,16 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                 }
                 for u in skipped.iter().flat_map(|p| &p.unpaired) {
                     eprintln!("skip  {}: {}", u.source, u.reason);
+                }
+                match &answer_times {
+                    Some(Ok(t)) => eprintln!(
+                        "answer times on {}: {} ms on the way + {} ms in the mailbox (kept: plan estimates with them)",
+                        t.mailbox, t.gateway_ms, t.mailbox_ms
+                    ),
+                    Some(Err(e)) => eprintln!(
+                        "answer times could not be measured: {e}; plan estimates from the limits alone"
+                    ),
+                    None => {}
                 }
             }
             Ok(u8::from(!ok))
@@ -804,8 +819,14 @@ fn print_plan(plan: &o365_migrate_engine::PlanReport, json: bool) -> Result<(), 
         eprintln!("skip  {}: {}", u.source, u.reason);
     }
     for m in &plan.mailboxes {
+        let estimate = m.estimate_seconds.map_or(String::new(), |s| {
+            format!(
+                ", about {}",
+                human_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
+            )
+        });
         eprintln!(
-            "{} → {}: {} messages, {}",
+            "{} → {}: {} messages, {}{estimate}",
             m.source,
             m.target,
             m.messages,
@@ -849,7 +870,7 @@ fn print_plan(plan: &o365_migrate_engine::PlanReport, json: bool) -> Result<(), 
     }
     match plan.estimate_seconds {
         Some(s) => eprintln!(
-            "total {} messages, {}; estimated at least {} ({})",
+            "total {} messages, {}; estimated {} ({})",
             plan.messages,
             human_bytes(plan.bytes),
             human_duration(std::time::Duration::from_secs_f64(s.max(0.0))),

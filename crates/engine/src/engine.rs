@@ -51,6 +51,9 @@ pub struct TargetTest {
     pub check: std::result::Result<(), String>,
     /// Each paired target mailbox, opened (empty when the check failed).
     pub mailboxes: Vec<(String, std::result::Result<(), String>)>,
+    /// Exchange Online's answer times measured on the first mailbox that opened (Graph targets
+    /// only), or why they could not be; `plan` estimates durations from the last ones kept.
+    pub answer_times: Option<std::result::Result<crate::plan::MeasuredAnswerTimes, String>>,
 }
 
 /// The engine for one job.
@@ -281,9 +284,28 @@ impl Engine {
                 .map_err(|e| e.to_string());
             per.push((p.target, r));
         }
+        let answer_times = match (&self.graph, per.iter().find(|(_, r)| r.is_ok())) {
+            (Some(graph), Some((mailbox, _))) => {
+                Some(match graph.measure_answer_times(mailbox).await {
+                    Ok(t) => {
+                        let m = crate::plan::MeasuredAnswerTimes::new(mailbox, t);
+                        crate::state::put_json(
+                            self.store.as_ref(),
+                            crate::plan::ANSWER_TIMES_RECORD,
+                            &m,
+                        )
+                        .await?;
+                        Ok(m)
+                    }
+                    Err(e) => Err(e.to_string()),
+                })
+            }
+            _ => None,
+        };
         Ok(TargetTest {
             check,
             mailboxes: per,
+            answer_times,
         })
     }
 }

@@ -121,7 +121,9 @@ mod verify;
 pub use engine::{Engine, StopFlag, TargetTest};
 pub use error::{Error, Location, Result};
 pub use matching::{MailboxPair, Pairing, PairingOrigin, Unpaired};
-pub use plan::{FolderPlan, MailboxPlan, PLAN_RECORD, PlanReport};
+pub use plan::{
+    ANSWER_TIMES_RECORD, FolderPlan, MailboxPlan, MeasuredAnswerTimes, PLAN_RECORD, PlanReport,
+};
 pub use run::RunTotals;
 pub use setup::{
     CredentialsCheck, build_target, check_credentials_file, load_credentials, target_identity,

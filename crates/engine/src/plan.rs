@@ -1,6 +1,7 @@
 //! `plan`: folders, counts, sizes, oversize items, items without Message-ID and a duration
 //! estimate, read from the source without writing anything.
 
+use o365_migrate_target as target;
 use serde::Serialize;
 
 use crate::config::TargetKind;
@@ -31,7 +32,7 @@ pub struct FolderPlan {
 }
 
 /// Plan of one mailbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MailboxPlan {
     /// Source login.
     pub source: String,
@@ -45,6 +46,8 @@ pub struct MailboxPlan {
     pub bytes: u64,
     /// Set when the mailbox could not be read.
     pub error: Option<String>,
+    /// Estimated time to write it, in seconds (targets with documented limits).
+    pub estimate_seconds: Option<f64>,
 }
 
 /// The result of `plan`.
@@ -89,11 +92,39 @@ pub(crate) async fn kept_plan(
         .unwrap_or_default())
 }
 
-/// Exchange Online limits per app and mailbox (Microsoft Graph throttling docs): 10,000
-/// requests per 10 minutes and 150 MB upload per 5 minutes.
-const GRAPH_REQUESTS_PER_SECOND: f64 = 10_000.0 / 600.0;
+/// The name of the state-store record with the answer times `target test` measured last.
+pub const ANSWER_TIMES_RECORD: &str = "answer_times";
 
-const GRAPH_UPLOAD_BYTES_PER_SECOND: f64 = 150.0 * 1024.0 * 1024.0 / 300.0;
+/// Exchange Online's answer times as `target test` measured them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MeasuredAnswerTimes {
+    /// The mailbox they were measured on.
+    pub mailbox: String,
+    /// Milliseconds on the way there and back per HTTP request (network, Graph's gateway).
+    pub gateway_ms: u64,
+    /// Milliseconds per item inside the mailbox.
+    pub mailbox_ms: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub measured_at: i64,
+}
+
+impl MeasuredAnswerTimes {
+    pub(crate) fn new(mailbox: &str, t: target::graph::estimate::AnswerTimes) -> Self {
+        Self {
+            mailbox: mailbox.to_owned(),
+            gateway_ms: t.gateway.as_millis() as u64,
+            mailbox_ms: t.mailbox.as_millis() as u64,
+            measured_at: crate::state::now_ms(),
+        }
+    }
+
+    fn times(&self) -> target::graph::estimate::AnswerTimes {
+        target::graph::estimate::AnswerTimes {
+            gateway: std::time::Duration::from_millis(self.gateway_ms),
+            mailbox: std::time::Duration::from_millis(self.mailbox_ms),
+        }
+    }
+}
 
 impl Engine {
     /// Records the plan's figures (mailboxes that could be read) and their pairs in the state
@@ -120,6 +151,18 @@ impl Engine {
         let max_target = self.target.capabilities().max_message_bytes;
         let mut mailboxes = Vec::new();
         let pairing = self.pairing().await?;
+        // Exchange Online: estimate from its limits and the answer times `target test` kept
+        // (none kept: the limits alone, a lower bound).
+        let measured: Option<MeasuredAnswerTimes> = if self.job.target.kind == TargetKind::Graph {
+            self.store
+                .record(ANSWER_TIMES_RECORD)
+                .await?
+                .and_then(|r| serde_json::from_str(&r.value).ok())
+        } else {
+            None
+        };
+        let times = (self.job.target.kind == TargetKind::Graph)
+            .then(|| measured.as_ref().map(|m| m.times()).unwrap_or_default());
         for p in pairing.pairs {
             let mut mp = MailboxPlan {
                 source: p.source.clone(),
@@ -128,7 +171,9 @@ impl Engine {
                 messages: 0,
                 bytes: 0,
                 error: None,
+                estimate_seconds: None,
             };
+            let mut work = target::graph::estimate::Workload::default();
             let r: Result<()> = async {
                 let mut s = self.open_source(&p.source).await?;
                 let mapped = self.mapped_folders(&mut s).await?;
@@ -167,6 +212,7 @@ impl Engine {
                             } else {
                                 fp.messages += 1;
                                 fp.bytes += size;
+                                work.add_message(size);
                             }
                         }
                         mp.messages += fp.messages;
@@ -181,28 +227,48 @@ impl Engine {
             if let Err(e) = r {
                 mp.error = Some(e.to_string());
             }
+            if let Some(times) = &times {
+                mp.estimate_seconds = Some(
+                    target::graph::estimate::mailbox_duration(
+                        &work,
+                        times,
+                        &target::graph::Budgets::microsoft(),
+                        target::graph::MAX_BATCH,
+                    )
+                    .as_secs_f64(),
+                );
+            }
             mailboxes.push(mp);
         }
         let messages = mailboxes.iter().map(|m| m.messages).sum();
         let bytes = mailboxes.iter().map(|m| m.bytes).sum();
-        let (estimate_seconds, estimate_basis) = if self.job.target.kind == TargetKind::Graph {
-            // Each mailbox is limited on its own; mailboxes run `mailboxes_at_once` in parallel.
-            let per: Vec<f64> = mailboxes
-                .iter()
-                .map(|m| {
-                    (m.messages as f64 / GRAPH_REQUESTS_PER_SECOND)
-                        .max(m.bytes as f64 / GRAPH_UPLOAD_BYTES_PER_SECOND)
-                })
-                .collect();
-            let sum: f64 = per.iter().sum();
-            let longest = per.iter().copied().fold(0.0, f64::max);
-            let parallel = f64::from(self.job.limits.mailboxes_at_once.max(1));
-            (
-                Some((sum / parallel).max(longest)),
-                "Exchange Online per-mailbox limits: 10,000 requests / 10 min and 150 MB upload / 5 min; at least one request per message; mailboxes in parallel per [limits] mailboxes_at_once".to_owned(),
-            )
-        } else {
-            (None, "no documented limits for this target".to_owned())
+        let (estimate_seconds, estimate_basis) = match (&times, &measured) {
+            (Some(_), _) => {
+                let per: Vec<std::time::Duration> = mailboxes
+                    .iter()
+                    .filter_map(|m| m.estimate_seconds)
+                    .map(std::time::Duration::from_secs_f64)
+                    .collect();
+                let total = target::graph::estimate::job_duration(
+                    &per,
+                    self.job.limits.mailboxes_at_once.max(1) as usize,
+                );
+                let basis = match &measured {
+                    Some(m) => format!(
+                        "Exchange Online's per-mailbox limits (10,000 requests / 10 min, 150 MB / 5 min, 4 at a time), $batches of 20, {} mailboxes at once, answer times {} ms on the way + {} ms in the mailbox measured by `target test` on {}",
+                        self.job.limits.mailboxes_at_once.max(1),
+                        m.gateway_ms,
+                        m.mailbox_ms,
+                        m.mailbox
+                    ),
+                    None => format!(
+                        "Exchange Online's per-mailbox limits only (10,000 requests / 10 min, 150 MB / 5 min), {} mailboxes at once; no answer times measured yet: run `target test` for an estimate that counts them",
+                        self.job.limits.mailboxes_at_once.max(1)
+                    ),
+                };
+                (Some(total.as_secs_f64()), basis)
+            }
+            (None, _) => (None, "no documented limits for this target".to_owned()),
         };
         self.keep_plan(&mailboxes).await?;
         Ok(PlanReport {

@@ -672,7 +672,12 @@ impl Engine {
             }
         };
         // Bodies in batches, written concurrently.
-        let sem = Arc::new(Semaphore::new(WRITES_PER_MAILBOX));
+        // The writer may need fewer (each write in flight holds its message and what the
+        // writer made of it).
+        let writes = mw
+            .writes_in_flight()
+            .map_or(WRITES_PER_MAILBOX, |n| n.clamp(1, WRITES_PER_MAILBOX));
+        let sem = Arc::new(Semaphore::new(writes));
         let done_count = Arc::new(AtomicU64::new(total - to_copy.len() as u64));
         let mut tasks: JoinSet<Result<WriteResult>> = JoinSet::new();
         let mut fatal: Option<Error> = None;

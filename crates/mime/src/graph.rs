@@ -232,6 +232,22 @@ impl GraphMessage {
         &self.large_attachments
     }
 
+    /// The attachments that need an upload session, keeping nothing else (once the create's
+    /// body is serialized, the rest need not stay in memory).
+    pub fn into_large_attachments(self) -> Vec<LargeAttachment> {
+        self.large_attachments
+    }
+
+    /// Adds a single-value extended property to the create body (a writer's own marker, such
+    /// as the fingerprint it finds the item by later).
+    pub fn push_extended_property(&mut self, id: impl Into<String>, value: impl Into<String>) {
+        self.single_value_extended_properties
+            .push(ExtendedProperty {
+                id: id.into(),
+                value: value.into(),
+            });
+    }
+
     /// Attachments carried inside the create request.
     pub fn inline_attachments(&self) -> &[FileAttachment] {
         &self.attachments

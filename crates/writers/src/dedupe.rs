@@ -21,12 +21,25 @@ use crate::writer::WriteOutcome;
 /// One item's target id, set once by whoever writes it.
 pub(crate) type IdCell = Arc<OnceCell<String>>;
 
+/// A key as the index holds it: the first 128 bits of its SHA-256. Keys are long (a content
+/// key is 67 characters, a Message-ID often more) and a mailbox has tens of thousands; two keys
+/// sharing a digest would take 2^64 keys to be likely.
+type KeyDigest = [u8; 16];
+
+fn digest(key: &str) -> KeyDigest {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(key.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
 /// The keys of one target folder, loaded from the server once.
 #[derive(Default)]
 pub(crate) struct FolderIndex {
     /// Set when the folder's existing items have been read.
     pub(crate) loaded: OnceCell<()>,
-    keys: Mutex<HashMap<String, IdCell>>,
+    keys: Mutex<HashMap<KeyDigest, IdCell>>,
     /// Items listed from the target by their headers, every one of them per key (a writer
     /// confirms a match by content before it counts an item as present).
     listed: Mutex<HashMap<String, Vec<String>>>,
@@ -47,7 +60,7 @@ impl FolderIndex {
             if has_content_key && is_mid(&k) {
                 continue;
             }
-            map.entry(k).or_insert_with(|| cell.clone());
+            map.entry(digest(&k)).or_insert_with(|| cell.clone());
         }
     }
 
@@ -66,24 +79,25 @@ impl FolderIndex {
     /// The target id of the item recorded under `key`, if it has been written.
     pub(crate) fn get(&self, key: &str) -> Option<String> {
         let map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key).and_then(|c| c.get().cloned())
+        map.get(&digest(key)).and_then(|c| c.get().cloned())
     }
 
     /// The cell of the item known under any of `keys`, or a new empty cell under its content
     /// keys (a `mid:` key only finds items recorded without a content key, and a new item is
     /// never recorded under one when it has another key).
     pub(crate) fn claim(&self, keys: &[String]) -> IdCell {
+        let digests: Vec<(KeyDigest, bool)> = keys.iter().map(|k| (digest(k), is_mid(k))).collect();
         let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = keys.iter().find_map(|k| map.get(k).cloned()) {
+        if let Some(c) = digests.iter().find_map(|(d, _)| map.get(d).cloned()) {
             return c;
         }
         let c: IdCell = Arc::new(OnceCell::new());
-        let has_content_key = keys.iter().any(|k| !is_mid(k));
-        for k in keys {
-            if has_content_key && is_mid(k) {
+        let has_content_key = digests.iter().any(|(_, mid)| !mid);
+        for (d, mid) in digests {
+            if has_content_key && mid {
                 continue;
             }
-            map.insert(k.clone(), c.clone());
+            map.insert(d, c.clone());
         }
         c
     }

@@ -106,6 +106,13 @@ pub trait MailboxWriter: Send + Sync {
         item: &'a WriteItem,
     ) -> BoxFuture<'a, Result<WriteOutcome, Error>>;
 
+    /// Writes to this mailbox worth having in flight at once: enough to keep the writer's own
+    /// requests full (Graph: two `$batch`es' worth, one sent and one gathering), more only hold
+    /// memory. `None`: no opinion, the caller's default.
+    fn writes_in_flight(&self) -> Option<usize> {
+        None
+    }
+
     /// Number of messages currently in `folder` (for verify: source count against target count).
     fn count<'a>(&'a self, folder: &'a FolderHandle) -> BoxFuture<'a, Result<u64, Error>>;
 

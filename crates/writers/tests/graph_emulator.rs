@@ -958,3 +958,24 @@ async fn small_creates_travel_in_batches_within_the_mailbox_limits() {
     assert!(c.max_concurrent_seen <= 4, "{c:?}");
     emu.assert_limits_respected().unwrap();
 }
+
+/// `measure_answer_times` tells the way there and back from the time inside the mailbox: single
+/// reads take both, batches of eight the way once and two rounds of four in the mailbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_times_are_measured_in_their_two_parts() {
+    let user = "timed@contoso.example".to_string();
+    let mut config = config_with(std::slice::from_ref(&user));
+    config.gateway_ms = 200;
+    config.latency_ms = 300;
+    let emu = Emulator::start(config).await.unwrap();
+    let target = GraphTarget::new(target_config(
+        &emu,
+        Credential::ClientSecret(SecretString::new(SECRET)),
+    ))
+    .unwrap();
+    let t = target.client().measure_answer_times(&user).await.unwrap();
+    let (g, m) = (t.gateway.as_millis(), t.mailbox.as_millis());
+    assert!((280..=380).contains(&m), "in the mailbox: {m} ms");
+    assert!((180..=300).contains(&g), "on the way: {g} ms");
+    assert_eq!(emu.counters(&user).concurrency_violations, 0);
+}

@@ -19,10 +19,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::client::{BatchRequest, Call, GraphClient, MAX_BATCH};
+use super::client::{Call, GraphClient, MAX_BATCH, RawRequest};
 use super::throttle::MailboxLimiter;
 use crate::Error;
 
@@ -33,7 +34,8 @@ pub(crate) const MAX_BATCHED_BODY: usize = 128 * 1024;
 
 struct Pending {
     url: String,
-    body: Value,
+    /// The create's JSON.
+    body: Bytes,
     /// Sends of this create that were answered "not carried out, try later".
     throttled: u32,
     first_sent: Option<Instant>,
@@ -69,12 +71,17 @@ impl CreateBatcher {
         }
     }
 
+    /// Creates per request at most.
+    pub(crate) fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
     /// Creates the message (`POST url` with `body`) and returns its id. Errors mean the same as
     /// for a single POST: [`Error::Transport`] when it may have been created.
     pub(crate) async fn create(
         self: &Arc<Self>,
         url: String,
-        body: Value,
+        body: Bytes,
     ) -> Result<String, Error> {
         let (tx, rx) = oneshot::channel();
         let start = {
@@ -133,8 +140,7 @@ impl CreateBatcher {
         if batch.len() == 1 {
             // Alone: a plain POST, with the client's own retries.
             let p = batch.remove(0);
-            let body = bytes::Bytes::from(serde_json::to_vec(&p.body).unwrap_or_default());
-            let call = Call::post_json(p.url.clone(), Some(&self.limiter), body);
+            let call = Call::post_json(p.url.clone(), Some(&self.limiter), p.body.clone());
             let r = match self.client.call(call).await {
                 Ok(reply) => reply
                     .ok("POST", &p.url)
@@ -145,9 +151,9 @@ impl CreateBatcher {
             let _ = p.done.send(r);
             return Vec::new();
         }
-        let requests: Vec<BatchRequest> = batch
+        let requests: Vec<RawRequest> = batch
             .iter()
-            .map(|p| BatchRequest {
+            .map(|p| RawRequest {
                 method: "POST".into(),
                 url: p.url.clone(),
                 body: Some(p.body.clone()),

@@ -2,12 +2,13 @@
 
 mod batch;
 mod client;
+pub mod estimate;
 mod throttle;
 mod writer;
 
 pub use client::{
-    BatchRequest, BatchResponse, GraphClient, MailboxProbe, NewUser, RetryPolicy, Sku, User,
-    generate_password,
+    BatchRequest, BatchResponse, GraphClient, MAX_BATCH, MailboxProbe, NewUser, RetryPolicy, Sku,
+    User, generate_password,
 };
 pub use throttle::Budgets;
 pub use writer::{FINGERPRINT_PROPERTY, GraphMailboxWriter, GraphTarget, GraphTargetConfig};

@@ -529,13 +529,15 @@ impl GraphMailboxWriter {
             .map(String::from))
     }
 
-    /// Creates the message and its large attachments; returns the new id.
+    /// Creates the message (`body`: its JSON, carrying `marker`) and its large attachments;
+    /// returns the new id.
     async fn create(
         &self,
         folder: &str,
-        mut body: Value,
+        bytes: Bytes,
         large: &[o365_migrate_mime::LargeAttachment],
         fingerprint: &str,
+        marker: &str,
     ) -> Result<String, Error> {
         if self.is_unsure(fingerprint) {
             // An earlier attempt may have created it, or left a partial copy: look first.
@@ -549,27 +551,17 @@ impl GraphMailboxWriter {
             }
             self.set_unsure(fingerprint, false);
         }
-        let marker = if large.is_empty() {
-            fingerprint.to_string()
-        } else {
-            format!("pending:{fingerprint}")
-        };
-        if let Some(props) = body["singleValueExtendedProperties"].as_array_mut() {
-            props.push(json!({"id": FINGERPRINT_PROPERTY, "value": marker}));
-        } else {
-            body["singleValueExtendedProperties"] =
-                json!([{"id": FINGERPRINT_PROPERTY, "value": marker}]);
-        }
-        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let url = format!("{}/mailFolders/{}/messages", self.user_path, seg(folder));
         // Small creates travel in batches; a message with large attachments goes alone (its
-        // attachments follow at once).
-        let batched = large.is_empty() && bytes.len() <= MAX_BATCHED_BODY;
+        // attachments follow at once), and so does everything when batching is off: the
+        // batcher sends one request at a time, direct calls use all four slots.
+        let batched =
+            self.batcher.max_batch() > 1 && large.is_empty() && bytes.len() <= MAX_BATCHED_BODY;
         let mut attempts = 0;
         let id = loop {
             attempts += 1;
             let sent = if batched {
-                self.batcher.create(url.clone(), body.clone()).await
+                self.batcher.create(url.clone(), bytes.clone()).await
             } else {
                 match self
                     .client
@@ -592,7 +584,7 @@ impl GraphMailboxWriter {
                 Err(Error::Transport(why)) if attempts < 3 => {
                     // The answer was lost: the message may exist. Look before writing again.
                     self.set_unsure(fingerprint, true);
-                    if let Some(id) = self.find_by_fingerprint(folder, &marker).await? {
+                    if let Some(id) = self.find_by_fingerprint(folder, marker).await? {
                         if large.is_empty() {
                             self.set_unsure(fingerprint, false);
                             return Ok(id);
@@ -741,7 +733,7 @@ impl GraphMailboxWriter {
             .filter(|p| p.severity >= o365_migrate_mime::Severity::Approximated)
             .map(|p| p.to_string())
             .collect();
-        let graph = converted.value;
+        let mut graph = converted.value;
         let mid = item
             .internet_message_id
             .clone()
@@ -751,15 +743,22 @@ impl GraphMailboxWriter {
         if let Some(m) = &mid {
             keys.push(format!("mid:{m}"));
         }
-        let body = serde_json::to_value(&graph).map_err(|e| Error::Conversion(e.to_string()))?;
+        // The fingerprint goes with the item; while large attachments are still to come it is
+        // marked pending.
+        let marker = if graph.large_attachments().is_empty() {
+            item.fingerprint.clone()
+        } else {
+            format!("pending:{}", item.fingerprint)
+        };
+        graph.push_extended_property(FINGERPRINT_PROPERTY, marker.as_str());
+        // Serialized once, straight from the message; the rest of it is dropped before the
+        // create waits for its turn.
+        let bytes =
+            Bytes::from(serde_json::to_vec(&graph).map_err(|e| Error::Conversion(e.to_string()))?);
+        let large = graph.into_large_attachments();
         write_once(&index, &keys, notes, || async {
-            self.create(
-                &folder.target_id,
-                body,
-                graph.large_attachments(),
-                &item.fingerprint,
-            )
-            .await
+            self.create(&folder.target_id, bytes, &large, &item.fingerprint, &marker)
+                .await
         })
         .await
     }
@@ -768,6 +767,11 @@ impl GraphMailboxWriter {
 impl MailboxWriter for GraphMailboxWriter {
     fn mailbox(&self) -> &str {
         &self.mailbox
+    }
+
+    fn writes_in_flight(&self) -> Option<usize> {
+        // One batch in flight and the next one gathering; at least two per request slot.
+        Some((2 * self.batcher.max_batch()).max(8))
     }
 
     fn throttling(&self) -> crate::writer::ThrottleStats {
