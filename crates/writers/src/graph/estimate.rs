@@ -52,12 +52,16 @@ impl Workload {
     pub fn add_message(&mut self, raw_size: u64) {
         // Base64 attachments stay base64 in the JSON, so the body is about the raw size.
         let json = raw_size + JSON_OVERHEAD;
-        self.upload_bytes += json;
         if raw_size >= UPLOAD_SESSION_FROM {
-            // Create, createUploadSession, the chunks of the decoded attachment, the final PATCH.
+            // Create, createUploadSession, the chunks of the decoded attachment, the final
+            // PATCH; the chunks carry the attachment decoded, three quarters of its base64.
             let decoded = raw_size / 4 * 3;
             self.single_requests += 3 + decoded.div_ceil(CHUNK);
-        } else if json as usize <= MAX_BATCHED_BODY {
+            self.upload_bytes += decoded + 3 * JSON_OVERHEAD;
+            return;
+        }
+        self.upload_bytes += json;
+        if json as usize <= MAX_BATCHED_BODY {
             self.batched += 1;
         } else {
             self.single_requests += 1;
@@ -157,11 +161,12 @@ mod tests {
         w.add_message(200_000);
         w.add_message(25_000_000);
         assert_eq!(w.batched, 1);
-        // 25 MB raw: 18.75 MB decoded in 5 chunks of 3.75 MiB, plus create, session and PATCH.
+        // 25 MB raw: 18.75 MB decoded in 5 chunks of 3.75 MiB, plus create, session and PATCH;
+        // the chunks carry the decoded bytes.
         assert_eq!(w.single_requests, 1 + 3 + 5);
         assert_eq!(
             w.upload_bytes,
-            1_000 + 200_000 + 25_000_000 + 3 * JSON_OVERHEAD
+            1_000 + 200_000 + 18_750_000 + 5 * JSON_OVERHEAD
         );
     }
 
