@@ -437,6 +437,17 @@ async fn window_pauses_at_its_end_and_the_rest_follows() {
     assert!(first.starts_with("pairing: automatch"), "{first}");
     let second = lines.next().unwrap().unwrap();
     assert!(second.contains("outside the window"), "{second}");
+    // The binary restarted itself with glibc's trim threshold set (the same process id).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+        assert!(
+            environ
+                .split(|b| *b == 0)
+                .any(|v| v == b"MALLOC_TRIM_THRESHOLD_=131072"),
+            "the trim threshold is not set"
+        );
+    }
     // While it waits it holds the run lock: a second run on the same state refuses to start.
     let (code, _, stderr) = s.cli(&["rescan"]);
     assert_eq!(code, 2, "{stderr}");
