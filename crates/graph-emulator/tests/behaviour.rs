@@ -323,17 +323,12 @@ async fn upload_sessions_check_ranges_order_and_authorization() {
     assert!(emu.messages(UPN)[0].attachments[0].data.as_ref() == data.as_slice());
 }
 
-/// A request is in flight from its arrival until its answer is sent: with the service taking
-/// 400 ms per request, six at once on one mailbox are four admitted and two refused.
-#[tokio::test]
-async fn latency_keeps_requests_in_flight_until_they_are_answered() {
-    let emu = start(|c| c.latency_ms = 400).await;
-    let tok = bearer(&emu).await;
+/// Six reads of the inbox sent at once; their statuses in the order they were sent.
+async fn six_inbox_reads_at_once(emu: &Emulator, tok: &str) -> Vec<u16> {
     let url = format!("{}/v1.0/users/{UPN}/mailFolders/inbox", emu.url());
-    let started = std::time::Instant::now();
     let mut handles = Vec::new();
     for _ in 0..6 {
-        let (u, t) = (url.clone(), tok.clone());
+        let (u, t) = (url.clone(), tok.to_owned());
         handles.push(tokio::spawn(async move {
             http()
                 .get(u)
@@ -349,6 +344,17 @@ async fn latency_keeps_requests_in_flight_until_they_are_answered() {
     for h in handles {
         statuses.push(h.await.unwrap());
     }
+    statuses
+}
+
+/// A request is in flight from its arrival until its answer is sent: with the service taking
+/// 400 ms per request, six at once on one mailbox are four admitted and two refused.
+#[tokio::test]
+async fn latency_keeps_requests_in_flight_until_they_are_answered() {
+    let emu = start(|c| c.latency_ms = 400).await;
+    let tok = bearer(&emu).await;
+    let started = std::time::Instant::now();
+    let mut statuses = six_inbox_reads_at_once(&emu, &tok).await;
     statuses.sort();
     assert_eq!(statuses, [200, 200, 200, 200, 503, 503]);
     assert!(started.elapsed() >= Duration::from_millis(400));
@@ -592,24 +598,7 @@ async fn gateway_time_holds_no_mailbox_slot() {
     })
     .await;
     let tok = bearer(&emu).await;
-    let url = format!("{}/v1.0/users/{UPN}/mailFolders/inbox", emu.url());
-    let mut handles = Vec::new();
-    for _ in 0..6 {
-        let (u, t) = (url.clone(), tok.clone());
-        handles.push(tokio::spawn(async move {
-            http()
-                .get(u)
-                .bearer_auth(t)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    for h in handles {
-        assert_eq!(h.await.unwrap(), 200);
-    }
+    assert_eq!(six_inbox_reads_at_once(&emu, &tok).await, [200; 6]);
     assert_eq!(emu.counters(UPN).concurrency_violations, 0);
 }
 
