@@ -218,8 +218,8 @@ fn usage(e: impl Into<anyhow::Error>) -> Exit {
 /// frees large buffers: a migration that has moved many messages sits on tens of MiB it no
 /// longer uses (about 20 MiB of an 8-mailbox run's 84 MiB, `docs/benchmarks.md`). The threshold
 /// can only be set before the process starts (or through unsafe FFI, which this workspace
-/// forbids), so the binary starts itself once more with it set; a threshold the user set is
-/// kept, and where the restart fails the run goes on untuned.
+/// forbids), so `run`, `rescan` and `verify` start themselves once more with it set; a threshold
+/// the user set is kept, and where the restart fails the run goes on untuned.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
     use std::os::unix::process::CommandExt;
@@ -243,8 +243,14 @@ fn tune_allocator() {
 fn tune_allocator() {}
 
 fn main() -> ExitCode {
-    tune_allocator();
     let cli = Cli::parse();
+    // Only the commands that hold message bodies are worth the restart.
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Rescan { .. } | Command::Verify { .. }
+    ) {
+        tune_allocator();
+    }
     let _ = LOCAL_OFFSET.set(window::local_offset_seconds());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

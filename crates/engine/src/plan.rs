@@ -153,7 +153,8 @@ impl Engine {
         let pairing = self.pairing().await?;
         // Exchange Online: estimate from its limits and the answer times `target test` kept
         // (none kept: the limits alone, a lower bound).
-        let measured: Option<MeasuredAnswerTimes> = if self.job.target.kind == TargetKind::Graph {
+        let graph = self.job.target.kind == TargetKind::Graph;
+        let measured: Option<MeasuredAnswerTimes> = if graph {
             self.store
                 .record(ANSWER_TIMES_RECORD)
                 .await?
@@ -161,8 +162,8 @@ impl Engine {
         } else {
             None
         };
-        let times = (self.job.target.kind == TargetKind::Graph)
-            .then(|| measured.as_ref().map(|m| m.times()).unwrap_or_default());
+        let times = graph.then(|| measured.as_ref().map(|m| m.times()).unwrap_or_default());
+        let at_once = self.job.limits.mailboxes_at_once.max(1);
         for p in pairing.pairs {
             let mut mp = MailboxPlan {
                 source: p.source.clone(),
@@ -242,33 +243,25 @@ impl Engine {
         }
         let messages = mailboxes.iter().map(|m| m.messages).sum();
         let bytes = mailboxes.iter().map(|m| m.bytes).sum();
-        let (estimate_seconds, estimate_basis) = match (&times, &measured) {
-            (Some(_), _) => {
-                let per: Vec<std::time::Duration> = mailboxes
-                    .iter()
-                    .filter_map(|m| m.estimate_seconds)
-                    .map(std::time::Duration::from_secs_f64)
-                    .collect();
-                let total = target::graph::estimate::job_duration(
-                    &per,
-                    self.job.limits.mailboxes_at_once.max(1) as usize,
-                );
-                let basis = match &measured {
-                    Some(m) => format!(
-                        "Exchange Online's per-mailbox limits (10,000 requests / 10 min, 150 MB / 5 min, 4 at a time), $batches of 20, {} mailboxes at once, answer times {} ms on the way + {} ms in the mailbox measured by `target test` on {}",
-                        self.job.limits.mailboxes_at_once.max(1),
-                        m.gateway_ms,
-                        m.mailbox_ms,
-                        m.mailbox
-                    ),
-                    None => format!(
-                        "Exchange Online's per-mailbox limits only (10,000 requests / 10 min, 150 MB / 5 min), {} mailboxes at once; no answer times measured yet: run `target test` for an estimate that counts them",
-                        self.job.limits.mailboxes_at_once.max(1)
-                    ),
-                };
-                (Some(total.as_secs_f64()), basis)
-            }
-            (None, _) => (None, "no documented limits for this target".to_owned()),
+        let (estimate_seconds, estimate_basis) = if graph {
+            let per: Vec<std::time::Duration> = mailboxes
+                .iter()
+                .filter_map(|m| m.estimate_seconds)
+                .map(std::time::Duration::from_secs_f64)
+                .collect();
+            let total = target::graph::estimate::job_duration(&per, at_once as usize);
+            let basis = match &measured {
+                Some(m) => format!(
+                    "Exchange Online's per-mailbox limits (10,000 requests / 10 min, 150 MB / 5 min, 4 at a time), $batches of 20, {at_once} mailboxes at once, answer times {} ms on the way + {} ms in the mailbox measured by `target test` on {}",
+                    m.gateway_ms, m.mailbox_ms, m.mailbox
+                ),
+                None => format!(
+                    "Exchange Online's per-mailbox limits only (10,000 requests / 10 min, 150 MB / 5 min), {at_once} mailboxes at once; no answer times measured yet: run `target test` for an estimate that counts them"
+                ),
+            };
+            (Some(total.as_secs_f64()), basis)
+        } else {
+            (None, "no documented limits for this target".to_owned())
         };
         self.keep_plan(&mailboxes).await?;
         Ok(PlanReport {

@@ -140,14 +140,7 @@ impl CreateBatcher {
         if batch.len() == 1 {
             // Alone: a plain POST, with the client's own retries.
             let p = batch.remove(0);
-            let call = Call::post_json(p.url.clone(), Some(&self.limiter), p.body.clone());
-            let r = match self.client.call(call).await {
-                Ok(reply) => reply
-                    .ok("POST", &p.url)
-                    .and_then(|r| r.json(&p.url))
-                    .and_then(|v| created_id(&v, &p.url)),
-                Err(e) => Err(e),
-            };
+            let r = post_create(&self.client, &self.limiter, &p.url, p.body.clone()).await;
             let _ = p.done.send(r);
             return Vec::new();
         }
@@ -233,6 +226,20 @@ impl CreateBatcher {
         }
         again
     }
+}
+
+/// Creates one message with a plain `POST url` (the client's own retries) and returns its id.
+pub(crate) async fn post_create(
+    client: &GraphClient,
+    limiter: &MailboxLimiter,
+    url: &str,
+    body: Bytes,
+) -> Result<String, Error> {
+    let reply = client
+        .call(Call::post_json(url, Some(limiter), body))
+        .await?
+        .ok("POST", url)?;
+    created_id(&reply.json(url)?, url)
 }
 
 fn created_id(v: &Value, url: &str) -> Result<String, Error> {

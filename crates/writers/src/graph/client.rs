@@ -460,7 +460,7 @@ impl GraphClient {
                 None
             };
             let slot = match call.mailbox {
-                Some(l) => Some(l.acquire_n(call.weight, upload).await),
+                Some(l) => Some(l.acquire(call.weight, upload).await),
                 None => None,
             };
             let mut rb = self.http.request(call.method.clone(), &url);

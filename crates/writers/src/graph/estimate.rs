@@ -17,12 +17,12 @@ use super::throttle::Budgets;
 /// recipients as objects, the item's properties).
 const JSON_OVERHEAD: u64 = 1024;
 
-/// Raw size from which a message is written through upload sessions (its attachments are 3 MB
-/// or more; below, they travel inside the create, which Graph limits to 4 MB).
-const UPLOAD_SESSION_FROM: u64 = 3_900_000;
+/// Raw size from which a message's attachments follow the create (through upload sessions):
+/// above it the create would pass the request budget the conversion keeps to.
+const ATTACHMENTS_FOLLOW_FROM: u64 = o365_migrate_mime::graph::REQUEST_LIMIT as u64 - JSON_OVERHEAD;
 
-/// Bytes per upload-session chunk (the writer's 12 × 320 KiB).
-const CHUNK: u64 = 12 * 320 * 1024;
+/// Bytes per upload-session chunk, as the writer sends them.
+const CHUNK: u64 = super::writer::CHUNK as u64;
 
 /// The service's answer times, as measured: a single request takes `gateway + mailbox`; the
 /// `gateway` part (network, Graph's gateway) is paid once per HTTP request, a `$batch` too, and
@@ -52,7 +52,7 @@ impl Workload {
     pub fn add_message(&mut self, raw_size: u64) {
         // Base64 attachments stay base64 in the JSON, so the body is about the raw size.
         let json = raw_size + JSON_OVERHEAD;
-        if raw_size >= UPLOAD_SESSION_FROM {
+        if raw_size >= ATTACHMENTS_FOLLOW_FROM {
             // Create, createUploadSession, the chunks of the decoded attachment, the final
             // PATCH; the chunks carry the attachment decoded, three quarters of its base64.
             let decoded = raw_size / 4 * 3;

@@ -129,7 +129,7 @@ impl MailboxLimiter {
     /// Waits for request slots and room in both budgets, then books the request: `n` requests
     /// sent as one (1, or the sub-requests of a `$batch`), `min(n, 4)` slots, taken at once (Graph runs four sub-requests of a batch at a time, each
     /// counting against the mailbox's concurrency).
-    pub(crate) async fn acquire_n(&self, n: u64, upload: u64) -> Slot<'_> {
+    pub(crate) async fn acquire(&self, n: u64, upload: u64) -> Slot<'_> {
         let slots = n.clamp(1, self.budgets.max_concurrent.max(1) as u64) as u32;
         // The semaphore is never closed, so this cannot fail; fall back to a fresh wait if it did.
         let permit = loop {

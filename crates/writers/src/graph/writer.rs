@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::batch::{CreateBatcher, MAX_BATCHED_BODY};
+use super::batch::{CreateBatcher, MAX_BATCHED_BODY, post_create};
 use super::client::{Body, Call, GraphClient, MailboxProbe, RetryPolicy, q, seg};
 use super::throttle::{Budgets, MailboxLimiter};
 use crate::Error;
@@ -28,7 +28,7 @@ pub const FINGERPRINT_PROPERTY: &str =
     "String {4f1c7a52-5b0e-4d6a-9c3e-0365a11e9f07} Name o365migrate-fingerprint";
 
 /// Upload-session chunk: 12 × 320 KiB, below Graph's 4 MB per PUT.
-const CHUNK: usize = 12 * 320 * 1024;
+pub(super) const CHUNK: usize = 12 * 320 * 1024;
 /// Attachments at least this large go through an upload session (Graph: "3 MB and more").
 const UPLOAD_SESSION_FROM: usize = 3 * 1024 * 1024;
 
@@ -563,21 +563,7 @@ impl GraphMailboxWriter {
             let sent = if batched {
                 self.batcher.create(url.clone(), bytes.clone()).await
             } else {
-                match self
-                    .client
-                    .call(Call::post_json(
-                        url.clone(),
-                        Some(&self.limiter),
-                        bytes.clone(),
-                    ))
-                    .await
-                {
-                    Ok(reply) => reply
-                        .ok("POST", &url)
-                        .and_then(|r| r.json(&url))
-                        .map(|v| v["id"].as_str().unwrap_or_default().to_string()),
-                    Err(e) => Err(e),
-                }
+                post_create(&self.client, &self.limiter, &url, bytes.clone()).await
             };
             match sent {
                 Ok(id) => break id,
