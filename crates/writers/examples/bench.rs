@@ -111,8 +111,7 @@ struct WriterOutcome {
     http_requests: u64,
     cpu_seconds: f64,
     peak_rss_mib: f64,
-    /// Mailboxes whose share of the binding budget is lowest is decided by the emulator; this is
-    /// each mailbox's written count, in order.
+    /// Messages written per mailbox, in mailbox order.
     per_mailbox: Vec<u64>,
     /// The answer times measured before the run (gateway, mailbox), emulator milliseconds.
     answer_times_ms: (f64, f64),
@@ -657,14 +656,10 @@ async fn main() {
     let mut many = Vec::new();
     let mut estimate_errors = Vec::new();
     let mut violations = 0u64;
-    let only: Vec<String> = std::env::args()
-        .skip_while(|a| a != "--phase")
-        .skip(1)
-        .take(1)
-        .collect();
+    let only = arg("--phase");
     for p in phases
         .iter()
-        .filter(|p| only.is_empty() || only[0] == p.name)
+        .filter(|p| only.as_deref().is_none_or(|o| o == p.name))
     {
         let o = run(p, quick, None).await;
         let w = &o.writer;
