@@ -335,6 +335,28 @@ pub enum Command {
         /// `.SILENT`.
         silent: bool,
     },
+    /// `UID FETCH 1:* (UID FLAGS)`, with `(CHANGEDSINCE n)` (RFC 7162 CONDSTORE) when given:
+    /// every message's flags, or those changed since mod-sequence `n`.
+    UidFetchFlags {
+        /// Only messages whose mod-sequence is above this.
+        changed_since: Option<u64>,
+    },
+    /// UID MOVE set mailbox (RFC 6851).
+    UidMove {
+        /// UIDs.
+        uids: UidSet,
+        /// Destination mailbox (UTF-8).
+        mailbox: String,
+    },
+    /// UID COPY set mailbox.
+    UidCopy {
+        /// UIDs.
+        uids: UidSet,
+        /// Destination mailbox (UTF-8).
+        mailbox: String,
+    },
+    /// UID EXPUNGE set (RFC 4315 UIDPLUS): removes only these `\Deleted` messages.
+    UidExpunge(UidSet),
     /// CLOSE.
     Close,
     /// IDLE (RFC 2177).
@@ -642,6 +664,33 @@ impl Encoder {
                 }
                 "UID SEARCH"
             }
+            Command::UidFetchFlags { changed_since } => {
+                b.raw(b"UID FETCH 1:* (UID FLAGS)");
+                if let Some(n) = changed_since {
+                    b.raw(format!(" (CHANGEDSINCE {n})").as_bytes());
+                }
+                "UID FETCH"
+            }
+            Command::UidMove { uids, mailbox } | Command::UidCopy { uids, mailbox } => {
+                if uids.is_empty() {
+                    return Err(Error::InvalidInput("empty UID set in COPY/MOVE".into()));
+                }
+                let n = if matches!(cmd, Command::UidMove { .. }) {
+                    "UID MOVE"
+                } else {
+                    "UID COPY"
+                };
+                b.raw(format!("{n} {uids} ").as_bytes());
+                b.mailbox(mailbox);
+                n
+            }
+            Command::UidExpunge(uids) => {
+                if uids.is_empty() {
+                    return Err(Error::InvalidInput("empty UID set in EXPUNGE".into()));
+                }
+                b.raw(format!("UID EXPUNGE {uids}").as_bytes());
+                "UID EXPUNGE"
+            }
             Command::UidFetch { uids, items } => {
                 if uids.is_empty() {
                     return Err(Error::InvalidInput("empty UID set in FETCH".into()));
@@ -814,6 +863,53 @@ mod tests {
             .unwrap();
         assert!(c.has_sync_literal());
         assert_eq!(c.to_bytes(), "A1 LOGIN u {9}\r\npässword\r\n".as_bytes());
+    }
+
+    #[test]
+    fn sync_commands() {
+        let set = UidSet::from_uids(&[3, 4, 5, 9]);
+        assert_eq!(
+            enc(
+                LiteralMode::Plus,
+                Command::UidFetchFlags {
+                    changed_since: Some(715)
+                }
+            ),
+            "A1 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 715)\r\n"
+        );
+        assert_eq!(
+            enc(
+                LiteralMode::Plus,
+                Command::UidFetchFlags {
+                    changed_since: None
+                }
+            ),
+            "A1 UID FETCH 1:* (UID FLAGS)\r\n"
+        );
+        assert_eq!(
+            enc(
+                LiteralMode::Plus,
+                Command::UidMove {
+                    uids: set.clone(),
+                    mailbox: "Archiv/Größe".into()
+                }
+            ),
+            "A1 UID MOVE 3:5,9 Archiv/Gr&APYA3w-e\r\n"
+        );
+        assert_eq!(
+            enc(
+                LiteralMode::Plus,
+                Command::UidCopy {
+                    uids: set.clone(),
+                    mailbox: "a b".into()
+                }
+            ),
+            "A1 UID COPY 3:5,9 \"a b\"\r\n"
+        );
+        assert_eq!(
+            enc(LiteralMode::Plus, Command::UidExpunge(set)),
+            "A1 UID EXPUNGE 3:5,9\r\n"
+        );
     }
 
     #[test]

@@ -349,6 +349,11 @@ fn condition(st: imap_proto::Status, outcome: imap_proto::Outcome<'_>) -> Condit
             uid_validity: v,
             uids: uid_list(uids),
         }),
+        Some(RC::CopyUid(v, src, dst)) => Some(Code::CopyUid {
+            uid_validity: v,
+            source: uid_list(src),
+            dest: uid_list(dst),
+        }),
         Some(RC::Parse) => Some(Code::Other("PARSE".into())),
         Some(RC::UidNotSticky) => Some(Code::Other("UIDNOTSTICKY".into())),
         Some(other) => Some(Code::Other(format!("{other:?}").to_ascii_uppercase())),

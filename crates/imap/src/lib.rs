@@ -46,7 +46,7 @@ pub use response::{
 };
 pub use secret::Secret;
 pub use session::{
-    AppendUid, ClientConfig, FetchOptions, FetchStream, FetchedMessage, Mailbox, Reconnector,
-    SelectedMailbox, Session, SpecialUse,
+    AppendUid, ClientConfig, FetchOptions, FetchStream, FetchedMessage, FlagsOf, Mailbox, Moved,
+    Reconnector, SelectedMailbox, Session, SpecialUse,
 };
 pub use transport::{Security, Timeouts, TlsOptions};

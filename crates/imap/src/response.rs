@@ -47,6 +47,15 @@ pub enum Code {
         /// UIDs assigned, in APPEND order.
         uids: Vec<u32>,
     },
+    /// `[COPYUID uidvalidity source-uids dest-uids]` (RFC 4315), after UID COPY or UID MOVE.
+    CopyUid {
+        /// UIDVALIDITY of the destination mailbox.
+        uid_validity: u32,
+        /// Source UIDs, in the order the server paired them.
+        source: Vec<u32>,
+        /// Destination UIDs, one per source UID.
+        dest: Vec<u32>,
+    },
     /// Any other code, by its atom (e.g. `UNAVAILABLE`, `LIMIT`).
     Other(String),
 }

@@ -16,11 +16,13 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 mod append;
+mod changes;
 mod fetch;
 mod mailbox;
 mod reconnect;
 
 pub use append::AppendUid;
+pub use changes::{FlagsOf, Moved};
 pub use fetch::{FetchOptions, FetchStream, FetchedMessage};
 pub use mailbox::{Mailbox, SelectedMailbox, SpecialUse};
 pub use reconnect::Reconnector;
