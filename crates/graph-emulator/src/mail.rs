@@ -341,6 +341,33 @@ pub(crate) fn mailbox_op(
                 None => item_not_found(),
             }
         }
+        // https://learn.microsoft.com/en-us/graph/api/message-move : a copy of the message
+        // in the destination folder (by id or well-known name) with a new id, the original
+        // gone; 201 with the moved message.
+        ("POST", ["messages", id, "move"])
+        | ("POST", ["mailFolders", _, "messages", id, "move"]) => {
+            let body = match body_json(req) {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let Some(dest) = body["destinationId"].as_str().map(str::to_owned) else {
+                return bad("ErrorInvalidRequest", "destinationId is required.");
+            };
+            let new_id = world.item_id("M");
+            let mb = mb!(world, ti, ui);
+            let Some(dest_id) = mb.folder(&dest).map(|f| f.id.clone()) else {
+                return item_not_found();
+            };
+            let Some(msg) = mb.messages.values_mut().find(|m| m.id == *id) else {
+                return item_not_found();
+            };
+            msg.id = new_id;
+            msg.folder_id = dest_id.clone();
+            msg.props.insert("parentFolderId".into(), json!(dest_id));
+            msg.props
+                .insert("lastModifiedDateTime".into(), json!(now_iso()));
+            Resp::json(201, &message_json(msg, &HashMap::new()))
+        }
         ("GET", ["messages", id, "attachments"]) => {
             match mb!(world, ti, ui).messages.values().find(|m| m.id == *id) {
                 Some(msg) => Resp::json(

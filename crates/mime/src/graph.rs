@@ -345,6 +345,26 @@ fn recipients(list: &[Mailbox], field: &str, problems: &mut Vec<Problem>) -> Vec
     out
 }
 
+/// The Outlook categories IMAP keywords become (what [`to_graph`] sets and what `sync` sets
+/// again when they change): protocol keywords such as `$Forwarded` are left out, `$label1`–
+/// `$label5` get Thunderbird's names, duplicates (case-insensitive) are kept once.
+///
+/// ```
+/// let f = o365_migrate_mime::Flags::from_imap(["\\Seen", "$Forwarded", "Projekt", "$label2"]);
+/// assert_eq!(o365_migrate_mime::graph::categories(&f), ["Projekt", "Work"]);
+/// ```
+pub fn categories(flags: &Flags) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in &flags.keywords {
+        if let Some(c) = keyword_category(k)
+            && !out.iter().any(|x| x.eq_ignore_ascii_case(c))
+        {
+            out.push(c.to_string());
+        }
+    }
+    out
+}
+
 /// Well-known IMAP keywords that are protocol state, not user categories.
 fn keyword_category(keyword: &str) -> Option<&str> {
     let lower = keyword.to_ascii_lowercase();
@@ -488,18 +508,14 @@ pub fn to_graph_with(
     };
 
     // Flags.
-    let mut categories: Vec<String> = Vec::new();
+    let categories = categories(flags);
     for k in &flags.keywords {
-        match keyword_category(k) {
-            Some(c) if !categories.iter().any(|x| x.eq_ignore_ascii_case(c)) => {
-                categories.push(c.to_string());
-            }
-            Some(_) => {}
-            None => problems.push(Problem::new(
+        if keyword_category(k).is_none() {
+            problems.push(Problem::new(
                 Severity::Info,
                 ProblemKind::Flag,
                 format!("IMAP keyword {k} is protocol state, not a category; not carried"),
-            )),
+            ));
         }
     }
     if flags.answered {

@@ -76,6 +76,35 @@ impl FolderIndex {
         map.get(key).cloned().unwrap_or_default()
     }
 
+    /// Forgets the item recorded under `keys` (it was moved away or deleted), so a later write
+    /// of the same content into this folder writes it again.
+    pub(crate) fn forget(&self, keys: &[String]) {
+        let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            map.remove(&digest(k));
+        }
+    }
+
+    /// Forgets the item with target id `id` under every key (it was deleted).
+    pub(crate) fn forget_id(&self, id: &str) {
+        let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, c| c.get().map(String::as_str) != Some(id));
+    }
+
+    /// Every listed item whose key starts with `prefix`, ordered by id length then id (for
+    /// `<uidvalidity>:<uid>` ids: by UID).
+    pub(crate) fn listed_by_prefix(&self, prefix: &str) -> Vec<String> {
+        let map = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<String> = map
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .flat_map(|(_, v)| v.iter().cloned())
+            .collect();
+        out.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+        out.dedup();
+        out
+    }
+
     /// The target id of the item recorded under `key`, if it has been written.
     pub(crate) fn get(&self, key: &str) -> Option<String> {
         let map = self.keys.lock().unwrap_or_else(|e| e.into_inner());

@@ -149,11 +149,60 @@ pub trait MailboxWriter: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
+    /// Sets the state of item `id` (as [`MailboxWriter::write`] gave it) in `folder` to
+    /// `flags` — read, flagged, answered, keywords (Graph: categories) — and changes nothing
+    /// else, for `sync`. `Ok(false)` when the item is no longer in the target. Targets that
+    /// cannot change an item they wrote (EML, EWS) answer with an error saying so.
+    fn set_flags<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+        flags: &'a Flags,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let _ = (folder, id, flags);
+        Box::pin(async move { Err(cannot_sync(self.mailbox())) })
+    }
+
+    /// Moves item `id` from `folder` to `to`, for `sync` (a move on the source is a move on the
+    /// target, never a second copy). Returns the item's id in `to` (Graph and IMAP give a moved
+    /// item a new id), or `None` when the item is no longer in the target. An outcome that is
+    /// unknown (the answer lost) is looked up in `to` by `item_key` before anything is sent
+    /// again.
+    fn move_item<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+        to: &'a FolderHandle,
+        item_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>> {
+        let _ = (folder, id, to, item_key);
+        Box::pin(async move { Err(cannot_sync(self.mailbox())) })
+    }
+
+    /// Deletes item `id` from `folder` (only when the admin asked `sync` to propagate
+    /// deletions). `Ok(false)` when it was already gone.
+    fn delete_item<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let _ = (folder, id);
+        Box::pin(async move { Err(cannot_sync(self.mailbox())) })
+    }
+
     /// What the target's throttling did to this mailbox so far (for the report). Writers of
     /// targets that do not throttle keep the default: nothing.
     fn throttling(&self) -> ThrottleStats {
         ThrottleStats::default()
     }
+}
+
+/// The error of the change methods on a writer that cannot change items it wrote.
+fn cannot_sync(mailbox: &str) -> Error {
+    Error::Config(format!(
+        "this target cannot change items it wrote (mailbox {mailbox}); hint: `sync` of flags, \
+         moves and deletions needs a Graph or IMAP target, `rescan` copies new items to any"
+    ))
 }
 
 /// What the target's throttling did to one mailbox.

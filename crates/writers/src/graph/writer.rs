@@ -477,6 +477,94 @@ impl GraphMailboxWriter {
         Ok(idx)
     }
 
+    /// `sync`: PATCHes `isRead`, `flag` and `categories` only — the properties Graph lets a
+    /// non-draft item change. `false` when the item is gone.
+    async fn patch_flags(&self, id: &str, flags: &o365_migrate_mime::Flags) -> Result<bool, Error> {
+        let url = format!("{}/messages/{}", self.user_path, seg(id));
+        let body = json!({
+            "isRead": flags.seen,
+            "flag": {"flagStatus": if flags.flagged { "flagged" } else { "notFlagged" }},
+            "categories": o365_migrate_mime::graph::categories(flags),
+        });
+        let mut call = Call::post_json(
+            url.clone(),
+            Some(&self.limiter),
+            Bytes::from(body.to_string()),
+        );
+        call.method = reqwest::Method::PATCH;
+        // Setting the same values twice is harmless: safe to send again after a lost answer.
+        call.idempotent = true;
+        let reply = self.client.call(call).await?;
+        if reply.status == 404 {
+            return Ok(false);
+        }
+        reply.ok("PATCH", &url)?;
+        Ok(true)
+    }
+
+    /// `sync`: `POST /messages/{id}/move`. The moved item has a new id. An answer lost on the
+    /// way leaves the outcome unknown: the destination is searched for the item key first, and
+    /// the move is sent again only when the item is not there. `None` when the item is gone.
+    async fn move_message(
+        &self,
+        from: &str,
+        id: &str,
+        to: &str,
+        item_key: &str,
+    ) -> Result<Option<String>, Error> {
+        let url = format!("{}/messages/{}/move", self.user_path, seg(id));
+        let body = Bytes::from(json!({ "destinationId": to }).to_string());
+        let mut attempts = 0;
+        let new_id = loop {
+            attempts += 1;
+            match self
+                .client
+                .call(Call::post_json(
+                    url.clone(),
+                    Some(&self.limiter),
+                    body.clone(),
+                ))
+                .await
+            {
+                Ok(reply) if reply.status == 404 => {
+                    // Gone from the source folder: moved by an earlier attempt whose answer was
+                    // lost, or deleted in the target.
+                    match self.find_by_fingerprint(to, item_key).await? {
+                        Some(found) => break found,
+                        None => return Ok(None),
+                    }
+                }
+                Ok(reply) => {
+                    let v = reply.ok("POST", &url)?.json(&url)?;
+                    match v["id"].as_str() {
+                        Some(s) if !s.is_empty() => break s.to_owned(),
+                        _ => {
+                            return Err(Error::Protocol {
+                                context: format!("POST {url}"),
+                                message: "the move answer carries no id".into(),
+                            });
+                        }
+                    }
+                }
+                Err(Error::Transport(_)) if attempts < 3 => {
+                    if let Some(found) = self.find_by_fingerprint(to, item_key).await? {
+                        break found;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let keys = [format!("fp:{item_key}")];
+        let indexes = self.indexes.lock().await;
+        if let Some(idx) = indexes.get(from) {
+            idx.forget(&keys);
+        }
+        if let Some(idx) = indexes.get(to) {
+            idx.insert_existing(new_id.clone(), keys);
+        }
+        Ok(Some(new_id))
+    }
+
     /// Deletes a message (a leftover of an interrupted write); gone already counts as done.
     async fn delete_message(&self, id: &str) -> Result<(), Error> {
         let url = format!("{}/messages/{}", self.user_path, seg(id));
@@ -758,6 +846,46 @@ impl MailboxWriter for GraphMailboxWriter {
     fn writes_in_flight(&self) -> Option<usize> {
         // One batch in flight and the next one gathering; at least two per request slot.
         Some((2 * self.batcher.max_batch()).max(8))
+    }
+
+    fn set_flags<'a>(
+        &'a self,
+        _folder: &'a FolderHandle,
+        id: &'a str,
+        flags: &'a o365_migrate_mime::Flags,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.patch_flags(id, flags))
+    }
+
+    fn move_item<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+        to: &'a FolderHandle,
+        item_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>> {
+        Box::pin(self.move_message(&folder.target_id, id, &to.target_id, item_key))
+    }
+
+    fn delete_item<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let url = format!("{}/messages/{}", self.user_path, seg(id));
+            let mut call = self.call(url.clone());
+            call.method = reqwest::Method::DELETE;
+            let reply = self.client.call(call).await?;
+            if reply.status == 404 {
+                return Ok(false);
+            }
+            reply.ok("DELETE", &url)?;
+            if let Some(idx) = self.indexes.lock().await.get(&folder.target_id) {
+                idx.forget_id(id);
+            }
+            Ok(true)
+        })
     }
 
     fn throttling(&self) -> crate::writer::ThrottleStats {

@@ -18,6 +18,7 @@ use crate::dedupe::{FolderIndex, write_once};
 use crate::writer::{
     BoxFuture, FolderHandle, FolderSpec, MailboxWriter, TargetItem, WriteItem, WriteOutcome,
 };
+use o365_migrate_mime::Flags;
 
 /// Header fields fetched for the dedupe cache and for verify: everything the fingerprint needs.
 const INDEX_FIELDS: [&str; 5] = ["MESSAGE-ID", "DATE", "FROM", "SUBJECT", "RECEIVED"];
@@ -780,9 +781,154 @@ impl ImapMailboxWriter {
     }
 }
 
+impl ImapMailboxWriter {
+    /// Selects `folder` and finds the UID of item `id` (`<uidvalidity>:<uid>`) in it: `None`
+    /// when the message is gone, the id is not one this writer gave, or the folder's
+    /// UIDVALIDITY changed since (its UIDs then name other messages).
+    async fn locate(&self, conn: &mut Conn, folder: &str, id: &str) -> Result<Option<u32>, Error> {
+        let Some((uv, uid)) = id
+            .split_once(':')
+            .and_then(|(v, u)| Some((v.parse::<u32>().ok()?, u.parse::<u32>().ok()?)))
+        else {
+            return Ok(None);
+        };
+        conn.selected = None;
+        let sel = conn
+            .session
+            .select(folder)
+            .await
+            .map_err(|e| map_err(e, "SELECT", folder))?;
+        conn.selected = Some(folder.to_owned());
+        if sel.uid_validity != Some(uv) {
+            return Ok(None);
+        }
+        let found = conn
+            .session
+            .uid_search(&[SearchKey::Uid(UidSet::from_uids(&[uid]))])
+            .await
+            .map_err(|e| map_err(e, "UID SEARCH", folder))?;
+        Ok(found.contains(&uid).then_some(uid))
+    }
+
+    /// `sync`: `UID STORE FLAGS.SILENT` with the source's flags, replacing the item's.
+    async fn store_flags(&self, folder: &str, id: &str, flags: &Flags) -> Result<bool, Error> {
+        let (atoms, _rejected) = flags.to_imap();
+        self.with_conn(async |conn| {
+            let Some(uid) = self.locate(conn, folder, id).await? else {
+                return Ok(false);
+            };
+            conn.session
+                .uid_store(&UidSet::from_uids(&[uid]), StoreMode::Replace, &atoms)
+                .await
+                .map_err(|e| map_err(e, "UID STORE", folder))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// `sync`: `UID MOVE` (or COPY + EXPUNGE of that UID) to `to`; the new id from COPYUID.
+    async fn move_message(
+        &self,
+        from: &str,
+        id: &str,
+        to: &str,
+        item_key: &str,
+    ) -> Result<Option<String>, Error> {
+        let moved = self
+            .with_conn(async |conn| {
+                let Some(uid) = self.locate(conn, from, id).await? else {
+                    return Ok(None);
+                };
+                let moved = conn
+                    .session
+                    .uid_move(&UidSet::from_uids(&[uid]), to)
+                    .await
+                    .map_err(|e| map_err(e, "UID MOVE", from))?;
+                Ok(Some(moved.and_then(|m| {
+                    m.pairs
+                        .iter()
+                        .find(|(s, _)| *s == uid)
+                        .map(|(_, d)| format!("{}:{d}", m.uid_validity))
+                })))
+            })
+            .await?;
+        let new_id = match moved {
+            None => return Ok(None),
+            Some(Some(id)) => id,
+            // No COPYUID (a server without UIDPLUS): find the moved message by its headers.
+            Some(None) => {
+                self.invalidate(to);
+                let idx = self.index(to).await?;
+                let weak = o365_migrate_mime::weak_key(item_key);
+                // The newest listed message with those headers: the one just moved in.
+                match idx.listed_by_prefix(&format!("{weak}#size=")).last() {
+                    Some(found) => found.clone(),
+                    None => {
+                        return Err(Error::Protocol {
+                            context: format!("UID MOVE to {to}"),
+                            message: "the server named no new UID and the moved message was \
+                                      not found in the destination by its headers"
+                                .into(),
+                        });
+                    }
+                }
+            }
+        };
+        let keys = [item_key.to_owned()];
+        self.index_of(from).forget(&keys);
+        self.index_of(to).insert_existing(new_id.clone(), keys);
+        Ok(Some(new_id))
+    }
+
+    /// `sync --propagate-deletes`: `\Deleted` and UID EXPUNGE of exactly this message.
+    async fn delete_message(&self, folder: &str, id: &str) -> Result<bool, Error> {
+        let gone = self
+            .with_conn(async |conn| {
+                let Some(uid) = self.locate(conn, folder, id).await? else {
+                    return Ok(false);
+                };
+                conn.session
+                    .uid_delete(&UidSet::from_uids(&[uid]))
+                    .await
+                    .map_err(|e| map_err(e, "UID EXPUNGE", folder))?;
+                Ok(true)
+            })
+            .await?;
+        self.index_of(folder).forget_id(id);
+        Ok(gone)
+    }
+}
+
 impl MailboxWriter for ImapMailboxWriter {
     fn mailbox(&self) -> &str {
         &self.mailbox
+    }
+
+    fn set_flags<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+        flags: &'a Flags,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.store_flags(&folder.target_id, id, flags))
+    }
+
+    fn move_item<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+        to: &'a FolderHandle,
+        item_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>> {
+        Box::pin(self.move_message(&folder.target_id, id, &to.target_id, item_key))
+    }
+
+    fn delete_item<'a>(
+        &'a self,
+        folder: &'a FolderHandle,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.delete_message(&folder.target_id, id))
     }
 
     fn throttling(&self) -> crate::writer::ThrottleStats {
@@ -880,7 +1026,6 @@ fn listed_key(header_key: &str, size: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use o365_migrate_mime::Flags;
 
     #[test]
     fn flags_and_keywords() {
