@@ -15,6 +15,7 @@ mod pairing;
 mod proof;
 mod reliability;
 mod scheduling;
+mod sync;
 
 const BIN: &str = env!("CARGO_BIN_EXE_o365-migrate");
 const DOMAIN: &str = "contoso.example";

@@ -125,6 +125,28 @@ enum Command {
         #[arg(long)]
         events: Option<PathBuf>,
     },
+    /// Keep the target in step until cutover: new items as `rescan` copies them, plus read,
+    /// flag and keyword changes, moves between folders and (only with --propagate-deletes)
+    /// deletions since the last pass.
+    Sync {
+        /// Only these mailboxes (source or target address); repeatable.
+        #[arg(long = "mailbox")]
+        mailboxes: Vec<String>,
+        /// Also delete in the target what was deleted at the source (never by default; each
+        /// deletion is recorded per item).
+        #[arg(long)]
+        propagate_deletes: bool,
+        /// Run again every DURATION (e.g. 15m, 1h, 90s) until Ctrl-C; a pass that takes
+        /// longer starts the next at once.
+        #[arg(long, value_parser = parse_every)]
+        every: Option<std::time::Duration>,
+        /// Print each pass's totals as one JSON line on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Write one JSON line per event to this file.
+        #[arg(long)]
+        events: Option<PathBuf>,
+    },
     /// Compare source and target per folder and per message; exit 0 only when all match.
     Verify {
         /// Machine-readable output on stdout.
@@ -204,6 +226,25 @@ fn parse_window(s: &str) -> Result<window::Window, String> {
     window::Window::parse(s)
 }
 
+/// `--every`: a number with `s`, `m` or `h` (at least 10 seconds).
+fn parse_every(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; write e.g. 90s, 15m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?}: the unit must be s, m or h (e.g. 15m)")),
+    };
+    if secs < 10 {
+        return Err(format!("{s:?} is too short; sync at most every 10s"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// The local UTC offset, read before the runtime starts threads.
 static LOCAL_OFFSET: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
 
@@ -247,7 +288,10 @@ fn main() -> ExitCode {
     // Only the commands that hold message bodies are worth the restart.
     if matches!(
         cli.command,
-        Command::Run { .. } | Command::Rescan { .. } | Command::Verify { .. }
+        Command::Run { .. }
+            | Command::Rescan { .. }
+            | Command::Sync { .. }
+            | Command::Verify { .. }
     ) {
         tune_allocator();
     }
@@ -448,6 +492,7 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
                 command,
                 Command::Run { dry_run: false, .. }
                     | Command::Rescan { .. }
+                    | Command::Sync { .. }
                     | Command::Provision { dry_run: false, .. }
             ) {
                 engine.hold_run_lock().await.map_err(usage)?;
@@ -471,6 +516,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Plan { .. } => "plan",
         Command::Run { .. } => "run",
         Command::Rescan { .. } => "rescan",
+        Command::Sync { .. } => "sync",
         Command::Verify { .. } => "verify",
         Command::Report { .. } => "report",
         Command::Status { .. } => "status",
@@ -481,7 +527,9 @@ fn make_reporter(
     command: &Command,
 ) -> Result<(Arc<dyn Reporter>, Option<indicatif::MultiProgress>), Exit> {
     let events = match command {
-        Command::Run { events, .. } | Command::Rescan { events } => events.clone(),
+        Command::Run { events, .. } | Command::Rescan { events } | Command::Sync { events, .. } => {
+            events.clone()
+        }
         _ => None,
     };
     let tty = std::io::stderr().is_terminal();
@@ -769,6 +817,17 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             print_pairing(engine).await?;
             run_kind(engine, RunKind::Rescan, &[], stop).await
         }
+        Command::Sync {
+            mailboxes,
+            propagate_deletes,
+            every,
+            json,
+            ..
+        } => {
+            print_pairing(engine).await?;
+            let options = o365_migrate_engine::SyncOptions { propagate_deletes };
+            sync_loop(engine, &mailboxes, options, every, json, stop).await
+        }
         Command::Verify { json, deep } => {
             if !json {
                 print_pairing(engine).await?;
@@ -994,6 +1053,62 @@ fn summarize(kind: RunKind, totals: &o365_migrate_engine::RunTotals) -> u8 {
         return 3;
     }
     u8::from(totals.failed > 0)
+}
+
+/// `sync`, once or `--every` interval until Ctrl-C.
+async fn sync_loop(
+    engine: &Engine,
+    mailboxes: &[String],
+    options: o365_migrate_engine::SyncOptions,
+    every: Option<std::time::Duration>,
+    json: bool,
+    stop: &StopFlag,
+) -> Result<u8, Exit> {
+    let watcher = watch_ctrl_c(stop, Default::default());
+    let code = loop {
+        let started = tokio::time::Instant::now();
+        let r = engine.sync(mailboxes, options).await;
+        let (_, totals) = match r {
+            Ok(t) => t,
+            Err(e) => {
+                watcher.abort();
+                return Err(usage(e));
+            }
+        };
+        if json {
+            println!("{}", serde_json::to_string(&totals).map_err(usage)?);
+        }
+        if let Some(s) = &totals.sync {
+            eprintln!(
+                "sync changes: {} flag changes, {} moved, {} deleted in the target, {} deleted \
+                 at the source and kept, {} failed; {} source commands",
+                s.flags, s.moved, s.deleted, s.kept, s.failed, s.source_commands
+            );
+        }
+        let failed = totals.sync.as_ref().is_some_and(|s| s.failed > 0);
+        let code = summarize(RunKind::Sync, &totals).max(u8::from(failed));
+        let Some(every) = every else { break code };
+        if stop.is_stopped() {
+            break code;
+        }
+        let end = started + every;
+        eprintln!(
+            "next sync in {}",
+            human_duration(end - tokio::time::Instant::now().min(end))
+        );
+        while tokio::time::Instant::now() < end && !stop.is_stopped() {
+            tokio::time::sleep(
+                end.saturating_duration_since(tokio::time::Instant::now())
+                    .min(std::time::Duration::from_millis(250)),
+            )
+            .await;
+        }
+        if stop.is_stopped() {
+            break code;
+        }
+    };
+    watcher.abort();
+    Ok(code)
 }
 
 /// `run --window`: waits for the window, runs until it closes (stopping cleanly: in-flight

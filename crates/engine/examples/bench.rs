@@ -46,6 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             message_id: Some(format!("<{u}@bench.example>")),
             subject: Some(format!("Bench message {u}")),
             sender: Some("sender@example.com".into()),
+            flags: None,
         };
         let plan: Vec<PlannedItem> = uids
             .iter()

@@ -124,7 +124,7 @@ pub use matching::{MailboxPair, Pairing, PairingOrigin, Unpaired};
 pub use plan::{
     ANSWER_TIMES_RECORD, FolderPlan, MailboxPlan, MeasuredAnswerTimes, PLAN_RECORD, PlanReport,
 };
-pub use run::RunTotals;
+pub use run::{RunTotals, SyncOptions, SyncTotals};
 pub use setup::{
     CredentialsCheck, build_target, check_credentials_file, load_credentials, target_identity,
 };

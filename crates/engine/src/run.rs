@@ -26,7 +26,10 @@ use crate::state::{
 };
 
 mod settle;
+mod sync;
 use settle::Settle;
+use sync::{Held, SyncTally};
+pub use sync::{SyncOptions, SyncTotals};
 
 /// The reason an item is skipped when the source expunged it during the run (a UID SEARCH
 /// confirmed it gone); `verify` expects such a UID again if the source still lists it.
@@ -65,6 +68,8 @@ pub struct RunTotals {
     pub bytes: u64,
     /// Whether the run was stopped early (Ctrl-C).
     pub stopped: bool,
+    /// What `sync` carried besides new items (`None` for `run` and `rescan`).
+    pub sync: Option<SyncTotals>,
 }
 
 #[derive(Default)]
@@ -79,6 +84,9 @@ struct Tally {
 #[derive(Clone, Copy)]
 struct MailboxRun<'a> {
     kind: RunKind,
+    run: RunId,
+    /// New UIDs the copy loop leaves alone this pass (moves `sync` could not carry yet).
+    held: &'a Held,
     pair: &'a MailboxPair,
     mailbox: MailboxId,
     /// The target mailbox's writer.
@@ -88,6 +96,15 @@ struct MailboxRun<'a> {
     tally: &'a Tally,
     /// The target's message size limit, if it has one.
     max_target: Option<u64>,
+}
+
+/// One pass over the mailboxes: its kind and run, and for `sync` its options and counters.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    kind: RunKind,
+    run: RunId,
+    sync: Option<SyncOptions>,
+    sync_tally: &'a SyncTally,
 }
 
 /// Item outcome for a message fetched from the source.
@@ -103,7 +120,25 @@ impl Engine {
     /// Runs `run` or `rescan` over the selected mailboxes (all when `only` is empty). Takes the
     /// state's run lock first (see [`Engine::hold_run_lock`]).
     pub async fn run(&self, kind: RunKind, only: &[String]) -> Result<(RunId, RunTotals)> {
+        self.run_pass(kind, only, None).await
+    }
+
+    /// `sync` over the selected mailboxes (all when `only` is empty): the changes since the
+    /// last pass — flags, moves, and deletions when `options` asks — then new items as
+    /// `rescan` copies them. Takes the state's run lock first.
+    pub async fn sync(&self, only: &[String], options: SyncOptions) -> Result<(RunId, RunTotals)> {
+        self.run_pass(RunKind::Sync, only, Some(options)).await
+    }
+
+    async fn run_pass(
+        &self,
+        kind: RunKind,
+        only: &[String],
+        sync: Option<SyncOptions>,
+    ) -> Result<(RunId, RunTotals)> {
         self.hold_run_lock().await?;
+        let sync_tally = SyncTally::default();
+        let sync_tally = &sync_tally;
         let Pairing {
             pairs, unpaired, ..
         } = self.pairing().await?;
@@ -152,7 +187,13 @@ impl Engine {
                     return (p.source.clone(), None, Tally::default());
                 }
                 let tally = Tally::default();
-                let r = self.run_mailbox(kind, p, &writer, &tally).await;
+                let pass = Pass {
+                    kind,
+                    run,
+                    sync,
+                    sync_tally,
+                };
+                let r = self.run_mailbox(pass, p, &writer, &tally).await;
                 (p.source.clone(), Some(r), tally)
             }
         });
@@ -174,6 +215,9 @@ impl Engine {
             totals.bytes += tally.bytes.load(Ordering::Relaxed);
         }
         totals.stopped = self.stop.is_stopped();
+        if sync.is_some() {
+            totals.sync = Some(sync_tally.totals());
+        }
         match Arc::try_unwrap(writer) {
             Ok(w) => {
                 if let Err(e) = w.close().await {
@@ -203,7 +247,7 @@ impl Engine {
 
     async fn run_mailbox(
         &self,
-        kind: RunKind,
+        pass: Pass<'_>,
         pair: &MailboxPair,
         writer: &Arc<BatchWriter>,
         tally: &Tally,
@@ -219,7 +263,7 @@ impl Engine {
         let mut attempt = 1;
         let result = loop {
             let r = self
-                .run_mailbox_inner(kind, pair, mailbox, writer, tally)
+                .run_mailbox_inner(pass, pair, mailbox, writer, tally)
                 .await;
             match r {
                 Err(Error::Source { context, source })
@@ -294,7 +338,7 @@ impl Engine {
 
     async fn run_mailbox_inner(
         &self,
-        kind: RunKind,
+        pass: Pass<'_>,
         pair: &MailboxPair,
         mailbox: MailboxId,
         writer: &Arc<BatchWriter>,
@@ -336,8 +380,11 @@ impl Engine {
         let by_source = self
             .ensure_target_folders(pair, mailbox, &*mw, &only_specs, writer)
             .await?;
-        let mailbox_run = &MailboxRun {
-            kind,
+        let no_hold = Held::new();
+        let mut mailbox_run = MailboxRun {
+            kind: pass.kind,
+            run: pass.run,
+            held: &no_hold,
             pair,
             mailbox,
             mw: &mw,
@@ -345,6 +392,21 @@ impl Engine {
             tally,
             max_target: self.target.capabilities().max_message_bytes,
         };
+        let held;
+        if let Some(opts) = pass.sync {
+            held = self
+                .sync_changes(
+                    &mailbox_run,
+                    &mut session,
+                    &specs,
+                    &by_source,
+                    opts,
+                    pass.sync_tally,
+                )
+                .await?;
+            mailbox_run.held = &held;
+        }
+        let mailbox_run = &mailbox_run;
         self.report_remaining(pair, mailbox, &mut session, &specs)
             .await;
         // Folders are copied several at once when the job allows more source connections
@@ -567,12 +629,14 @@ impl Engine {
     ) -> Result<()> {
         let MailboxRun {
             kind,
+            held,
             pair,
             mailbox,
             mw,
             writer,
             tally,
             max_target,
+            ..
         } = *mb;
         let ctx = format!("mailbox {} folder {path}", pair.source);
         let sel = session
@@ -589,6 +653,12 @@ impl Engine {
             .upsert_folder(mailbox, path, target_path, uidvalidity)
             .await?;
         let uidvalidity_changed = fstate.previous_uidvalidity.is_some();
+        if fstate.highest_modseq.is_none() && sel.highest_modseq.is_some() {
+            // The first pass over the folder: `sync` carries changes from here on.
+            self.store
+                .set_highest_modseq(fstate.id, sel.highest_modseq, true)
+                .await?;
+        }
         let done = self.store.done_uids(fstate.id).await?;
         let all = if sel.exists == 0 {
             Vec::new()
@@ -598,13 +668,19 @@ impl Engine {
                 .await
                 .map_err(|e| Error::source(&ctx, e))?
         };
-        let done_set: HashSet<u32> = done.done.iter().copied().collect();
+        let held = held.get(path);
+        let done_set: HashSet<u32> = done
+            .done
+            .iter()
+            .copied()
+            .chain(held.into_iter().flatten().copied())
+            .collect();
         let failed_set: HashSet<u32> = done.failed.iter().copied().collect();
         let candidates: Vec<u32> = all
             .into_iter()
             .filter(|u| !done_set.contains(u))
             .filter(|u| match kind {
-                RunKind::Rescan => {
+                RunKind::Rescan | RunKind::Sync => {
                     *u > done.watermark || failed_set.contains(u) || done.planned.contains(u)
                 }
                 _ => true,
@@ -896,6 +972,7 @@ async fn write_one_inner(
             return Ok(WriteResult::Migrated(0));
         }
     }
+    let copied_flags = crate::state::flags_text(&m.flags);
     // What was FETCHed becomes the one set of message types here, once.
     let item = target::WriteItem {
         raw: raw.clone(),
@@ -919,6 +996,12 @@ async fn write_one_inner(
                         Some(notes.join("; "))
                     }
                     _ => None,
+                };
+                // The flags the target now has: those written, unknown for an item found
+                // there (written by an earlier, interrupted attempt; `sync` sets them).
+                work.meta.flags = match &outcome {
+                    target::WriteOutcome::Written { .. } => Some(copied_flags.clone()),
+                    target::WriteOutcome::AlreadyPresent { .. } => None,
                 };
                 ctx.writer
                     .record(ItemOutcome {

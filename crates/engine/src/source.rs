@@ -206,6 +206,7 @@ pub(crate) fn meta_of(m: &imap::FetchedMessage) -> ItemMeta {
         subject: o365_migrate_mime::decoded_subject(header)
             .or_else(|| header_value(header, "subject")),
         sender: header_value(header, "from"),
+        flags: None,
     }
 }
 

@@ -71,6 +71,9 @@ pub enum RunKind {
     Rescan,
     /// `o365-migrate verify`.
     Verify,
+    /// `o365-migrate sync`: new items as `rescan` copies them, plus flag changes, moves and
+    /// (when asked) deletions since the last pass.
+    Sync,
 }
 
 impl RunKind {
@@ -80,12 +83,14 @@ impl RunKind {
             RunKind::Run => "run",
             RunKind::Rescan => "rescan",
             RunKind::Verify => "verify",
+            RunKind::Sync => "sync",
         }
     }
     fn parse(s: &str) -> RunKind {
         match s {
             "rescan" => RunKind::Rescan,
             "verify" => RunKind::Verify,
+            "sync" => RunKind::Sync,
             _ => RunKind::Run,
         }
     }
@@ -180,6 +185,21 @@ pub struct ItemMeta {
     pub subject: Option<String>,
     /// The From address (for reports and verify listings).
     pub sender: Option<String>,
+    /// The flags and keywords as copied to the target ([`flags_text`]), for `sync`.
+    pub flags: Option<String>,
+}
+
+/// The one stored form of an item's IMAP flags: `\Recent` left out, system flags and keywords
+/// sorted (case kept), one space between. Two listings of the same state give the same text.
+pub fn flags_text<S: AsRef<str>>(flags: &[S]) -> String {
+    let mut v: Vec<&str> = flags
+        .iter()
+        .map(|f| f.as_ref().trim())
+        .filter(|f| !f.is_empty() && !f.eq_ignore_ascii_case("\\Recent"))
+        .collect();
+    v.sort_unstable_by_key(|f| (f.to_ascii_lowercase(), f.to_string()));
+    v.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    v.join(" ")
 }
 
 /// An item to mark as planned.
@@ -256,6 +276,86 @@ pub struct FolderState {
     pub previous_uidvalidity: Option<u32>,
     /// Watermark for the current UIDVALIDITY.
     pub highest_uid_done: u32,
+    /// The source's HIGHESTMODSEQ (CONDSTORE) up to which `sync` has carried every change;
+    /// `None` before the first pass, on servers without CONDSTORE, after a UIDVALIDITY change.
+    pub highest_modseq: Option<u64>,
+}
+
+/// A migrated item as `sync` compares it with the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncItem {
+    /// Row id.
+    pub id: i64,
+    /// Source UID (under the folder's current UIDVALIDITY).
+    pub uid: u32,
+    /// The target's id.
+    pub target_id: Option<String>,
+    /// The item key.
+    pub fingerprint: Option<String>,
+    /// Size in bytes.
+    pub size: Option<u64>,
+    /// The flags last carried to the target ([`flags_text`]); `None` when not known (an item
+    /// migrated before this was recorded).
+    pub flags: Option<String>,
+    /// Deleted at the source and kept in the target by an earlier `sync`.
+    pub kept: bool,
+}
+
+/// What happened to a migrated item the source no longer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Gone {
+    /// Deleted at the source; kept in the target (the default: `sync` never deletes unless
+    /// asked).
+    Kept,
+    /// Deleted at the source and, with `--propagate-deletes`, in the target.
+    Deleted,
+}
+
+impl Gone {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gone::Kept => "kept",
+            Gone::Deleted => "deleted",
+        }
+    }
+}
+
+/// One change `sync` carried to the target, recorded in one transaction with its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncChange {
+    /// New flags for item `id`.
+    Flags {
+        /// Row id.
+        id: i64,
+        /// [`flags_text`].
+        flags: String,
+    },
+    /// Item `id` moved: it now lives at `folder`/`uidvalidity`/`uid` with `target_id`.
+    Moved {
+        /// Row id.
+        id: i64,
+        /// The destination folder.
+        folder: FolderId,
+        /// Its UIDVALIDITY.
+        uidvalidity: u32,
+        /// The item's UID there.
+        uid: u32,
+        /// The item's id in the target after the move.
+        target_id: String,
+        /// Its flags there ([`flags_text`]).
+        flags: String,
+    },
+    /// Item `id` is gone from the source.
+    Gone {
+        /// Row id.
+        id: i64,
+        /// Kept or deleted in the target.
+        gone: Gone,
+    },
 }
 
 /// UIDs of one folder under its current UIDVALIDITY.
@@ -397,6 +497,28 @@ pub trait StateStore: Send + Sync {
         source: &'a str,
         target: &'a str,
     ) -> BoxFuture<'a, Result<MailboxId>>;
+    /// Every migrated item of `folder` under its current UIDVALIDITY that the source still had
+    /// at the last pass, and those an earlier pass kept in the target after the source deleted
+    /// them ([`SyncItem::kept`]), by UID (for `sync`).
+    fn sync_items(&self, folder: FolderId) -> BoxFuture<'_, Result<Vec<SyncItem>>>;
+    /// Records changes `sync` carried to the target, with their events, in one transaction.
+    fn record_sync<'a>(
+        &'a self,
+        run: RunId,
+        changes: &'a [SyncChange],
+        events: &'a [EventRecord],
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Stores the HIGHESTMODSEQ up to which `folder`'s changes are carried; with `if_unset`
+    /// only when none is stored (the first `run` of a folder).
+    fn set_highest_modseq(
+        &self,
+        folder: FolderId,
+        modseq: Option<u64>,
+        if_unset: bool,
+    ) -> BoxFuture<'_, Result<()>>;
+    /// Target ids of `folder`'s items the source deleted that the target keeps (`verify`
+    /// expects them in the target beyond the source's items).
+    fn kept_target_ids(&self, folder: FolderId) -> BoxFuture<'_, Result<Vec<String>>>;
     /// Creates or updates a folder (keyed by mailbox + source path); reports a UIDVALIDITY change.
     fn upsert_folder<'a>(
         &'a self,
@@ -596,10 +718,19 @@ CREATE TABLE records (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+ALTER TABLE items ADD COLUMN flags TEXT;
+ALTER TABLE items ADD COLUMN gone VARCHAR(16);
+ALTER TABLE items ADD COLUMN gone_at BIGINT;
+ALTER TABLE folders ADD COLUMN highest_modseq BIGINT;
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[cfg(test)]
 mod tests;

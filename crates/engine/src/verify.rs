@@ -51,6 +51,9 @@ pub struct FolderVerify {
     pub expected: u64,
     /// Messages the target reports.
     pub target_count: u64,
+    /// Messages `sync` kept in the target after the source deleted them (expected there, not
+    /// extra; `sync --propagate-deletes` deletes them).
+    pub kept: u64,
     /// Source messages not found in the target.
     pub missing: Vec<DiffItem>,
     /// Target messages with no source counterpart (or extra copies).
@@ -126,7 +129,7 @@ impl Engine {
                     f.missing.is_empty()
                         && f.extra.is_empty()
                         && f.differs.is_empty()
-                        && f.expected == f.target_count
+                        && f.expected + f.kept == f.target_count
                 })
         });
         Ok(VerifyReport {
@@ -149,6 +152,8 @@ impl Engine {
         let mut skipped: HashSet<(String, u32, u32)> = HashSet::new();
         // The item keys recorded when the items were written (content-aware), by source UID.
         let mut item_keys: HashMap<(String, u32, u32), String> = HashMap::new();
+        // Target ids `sync` kept after the source deleted them, by source folder path.
+        let mut kept: HashMap<String, HashSet<String>> = HashMap::new();
         if let Some(rec) = self
             .store
             .mailboxes()
@@ -156,6 +161,12 @@ impl Engine {
             .into_iter()
             .find(|m| m.source == p.source)
         {
+            for f in self.store.folders(rec.id).await? {
+                let ids = self.store.kept_target_ids(f.id).await?;
+                if !ids.is_empty() {
+                    kept.entry(f.source_path).or_default().extend(ids);
+                }
+            }
             let mut after = 0;
             loop {
                 let page = self.store.items(Some(rec.id), after, 1000).await?;
@@ -205,6 +216,7 @@ impl Engine {
                 skipped: 0,
                 expected: 0,
                 target_count: 0,
+                kept: 0,
                 missing: Vec::new(),
                 extra: Vec::new(),
                 differs: Vec::new(),
@@ -288,6 +300,12 @@ impl Engine {
                             continue;
                         }
                         pairs.push((i, t));
+                    }
+                    None if kept
+                        .get(&spec.source)
+                        .is_some_and(|ids| ids.contains(&t.id)) =>
+                    {
+                        fv.kept += 1;
                     }
                     None => fv.extra.push(DiffItem {
                         key,

@@ -26,6 +26,7 @@ async fn populated() -> (tempfile::TempDir, SqliteStore) {
                     internal_date: Some(1_700_000_000),
                     subject: Some(format!("<script>alert({u})</script> & \"quotes\", commas")),
                     sender: Some("=cmd|' /C calc'!A0".into()),
+                    flags: None,
                     message_id: Some(format!("<{u}@x>")),
                     fingerprint: Some(format!("{u:064x}")),
                 },

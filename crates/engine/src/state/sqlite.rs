@@ -18,10 +18,10 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    Batch, BoxFuture, Dialect, DoneUids, FolderId, FolderRecord, FolderState, ItemRecord,
-    ItemStatus, MailboxId, MailboxRecord, PlannedItem, RunId, RunKind, RunLock, RunOutcome,
-    RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, StoredEvent, StoredRecord, migrations,
-    now_ms,
+    Batch, BoxFuture, Dialect, DoneUids, EventRecord, FolderId, FolderRecord, FolderState,
+    ItemRecord, ItemStatus, MailboxId, MailboxRecord, PlannedItem, RunId, RunKind, RunLock,
+    RunOutcome, RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, StoredEvent, StoredRecord,
+    SyncChange, SyncItem, migrations, now_ms,
 };
 use crate::error::{Error, Result};
 
@@ -177,6 +177,30 @@ impl SqliteStore {
                 .await
                 .map_err(|e| self.err("migrate", &e))?;
             tx.commit().await.map_err(|e| self.err("migrate", &e))?;
+        }
+        Ok(())
+    }
+
+    async fn insert_events(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        run: RunId,
+        now: i64,
+        events: &[EventRecord],
+        operation: &'static str,
+    ) -> Result<()> {
+        for e in events {
+            sqlx::query(
+                "INSERT INTO events (run_id, at, mailbox_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(run.0)
+            .bind(now)
+            .bind(e.mailbox.map(|m| m.0))
+            .bind(&e.kind)
+            .bind(&e.detail)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.err(operation, &e))?;
         }
         Ok(())
     }
@@ -437,11 +461,20 @@ impl StateStore for SqliteStore {
                 }
             };
             self.update_watermark(&mut tx, id).await?;
-            let wm: i64 = sqlx::query_scalar("SELECT highest_uid_done FROM folders WHERE id = ?")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.err("upsert folder", &e))?;
+            if previous.is_some() {
+                // A new UIDVALIDITY: the mod-sequences of the old one mean nothing.
+                sqlx::query("UPDATE folders SET highest_modseq = NULL WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("upsert folder", &e))?;
+            }
+            let (wm, modseq): (i64, Option<i64>) =
+                sqlx::query_as("SELECT highest_uid_done, highest_modseq FROM folders WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("upsert folder", &e))?;
             tx.commit()
                 .await
                 .map_err(|e| self.err("upsert folder", &e))?;
@@ -450,6 +483,7 @@ impl StateStore for SqliteStore {
                 uidvalidity,
                 previous_uidvalidity: previous,
                 highest_uid_done: i64_to_u32(wm),
+                highest_modseq: modseq.and_then(|m| u64::try_from(m).ok()),
             })
         })
     }
@@ -542,9 +576,10 @@ impl StateStore for SqliteStore {
                 sqlx::query(
                     "INSERT INTO items (folder_id, uidvalidity, uid, fingerprint, message_id, subject,
                         sender, size, internal_date, target_id, status, reason, attempts, run_id,
-                        created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
+                        created_at, updated_at, flags)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
                      ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET
+                        flags = COALESCE(excluded.flags, items.flags),
                         fingerprint = COALESCE(excluded.fingerprint, items.fingerprint),
                         message_id = COALESCE(excluded.message_id, items.message_id),
                         subject = COALESCE(excluded.subject, items.subject),
@@ -573,6 +608,7 @@ impl StateStore for SqliteStore {
                 .bind(run.0)
                 .bind(now)
                 .bind(now)
+                .bind(m.flags.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err("record batch", &e))?;
@@ -587,19 +623,8 @@ impl StateStore for SqliteStore {
                 }
                 folders.insert(o.folder.0);
             }
-            for e in &batch.events {
-                sqlx::query(
-                    "INSERT INTO events (run_id, at, mailbox_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(run.0)
-                .bind(now)
-                .bind(e.mailbox.map(|m| m.0))
-                .bind(&e.kind)
-                .bind(&e.detail)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err("record batch", &e))?;
-            }
+            self.insert_events(&mut tx, run, now, &batch.events, "record batch")
+                .await?;
             sqlx::query(
                 "UPDATE runs SET migrated = migrated + ?, skipped = skipped + ?, failed = failed + ?,
                     migrated_bytes = migrated_bytes + ? WHERE id = ?",
@@ -619,6 +644,165 @@ impl StateStore for SqliteStore {
                 .await
                 .map_err(|e| self.err("record batch", &e))?;
             Ok(())
+        })
+    }
+
+    fn sync_items(&self, folder: FolderId) -> BoxFuture<'_, Result<Vec<SyncItem>>> {
+        Box::pin(async move {
+            type Row = (
+                i64,
+                i64,
+                Option<String>,
+                Option<String>,
+                Option<i64>,
+                Option<String>,
+                Option<String>,
+            );
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT i.id, i.uid, i.target_id, i.fingerprint, i.size, i.flags, i.gone
+                       FROM items i JOIN folders f ON f.id = i.folder_id
+                      WHERE i.folder_id = ? AND i.uidvalidity = f.uidvalidity
+                        AND i.status = 'migrated' AND (i.gone IS NULL OR i.gone = 'kept')
+                      ORDER BY i.uid",
+            )
+            .bind(folder.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read sync items", &e))?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(id, uid, target_id, fingerprint, size, flags, gone)| SyncItem {
+                        kept: gone.is_some(),
+                        id,
+                        uid: i64_to_u32(uid),
+                        target_id,
+                        fingerprint,
+                        size: size.and_then(|s| u64::try_from(s).ok()),
+                        flags,
+                    },
+                )
+                .collect())
+        })
+    }
+
+    fn record_sync<'a>(
+        &'a self,
+        run: RunId,
+        changes: &'a [SyncChange],
+        events: &'a [EventRecord],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("record sync").await?;
+            let now = now_ms();
+            let mut folders = BTreeSet::new();
+            for c in changes {
+                let q = match c {
+                    SyncChange::Flags { id, flags } => {
+                        sqlx::query("UPDATE items SET flags = ?, updated_at = ? WHERE id = ?")
+                            .bind(flags.as_str())
+                            .bind(now)
+                            .bind(*id)
+                    }
+                    SyncChange::Moved {
+                        id,
+                        folder,
+                        uidvalidity,
+                        uid,
+                        target_id,
+                        flags,
+                    } => {
+                        let from: i64 = sqlx::query_scalar("SELECT folder_id FROM items WHERE id = ?")
+                            .bind(*id)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(|e| self.err("record sync", &e))?;
+                        folders.insert(from);
+                        folders.insert(folder.0);
+                        // A row planned for the destination UID by an interrupted pass is this
+                        // item: it gives way to the moved row.
+                        sqlx::query(
+                            "DELETE FROM items WHERE folder_id = ? AND uidvalidity = ? AND uid = ? AND id <> ?",
+                        )
+                        .bind(folder.0)
+                        .bind(i64::from(*uidvalidity))
+                        .bind(i64::from(*uid))
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.err("record sync", &e))?;
+                        sqlx::query(
+                            "UPDATE items SET folder_id = ?, uidvalidity = ?, uid = ?, target_id = ?,
+                                flags = ?, run_id = ?, updated_at = ? WHERE id = ?",
+                        )
+                        .bind(folder.0)
+                        .bind(i64::from(*uidvalidity))
+                        .bind(i64::from(*uid))
+                        .bind(target_id.as_str())
+                        .bind(flags.as_str())
+                        .bind(run.0)
+                        .bind(now)
+                        .bind(*id)
+                    }
+                    SyncChange::Gone { id, gone } => sqlx::query(
+                        "UPDATE items SET gone = ?, gone_at = ?, run_id = ?, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(gone.as_str())
+                    .bind(now)
+                    .bind(run.0)
+                    .bind(now)
+                    .bind(*id),
+                };
+                q.execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("record sync", &e))?;
+            }
+            self.insert_events(&mut tx, run, now, events, "record sync")
+                .await?;
+            for f in folders {
+                self.update_watermark(&mut tx, f).await?;
+            }
+            tx.commit().await.map_err(|e| self.err("record sync", &e))?;
+            Ok(())
+        })
+    }
+
+    fn set_highest_modseq(
+        &self,
+        folder: FolderId,
+        modseq: Option<u64>,
+        if_unset: bool,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("store HIGHESTMODSEQ").await?;
+            let sql = if if_unset {
+                "UPDATE folders SET highest_modseq = ? WHERE id = ? AND highest_modseq IS NULL"
+            } else {
+                "UPDATE folders SET highest_modseq = ? WHERE id = ?"
+            };
+            sqlx::query(sql)
+                .bind(modseq.map(u64_to_i64))
+                .bind(folder.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("store HIGHESTMODSEQ", &e))?;
+            tx.commit()
+                .await
+                .map_err(|e| self.err("store HIGHESTMODSEQ", &e))?;
+            Ok(())
+        })
+    }
+
+    fn kept_target_ids(&self, folder: FolderId) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "SELECT target_id FROM items
+                  WHERE folder_id = ? AND gone = 'kept' AND target_id IS NOT NULL",
+            )
+            .bind(folder.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read kept items", &e))
         })
     }
 

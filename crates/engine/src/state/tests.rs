@@ -17,6 +17,7 @@ fn meta(size: u64, fp: &str) -> ItemMeta {
         message_id: Some(format!("<{fp}@example.com>")),
         subject: Some(format!("Subject {fp}")),
         sender: Some("bob@example.com".into()),
+        flags: None,
     }
 }
 
@@ -379,16 +380,30 @@ async fn a_version_1_state_is_upgraded_in_place() {
         .await
         .unwrap();
     // Back to what a version-1 build left behind.
-    sqlx::raw_sql("DROP TABLE records; DELETE FROM schema_version WHERE version > 1")
-        .execute(&s.pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "DROP TABLE records; ALTER TABLE items DROP COLUMN flags;
+         ALTER TABLE items DROP COLUMN gone; ALTER TABLE items DROP COLUMN gone_at;
+         ALTER TABLE folders DROP COLUMN highest_modseq;
+         DELETE FROM schema_version WHERE version > 1",
+    )
+    .execute(&s.pool)
+    .await
+    .unwrap();
     s.close().await;
     let s = SqliteStore::open(&path).await.unwrap();
     assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
     assert_eq!(s.mailboxes().await.unwrap()[0].id, mb);
     s.put_record("plan", Some("{}")).await.unwrap();
     assert!(s.record("plan").await.unwrap().is_some());
+    // Version 3: the folder's HIGHESTMODSEQ is there to be stored.
+    let f = s.upsert_folder(mb, "INBOX", "Inbox", 7).await.unwrap();
+    assert_eq!(f.highest_modseq, None);
+    s.set_highest_modseq(f.id, Some(42), true).await.unwrap();
+    s.set_highest_modseq(f.id, Some(43), true).await.unwrap();
+    let f = s.upsert_folder(mb, "INBOX", "Inbox", 7).await.unwrap();
+    assert_eq!(f.highest_modseq, Some(42), "if_unset keeps the first");
+    let f = s.upsert_folder(mb, "INBOX", "Inbox", 8).await.unwrap();
+    assert_eq!(f.highest_modseq, None, "a new UIDVALIDITY forgets it");
 }
 
 #[tokio::test]
