@@ -11,6 +11,7 @@ use std::time::Duration;
 use o365_migrate_graph_emulator::Emulator;
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest, User};
 
+mod cutover;
 mod pairing;
 mod proof;
 mod reliability;

@@ -4,9 +4,14 @@ use anyhow::{Context, Result, bail};
 use std::process::Command;
 
 /// Debian packages the tests need, with the binary that shows each is installed.
-const TEST_PACKAGES: &[(&str, &str)] = &[("dovecot", "dovecot-imapd"), ("openssl", "openssl")];
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("dovecot", "dovecot-imapd"),
+    ("openssl", "openssl"),
+    // The DNS server `cutover check` is tested against (private instances on 127.0.0.1).
+    ("dnsmasq", "dnsmasq"),
+];
 
-/// Makes sure Dovecot, OpenSSL, cargo-nextest and cargo-deny are present.
+/// Makes sure Dovecot, OpenSSL, dnsmasq, cargo-nextest and cargo-deny are present.
 pub(crate) fn ensure_test_prerequisites() -> Result<()> {
     ensure_packages(TEST_PACKAGES)?;
     ensure_cargo_tool("cargo-nextest", "cargo-nextest")?;
@@ -70,6 +75,16 @@ pub(crate) fn ensure_packages(wanted: &[(&str, &str)]) -> Result<()> {
     // those ports, so it does no harm, but stop it to leave the machine as it was.
     if missing.contains(&"dovecot-imapd") {
         let _ = Command::new("doveadm").arg("stop").status();
+    }
+    // Likewise the system's dnsmasq (port 53); the tests start their own.
+    if missing.contains(&"dnsmasq") {
+        let stopped = Command::new("systemctl")
+            .args(["disable", "--now", "dnsmasq"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = Command::new("pkill").args(["-x", "dnsmasq"]).status();
+        }
     }
     Ok(())
 }

@@ -47,6 +47,11 @@ enum Command {
         /// Where (default: the --config path).
         path: Option<PathBuf>,
     },
+    /// Cutover commands (no job file needed).
+    Cutover {
+        #[command(subcommand)]
+        command: CutoverCommand,
+    },
     /// Credentials-file commands.
     Credentials {
         #[command(subcommand)]
@@ -168,6 +173,29 @@ enum Command {
     },
     /// Counts per status and the runs so far.
     Status {
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CutoverCommand {
+    /// Check that each DOMAIN's DNS sends mail to Exchange Online: MX, SPF, Autodiscover
+    /// (and with --teams the Teams records, as warnings). Exit 0 only when all are right.
+    Check {
+        /// The domains, e.g. contoso.com.
+        #[arg(required = true)]
+        domains: Vec<String>,
+        /// Ask this DNS server (ip:port) instead of the system's resolver.
+        #[arg(long)]
+        dns_server: Option<std::net::SocketAddr>,
+        /// Seconds to wait for each DNS answer.
+        #[arg(long, default_value_t = 5)]
+        timeout_seconds: u64,
+        /// Also check the Teams / Skype for Business records (warnings only).
+        #[arg(long)]
+        teams: bool,
         /// Machine-readable output on stdout.
         #[arg(long)]
         json: bool,
@@ -368,6 +396,16 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), Exit> {
 
 async fn dispatch(cli: Cli) -> Result<u8, Exit> {
     match cli.command {
+        Command::Cutover {
+            command:
+                CutoverCommand::Check {
+                    domains,
+                    dns_server,
+                    timeout_seconds,
+                    teams,
+                    json,
+                },
+        } => cutover_check(&domains, dns_server, timeout_seconds, teams, json).await,
         Command::Init { path } => {
             let path = path.unwrap_or(cli.config);
             if path.exists() {
@@ -507,6 +545,7 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Init { .. } => "init",
+        Command::Cutover { .. } => "cutover check",
         Command::Credentials { .. } => "credentials",
         Command::Source { .. } => "source test",
         Command::Target { .. } => "target test",
@@ -891,10 +930,49 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             Ok(u8::from(!r.ok))
         }
         Command::Init { .. }
+        | Command::Cutover { .. }
         | Command::Credentials { .. }
         | Command::Report { .. }
         | Command::Status { .. } => Ok(0),
     }
+}
+
+/// `cutover check`: exit 0 only when every domain's MX, SPF and Autodiscover point to
+/// Exchange Online; each wrong record is named with the value it must have.
+async fn cutover_check(
+    domains: &[String],
+    dns_server: Option<std::net::SocketAddr>,
+    timeout_seconds: u64,
+    teams: bool,
+    json: bool,
+) -> Result<u8, Exit> {
+    use o365_migrate_engine::cutover;
+    let mut opts = cutover::CheckOptions::default()
+        .with_timeout(std::time::Duration::from_secs(timeout_seconds.max(1)))
+        .with_teams(teams);
+    if let Some(server) = dns_server {
+        opts = opts.with_server(server);
+    }
+    let mut all_passed = true;
+    let mut reports = Vec::new();
+    for r in cutover::check_all(domains, &opts).await {
+        let report = r.map_err(|e| Exit(3, e.into()))?;
+        all_passed &= report.passed();
+        if !json {
+            eprintln!("{}", report.render_human());
+        }
+        reports.push(report);
+    }
+    if json {
+        print_json(&reports)?;
+    }
+    if !all_passed {
+        eprintln!(
+            "hint: change the records named above at your DNS host, wait for their TTL, and run \
+             `o365-migrate cutover check` again; then `o365-migrate sync` for the last messages"
+        );
+    }
+    Ok(u8::from(!all_passed))
 }
 
 /// The first line of `plan`, `run`, `rescan` and `verify`: which pairing is used and where it

@@ -1,14 +1,12 @@
 //! The cutover check against a real DNS server (dnsmasq on 127.0.0.1).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use o365_migrate_cutover::{
     CheckOptions, DomainReport, Error, ExpectedRecords, LookupFailure, RecordCheck, RecordKind,
     Status, check, check_all,
 };
-use support::{Dnsmasq, SilentServer, Zone};
+use o365_migrate_testkit::{Dnsmasq, SilentServer, Zone};
 
 const SPF_OK: &str = "v=spf1 include:spf.protection.outlook.com -all";
 

@@ -125,6 +125,10 @@ pub use plan::{
     ANSWER_TIMES_RECORD, FolderPlan, MailboxPlan, MeasuredAnswerTimes, PLAN_RECORD, PlanReport,
 };
 pub use run::{RunTotals, SyncOptions, SyncTotals};
+
+/// `cutover check`: the DNS records that move a domain's mail to Exchange Online
+/// (the `o365-migrate-cutover` crate).
+pub use o365_migrate_cutover as cutover;
 pub use setup::{
     CredentialsCheck, build_target, check_credentials_file, load_credentials, target_identity,
 };

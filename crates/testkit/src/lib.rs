@@ -35,6 +35,7 @@ mod certs;
 pub mod client;
 pub mod corpus;
 pub mod date;
+pub mod dnsmasq;
 pub mod dovecot;
 mod error;
 pub mod fault;
@@ -47,6 +48,7 @@ pub use client::{
 };
 pub use corpus::{Corpus, CorpusProfile, Manifest, ManifestEntry, VerifyReport};
 pub use date::ImapDate;
+pub use dnsmasq::{Dnsmasq, SilentServer, Zone};
 pub use dovecot::{Dovecot, DovecotOptions, User};
 pub use error::{Error, Result, missing_dovecot_message};
 pub use fault::{Action, Fault, FaultPlan, FaultProxy, FaultStats, Trigger};

@@ -4,8 +4,6 @@
 //! dnsmasq answers every name under `.test` from its own records (NXDOMAIN for the others, as
 //! `--local=/test/` says) and REFUSED for names anywhere else (it has no upstream server).
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::fs;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
@@ -20,6 +18,7 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// No records yet.
     pub fn new() -> Self {
         Zone::default()
     }
@@ -132,10 +131,12 @@ impl Dnsmasq {
         Ok(server)
     }
 
+    /// Where it listens (127.0.0.1, UDP and TCP).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// Its port.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -199,12 +200,14 @@ pub struct SilentServer {
 }
 
 impl SilentServer {
+    /// Binds a UDP socket on 127.0.0.1 that reads queries and never answers.
     pub fn start() -> SilentServer {
         SilentServer {
             socket: UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket"),
         }
     }
 
+    /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.socket.local_addr().expect("local address")
     }
