@@ -404,3 +404,75 @@ async fn sync_to_dovecot_with_condstore() {
 async fn sync_to_dovecot_without_condstore() {
     sync_case(false, Target::Dovecot).await;
 }
+
+/// `sync --final`: passes until nothing changes, `verify --deep`, and a receipt naming the
+/// last message the source received and its id in the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_final_writes_a_receipt_naming_the_last_message() {
+    let env =
+        super::reliability::start_env(&[USER], 150, 60_602, DovecotOptions::default(), None).await;
+    let t = Dovecot::start(
+        DovecotOptions::default()
+            .with_users([User::new(USER, format!("target-{USER}-pw"))])
+            .with_extra_config("mail_fsync = never"),
+    )
+    .expect("start target Dovecot");
+    std::fs::write(
+        env.dir.path().join("users.csv"),
+        format!("Login,Password\r\n{USER},{}\r\n", password(USER)),
+    )
+    .unwrap();
+    let master = t.master_user();
+    let job = imap_target_job(
+        &env,
+        &t,
+        &format!(
+            "login = \"admin\"\n\n[target.imap.admin]\nuser = \"{}\"\nsecret = \"env:{SECRET_ENV}\"",
+            master.name()
+        ),
+    );
+    std::fs::write(env.job_path(), job).unwrap();
+    let env = Env {
+        client_secret: master.password().to_owned(),
+        ..env
+    };
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "run: {}", dump(&o));
+    // Mail that arrives after the MX switch was started: the newest INTERNALDATE (now).
+    let subject = "The last one before the cut-over";
+    let mut c = env.source.login(USER).await.expect("source login");
+    let msg = format!(
+        "From: a@example.org\r\nTo: {USER}@example.org\r\nSubject: {subject}\r\n\
+         Message-ID: <last-one@example.org>\r\nDate: Wed, 02 Dec 2026 10:00:00 +0000\r\n\r\nbye\r\n"
+    );
+    c.append(
+        "INBOX",
+        &o365_migrate_testkit::AppendRequest::new(msg.into_bytes(), Vec::new(), None),
+    )
+    .await
+    .expect("append");
+    let _ = c.logout().await;
+
+    let o = env.cli(&["sync", "--final"]).await;
+    assert_eq!(o.code, 0, "sync --final: {}", dump(&o));
+    assert!(o.stderr.contains("nothing left behind"), "{}", dump(&o));
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.dir.path().join("report/final-receipt.json")).expect("receipt"),
+    )
+    .expect("receipt JSON");
+    assert_eq!(receipt["stable"], true, "{receipt}");
+    assert_eq!(receipt["verify_ok"], true, "{receipt}");
+    let last = &receipt["mailboxes"][0]["last_message"];
+    assert_eq!(last["subject"], subject, "{receipt}");
+    assert_eq!(last["folder"], "INBOX", "{receipt}");
+    let id = last["target_id"].as_str().unwrap_or_default();
+    assert!(
+        id.contains(':'),
+        "an IMAP target id (uidvalidity:uid): {receipt}"
+    );
+    assert_eq!(
+        receipt["mailboxes"][0]["counts"]["migrated"].as_u64(),
+        Some(env.manifests[USER].len() as u64 + 1),
+        "{receipt}"
+    );
+}

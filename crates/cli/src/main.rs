@@ -143,8 +143,13 @@ enum Command {
         propagate_deletes: bool,
         /// Run again every DURATION (e.g. 15m, 1h, 90s) until Ctrl-C; a pass that takes
         /// longer starts the next at once.
-        #[arg(long, value_parser = parse_every)]
+        #[arg(long, value_parser = parse_every, conflicts_with = "final_pass")]
         every: Option<std::time::Duration>,
+        /// After the MX switch: sync until a pass finds nothing more (at most 10 passes),
+        /// then `verify --deep`, and write a "nothing left behind" receipt per mailbox
+        /// (report directory, final-receipt.json). Exit 0 only when all of it holds.
+        #[arg(long = "final")]
+        final_pass: bool,
         /// Print each pass's totals as one JSON line on stdout.
         #[arg(long)]
         json: bool,
@@ -861,10 +866,14 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             propagate_deletes,
             every,
             json,
+            final_pass,
             ..
         } => {
             print_pairing(engine).await?;
             let options = o365_migrate_engine::SyncOptions { propagate_deletes };
+            if final_pass {
+                return sync_final(engine, &mailboxes, options, json, stop).await;
+            }
             sync_loop(engine, &mailboxes, options, every, json, stop).await
         }
         Command::Verify { json, deep } => {
@@ -886,7 +895,7 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                         let ok = f.missing.is_empty()
                             && f.extra.is_empty()
                             && f.differs.is_empty()
-                            && f.expected == f.target_count;
+                            && f.expected + f.kept == f.target_count;
                         eprintln!(
                             "{} {} {} → {}: source {} skipped {} expected {} target {}",
                             if ok { "ok  " } else { "DIFF" },
@@ -1131,6 +1140,100 @@ fn summarize(kind: RunKind, totals: &o365_migrate_engine::RunTotals) -> u8 {
         return 3;
     }
     u8::from(totals.failed > 0)
+}
+
+/// `sync --final`: passes until one finds nothing, `verify --deep`, the receipt.
+async fn sync_final(
+    engine: &Engine,
+    mailboxes: &[String],
+    options: o365_migrate_engine::SyncOptions,
+    json: bool,
+    stop: &StopFlag,
+) -> Result<u8, Exit> {
+    const PASSES: usize = 10;
+    let watcher = watch_ctrl_c(stop, Default::default());
+    let mut stable = false;
+    let mut failed = false;
+    for pass in 1..=PASSES {
+        let r = engine.sync(mailboxes, options).await;
+        let (_, totals) = match r {
+            Ok(t) => t,
+            Err(e) => {
+                watcher.abort();
+                return Err(usage(e));
+            }
+        };
+        let s = totals.sync.clone().unwrap_or_default();
+        eprintln!(
+            "final pass {pass}: {} migrated, {} flag changes, {} moved, {} deleted, {} kept, {} failed",
+            totals.migrated,
+            s.flags,
+            s.moved,
+            s.deleted,
+            s.kept,
+            totals.failed + s.failed
+        );
+        if stop.is_stopped() {
+            watcher.abort();
+            return Ok(130);
+        }
+        failed = totals.failed > 0 || s.failed > 0 || !totals.mailbox_errors.is_empty();
+        if totals.migrated == 0 && s.flags + s.moved + s.deleted + s.kept == 0 && !failed {
+            stable = true;
+            break;
+        }
+    }
+    watcher.abort();
+    let verify = engine.verify(true).await.map_err(usage)?;
+    let receipts = engine.final_receipts().await.map_err(usage)?;
+    let dir = engine.job().resolve_path(&engine.job().report.directory);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+        .map_err(usage)?;
+    let path = dir.join("final-receipt.json");
+    let doc = serde_json::json!({
+        "stable": stable,
+        "verify_ok": verify.ok,
+        "mailboxes": receipts,
+    });
+    std::fs::write(&path, format!("{doc:#}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(usage)?;
+    if json {
+        print_json(&doc)?;
+    }
+    for r in &receipts {
+        match &r.last_message {
+            Some(m) => eprintln!(
+                "{} → {}: {} migrated, {} failed, {} pending; last message on the source: {:?} \
+                 ({} UID {}, arrived {}), in the target as {}",
+                r.source,
+                r.target,
+                r.counts.migrated,
+                r.counts.failed,
+                r.counts.planned,
+                m.subject.as_deref().unwrap_or(""),
+                m.folder,
+                m.uid,
+                m.arrived.map_or("?".into(), |t| t.to_string()),
+                m.target_id.as_deref().unwrap_or("?"),
+            ),
+            None => eprintln!("{} → {}: no message migrated", r.source, r.target),
+        }
+    }
+    let ok = stable && !failed && verify.ok;
+    eprintln!(
+        "{}; receipt: {}",
+        if ok {
+            "nothing left behind: every pass carried, the last found nothing, verify --deep matches"
+        } else if !stable {
+            "the source kept changing (10 passes); run `sync --final` again once users have moved"
+        } else {
+            "DIFFERENCES FOUND: see `o365-migrate verify --deep`"
+        },
+        path.display()
+    );
+    Ok(u8::from(!ok))
 }
 
 /// `sync`, once or `--every` interval until Ctrl-C.

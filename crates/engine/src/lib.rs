@@ -124,7 +124,7 @@ pub use matching::{MailboxPair, Pairing, PairingOrigin, Unpaired};
 pub use plan::{
     ANSWER_TIMES_RECORD, FolderPlan, MailboxPlan, MeasuredAnswerTimes, PLAN_RECORD, PlanReport,
 };
-pub use run::{RunTotals, SyncOptions, SyncTotals};
+pub use run::{FinalReceipt, LastMessage, RunTotals, SyncOptions, SyncTotals};
 
 /// `cutover check`: the DNS records that move a domain's mail to Exchange Online
 /// (the `o365-migrate-cutover` crate).

@@ -28,8 +28,8 @@ use crate::state::{
 mod settle;
 mod sync;
 use settle::Settle;
+pub use sync::{FinalReceipt, LastMessage, SyncOptions, SyncTotals};
 use sync::{Held, SyncTally};
-pub use sync::{SyncOptions, SyncTotals};
 
 /// The reason an item is skipped when the source expunged it during the run (a UID SEARCH
 /// confirmed it gone); `verify` expects such a UID again if the source still lists it.
@@ -380,7 +380,7 @@ impl Engine {
         let by_source = self
             .ensure_target_folders(pair, mailbox, &*mw, &only_specs, writer)
             .await?;
-        let no_hold = Held::new();
+        let no_hold = Held::default();
         let mut mailbox_run = MailboxRun {
             kind: pass.kind,
             run: pass.run,
@@ -638,6 +638,10 @@ impl Engine {
             max_target,
             ..
         } = *mb;
+        if held.quiet.contains(path) {
+            // `sync` read this folder a moment ago: nothing new, nothing to retry.
+            return Ok(());
+        }
         let ctx = format!("mailbox {} folder {path}", pair.source);
         let sel = session
             .examine(path)
@@ -668,7 +672,7 @@ impl Engine {
                 .await
                 .map_err(|e| Error::source(&ctx, e))?
         };
-        let held = held.get(path);
+        let held = held.uids.get(path);
         let done_set: HashSet<u32> = done
             .done
             .iter()

@@ -105,6 +105,8 @@ struct Scanned {
     flags: HashMap<u32, Vec<String>>,
     /// UIDs the store has never seen.
     new: Vec<u32>,
+    /// Failed or planned items of earlier passes wait in this folder.
+    retries: bool,
     /// A change of this folder failed: its mod-sequence stays.
     failed: bool,
 }
@@ -124,9 +126,16 @@ fn stops_mailbox(e: &Error) -> bool {
         .is_some_and(|s| s != target::ErrorScope::Item)
 }
 
-/// UIDs `sync` found to be moved items whose move did not go through this pass: the copy
-/// loop leaves them alone (a copy beside the original would be a duplicate).
-pub(crate) type Held = HashMap<String, HashSet<u32>>;
+/// What the change pass tells the copy loop, by source folder path.
+#[derive(Default)]
+pub(crate) struct Held {
+    /// New UIDs that are moved items whose move did not go through this pass: the copy loop
+    /// leaves them alone (a copy beside the original would be a duplicate).
+    pub(crate) uids: HashMap<String, HashSet<u32>>,
+    /// Folders with nothing to copy (no new UID left, none failed or planned before): the
+    /// copy loop does not open them again.
+    pub(crate) quiet: HashSet<String>,
+}
 
 impl Engine {
     /// Carries the changes of one mailbox's mapped folders to the target (see the module
@@ -234,6 +243,7 @@ impl Engine {
                 present,
                 flags,
                 new,
+                retries: !done.failed.is_empty() || !done.planned.is_empty(),
                 failed: false,
             });
         }
@@ -325,7 +335,8 @@ impl Engine {
         }
 
         // 3. Carry the changes, four at a time, recording each after the target confirmed it.
-        let mut held: Held = HashMap::new();
+        let mut held = Held::default();
+        let mut moved_in: HashSet<(usize, u32)> = HashSet::new();
         let mut pending: Vec<SyncChange> = Vec::new();
         let mut events: Vec<EventRecord> = Vec::new();
         let mw = mb.mw;
@@ -382,6 +393,7 @@ impl Engine {
                         ),
                     ));
                     tally.moved.fetch_add(1, Ordering::Relaxed);
+                    moved_in.insert((mv.to, mv.uid));
                     if mv.item.flags.as_deref() != Some(now.as_str()) {
                         let mut item = mv.item.clone();
                         item.target_id = Some(new_id);
@@ -410,7 +422,7 @@ impl Engine {
                 }
                 Err(e) => {
                     tally.failed.fetch_add(1, Ordering::Relaxed);
-                    held.entry(to.path.clone()).or_default().insert(mv.uid);
+                    held.uids.entry(to.path.clone()).or_default().insert(mv.uid);
                     events.push(event(
                         "sync_failed",
                         format!(
@@ -422,6 +434,7 @@ impl Engine {
             }
         }
         let failed_moves: HashSet<usize> = held
+            .uids
             .keys()
             .filter_map(|p| scans.iter().position(|s| &s.path == p))
             .collect();
@@ -578,6 +591,16 @@ impl Engine {
             }
         }
         self.store.record_sync(mb.run, &pending, &events).await?;
+        for (i, scan) in scans.iter().enumerate() {
+            let held_here = held.uids.get(&scan.path);
+            let left = scan
+                .new
+                .iter()
+                .any(|u| !moved_in.contains(&(i, *u)) && !held_here.is_some_and(|h| h.contains(u)));
+            if !left && !scan.retries {
+                held.quiet.insert(scan.path.clone());
+            }
+        }
         // 4. The folders whose every change went through start from here next time.
         for scan in scans.iter().filter(|s| !s.failed) {
             self.store
@@ -585,5 +608,88 @@ impl Engine {
                 .await?;
         }
         Ok(held)
+    }
+}
+
+/// One mailbox's "nothing left behind" receipt, written by `sync --final` after the last pass
+/// and `verify --deep`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FinalReceipt {
+    /// Source mailbox.
+    pub source: String,
+    /// Target mailbox.
+    pub target: String,
+    /// Items by status in the state store.
+    pub counts: crate::state::StatusCounts,
+    /// The newest message the source had (by INTERNALDATE) and where it is in the target.
+    pub last_message: Option<LastMessage>,
+}
+
+/// The newest migrated message of a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastMessage {
+    /// Source folder.
+    pub folder: String,
+    /// Source UID.
+    pub uid: u32,
+    /// Subject.
+    pub subject: Option<String>,
+    /// INTERNALDATE (arrival at the source), Unix seconds.
+    pub arrived: Option<i64>,
+    /// Its id in the target.
+    pub target_id: Option<String>,
+    /// When the state store recorded it in the target, Unix milliseconds.
+    pub recorded_at: i64,
+}
+
+impl Engine {
+    /// Per mailbox of the pairing: its counts and the newest message the source had, with
+    /// its id in the target (the receipt `sync --final` writes).
+    pub async fn final_receipts(&self) -> Result<Vec<FinalReceipt>> {
+        let pairing = self.pairing().await?;
+        let stored = self.store.mailboxes().await?;
+        let mut out = Vec::new();
+        for p in &pairing.pairs {
+            let Some(rec) = stored.iter().find(|m| m.source == p.source) else {
+                out.push(FinalReceipt {
+                    source: p.source.clone(),
+                    target: p.target.clone(),
+                    counts: Default::default(),
+                    last_message: None,
+                });
+                continue;
+            };
+            let counts = self.store.counts(Some(rec.id)).await?;
+            let mut last: Option<crate::state::ItemRecord> = None;
+            let mut after = 0;
+            loop {
+                let page = self.store.items(Some(rec.id), after, 1000).await?;
+                let Some(end) = page.last() else { break };
+                after = end.id;
+                for it in page {
+                    if it.status == crate::state::ItemStatus::Migrated
+                        && last
+                            .as_ref()
+                            .is_none_or(|l| it.internal_date > l.internal_date)
+                    {
+                        last = Some(it);
+                    }
+                }
+            }
+            out.push(FinalReceipt {
+                source: p.source.clone(),
+                target: p.target.clone(),
+                counts,
+                last_message: last.map(|l| LastMessage {
+                    folder: l.folder_path,
+                    uid: l.uid,
+                    subject: l.subject,
+                    arrived: l.internal_date,
+                    target_id: l.target_id,
+                    recorded_at: l.updated_at,
+                }),
+            });
+        }
+        Ok(out)
     }
 }
