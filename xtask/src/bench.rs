@@ -19,6 +19,9 @@ const BENCHES: &[(&str, &str, &str)] = &[
 /// The benchmark that drives the binary against mbsync and the raw floor (in xtask itself).
 const SIDE_BY_SIDE: &str = "side-by-side";
 
+/// `sync` of a 100,000-message mailbox after 100 changes (in xtask itself).
+const SYNC: &str = "sync";
+
 pub(crate) fn bench(args: &[String]) -> Result<()> {
     // Names first; options for side-by-side follow `--` (or start with `--`).
     let split = args
@@ -32,7 +35,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         BENCHES
             .iter()
             .map(|(n, _, _)| *n)
-            .chain([SIDE_BY_SIDE])
+            .chain([SIDE_BY_SIDE, SYNC])
             .collect()
     } else {
         name_args.iter().map(String::as_str).collect()
@@ -51,11 +54,19 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
             results.push(json);
             continue;
         }
+        if name == SYNC {
+            eprintln!("== bench {name} (xtask)");
+            let json = crate::syncbench::run(&options)?;
+            println!("{json}");
+            std::fs::write(out_dir.join(format!("{name}.json")), format!("{json:#}\n"))?;
+            results.push(json);
+            continue;
+        }
         let Some((_, package, example)) = BENCHES.iter().find(|(n, _, _)| *n == name) else {
             let known: Vec<&str> = BENCHES
                 .iter()
                 .map(|(n, _, _)| *n)
-                .chain([SIDE_BY_SIDE])
+                .chain([SIDE_BY_SIDE, SYNC])
                 .collect();
             bail!("unknown benchmark `{name}`; known: {}", known.join(", "));
         };

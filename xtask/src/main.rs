@@ -9,6 +9,7 @@ mod demo;
 mod floor;
 mod setup;
 mod sidebyside;
+mod syncbench;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};

@@ -86,6 +86,8 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             "--in-flight" => o.in_flight = value.clone(),
             "--parallel-in-flight" => o.parallel_in_flight = Some(value.clone()),
+            // The sync benchmark's.
+            "--sync-messages" => {}
             other => bail!(
                 "unknown option `{other}` (known: --rounds, --messages, --parallel-messages, \
                  --parallel-in-flight, --big-mb, --big-per-mailbox, --in-flight, --contenders)"
@@ -181,7 +183,7 @@ fn dovecot() -> Result<Dovecot> {
 
 /// Copies a user's home into another user's (before that user ever logs in): message files are
 /// hard links (Maildir files are never rewritten), Dovecot's own files are copied.
-fn clone_home(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn clone_home(from: &Path, to: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(from)?;
     std::fs::create_dir_all(to)?;
@@ -205,7 +207,7 @@ fn clone_home(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn home(dc: &Dovecot, user: &str) -> PathBuf {
+pub(crate) fn home(dc: &Dovecot, user: &str) -> PathBuf {
     dc.maildir(user)
         .parent()
         .map(Path::to_path_buf)
@@ -277,7 +279,12 @@ fn counts(m: &Manifest) -> BTreeMap<String, usize> {
 }
 
 /// The job file for o365-migrate against these two servers.
-fn job(source: &Dovecot, target: &Dovecot, at_once: usize, in_flight: Option<&str>) -> String {
+pub(crate) fn job(
+    source: &Dovecot,
+    target: &Dovecot,
+    at_once: usize,
+    in_flight: Option<&str>,
+) -> String {
     let in_flight = in_flight
         .map(|b| format!("in_flight_bytes = \"{b}\"\n"))
         .unwrap_or_default();
@@ -416,7 +423,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The release binary: `$O365_MIGRATE_BENCH_BIN` when set (a binary built elsewhere, e.g. from
 /// another checkout), else built here.
-fn build_cli() -> Result<PathBuf> {
+pub(crate) fn build_cli() -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os("O365_MIGRATE_BENCH_BIN") {
         let bin = PathBuf::from(bin);
         ensure!(
@@ -470,7 +477,7 @@ pub(crate) fn run(args: &[String]) -> Result<Value> {
     result
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
+pub(crate) fn tempfile_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("o365-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

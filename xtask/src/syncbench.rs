@@ -1,0 +1,267 @@
+//! `cargo xtask bench sync`: `o365-migrate sync` of one 100,000-message mailbox after 100
+//! changes (80 flag changes, 10 moves between folders, 10 new messages), from a source Dovecot
+//! that offers CONDSTORE/QRESYNC and from one that does not (the same mailbox: its files are
+//! hard-linked into the second server before it is opened), each into its own target Dovecot.
+//!
+//! Per source: `run` copies the mailbox; the changes are made through a plain IMAP connection;
+//! `sync --json` is timed (wall clock around the process) and says what it changed and how
+//! many IMAP commands it sent to find the changes; a second `sync` (nothing changed) likewise;
+//! then `verify` must exit 0 (every message, its folder and its read/flag state). A sync that
+//! does not find exactly the 100 changes stops the benchmark.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest, User};
+use serde_json::{Value, json};
+
+/// Fixed corpus seed.
+const SEED: u64 = 19_2026;
+/// Dovecot 2.3's capabilities after login, less CONDSTORE and QRESYNC.
+const WITHOUT_CONDSTORE: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE \
+    IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND \
+    URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 ESEARCH \
+    ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY LITERAL+ \
+    NOTIFY SPECIAL-USE";
+const USER: &str = "alice";
+const FLAG_CHANGES: usize = 80;
+const MOVES: usize = 10;
+const NEW: usize = 10;
+
+fn server(extra: Option<&str>) -> Result<Dovecot> {
+    let mut o = DovecotOptions::default()
+        .without_tls()
+        .with_users([User::new(USER, "alice-secret")])
+        .with_extra_config("mail_fsync = never");
+    if let Some(e) = extra {
+        o = o.with_extra_config(e);
+    }
+    Ok(Dovecot::start(o)?)
+}
+
+/// `--sync-messages N` (100000); the side-by-side benchmark's options are left to it.
+pub(crate) fn run(args: &[String]) -> Result<Value> {
+    let mut messages = 100_000usize;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .with_context(|| format!("`{flag}` needs a value"))?;
+        if flag == "--sync-messages" {
+            messages = value
+                .parse()
+                .with_context(|| format!("`{flag}` takes a whole number"))?;
+        }
+    }
+    crate::setup::ensure_packages(&[("dovecot", "dovecot-imapd")])?;
+    let bin = crate::sidebyside::build_cli()?;
+    let dir = crate::sidebyside::tempfile_dir()?.join("sync");
+    std::fs::create_dir_all(&dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let r = run_in(messages, &bin, &dir, &rt);
+    if r.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("bench sync: logs kept in {}", dir.display());
+    }
+    r
+}
+
+fn run_in(messages: usize, bin: &Path, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<Value> {
+    let with = server(None).context("starting the CONDSTORE source")?;
+    let without = server(Some(WITHOUT_CONDSTORE)).context("starting the plain source")?;
+    let profile = CorpusProfile::small(SEED, messages)
+        .with_attachment_per_mille(0)
+        .with_max_message_bytes(Some(6 * 1024));
+    let corpus = Corpus::new(profile);
+    eprintln!("bench sync: loading {messages} messages");
+    let t = Instant::now();
+    let manifest = rt.block_on(corpus.load_parallel(&with, USER, 2))?;
+    eprintln!("bench sync: loaded in {:.0} s", t.elapsed().as_secs_f64());
+    // The same mailbox in the second server, before anything there opened it.
+    crate::sidebyside::clone_home(
+        &crate::sidebyside::home(&with, USER),
+        &crate::sidebyside::home(&without, USER),
+    )?;
+    let mut rows = serde_json::Map::new();
+    for (name, source) in [("condstore", &with), ("plain", &without)] {
+        let target = server(None).context("starting a target")?;
+        let run_dir = dir.join(name);
+        let row = one(bin, source, &target, &manifest, &run_dir, rt)
+            .with_context(|| format!("bench sync ({name})"))?;
+        eprintln!("bench sync: {name}: {row}");
+        rows.insert(name.to_owned(), row);
+    }
+    let bytes: u64 = manifest.entries().iter().map(|e| e.size).sum();
+    Ok(json!({
+        "bench": "sync",
+        "messages": messages,
+        "folders": manifest.folders().len(),
+        "mb": (bytes as f64 / 1e6 * 10.0).round() / 10.0,
+        "changes": { "flags": FLAG_CHANGES, "moves": MOVES, "new": NEW },
+        "servers": "Dovecot 2.3, plaintext on 127.0.0.1, mail_fsync = never; a target Dovecot per row",
+        "condstore": rows.remove("condstore"),
+        "plain": rows.remove("plain"),
+    }))
+}
+
+struct Timed {
+    seconds: f64,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cli(bin: &Path, run_dir: &Path, target: &Dovecot, args: &[&str]) -> Result<Timed> {
+    let t = Instant::now();
+    let o = Command::new(bin)
+        .args(["--config", "job.toml"])
+        .args(args)
+        .current_dir(run_dir)
+        .env("BENCH_TARGET_SECRET", target.master_user().password())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running o365-migrate {args:?}"))?;
+    Ok(Timed {
+        seconds: t.elapsed().as_secs_f64(),
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    })
+}
+
+fn sync(bin: &Path, run_dir: &Path, target: &Dovecot) -> Result<(f64, Value)> {
+    let t = cli(bin, run_dir, target, &["sync", "--json"])?;
+    ensure!(t.code == 0, "sync exit {}: {}", t.code, t.stderr);
+    let line = t.stdout.lines().last().unwrap_or_default();
+    let v: Value = serde_json::from_str(line).with_context(|| format!("sync JSON: {line}"))?;
+    Ok((t.seconds, v))
+}
+
+fn one(
+    bin: &Path,
+    source: &Dovecot,
+    target: &Dovecot,
+    manifest: &Manifest,
+    run_dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Value> {
+    std::fs::create_dir_all(run_dir)?;
+    let user = source.user(USER).context("no source user")?;
+    std::fs::write(
+        run_dir.join("users.csv"),
+        format!("Login,Password\r\n{},{}\r\n", user.name(), user.password()),
+    )?;
+    std::fs::write(
+        run_dir.join("job.toml"),
+        crate::sidebyside::job(source, target, 1, None),
+    )?;
+    let first = cli(bin, run_dir, target, &["run"])?;
+    ensure!(first.code == 0, "run exit {}: {}", first.code, first.stderr);
+    rt.block_on(change(source, manifest))?;
+    let (seconds, v) = sync(bin, run_dir, target)?;
+    let s = &v["sync"];
+    let found = (
+        v["migrated"].as_u64(),
+        s["flags"].as_u64(),
+        s["moved"].as_u64(),
+        s["failed"].as_u64(),
+    );
+    ensure!(
+        found
+            == (
+                Some(NEW as u64),
+                Some(FLAG_CHANGES as u64),
+                Some(MOVES as u64),
+                Some(0)
+            ),
+        "sync did not carry exactly the changes (migrated, flags, moved, failed): {found:?}"
+    );
+    let (noop_seconds, noop) = sync(bin, run_dir, target)?;
+    ensure!(
+        noop["migrated"].as_u64() == Some(0) && noop["sync"]["flags"].as_u64() == Some(0),
+        "a second sync changed something: {noop}"
+    );
+    let verify = cli(bin, run_dir, target, &["verify"])?;
+    ensure!(
+        verify.code == 0,
+        "verify exit {}: {}",
+        verify.code,
+        verify.stderr
+    );
+    Ok(json!({
+        "first_run_s": round1(first.seconds),
+        "sync_s": round1(seconds),
+        "sync_source_commands": s["source_commands"],
+        "noop_sync_s": round1(noop_seconds),
+        "noop_source_commands": noop["sync"]["source_commands"],
+        "verify_s": round1(verify.seconds),
+        "verify_ok": true,
+    }))
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// The 100 changes, the same on either source (their UIDs are the same).
+async fn change(source: &Dovecot, manifest: &Manifest) -> Result<()> {
+    let mut by_folder: HashMap<&str, Vec<&o365_migrate_testkit::ManifestEntry>> = HashMap::new();
+    for e in manifest.entries() {
+        if e.uid.is_some() {
+            by_folder.entry(e.folder.as_str()).or_default().push(e);
+        }
+    }
+    let mut folders: Vec<&str> = by_folder
+        .keys()
+        .copied()
+        .filter(|f| {
+            let l = f.to_ascii_lowercase();
+            !["trash", "junk", "spam", "draft"]
+                .iter()
+                .any(|s| l.contains(s))
+        })
+        .collect();
+    folders.sort_by_key(|f| (std::cmp::Reverse(by_folder[f].len()), f.to_string()));
+    ensure!(folders.len() >= 2, "the corpus has too few folders");
+    let (from, to) = (folders[0], folders[1]);
+    let list = &by_folder[from];
+    ensure!(
+        list.len() >= FLAG_CHANGES + MOVES,
+        "folder {from} is too small"
+    );
+    // Spread over the folder: every n-th message.
+    let step = list.len() / (FLAG_CHANGES + MOVES);
+    let picked: Vec<_> = (0..FLAG_CHANGES + MOVES).map(|i| list[i * step]).collect();
+    let mut c = source.login(USER).await?;
+    c.select(from).await?;
+    for e in &picked[..FLAG_CHANGES] {
+        let flagged = e.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Flagged"));
+        let op = if flagged {
+            "-FLAGS.SILENT"
+        } else {
+            "+FLAGS.SILENT"
+        };
+        c.raw(&format!(
+            "UID STORE {} {op} (\\Flagged)",
+            e.uid.unwrap_or(0)
+        ))
+        .await?;
+    }
+    for e in &picked[FLAG_CHANGES..] {
+        c.raw(&format!("UID MOVE {} \"{to}\"", e.uid.unwrap_or(0)))
+            .await?;
+    }
+    let _ = c.logout().await;
+    Corpus::new(CorpusProfile::small(SEED + 1, NEW).with_attachment_per_mille(0))
+        .load(source, USER)
+        .await?;
+    Ok(())
+}
