@@ -73,6 +73,8 @@ fn append_flags(item: &WriteItem, notes: &mut Vec<String>) -> Vec<String> {
 struct Conn {
     session: Session,
     selected: Option<String>,
+    /// UIDVALIDITY of the selected mailbox, when the SELECT that chose it was read here.
+    selected_uv: Option<u32>,
 }
 
 /// What an APPEND group hands back per message.
@@ -145,6 +147,7 @@ impl ImapMailboxWriter {
             idle: StdMutex::new(vec![Conn {
                 session,
                 selected: None,
+                selected_uv: None,
             }]),
             tree: Mutex::new(None),
             indexes: StdMutex::new(HashMap::new()),
@@ -181,6 +184,7 @@ impl ImapMailboxWriter {
         Ok(Conn {
             session,
             selected: None,
+            selected_uv: None,
         })
     }
 
@@ -203,11 +207,13 @@ impl ImapMailboxWriter {
     async fn select(&self, conn: &mut Conn, folder: &str) -> Result<(), Error> {
         if conn.selected.as_deref() != Some(folder) {
             conn.selected = None;
-            conn.session
+            let sel = conn
+                .session
                 .select(folder)
                 .await
                 .map_err(|e| map_err(e, "SELECT", folder))?;
             conn.selected = Some(folder.to_string());
+            conn.selected_uv = sel.uid_validity;
         }
         Ok(())
     }
@@ -339,6 +345,7 @@ impl ImapMailboxWriter {
             .await
             .map_err(|e| map_err(e, "SELECT", folder))?;
         conn.selected = Some(folder.to_string());
+        conn.selected_uv = sel.uid_validity;
         let uid_validity = sel.uid_validity.unwrap_or(0);
         if sel.exists == 0 {
             return Ok((uid_validity, Vec::new()));
@@ -792,14 +799,14 @@ impl ImapMailboxWriter {
         else {
             return Ok(None);
         };
-        conn.selected = None;
-        let sel = conn
-            .session
-            .select(folder)
-            .await
-            .map_err(|e| map_err(e, "SELECT", folder))?;
-        conn.selected = Some(folder.to_owned());
-        if sel.uid_validity != Some(uv) {
+        // A SELECT of a large Maildir folder rescans it after every change: keep the one
+        // already made.
+        self.select(conn, folder).await?;
+        if conn.selected_uv.is_none() {
+            conn.selected = None;
+            self.select(conn, folder).await?;
+        }
+        if conn.selected_uv != Some(uv) {
             return Ok(None);
         }
         let found = conn
