@@ -8,14 +8,6 @@ use o365_migrate_testkit::{Client, Corpus, CorpusProfile, Dovecot, DovecotOption
 
 use super::{DOMAIN, Env, SECRET_ENV, dump, folder_matches, imap_target_job, password};
 
-/// Dovecot 2.3's capabilities after login, less CONDSTORE and QRESYNC: a server that offers
-/// neither (as Exchange Online's IMAP).
-const WITHOUT_CONDSTORE: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE \
-    IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND \
-    URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 ESEARCH \
-    ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY LITERAL+ \
-    NOTIFY SPECIAL-USE";
-
 const USER: &str = "alice";
 const KEYWORD: &str = "Projekt";
 
@@ -264,7 +256,7 @@ async fn sync_case(condstore: bool, target_kind: Target) {
     let opts = if condstore {
         DovecotOptions::default()
     } else {
-        DovecotOptions::default().with_extra_config(WITHOUT_CONDSTORE)
+        DovecotOptions::default().without_condstore()
     };
     let env = super::reliability::start_env(&[USER], 400, 60_601, opts, None).await;
     {

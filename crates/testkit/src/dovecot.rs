@@ -141,6 +141,19 @@ impl DovecotOptions {
         self
     }
 
+    /// Advertises Dovecot 2.3's capabilities after login less CONDSTORE and QRESYNC: a
+    /// server that offers neither (as Exchange Online's IMAP), for the paths that must work
+    /// without them.
+    pub fn without_condstore(self) -> Self {
+        self.with_extra_config(
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT \
+             SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND \
+             URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 \
+             ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE \
+             SNIPPET=FUZZY LITERAL+ NOTIFY SPECIAL-USE",
+        )
+    }
+
     /// Presents a server certificate signed by a throw-away CA that is *not*
     /// [`Dovecot::ca_pem`], so a client that verifies certificates must refuse it.
     pub fn with_untrusted_certificate(mut self) -> Self {
