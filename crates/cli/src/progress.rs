@@ -175,6 +175,10 @@ fn plain_line(event: &Event) -> Option<String> {
             "{mailbox}: finished: {migrated} migrated, {skipped} skipped, {failed} failed, {}",
             human_bytes(*bytes)
         ),
+        Event::Paused { by } => format!(
+            "paused (asked by {by}): the items in flight were recorded; waiting for `o365-migrate resume` (Ctrl-C to quit)"
+        ),
+        Event::Resumed => "resumed".to_owned(),
         _ => return None,
     })
 }

@@ -103,6 +103,7 @@
 //! ```
 
 pub mod config;
+pub mod control;
 mod engine;
 mod error;
 pub mod export;
@@ -132,4 +133,7 @@ pub use o365_migrate_cutover as cutover;
 pub use setup::{
     CredentialsCheck, build_target, check_credentials_file, load_credentials, target_identity,
 };
-pub use verify::{DiffItem, Difference, FolderVerify, MailboxVerify, VerifyReport};
+pub use verify::{
+    DiffItem, Difference, FolderVerify, KeptMailboxVerify, KeptVerify, MailboxVerify,
+    VERIFY_RECORD, VerifyReport,
+};

@@ -124,6 +124,14 @@ pub enum Event {
         /// Why, and what to do.
         reason: String,
     },
+    /// The run paused because a pause was requested (`o365-migrate pause`, the dashboard):
+    /// items in flight were recorded; it waits for `resume`, keeping the run lock.
+    Paused {
+        /// Who asked for the pause.
+        by: String,
+    },
+    /// The pause was lifted; the run goes on.
+    Resumed,
     /// A mailbox finished.
     MailboxFinished {
         /// Source address.
@@ -398,8 +406,9 @@ impl Report {
     /// Most skipped / failed items listed in [`Report::problems`].
     pub const PROBLEM_LIMIT: usize = 1_000;
 
-    /// Builds the report.
-    pub async fn build(store: &dyn StateStore) -> Result<Report> {
+    /// The per-mailbox part of the report alone (counts, error, throttling, plan figures),
+    /// without the scan for problem items: cheap enough to poll (the dashboard does).
+    pub async fn mailbox_reports(store: &dyn StateStore) -> Result<Vec<MailboxReport>> {
         let events = store
             .events(&[
                 "mailbox_error",
@@ -473,6 +482,12 @@ impl Report {
                 plan_bytes: plan.map(|p| p.bytes),
             });
         }
+        Ok(mailboxes)
+    }
+
+    /// Builds the report.
+    pub async fn build(store: &dyn StateStore) -> Result<Report> {
+        let mailboxes = Self::mailbox_reports(store).await?;
         let totals = store.counts(None).await?;
         let state = if totals.planned > 0
             || mailboxes

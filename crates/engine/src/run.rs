@@ -72,6 +72,24 @@ pub struct RunTotals {
     pub sync: Option<SyncTotals>,
 }
 
+impl RunTotals {
+    /// Adds a later part of the same run (after a pause): counts add up, the mailbox errors,
+    /// `stopped` and the sync counters are the later part's.
+    fn absorb(&mut self, later: RunTotals) {
+        self.mailboxes = self.mailboxes.max(later.mailboxes);
+        self.mailbox_errors = later.mailbox_errors;
+        self.migrated += later.migrated;
+        self.skipped += later.skipped;
+        self.failed += later.failed;
+        self.bytes += later.bytes;
+        self.stopped = later.stopped;
+        self.sync = match (self.sync.take(), later.sync) {
+            (Some(a), Some(b)) => Some(a.plus(b)),
+            (a, b) => b.or(a),
+        };
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     migrated: AtomicU64,
@@ -130,6 +148,10 @@ impl Engine {
         self.run_pass(RunKind::Sync, only, Some(options)).await
     }
 
+    /// One pass, paused and resumed as the state store's pause request says (see
+    /// [`crate::control`]): a pause stops new items, records those in flight, keeps the run
+    /// lock and waits for `resume`; then a new run record continues where the pause left off.
+    /// The totals add up every part.
     async fn run_pass(
         &self,
         kind: RunKind,
@@ -137,6 +159,70 @@ impl Engine {
         sync: Option<SyncOptions>,
     ) -> Result<(RunId, RunTotals)> {
         self.hold_run_lock().await?;
+        let mut sum = RunTotals::default();
+        loop {
+            if let Some(p) = crate::control::pause_request(self.store.as_ref()).await? {
+                self.reporter.report(&Event::Paused { by: p.by });
+                if !self.wait_for_resume().await? {
+                    sum.stopped = true;
+                    let run = self.store.begin_run(kind).await?;
+                    self.store.finish_run(run, RunOutcome::Interrupted).await?;
+                    return Ok((run, sum));
+                }
+                self.reporter.report(&Event::Resumed);
+            }
+            let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let watcher = {
+                let (store, stop, paused) = (self.store.clone(), self.stop.clone(), paused.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(crate::control::PAUSE_POLL).await;
+                        if stop.is_stopped() {
+                            return;
+                        }
+                        if let Ok(Some(_)) = crate::control::pause_request(store.as_ref()).await {
+                            paused.store(true, Ordering::SeqCst);
+                            stop.stop();
+                            return;
+                        }
+                    }
+                })
+            };
+            let r = self.run_pass_once(kind, only, sync).await;
+            watcher.abort();
+            let (run, totals) = r?;
+            sum.absorb(totals);
+            if !paused.load(Ordering::SeqCst) {
+                return Ok((run, sum));
+            }
+            // Paused by request (not by Ctrl-C): go round, waiting for the resume first.
+            sum.stopped = false;
+            self.stop.clear();
+        }
+    }
+
+    /// Waits while a pause is requested; `false` when the stop flag was set meanwhile.
+    async fn wait_for_resume(&self) -> Result<bool> {
+        loop {
+            if self.stop.is_stopped() {
+                return Ok(false);
+            }
+            if crate::control::pause_request(self.store.as_ref())
+                .await?
+                .is_none()
+            {
+                return Ok(true);
+            }
+            tokio::time::sleep(crate::control::PAUSE_POLL).await;
+        }
+    }
+
+    async fn run_pass_once(
+        &self,
+        kind: RunKind,
+        only: &[String],
+        sync: Option<SyncOptions>,
+    ) -> Result<(RunId, RunTotals)> {
         let sync_tally = SyncTally::default();
         let sync_tally = &sync_tally;
         let Pairing {

@@ -244,6 +244,8 @@ pub struct EventRecord {
 /// An event as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredEvent {
+    /// Row id: ascending in the order events were stored (for following new ones).
+    pub id: i64,
     /// The run that recorded it.
     pub run: Option<RunId>,
     /// When, Unix milliseconds.
@@ -464,6 +466,67 @@ impl StatusCounts {
     }
 }
 
+/// A ledger search ([`StateStore::search_items`]): which items, and which page. Text filters
+/// match case-insensitively anywhere in the field; all given filters must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemQuery {
+    /// Only this mailbox.
+    pub mailbox: Option<MailboxId>,
+    /// Only this folder.
+    pub folder: Option<FolderId>,
+    /// Only items with this status.
+    pub status: Option<ItemStatus>,
+    /// Subject contains.
+    pub subject: Option<String>,
+    /// Sender (From) contains.
+    pub sender: Option<String>,
+    /// Skip / failure reason contains.
+    pub reason: Option<String>,
+    /// Source folder path contains.
+    pub folder_path: Option<String>,
+    /// Any of subject, sender, reason and folder path contains.
+    pub text: Option<String>,
+    /// INTERNALDATE at or after, Unix seconds.
+    pub since: Option<i64>,
+    /// INTERNALDATE before, Unix seconds.
+    pub before: Option<i64>,
+    /// Items with a row id greater than this (page on with [`ItemPage::next_after`]).
+    pub after_id: i64,
+    /// Page size (at most 500; 0 means 50).
+    pub limit: u32,
+}
+
+/// One page of a ledger search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemPage {
+    /// The items, by row id.
+    pub items: Vec<ItemRecord>,
+    /// How many items match the filters over all pages.
+    pub total: u64,
+    /// The `after_id` of the next page, when there is one.
+    pub next_after: Option<i64>,
+}
+
+/// Counts per status of one folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FolderCounts {
+    /// The folder.
+    pub folder: FolderId,
+    /// Its items by status.
+    pub counts: StatusCounts,
+}
+
+/// Items migrated in one time bucket ([`StateStore::migrated_over_time`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ThroughputPoint {
+    /// Bucket start, Unix milliseconds.
+    pub at: i64,
+    /// Items recorded migrated in the bucket.
+    pub items: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 /// A run and what it did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunSummary {
@@ -570,6 +633,23 @@ pub trait StateStore: Send + Sync {
         after_id: i64,
         limit: u32,
     ) -> BoxFuture<'_, Result<Vec<ItemRecord>>>;
+    /// A page of the item ledger matching `query` (see [`ItemQuery`]), with the total count.
+    fn search_items<'a>(&'a self, query: &'a ItemQuery) -> BoxFuture<'a, Result<ItemPage>>;
+    /// Counts per status for each folder of a mailbox that has items.
+    fn folder_counts(&self, mailbox: MailboxId) -> BoxFuture<'_, Result<Vec<FolderCounts>>>;
+    /// Items recorded migrated since `since_ms`, per `bucket_ms` (oldest first; empty buckets
+    /// left out). `None` = all mailboxes.
+    fn migrated_over_time(
+        &self,
+        mailbox: Option<MailboxId>,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<ThroughputPoint>>>;
+    /// Events with a row id greater than `after_id`, oldest first, at most `limit`.
+    fn events_after(&self, after_id: i64, limit: u32) -> BoxFuture<'_, Result<Vec<StoredEvent>>>;
+    /// Whether some process (this one included) holds the run lock now: a run, rescan, sync
+    /// or provision is working on this state.
+    fn run_lock_held(&self) -> BoxFuture<'_, Result<bool>>;
     /// Counts per status (all mailboxes when `None`).
     fn counts(&self, mailbox: Option<MailboxId>) -> BoxFuture<'_, Result<StatusCounts>>;
     /// One run's summary.

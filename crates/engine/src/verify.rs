@@ -86,6 +86,54 @@ pub struct MailboxVerify {
     pub error: Option<String>,
 }
 
+impl MailboxVerify {
+    /// Whether every folder matched and nothing stopped the check.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+            && self.folders.iter().all(|f| {
+                f.missing.is_empty()
+                    && f.extra.is_empty()
+                    && f.differs.is_empty()
+                    && f.expected + f.kept == f.target_count
+            })
+    }
+}
+
+/// The state-store record with what the last `verify` found, per mailbox ([`KeptVerify`]).
+pub const VERIFY_RECORD: &str = "verify";
+
+/// What the state store keeps of the last `verify` (read by the dashboard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct KeptVerify {
+    /// When it ran, Unix milliseconds.
+    pub at: i64,
+    /// Whether it read messages back (`--deep`).
+    pub deep: bool,
+    /// Whether everything matched.
+    pub ok: bool,
+    /// Per mailbox.
+    pub mailboxes: Vec<KeptMailboxVerify>,
+}
+
+/// One mailbox in [`KeptVerify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct KeptMailboxVerify {
+    /// Source login.
+    pub source: String,
+    /// Whether it matched.
+    pub ok: bool,
+    /// What stopped the check, if anything.
+    pub error: Option<String>,
+    /// Folders compared.
+    pub folders: u64,
+    /// Items missing in the target.
+    pub missing: u64,
+    /// Items in the target the source does not have.
+    pub extra: u64,
+    /// Items whose content differs.
+    pub differs: u64,
+}
+
 /// The result of `verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
@@ -123,15 +171,25 @@ impl Engine {
             .buffered(at_once)
             .collect()
             .await;
-        let ok = out.iter().all(|m| {
-            m.error.is_none()
-                && m.folders.iter().all(|f| {
-                    f.missing.is_empty()
-                        && f.extra.is_empty()
-                        && f.differs.is_empty()
-                        && f.expected + f.kept == f.target_count
+        let ok = out.iter().all(MailboxVerify::ok);
+        let kept = KeptVerify {
+            at: crate::state::now_ms(),
+            deep,
+            ok,
+            mailboxes: out
+                .iter()
+                .map(|m| KeptMailboxVerify {
+                    source: m.source.clone(),
+                    ok: m.ok(),
+                    error: m.error.clone(),
+                    folders: m.folders.len() as u64,
+                    missing: m.folders.iter().map(|f| f.missing.len() as u64).sum(),
+                    extra: m.folders.iter().map(|f| f.extra.len() as u64).sum(),
+                    differs: m.folders.iter().map(|f| f.differs.len() as u64).sum(),
                 })
-        });
+                .collect(),
+        };
+        crate::state::put_json(self.store.as_ref(), VERIFY_RECORD, &kept).await?;
         Ok(VerifyReport {
             ok,
             mailboxes: out,

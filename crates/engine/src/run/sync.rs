@@ -63,6 +63,21 @@ pub struct SyncTotals {
     pub source_commands: u64,
 }
 
+impl SyncTotals {
+    /// The totals of a pass paused and resumed: the later part's failures (it retried the
+    /// earlier ones), everything else added up.
+    pub(crate) fn plus(self, later: SyncTotals) -> SyncTotals {
+        SyncTotals {
+            flags: self.flags + later.flags,
+            moved: self.moved + later.moved,
+            deleted: self.deleted + later.deleted,
+            kept: self.kept + later.kept,
+            failed: later.failed,
+            source_commands: self.source_commands + later.source_commands,
+        }
+    }
+}
+
 /// Counters shared by the mailboxes of one `sync`.
 #[derive(Default)]
 pub(crate) struct SyncTally {

@@ -77,6 +77,35 @@ pub(crate) fn lock_file(state: &Path) -> Result<RunLock> {
     }
 }
 
+/// Whether some process (this one included: each open file has its own lock) holds the
+/// lock on `<state>.lock`. Takes a shared lock for an instant, so a `run` starting at that very
+/// instant could be refused; callers poll at human pace.
+pub(crate) fn lock_held(state: &Path) -> Result<bool> {
+    let path = lock_path(state);
+    let file = match std::fs::OpenOptions::new().read(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(Error::State {
+                path: state.display().to_string(),
+                operation: "probe lock",
+                message: format!("cannot open the lock file {}: {e}", path.display()),
+                hint: None,
+            });
+        }
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::State {
+            path: state.display().to_string(),
+            operation: "probe lock",
+            message: format!("cannot probe {}: {e}", path.display()),
+            hint: None,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,11 +114,14 @@ mod tests {
     fn a_second_lock_on_the_same_state_is_refused_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.db");
+        assert!(!lock_held(&state).unwrap());
         let first = lock_file(&state).unwrap();
+        assert!(lock_held(&state).unwrap());
         let err = lock_file(&state).unwrap_err().to_string();
         assert!(err.contains("another o365-migrate run"), "{err}");
         assert!(err.contains("state.db.lock"), "{err}");
         drop(first);
+        assert!(!lock_held(&state).unwrap());
         lock_file(&state).unwrap();
     }
 }

@@ -23,6 +23,7 @@ use super::{
     RunOutcome, RunSummary, SCHEMA_VERSION, StateStore, StatusCounts, StoredEvent, StoredRecord,
     SyncChange, SyncItem, migrations, now_ms,
 };
+use super::{FolderCounts, ItemPage, ItemQuery, ThroughputPoint};
 use crate::error::{Error, Result};
 
 /// The SQLite state store. Cheap to clone (a connection pool).
@@ -292,6 +293,38 @@ impl SqliteStore {
             },
         })
     }
+}
+
+/// An `events` row: id, run, at, mailbox, kind, detail.
+type EventRow = (i64, Option<i64>, i64, Option<i64>, String, String);
+
+/// Adds one `GROUP BY status` row to `c`.
+fn add_count(c: &mut StatusCounts, status: &str, n: i64, bytes: i64) {
+    let n = i64_to_u64(n);
+    match ItemStatus::parse(status) {
+        Some(ItemStatus::Planned) => c.planned += n,
+        Some(ItemStatus::Migrated) => {
+            c.migrated += n;
+            c.migrated_bytes += i64_to_u64(bytes);
+        }
+        Some(ItemStatus::Skipped) => c.skipped += n,
+        Some(ItemStatus::Failed) => c.failed += n,
+        None => {}
+    }
+}
+
+/// `%text%` for LIKE, with `%`, `_` and `\` in `text` matched literally (ESCAPE '\').
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 enum Bind<'a> {
@@ -969,6 +1002,189 @@ impl StateStore for SqliteStore {
         })
     }
 
+    fn search_items<'a>(&'a self, query: &'a ItemQuery) -> BoxFuture<'a, Result<ItemPage>> {
+        Box::pin(async move {
+            let limit = match query.limit {
+                0 => 50,
+                n => n.min(500),
+            };
+            let mut conds: Vec<&str> = vec!["i.id > ?"];
+            let mut binds: Vec<Bind<'_>> = vec![Bind::I(query.after_id)];
+            if let Some(m) = query.mailbox {
+                conds.push("f.mailbox_id = ?");
+                binds.push(Bind::I(m.0));
+            }
+            if let Some(f) = query.folder {
+                conds.push("i.folder_id = ?");
+                binds.push(Bind::I(f.0));
+            }
+            if let Some(st) = query.status {
+                conds.push("i.status = ?");
+                binds.push(Bind::S(st.as_str()));
+            }
+            let patterns: Vec<(&str, String)> = [
+                ("i.subject LIKE ? ESCAPE '\\'", &query.subject),
+                ("i.sender LIKE ? ESCAPE '\\'", &query.sender),
+                ("i.reason LIKE ? ESCAPE '\\'", &query.reason),
+                ("f.source_path LIKE ? ESCAPE '\\'", &query.folder_path),
+            ]
+            .into_iter()
+            .filter_map(|(c, v)| {
+                v.as_deref()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (c, like_pattern(v)))
+            })
+            .collect();
+            let text = query
+                .text
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(like_pattern);
+            for (c, p) in &patterns {
+                conds.push(*c);
+                binds.push(Bind::S(p));
+            }
+            if let Some(t) = &text {
+                conds.push(
+                    "(i.subject LIKE ?1x ESCAPE '\\' OR i.sender LIKE ?1x ESCAPE '\\' \
+                     OR i.reason LIKE ?1x ESCAPE '\\' OR f.source_path LIKE ?1x ESCAPE '\\')",
+                );
+                for _ in 0..4 {
+                    binds.push(Bind::S(t));
+                }
+            }
+            if let Some(v) = query.since {
+                conds.push("i.internal_date >= ?");
+                binds.push(Bind::I(v));
+            }
+            if let Some(v) = query.before {
+                conds.push("i.internal_date < ?");
+                binds.push(Bind::I(v));
+            }
+            let where_sql = conds.join(" AND ").replace("?1x", "?");
+            // The total ignores the page position: count from the first row.
+            let count_sql = format!(
+                "SELECT COUNT(*) FROM items i JOIN folders f ON f.id = i.folder_id WHERE {where_sql}"
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&count_sql).bind(0_i64);
+            for b in &binds[1..] {
+                q = match b {
+                    Bind::I(v) => q.bind(*v),
+                    Bind::S(v) => q.bind(*v),
+                };
+            }
+            let total = q
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.err("search items", &e))?;
+            let mut page_binds = binds;
+            page_binds.push(Bind::I(i64::from(limit) + 1));
+            let mut items = self
+                .item_query(&format!("{where_sql} ORDER BY i.id LIMIT ?"), page_binds)
+                .await?;
+            let next_after = if items.len() > limit as usize {
+                items.truncate(limit as usize);
+                items.last().map(|i| i.id)
+            } else {
+                None
+            };
+            Ok(ItemPage {
+                items,
+                total: i64_to_u64(total),
+                next_after,
+            })
+        })
+    }
+
+    fn folder_counts(&self, mailbox: MailboxId) -> BoxFuture<'_, Result<Vec<FolderCounts>>> {
+        Box::pin(async move {
+            let sql =
+                "SELECT i.folder_id, i.status, COUNT(*), COALESCE(SUM(i.size), 0) FROM items i
+                       JOIN folders f ON f.id = i.folder_id
+                       WHERE f.mailbox_id = ? GROUP BY i.folder_id, i.status ORDER BY i.folder_id";
+            let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(sql)
+                .bind(mailbox.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err("count folder items", &e))?;
+            let mut out: Vec<FolderCounts> = Vec::new();
+            for (folder, status, n, bytes) in rows {
+                if out.last().is_none_or(|l| l.folder.0 != folder) {
+                    out.push(FolderCounts {
+                        folder: FolderId(folder),
+                        counts: StatusCounts::default(),
+                    });
+                }
+                if let Some(l) = out.last_mut() {
+                    add_count(&mut l.counts, &status, n, bytes);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn migrated_over_time(
+        &self,
+        mailbox: Option<MailboxId>,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<ThroughputPoint>>> {
+        Box::pin(async move {
+            let bucket = bucket_ms.max(1);
+            let sql = "SELECT (i.updated_at / ?) * ? AS b, COUNT(*), COALESCE(SUM(i.size), 0)
+                       FROM items i JOIN folders f ON f.id = i.folder_id
+                       WHERE i.status = 'migrated' AND i.updated_at >= ?
+                         AND (? IS NULL OR f.mailbox_id = ?)
+                       GROUP BY b ORDER BY b";
+            let rows: Vec<(i64, i64, i64)> = sqlx::query_as(sql)
+                .bind(bucket)
+                .bind(bucket)
+                .bind(since_ms)
+                .bind(mailbox.map(|m| m.0))
+                .bind(mailbox.map(|m| m.0))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err("read throughput", &e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(at, items, bytes)| ThroughputPoint {
+                    at,
+                    items: i64_to_u64(items),
+                    bytes: i64_to_u64(bytes),
+                })
+                .collect())
+        })
+    }
+
+    fn events_after(&self, after_id: i64, limit: u32) -> BoxFuture<'_, Result<Vec<StoredEvent>>> {
+        Box::pin(async move {
+            let rows: Vec<EventRow> = sqlx::query_as(
+                "SELECT id, run_id, at, mailbox_id, kind, detail FROM events WHERE id > ?
+                 ORDER BY id LIMIT ?",
+            )
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read events", &e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, run, at, mailbox, kind, detail)| StoredEvent {
+                    id,
+                    run: run.map(RunId),
+                    at,
+                    mailbox: mailbox.map(MailboxId),
+                    kind,
+                    detail,
+                })
+                .collect())
+        })
+    }
+
+    fn run_lock_held(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move { super::lock::lock_held(&self.file) })
+    }
+
     fn counts(&self, mailbox: Option<MailboxId>) -> BoxFuture<'_, Result<StatusCounts>> {
         Box::pin(async move {
             let sql = "SELECT i.status, COUNT(*), COALESCE(SUM(i.size), 0) FROM items i
@@ -982,17 +1198,7 @@ impl StateStore for SqliteStore {
                 .map_err(|e| self.err("count items", &e))?;
             let mut c = StatusCounts::default();
             for (status, n, bytes) in rows {
-                let n = i64_to_u64(n);
-                match ItemStatus::parse(&status) {
-                    Some(ItemStatus::Planned) => c.planned += n,
-                    Some(ItemStatus::Migrated) => {
-                        c.migrated += n;
-                        c.migrated_bytes += i64_to_u64(bytes);
-                    }
-                    Some(ItemStatus::Skipped) => c.skipped += n,
-                    Some(ItemStatus::Failed) => c.failed += n,
-                    None => {}
-                }
+                add_count(&mut c, &status, n, bytes);
             }
             Ok(c)
         })
@@ -1027,11 +1233,12 @@ impl StateStore for SqliteStore {
 
     fn events<'a>(&'a self, kinds: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<StoredEvent>>> {
         Box::pin(async move {
-            let rows =
-                sqlx::query("SELECT run_id, at, mailbox_id, kind, detail FROM events ORDER BY id")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| self.err("read events", &e))?;
+            let rows = sqlx::query(
+                "SELECT id, run_id, at, mailbox_id, kind, detail FROM events ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read events", &e))?;
             let mut out = Vec::new();
             for r in &rows {
                 let kind: String = r.try_get("kind").map_err(|e| self.err("read events", &e))?;
@@ -1045,6 +1252,7 @@ impl StateStore for SqliteStore {
                     .try_get("mailbox_id")
                     .map_err(|e| self.err("read events", &e))?;
                 out.push(StoredEvent {
+                    id: r.try_get("id").map_err(|e| self.err("read events", &e))?,
                     run: run.map(RunId),
                     at: r.try_get("at").map_err(|e| self.err("read events", &e))?,
                     mailbox: mailbox.map(MailboxId),

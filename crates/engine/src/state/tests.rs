@@ -584,3 +584,153 @@ async fn batch_writer_writes_after_delay_and_reports_errors() {
     );
     assert!(w.close().await.is_err());
 }
+
+#[tokio::test]
+async fn ledger_search_filters_pages_and_counts() {
+    let (_d, s) = store().await;
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let a = s.upsert_mailbox("anna@src", "anna@dst").await.unwrap();
+    let b = s.upsert_mailbox("ben@src", "ben@dst").await.unwrap();
+    let inbox = s.upsert_folder(a, "INBOX", "#Inbox#", 1).await.unwrap();
+    let sent = s
+        .upsert_folder(a, "Sent_100%", "#SentItems#", 1)
+        .await
+        .unwrap();
+    let other = s.upsert_folder(b, "INBOX", "#Inbox#", 1).await.unwrap();
+    for f in [inbox.id, sent.id, other.id] {
+        s.mark_planned(f, 1, &planned(1..=30)).await.unwrap();
+    }
+    let mut outcomes = Vec::new();
+    for uid in 1..=30 {
+        let (status, reason) = match uid % 3 {
+            0 => (
+                ItemStatus::Skipped,
+                Some("larger than max_message_size (35MB)"),
+            ),
+            1 => (ItemStatus::Migrated, None),
+            _ => (
+                ItemStatus::Failed,
+                Some("target refused: ErrorInvalidRecipients"),
+            ),
+        };
+        outcomes.push(outcome(inbox.id, 1, uid, status, reason));
+    }
+    s.record_batch(
+        run,
+        &Batch {
+            outcomes,
+            events: vec![],
+        },
+    )
+    .await
+    .unwrap();
+
+    // By reason, one mailbox: the 10 skipped of INBOX.
+    let q = ItemQuery {
+        mailbox: Some(a),
+        reason: Some("MAX_MESSAGE".into()),
+        limit: 4,
+        ..ItemQuery::default()
+    };
+    let p1 = s.search_items(&q).await.unwrap();
+    assert_eq!(p1.total, 10);
+    assert_eq!(p1.items.len(), 4);
+    assert!(p1.items.iter().all(|i| i.status == ItemStatus::Skipped));
+    let mut seen: Vec<u32> = p1.items.iter().map(|i| i.uid).collect();
+    let mut after = p1.next_after;
+    while let Some(id) = after {
+        let p = s
+            .search_items(&ItemQuery {
+                after_id: id,
+                ..q.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(p.total, 10, "the total does not depend on the page");
+        seen.extend(p.items.iter().map(|i| i.uid));
+        after = p.next_after;
+    }
+    assert_eq!(seen, (1..=10).map(|n| n * 3).collect::<Vec<_>>());
+
+    // Status and subject; `%` and `_` are literal.
+    let q = ItemQuery {
+        status: Some(ItemStatus::Migrated),
+        subject: Some("fp1".into()),
+        ..ItemQuery::default()
+    };
+    // fp1, fp10, fp13, fp16, fp19 in INBOX are migrated (uid % 3 == 1).
+    assert_eq!(s.search_items(&q).await.unwrap().total, 5);
+    let q = ItemQuery {
+        folder_path: Some("100%".into()),
+        ..ItemQuery::default()
+    };
+    assert_eq!(s.search_items(&q).await.unwrap().total, 30);
+    let q = ItemQuery {
+        text: Some("_".into()),
+        ..ItemQuery::default()
+    };
+    // Only the reason "max_message_size" and the folder "Sent_100%" hold a `_`.
+    assert_eq!(s.search_items(&q).await.unwrap().total, 40);
+    let q = ItemQuery {
+        mailbox: Some(b),
+        since: Some(1_700_000_000),
+        before: Some(1_700_000_001),
+        ..ItemQuery::default()
+    };
+    assert_eq!(s.search_items(&q).await.unwrap().total, 30);
+    let q = ItemQuery {
+        before: Some(1_700_000_000),
+        ..ItemQuery::default()
+    };
+    assert_eq!(s.search_items(&q).await.unwrap().total, 0);
+
+    let fc = s.folder_counts(a).await.unwrap();
+    assert_eq!(fc.len(), 2);
+    assert_eq!(fc[0].folder, inbox.id);
+    assert_eq!(
+        (
+            fc[0].counts.migrated,
+            fc[0].counts.skipped,
+            fc[0].counts.failed
+        ),
+        (10, 10, 10)
+    );
+    assert_eq!(fc[1].counts.planned, 30);
+    let tp = s.migrated_over_time(None, 0, 60_000).await.unwrap();
+    assert_eq!(tp.iter().map(|p| p.items).sum::<u64>(), 10);
+    assert!(
+        s.migrated_over_time(Some(b), 0, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn events_after_follows_new_events() {
+    let (_d, s) = store().await;
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let ev = |k: &str| EventRecord {
+        mailbox: None,
+        kind: k.into(),
+        detail: String::new(),
+    };
+    s.record_batch(
+        run,
+        &Batch {
+            outcomes: vec![],
+            events: vec![ev("a"), ev("b"), ev("c")],
+        },
+    )
+    .await
+    .unwrap();
+    let first = s.events_after(0, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let rest = s.events_after(first[1].id, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].kind, "c");
+    assert!(s.events_after(rest[0].id, 10).await.unwrap().is_empty());
+}
