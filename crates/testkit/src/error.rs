@@ -96,6 +96,23 @@ pub enum Error {
         input: String,
     },
 
+    /// Chromium or chromedriver is not installed at the expected path.
+    #[error("{}", crate::browser::missing_browser_message(binary))]
+    BrowserMissing {
+        /// The path that was looked for.
+        binary: PathBuf,
+    },
+
+    /// A browser (WebDriver) operation failed: starting chromedriver, a command, or a wait
+    /// that timed out.
+    #[error("browser: {what} failed: {detail}")]
+    Browser {
+        /// What was being done, with the CSS selector or URL involved.
+        what: String,
+        /// chromedriver's error (`error: message`), or the last state seen by a wait.
+        detail: String,
+    },
+
     /// An operation did not finish in time.
     #[error("timed out after {seconds} s while {what}")]
     Timeout {

@@ -13,6 +13,8 @@
 //!   `* BYE` and refuses connections on a script, with counters.
 //! - [`hostile`]: [`HostileCorpus`], named hostile messages (bare LF, NUL bytes, 0 bytes,
 //!   oversized, broken MIME, ...) with the outcome each must end in, loaded into Dovecot.
+//! - [`browser`]: [`Browser`], a small WebDriver client driving headless Chromium through
+//!   `chromedriver`, for end-to-end tests of the web dashboard and screenshots.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod browser;
 mod certs;
 pub mod client;
 pub mod corpus;
@@ -43,6 +46,7 @@ pub mod hostile;
 mod rng;
 pub mod utf7;
 
+pub use browser::{Browser, Element, missing_browser_message};
 pub use client::{
     AppendRequest, Client, FetchedMessage, ListEntry, MailboxStatus, Selected, TlsTrust,
 };
