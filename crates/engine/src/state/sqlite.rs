@@ -162,11 +162,24 @@ impl SqliteStore {
             if version <= current {
                 continue;
             }
+            // IMMEDIATE takes the database's write lock at once: another process opening the
+            // same new state at the same moment waits here (busy timeout), then finds the
+            // version applied and skips it.
             let mut tx = self
                 .pool
-                .begin()
+                .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(|e| self.err("migrate", &e))?;
+            let applied: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM schema_version WHERE version >= ?",
+            )
+            .bind(i64::from(version))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err("migrate", &e))?;
+            if applied > 0 {
+                continue;
+            }
             sqlx::raw_sql(&sql)
                 .execute(&mut *tx)
                 .await

@@ -734,3 +734,25 @@ async fn events_after_follows_new_events() {
     assert_eq!(rest[0].kind, "c");
     assert!(s.events_after(rest[0].id, 10).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_state_opened_by_several_processes_at_once_is_migrated_once() {
+    // Each store has its own connection pool, as separate processes would (a `run` and a
+    // `status` started together on a new job).
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        // SQLite connections work on threads of their own: these opens really overlap.
+        let opens = (0..6).map(|_| SqliteStore::open(&path));
+        for r in futures_util::future::join_all(opens).await {
+            r.unwrap();
+        }
+        let s = SqliteStore::open(&path).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_version ORDER BY version")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(versions, (1..=i64::from(SCHEMA_VERSION)).collect::<Vec<_>>());
+    }
+}
