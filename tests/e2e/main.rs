@@ -12,6 +12,7 @@ use o365_migrate_graph_emulator::Emulator;
 use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manifest, User};
 
 mod cutover;
+mod dashboard;
 mod pairing;
 mod proof;
 mod reliability;

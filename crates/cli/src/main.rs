@@ -182,6 +182,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pause every run, rescan and sync working on this job's state (in this or any other
+    /// process): items in flight are recorded, new ones wait until `resume`.
+    Pause,
+    /// Let paused runs go on.
+    Resume,
+    /// Serve the dashboard: live progress per mailbox, the item ledger, run / pause / resume,
+    /// reports. Loopback only by default; any other address needs the token and TLS.
+    Serve {
+        /// Address to listen on (e.g. 127.0.0.1:8465; 0.0.0.0:8465 exposes it, with the token
+        /// and TLS).
+        #[arg(long, default_value = "127.0.0.1:8465")]
+        listen: std::net::SocketAddr,
+        /// Show, but allow no action (start, pause, resume, retry).
+        #[arg(long)]
+        read_only: bool,
+        /// Make a new token (the old one stops working); it is shown once.
+        #[arg(long)]
+        new_token: bool,
+        /// PEM certificate chain for TLS (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for TLS (with --tls-cert).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// TLS with a self-signed certificate made once and kept beside the state file (the
+        /// default on a non-loopback address).
+        #[arg(long, conflicts_with = "tls_cert")]
+        tls_self_signed: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -387,6 +416,64 @@ fn init_log(job: &Job) -> Result<(), Exit> {
     Ok(())
 }
 
+/// `serve`: binds, says where and (once) the token, and serves until Ctrl-C / SIGTERM.
+async fn serve(
+    job: Job,
+    listen: std::net::SocketAddr,
+    read_only: bool,
+    new_token: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: bool,
+) -> Result<u8, Exit> {
+    use o365_migrate_dashboard::{Dashboard, ServeOptions, TlsChoice};
+    let store = open_store(&job).await?;
+    let state = job.resolve_path(&job.state.path);
+    let mut tls_dir = state.clone().into_os_string();
+    tls_dir.push(".dashboard-tls");
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => TlsChoice::Files { cert, key },
+        _ if tls_self_signed => TlsChoice::SelfSigned,
+        _ => TlsChoice::Auto,
+    };
+    let options = ServeOptions {
+        listen,
+        read_only,
+        tls,
+        tls_dir: PathBuf::from(tls_dir),
+        new_token,
+    };
+    let d = Dashboard::bind(Some(job), store, options)
+        .await
+        .map_err(usage)?;
+    if let Some(t) = d.new_token() {
+        eprintln!(
+            "dashboard token (shown once; only its hash is kept): {t}\n\
+             needed from any address but this machine's own; `serve --new-token` replaces it"
+        );
+    }
+    if let Some(f) = d.certificate_sha256() {
+        eprintln!("TLS certificate SHA-256: {f}");
+    }
+    eprintln!(
+        "dashboard: {}{} (Ctrl-C stops it)",
+        d.url(),
+        if read_only { " (read-only)" } else { "" }
+    );
+    let stop = StopFlag::new();
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_ctrl_c(&stop, interrupted);
+    let shutdown = async move {
+        while !stop.is_stopped() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let r = d.serve(shutdown).await;
+    watcher.abort();
+    r.map_err(usage)?;
+    Ok(0)
+}
+
 async fn open_store(job: &Job) -> Result<Arc<dyn StateStore>, Exit> {
     let path = job.resolve_path(&job.state.path);
     let s = SqliteStore::open(&path).await.map_err(usage)?;
@@ -464,6 +551,57 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
     tracing::info!(command = ?command_name(&command), job = %config.display(), "start");
     let stop = StopFlag::new();
     match command {
+        Command::Pause => {
+            let store = open_store(&job).await?;
+            let p = o365_migrate_engine::control::request_pause(&*store, "cli")
+                .await
+                .map_err(usage)?;
+            let running = store.run_lock_held().await.map_err(usage)?;
+            eprintln!(
+                "paused (asked by {}){}; `o365-migrate resume` lets it go on",
+                p.by,
+                if running {
+                    ": the run records the items in flight and waits"
+                } else {
+                    ": no run is working now; the next one waits until resumed"
+                }
+            );
+            Ok(0)
+        }
+        Command::Resume => {
+            let store = open_store(&job).await?;
+            let was = o365_migrate_engine::control::request_resume(&*store)
+                .await
+                .map_err(usage)?;
+            eprintln!(
+                "{}",
+                if was {
+                    "resumed: paused runs go on"
+                } else {
+                    "nothing was paused"
+                }
+            );
+            Ok(0)
+        }
+        Command::Serve {
+            listen,
+            read_only,
+            new_token,
+            tls_cert,
+            tls_key,
+            tls_self_signed,
+        } => {
+            serve(
+                job,
+                listen,
+                read_only,
+                new_token,
+                tls_cert,
+                tls_key,
+                tls_self_signed,
+            )
+            .await
+        }
         Command::Status { json } => {
             let store = open_store(&job).await?;
             let counts = store.counts(None).await.map_err(usage)?;
@@ -564,6 +702,9 @@ fn command_name(c: &Command) -> &'static str {
         Command::Verify { .. } => "verify",
         Command::Report { .. } => "report",
         Command::Status { .. } => "status",
+        Command::Pause => "pause",
+        Command::Resume => "resume",
+        Command::Serve { .. } => "serve",
     }
 }
 
@@ -942,7 +1083,10 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
         | Command::Cutover { .. }
         | Command::Credentials { .. }
         | Command::Report { .. }
-        | Command::Status { .. } => Ok(0),
+        | Command::Status { .. }
+        | Command::Pause
+        | Command::Resume
+        | Command::Serve { .. } => Ok(0),
     }
 }
 
