@@ -729,3 +729,73 @@ async fn pause_from_another_process_holds_a_cli_run_until_resume() {
     let o = env.cli(&["verify"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_https_with_the_printed_certificate_and_refuses_plain_http() {
+    let env = Env::start(&["anna"], 0, 1).await;
+    let s = serve(&env, &["--tls-self-signed"]).await;
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    let log = s.stderr.lock().unwrap().clone();
+    let fp = log
+        .lines()
+        .find_map(|l| l.strip_prefix("TLS certificate SHA-256: "))
+        .unwrap_or_else(|| panic!("no fingerprint: {log}"))
+        .replace(':', "")
+        .to_ascii_lowercase();
+    let cert = env
+        .dir
+        .path()
+        .join("state.db.dashboard-tls")
+        .join("cert.pem");
+    // The certificate made once is kept (the key owner-only) and is the one printed.
+    let key = env
+        .dir
+        .path()
+        .join("state.db.dashboard-tls")
+        .join("key.pem");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let der = std::process::Command::new("openssl")
+        .args(["x509", "-outform", "der", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    let digest = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-r"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&der.stdout)?;
+            c.wait_with_output()
+        })
+        .expect("openssl dgst");
+    let digest = String::from_utf8_lossy(&digest.stdout);
+    assert_eq!(digest.split_whitespace().next(), Some(fp.as_str()));
+    // HTTPS verified against that certificate answers; plain HTTP on the port does not.
+    let o = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://127.0.0.1:{}/api/session", s.port))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    let g = curl(&s, "/api/session", &[]).await;
+    assert_ne!(g.status, 200, "plain HTTP on a TLS port: {}", g.body);
+    drop(s);
+    // A restart keeps the certificate.
+    let again = serve(&env, &["--tls-self-signed"]).await;
+    let log = again.stderr.lock().unwrap().clone();
+    assert!(
+        log.replace(':', "").to_ascii_lowercase().contains(&fp),
+        "the same certificate after a restart: {log}"
+    );
+}

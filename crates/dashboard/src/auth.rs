@@ -276,3 +276,115 @@ pub(crate) async fn login(
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn peer(remote: &str, local: &str) -> Peer {
+        Peer {
+            remote: remote.parse().unwrap(),
+            local: local.parse().unwrap(),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn access(loopback: bool) -> Access {
+        Access {
+            token_sha256: sha256_hex("s3cret-token"),
+            csrf: "c".into(),
+            loopback,
+            read_only: false,
+            tls: false,
+        }
+    }
+
+    #[test]
+    fn this_machine_needs_its_own_address_and_host() {
+        let a = access(true);
+        let local = headers(&[("host", "127.0.0.1:8465")]);
+        assert_eq!(
+            a.via(&peer("127.0.0.1:5000", "127.0.0.1:8465"), &local),
+            Some(Via::Local)
+        );
+        let named = headers(&[("host", "localhost:8465")]);
+        assert_eq!(
+            a.via(&peer("127.0.0.1:5000", "127.0.0.1:8465"), &named),
+            Some(Via::Local)
+        );
+        // Another source address, another Host (DNS rebinding), another port in Host.
+        assert_eq!(
+            a.via(&peer("127.0.0.2:5000", "127.0.0.1:8465"), &local),
+            None
+        );
+        let rebound = headers(&[("host", "evil.example:8465")]);
+        assert_eq!(
+            a.via(&peer("127.0.0.1:5000", "127.0.0.1:8465"), &rebound),
+            None
+        );
+        let port = headers(&[("host", "127.0.0.1:9999")]);
+        assert_eq!(
+            a.via(&peer("127.0.0.1:5000", "127.0.0.1:8465"), &port),
+            None
+        );
+        // Listening on another address: nobody is trusted by address.
+        let b = access(false);
+        let h = headers(&[("host", "10.0.0.5:8465")]);
+        assert_eq!(b.via(&peer("10.0.0.5:5000", "10.0.0.5:8465"), &h), None);
+    }
+
+    #[test]
+    fn the_token_lets_in_by_header_or_cookie_and_nothing_else_does() {
+        let a = access(false);
+        let p = peer("192.0.2.7:5000", "10.0.0.5:8465");
+        let ok = headers(&[("authorization", "Bearer s3cret-token")]);
+        assert_eq!(a.via(&p, &ok), Some(Via::Bearer));
+        let cookie = headers(&[("cookie", "a=b; o365m_token=s3cret-token; c=d")]);
+        assert_eq!(a.via(&p, &cookie), Some(Via::Cookie));
+        for bad in [
+            headers(&[("authorization", "Bearer s3cret-tokenX")]),
+            headers(&[("authorization", "Basic s3cret-token")]),
+            headers(&[("cookie", "o365m_token=")]),
+            headers(&[("cookie", "other=s3cret-token")]),
+            HeaderMap::new(),
+        ] {
+            assert_eq!(a.via(&p, &bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn origin_must_name_this_server_when_sent() {
+        let h = headers(&[("host", "127.0.0.1:8465")]);
+        assert!(
+            origin_ok(&h, false),
+            "no Origin: a script, or a same-origin GET"
+        );
+        let same = headers(&[
+            ("host", "127.0.0.1:8465"),
+            ("origin", "http://127.0.0.1:8465"),
+        ]);
+        assert!(origin_ok(&same, false));
+        assert!(!origin_ok(&same, true), "https page, http origin");
+        let cross = headers(&[
+            ("host", "127.0.0.1:8465"),
+            ("origin", "http://evil.example"),
+        ]);
+        assert!(!origin_ok(&cross, false));
+    }
+
+    #[test]
+    fn tokens_are_random_and_long() {
+        let a = random_token(32);
+        let b = random_token(32);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43, "32 bytes, base64url without padding");
+    }
+}
