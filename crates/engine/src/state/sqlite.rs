@@ -170,13 +170,12 @@ impl SqliteStore {
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(|e| self.err("migrate", &e))?;
-            let applied: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM schema_version WHERE version >= ?",
-            )
-            .bind(i64::from(version))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.err("migrate", &e))?;
+            let applied: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM schema_version WHERE version >= ?")
+                    .bind(i64::from(version))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("migrate", &e))?;
             if applied > 0 {
                 continue;
             }

@@ -753,6 +753,9 @@ async fn a_new_state_opened_by_several_processes_at_once_is_migrated_once() {
                 .fetch_all(&s.pool)
                 .await
                 .unwrap();
-        assert_eq!(versions, (1..=i64::from(SCHEMA_VERSION)).collect::<Vec<_>>());
+        assert_eq!(
+            versions,
+            (1..=i64::from(SCHEMA_VERSION)).collect::<Vec<_>>()
+        );
     }
 }
