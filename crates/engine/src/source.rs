@@ -205,7 +205,9 @@ pub(crate) fn meta_of(m: &imap::FetchedMessage) -> ItemMeta {
         message_id: id.message_id.clone(),
         subject: o365_migrate_mime::decoded_subject(header)
             .or_else(|| header_value(header, "subject")),
-        sender: header_value(header, "from"),
+        sender: o365_migrate_mime::decoded_from(header)
+            .map(|s| s.chars().take(300).collect())
+            .or_else(|| header_value(header, "from")),
         flags: None,
     }
 }

@@ -53,8 +53,8 @@ pub use fingerprint::{
 pub use flags::{Flags, InternalDate};
 pub use graph::{GraphMessage, GraphOptions, LargeAttachment, to_graph, to_graph_with};
 pub use normalize::{
-    AttachmentInfo, AttachmentKind, Importance, Mailbox, NormalizedMessage, decoded_subject,
-    normalize,
+    AttachmentInfo, AttachmentKind, Importance, Mailbox, NormalizedMessage, decoded_from,
+    decoded_subject, normalize,
 };
 pub use problem::{Converted, Problem, ProblemKind, Severity};
 pub use repair::{EXCHANGE_IMAP_MAX_LINE, RepairOptions, repair};

@@ -191,6 +191,27 @@ pub fn decoded_subject(header: &[u8]) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
+/// The `From` header of a header block for people and searches: encoded words decoded, each
+/// address as `Name <address>` (or the bare address), joined by `, `; `None` without a
+/// readable `From`.
+pub fn decoded_from(header: &[u8]) -> Option<String> {
+    let mut problems = Vec::new();
+    let repaired = crate::repair::encode_eight_bit_headers_if_needed(header);
+    let src = repaired.as_deref().unwrap_or(header);
+    let message = parse_message(src, &mut problems);
+    let from = message.from()?;
+    let shown: Vec<String> = from
+        .iter()
+        .filter_map(|a| match (a.name(), a.address()) {
+            (Some(n), Some(addr)) if !n.trim().is_empty() => Some(format!("{} <{addr}>", n.trim())),
+            (_, Some(addr)) => Some(addr.to_owned()),
+            (Some(n), None) => Some(n.trim().to_owned()),
+            (None, None) => None,
+        })
+        .collect();
+    (!shown.is_empty()).then(|| shown.join(", "))
+}
+
 pub(crate) fn parse_message<'a>(raw: &'a [u8], problems: &mut Vec<Problem>) -> Message<'a> {
     // mail-parser promises not to panic; a bug there must still not take the caller
     // down, so a panic is reported like unparseable input.
@@ -843,5 +864,31 @@ pub(crate) fn extract<'a>(
         attachments,
         date,
         first_received,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_is_decoded_for_people_and_searches() {
+        let h = b"From: =?UTF-8?Q?S=C3=B8ren_=C3=98stergaard?= <soren@beispiel.de>\r\nSubject: x\r\n\r\n";
+        assert_eq!(
+            decoded_from(h).as_deref(),
+            Some("S\u{f8}ren \u{d8}stergaard <soren@beispiel.de>")
+        );
+        let h = b"From: \"Dave O'Neil\" <dave@example.com>, bare@example.org\r\n\r\n";
+        assert_eq!(
+            decoded_from(h).as_deref(),
+            Some("Dave O'Neil <dave@example.com>, bare@example.org")
+        );
+        // Raw 8-bit UTF-8 (no encoded words) is read too.
+        let h = "From: Jos\u{e9} <jose@example.es>\r\n\r\n".as_bytes();
+        assert_eq!(
+            decoded_from(h).as_deref(),
+            Some("Jos\u{e9} <jose@example.es>")
+        );
+        assert_eq!(decoded_from(b"Subject: no sender\r\n\r\n"), None);
     }
 }
