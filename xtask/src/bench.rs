@@ -22,6 +22,9 @@ const SIDE_BY_SIDE: &str = "side-by-side";
 /// `sync` of a 100,000-message mailbox after 100 changes (in xtask itself).
 const SYNC: &str = "sync";
 
+/// The item-ledger search of a 200,000-item state store (in xtask itself, release build).
+const LEDGER: &str = "ledger";
+
 pub(crate) fn bench(args: &[String]) -> Result<()> {
     // Names first; options for side-by-side follow `--` (or start with `--`).
     let split = args
@@ -35,7 +38,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         BENCHES
             .iter()
             .map(|(n, _, _)| *n)
-            .chain([SIDE_BY_SIDE, SYNC])
+            .chain([SIDE_BY_SIDE, SYNC, LEDGER])
             .collect()
     } else {
         name_args.iter().map(String::as_str).collect()
@@ -62,11 +65,18 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
             results.push(json);
             continue;
         }
+        if name == LEDGER {
+            eprintln!("== bench {name} (xtask, release)");
+            let json = crate::ledgerbench::run(&options)?;
+            std::fs::write(out_dir.join(format!("{name}.json")), format!("{json:#}\n"))?;
+            results.push(json);
+            continue;
+        }
         let Some((_, package, example)) = BENCHES.iter().find(|(n, _, _)| *n == name) else {
             let known: Vec<&str> = BENCHES
                 .iter()
                 .map(|(n, _, _)| *n)
-                .chain([SIDE_BY_SIDE, SYNC])
+                .chain([SIDE_BY_SIDE, SYNC, LEDGER])
                 .collect();
             bail!("unknown benchmark `{name}`; known: {}", known.join(", "));
         };

@@ -15,14 +15,14 @@ const USERS: &[(&str, usize)] = &[("alice", 120), ("bob", 80), ("carol", 40)];
 const TENANT_DOMAIN: &str = "contoso.example";
 
 /// Everything the demo and `servers` start.
-struct LocalServers {
-    source: Dovecot,
-    target: Dovecot,
-    graph: Emulator,
-    manifests: Vec<(String, Manifest)>,
+pub(crate) struct LocalServers {
+    pub(crate) source: Dovecot,
+    pub(crate) target: Dovecot,
+    pub(crate) graph: Emulator,
+    pub(crate) manifests: Vec<(String, Manifest)>,
 }
 
-async fn start_servers() -> Result<LocalServers> {
+pub(crate) async fn start_servers() -> Result<LocalServers> {
     crate::setup::ensure_demo_prerequisites()?;
     let started = Instant::now();
     eprintln!("starting the source Dovecot, the target Dovecot and the Graph emulator ...");
@@ -109,7 +109,7 @@ fn print_servers(s: &LocalServers) {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -156,7 +156,7 @@ pub(crate) fn demo(_args: &[String]) -> Result<()> {
 }
 
 /// Builds the `o365-migrate` binary and returns its path.
-fn build_cli() -> Result<std::path::PathBuf> {
+pub(crate) fn build_cli() -> Result<std::path::PathBuf> {
     crate::sh("cargo", &["build", "--quiet", "-p", "o365-migrate"])?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
@@ -182,6 +182,53 @@ async fn migrate(s: &LocalServers) -> Result<()> {
 }
 
 async fn migrate_in(s: &LocalServers, bin: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    let (config, secret) = write_job(s, dir, "")?;
+    let csv_path = dir.join("users.csv");
+    let steps: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "credentials check",
+            vec![
+                "credentials",
+                "check",
+                csv_path.to_str().unwrap_or("users.csv"),
+            ],
+        ),
+        ("source test", vec!["source", "test"]),
+        ("target test", vec!["target", "test"]),
+        ("match", vec!["match"]),
+        ("plan", vec!["plan"]),
+        ("run", vec!["run"]),
+        ("verify", vec!["verify"]),
+        ("report", vec!["report", "--format", "csv"]),
+    ];
+    for (name, args) in steps {
+        println!();
+        println!("$ o365-migrate {}", args.join(" "));
+        let status = tokio::process::Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .current_dir(dir)
+            .env("DEMO_GRAPH_CLIENT_SECRET", &secret)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .await
+            .with_context(|| format!("starting o365-migrate {name}"))?;
+        anyhow::ensure!(status.success(), "o365-migrate {name} failed ({status})");
+    }
+    println!();
+    println!("demo: migrated, verified and reported; the report above is per mailbox (CSV).");
+    Ok(())
+}
+
+/// Writes the demo's credentials CSV and job file (source Dovecot → Graph emulator) into `dir`,
+/// with `extra_filters` lines in `[filters]`; returns the job file and the client secret (the
+/// job reads it from `DEMO_GRAPH_CLIENT_SECRET`).
+pub(crate) fn write_job(
+    s: &LocalServers,
+    dir: &std::path::Path,
+    extra_filters: &str,
+) -> Result<(std::path::PathBuf, String)> {
     let app = s
         .graph
         .config()
@@ -224,6 +271,7 @@ graph_url = "{url}"
 
 [filters]
 exclude_folders = ["#JunkEmail#"]
+{extra_filters}
 
 [state]
 path = "o365-migrate.db"
@@ -236,40 +284,5 @@ path = "o365-migrate.db"
     );
     let config = dir.join("o365-migrate.toml");
     std::fs::write(&config, job)?;
-    let csv_path = dir.join("users.csv");
-    let steps: Vec<(&str, Vec<&str>)> = vec![
-        (
-            "credentials check",
-            vec![
-                "credentials",
-                "check",
-                csv_path.to_str().unwrap_or("users.csv"),
-            ],
-        ),
-        ("source test", vec!["source", "test"]),
-        ("target test", vec!["target", "test"]),
-        ("match", vec!["match"]),
-        ("plan", vec!["plan"]),
-        ("run", vec!["run"]),
-        ("verify", vec!["verify"]),
-        ("report", vec!["report", "--format", "csv"]),
-    ];
-    for (name, args) in steps {
-        println!();
-        println!("$ o365-migrate {}", args.join(" "));
-        let status = tokio::process::Command::new(bin)
-            .arg("--config")
-            .arg(&config)
-            .args(&args)
-            .current_dir(dir)
-            .env("DEMO_GRAPH_CLIENT_SECRET", &secret)
-            .stdin(std::process::Stdio::null())
-            .status()
-            .await
-            .with_context(|| format!("starting o365-migrate {name}"))?;
-        anyhow::ensure!(status.success(), "o365-migrate {name} failed ({status})");
-    }
-    println!();
-    println!("demo: migrated, verified and reported; the report above is per mailbox (CSV).");
-    Ok(())
+    Ok((config, secret))
 }

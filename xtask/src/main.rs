@@ -7,6 +7,8 @@ mod bench;
 mod benchdoc;
 mod demo;
 mod floor;
+mod ledgerbench;
+mod screenshots;
 mod setup;
 mod sidebyside;
 mod syncbench;
@@ -27,11 +29,15 @@ Commands:
                       Graph emulator for manual use; print addresses and credentials
   bench [NAME...] [-- OPTIONS]
                       run benchmarks (imap, mime, csv, automatch, graph, imap-writer,
-                      corpus, state, side-by-side; default: all) and print their figures;
-                      results also go to target/bench/NAME.json. Running all of them also
-                      writes docs/benchmarks.md. side-by-side options: --rounds N (3),
-                      --messages N (5000), --parallel-messages N (625 per mailbox),
-                      --big-mb N (25), --big-per-mailbox N (3), --in-flight SIZE (40MB)
+                      corpus, state, side-by-side, sync, ledger; default: all) and print
+                      their figures; results also go to target/bench/NAME.json. Running all
+                      of them also writes docs/benchmarks.md. side-by-side options:
+                      --rounds N (3), --messages N (5000), --parallel-messages N (625 per
+                      mailbox), --big-mb N (25), --big-per-mailbox N (3), --in-flight SIZE
+                      (40MB); sync: --sync-messages N (100000); ledger (item-ledger search
+                      of the state store): --ledger-items N (200000), --ledger-reps N (20)
+  screenshots         the dashboard after a demo migration, in headless Chromium:
+                      docs/images/dashboard-overview.png and dashboard-mailbox.png
   fuzz [--seconds N]  run every fuzz target for N seconds each (default 60)
   help                this text
 ";
@@ -54,6 +60,9 @@ fn run() -> Result<()> {
         "bench" => bench::bench(&rest),
         // The raw floor of `bench side-by-side`, run as its own process (not in the help).
         "bench-floor" => floor::main(&rest),
+        // The measurement of `bench ledger`, run from a release build (not in the help).
+        "bench-ledger" => ledgerbench::main(&rest),
+        "screenshots" => screenshots::screenshots(&rest),
         "fuzz" => fuzz(&rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");

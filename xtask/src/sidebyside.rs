@@ -86,8 +86,8 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             "--in-flight" => o.in_flight = value.clone(),
             "--parallel-in-flight" => o.parallel_in_flight = Some(value.clone()),
-            // The sync benchmark's.
-            "--sync-messages" => {}
+            // The sync and ledger benchmarks'.
+            "--sync-messages" | "--ledger-items" | "--ledger-reps" => {}
             other => bail!(
                 "unknown option `{other}` (known: --rounds, --messages, --parallel-messages, \
                  --parallel-in-flight, --big-mb, --big-per-mailbox, --in-flight, --contenders)"

@@ -104,10 +104,7 @@ function renderChart(points, now) {
     r.appendChild(t);
     svg.appendChild(r);
   }
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", "4"); label.setAttribute("y", "12");
-  label.textContent = "max " + max + "/min";
-  svg.appendChild(label);
+  $("chart-max").textContent = points.length ? "peak " + fmtInt(max) + " messages in a minute" : "nothing migrated in the last hour";
 }
 
 function renderMailboxes() {
