@@ -62,8 +62,28 @@ const ITEM_COLUMNS: &str = "i.id, f.mailbox_id, i.folder_id, f.source_path, i.ui
 impl SqliteStore {
     /// Opens (creating if missing, owner-only `0600`) the store at `path` and applies pending
     /// schema migrations.
+    ///
+    /// Several processes may open the same new file at once (a `run` and a `status` started
+    /// together): SQLite can answer "database is locked" at once, without waiting out its busy
+    /// timeout, while another connection switches a new file to WAL or migrates it. Such an open
+    /// is retried with growing pauses for up to 30 seconds; any other failure is final.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref();
+        let deadline = std::time::Instant::now() + OPEN_PATIENCE;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match Self::open_once(path).await {
+                Ok(store) => return Ok(store),
+                Err(Attempt::Busy(_)) if std::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(Attempt::Busy(e) | Attempt::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn open_once(path: &Path) -> std::result::Result<SqliteStore, Attempt> {
         let shown = path.display().to_string();
         let io_err = |operation: &'static str, e: std::io::Error| Error::State {
             path: shown.clone(),
@@ -71,7 +91,7 @@ impl SqliteStore {
             message: e.to_string(),
             hint: Some("check that the directory exists and is writable by this user".into()),
         };
-        create_owner_only(path).map_err(|e| io_err("create", e))?;
+        create_owner_only(path).map_err(|e| Attempt::Fatal(io_err("create", e)))?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -83,14 +103,17 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts)
             .await
-            .map_err(|e| db_err(&shown, "open", &e))?;
+            .map_err(|e| Attempt::of(&shown, "open", &e))?;
         let store = SqliteStore {
             pool,
             path: shown,
             file: path.to_owned(),
             write_lock: Default::default(),
         };
-        store.migrate().await?;
+        if let Err(e) = store.migrate().await {
+            store.pool.close().await;
+            return Err(e);
+        }
         Ok(store)
     }
 
@@ -123,6 +146,11 @@ impl SqliteStore {
 
     /// Takes the single-writer lock and opens a transaction. Hold the guard until the
     /// transaction is committed: writes never interleave, so a batch is all or nothing.
+    ///
+    /// `BEGIN IMMEDIATE` takes the file's write lock at once, waiting out the busy timeout
+    /// when another process writes (a `pause` from the CLI while a run records a batch). A
+    /// deferred transaction that read first could instead fail at once with "database is
+    /// locked" when it tries to write over a snapshot another process has since changed.
     async fn write_tx(
         &self,
         operation: &'static str,
@@ -133,30 +161,34 @@ impl SqliteStore {
         let guard = self.write_lock.lock().await;
         let tx = self
             .pool
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.err(operation, &e))?;
         Ok((guard, tx))
     }
 
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> std::result::Result<(), Attempt> {
         let _w = self.write_lock.lock().await;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL, applied_at BIGINT NOT NULL)",
         )
         .execute(&self.pool)
         .await
-        .map_err(|e| self.err("create schema_version", &e))?;
-        let current = self.schema_version().await?;
+        .map_err(|e| Attempt::of(&self.path, "create schema_version", &e))?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| Attempt::of(&self.path, "read schema version", &e))?;
+        let current = current.map(i64_to_u32).unwrap_or(0);
         if current > SCHEMA_VERSION {
-            return Err(Error::State {
+            return Err(Attempt::Fatal(Error::State {
                 path: self.path.clone(),
                 operation: "open",
                 message: format!(
                     "schema version {current} is newer than this build knows ({SCHEMA_VERSION})"
                 ),
                 hint: Some("upgrade o365-migrate; do not use an older binary on this state".into()),
-            });
+            }));
         }
         for (version, sql) in migrations(Dialect::Sqlite) {
             if version <= current {
@@ -169,27 +201,29 @@ impl SqliteStore {
                 .pool
                 .begin_with("BEGIN IMMEDIATE")
                 .await
-                .map_err(|e| self.err("migrate", &e))?;
+                .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
             let applied: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM schema_version WHERE version >= ?")
                     .bind(i64::from(version))
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(|e| self.err("migrate", &e))?;
+                    .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
             if applied > 0 {
                 continue;
             }
             sqlx::raw_sql(&sql)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| self.err("migrate", &e))?;
+                .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
             sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)")
                 .bind(i64::from(version))
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| self.err("migrate", &e))?;
-            tx.commit().await.map_err(|e| self.err("migrate", &e))?;
+                .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
+            tx.commit()
+                .await
+                .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
         }
         Ok(())
     }
@@ -342,6 +376,36 @@ fn like_pattern(text: &str) -> String {
 enum Bind<'a> {
     I(i64),
     S(&'a str),
+}
+
+/// How long [`SqliteStore::open`] keeps retrying an open that found the file busy.
+const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// One failed attempt to open: worth retrying (the file was busy) or final.
+enum Attempt {
+    Busy(Error),
+    Fatal(Error),
+}
+
+impl Attempt {
+    fn of(path: &str, operation: &'static str, e: &sqlx::Error) -> Attempt {
+        let err = db_err(path, operation, e);
+        if is_busy(e) {
+            Attempt::Busy(err)
+        } else {
+            Attempt::Fatal(err)
+        }
+    }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), with any extended code (`BUSY_SNAPSHOT` is 517).
+fn is_busy(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(d) = e else {
+        return false;
+    };
+    d.code()
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 fn db_err(path: &str, operation: &'static str, e: &sqlx::Error) -> Error {

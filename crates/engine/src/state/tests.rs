@@ -759,3 +759,59 @@ async fn a_new_state_opened_by_several_processes_at_once_is_migrated_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_writing_batches_and_records_at_once_both_succeed() {
+    // A run in one process records batches (each reads the item's prior status, then writes)
+    // while another process (`o365-migrate pause`, the dashboard) writes records. Each store
+    // has its own pool, as separate processes would.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let a = SqliteStore::open(&path).await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    let run = a.begin_run(RunKind::Run).await.unwrap();
+    let mb = a.upsert_mailbox("a", "b").await.unwrap();
+    let f = a.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
+    let writer = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            for n in 0..150u32 {
+                let outcomes = (0..4u32)
+                    .map(|i| outcome(f.id, 1, n * 4 + i + 1, ItemStatus::Migrated, None))
+                    .collect();
+                a.record_batch(
+                    run,
+                    &Batch {
+                        outcomes,
+                        events: vec![],
+                    },
+                )
+                .await
+                .unwrap();
+            }
+        })
+    };
+    let recorder = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for n in 0..150u32 {
+                // Read, then write, as the pause command does.
+                let _ = b.counts(None).await.unwrap();
+                b.put_record("probe", Some(&n.to_string())).await.unwrap();
+                b.record_batch(
+                    run,
+                    &Batch {
+                        outcomes: vec![outcome(f.id, 1, 1_000_000 + n, ItemStatus::Migrated, None)],
+                        events: vec![],
+                    },
+                )
+                .await
+                .unwrap();
+            }
+        })
+    };
+    writer.await.unwrap();
+    recorder.await.unwrap();
+    assert_eq!(a.counts(None).await.unwrap().migrated, 150 * 4 + 150);
+    assert_eq!(a.record("probe").await.unwrap().unwrap().value, "149");
+}
