@@ -15,6 +15,10 @@
 //!   oversized, broken MIME, ...) with the outcome each must end in, loaded into Dovecot.
 //! - [`browser`]: [`Browser`], a small WebDriver client driving headless Chromium through
 //!   `chromedriver`, for end-to-end tests of the web dashboard and screenshots.
+//! - [`Postgres`]: a private PostgreSQL cluster (Debian package `postgresql`) per test on a
+//!   free 127.0.0.1 port, copied from a template built once by `initdb`; superuser `o365m`
+//!   with a random password over TCP, optional TLS, `psql` over its unix socket; stopped on
+//!   drop.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,6 +47,7 @@ pub mod dovecot;
 mod error;
 pub mod fault;
 pub mod hostile;
+pub mod postgres;
 mod rng;
 pub mod utf7;
 
@@ -60,3 +65,4 @@ pub use hostile::{
     Delivery, ExpectedOutcome, HostileCase, HostileCorpus, HostileEntry, HostileManifest,
     HostileOptions,
 };
+pub use postgres::{Postgres, PostgresOptions};
