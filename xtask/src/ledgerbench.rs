@@ -27,7 +27,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use o365_migrate_engine::state::{
     Batch, FolderId, ItemMeta, ItemOutcome, ItemPage, ItemQuery, ItemStatus, MailboxId,
-    PlannedItem, RunKind, RunOutcome, SqliteStore, StateStore,
+    PlannedItem, RunKind, RunOutcome, SqlStore, StateStore,
 };
 use serde_json::{Value, json};
 
@@ -488,7 +488,7 @@ fn check(
 
 async fn measure(o: &Options, dir: &Path) -> Result<Value> {
     let path = dir.join("state.db");
-    let store = SqliteStore::open(&path).await?;
+    let store = SqlStore::open(&path).await?;
 
     // Generate, in insertion order.
     let per_mailbox = o.items / MAILBOXES;

@@ -22,7 +22,7 @@ use o365_migrate_engine::config::{Job, TEMPLATE, TargetKind};
 use o365_migrate_engine::report::{
     FanOut, JsonLinesReporter, Report, Reporter, human_bytes, human_duration,
 };
-use o365_migrate_engine::state::{RunKind, SqliteStore, StateStore};
+use o365_migrate_engine::state::{RunKind, Schema, SqlStore, StateStore};
 use o365_migrate_engine::{Engine, StopFlag};
 
 /// Migrate mailboxes from any IMAP server into Microsoft 365 / Exchange Online.
@@ -211,6 +211,19 @@ enum Command {
         #[arg(long, conflicts_with = "tls_cert")]
         tls_self_signed: bool,
     },
+    /// The state store itself.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// Apply pending schema migrations to the job's state store and print its version. A
+    /// PostgreSQL store needs this once per new version (workers refuse an older schema); a
+    /// SQLite file is migrated whenever it is opened.
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -475,8 +488,9 @@ async fn serve(
 }
 
 async fn open_store(job: &Job) -> Result<Arc<dyn StateStore>, Exit> {
-    let path = job.resolve_path(&job.state.path);
-    let s = SqliteStore::open(&path).await.map_err(usage)?;
+    let s = SqlStore::for_job(job, Schema::RequireCurrent)
+        .await
+        .map_err(usage)?;
     Ok(Arc::new(s))
 }
 
@@ -551,6 +565,17 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
     tracing::info!(command = ?command_name(&command), job = %config.display(), "start");
     let stop = StopFlag::new();
     match command {
+        Command::State {
+            command: StateCommand::Migrate,
+        } => {
+            let s = SqlStore::for_job(&job, Schema::Migrate)
+                .await
+                .map_err(usage)?;
+            let v = s.schema_version().await.map_err(usage)?;
+            eprintln!("state schema at version {v} ({:?})", s.dialect());
+            s.close().await;
+            Ok(0)
+        }
         Command::Pause => {
             let store = open_store(&job).await?;
             let p = o365_migrate_engine::control::request_pause(&*store, "cli")
@@ -705,6 +730,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Pause => "pause",
         Command::Resume => "resume",
         Command::Serve { .. } => "serve",
+        Command::State { .. } => "state migrate",
     }
 }
 
@@ -1086,6 +1112,7 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
         | Command::Status { .. }
         | Command::Pause
         | Command::Resume
+        | Command::State { .. }
         | Command::Serve { .. } => Ok(0),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use o365_migrate_engine::report::Report;
 use o365_migrate_engine::state::{
-    Batch, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, RunOutcome, SqliteStore,
+    Batch, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, RunOutcome, SqlStore,
     StateStore,
 };
 
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(500)
         .clamp(1, 10_000);
     let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(dir.path().join("bench.db")).await?;
+    let store = SqlStore::open(dir.path().join("bench.db")).await?;
     let run = store.begin_run(RunKind::Run).await?;
     let mb = store
         .upsert_mailbox("bench@example.com", "bench@contoso.com")

@@ -500,15 +500,26 @@ fn default_attempts() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// The SQLite state file (created owner-only).
+    /// The SQLite state file (created owner-only). Not used when `url` names a PostgreSQL
+    /// database.
     #[serde(default = "default_state_path")]
     pub path: PathBuf,
+    /// A PostgreSQL state store shared by many workers: `postgres://user@host:5432/database`,
+    /// optionally with `?sslmode=…&sslrootcert=…`. TLS is verified (`verify-full`) unless the
+    /// URL names another `sslmode`. The password never goes in the URL: see `password`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The PostgreSQL password, by reference (`env:NAME` or `file:PATH`).
+    #[serde(default)]
+    pub password: Option<SecretRef>,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             path: default_state_path(),
+            url: None,
+            password: None,
         }
     }
 }

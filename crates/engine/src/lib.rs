@@ -11,7 +11,7 @@
 //! - [`matching`]: which source mailbox goes where ([`MailboxPair`]), automatch against the
 //!   target directory, provisioning.
 //! - [`state`]: the [`state::StateStore`] trait and its SQLite implementation
-//!   ([`state::SqliteStore`]), which survives `kill -9` at any moment, and the run lock
+//!   ([`state::SqlStore`]), which survives `kill -9` at any moment, and the run lock
 //!   ([`state::RunLock`]): never two runs on one state.
 //! - [`report`]: the [`report::Reporter`] trait, a JSON-lines event writer, and JSON / CSV /
 //!   HTML reports built from the state store.
@@ -61,7 +61,7 @@
 //! use o365_migrate_engine::config::Job;
 //! use o365_migrate_engine::folders::{FolderMapper, SourceFolder};
 //! use o365_migrate_engine::state::{
-//!     Batch, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, RunOutcome, SqliteStore,
+//!     Batch, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, RunOutcome, SqlStore,
 //!     StateStore,
 //! };
 //!
@@ -77,7 +77,7 @@
 //! assert!(plan[2].skip_reason().is_some()); // excluded by the template's #JunkEmail# filter
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let store = SqliteStore::open(dir.path().join("state.db")).await?;
+//! let store = SqlStore::open(dir.path().join("state.db")).await?;
 //! let run = store.begin_run(RunKind::Run).await?;
 //! let mailbox = store.upsert_mailbox("alice@example.com", "alice@contoso.com").await?;
 //! let folder = store.upsert_folder(mailbox, "INBOX", "#Inbox#", 42).await?;

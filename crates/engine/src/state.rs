@@ -2,7 +2,7 @@
 //!
 //! [`StateStore`] is an object-safe trait with boxed futures, so the engine holds a
 //! `Box<dyn StateStore>` / `Arc<dyn StateStore>` and a PostgreSQL backend can be added beside the
-//! default [`SqliteStore`] without changing callers. No sqlx type appears in this API.
+//! default [`SqlStore`] without changing callers. No sqlx type appears in this API.
 //!
 //! # How the pipeline uses it
 //!
@@ -38,11 +38,11 @@ use serde::Serialize;
 use crate::error::Result;
 
 mod lock;
-mod sqlite;
+mod sql;
 mod writer;
 
 pub use lock::RunLock;
-pub use sqlite::SqliteStore;
+pub use sql::{Schema, SqlStore};
 pub use writer::BatchWriter;
 
 /// A boxed, sendable future (what [`StateStore`] methods return).

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use o365_migrate_engine::state::{
-    Batch, EventRecord, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, SqliteStore,
+    Batch, EventRecord, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, SqlStore,
     StateStore,
 };
 
@@ -35,7 +35,7 @@ async fn crash_child() {
     let Ok(db) = std::env::var(ENV) else {
         return; // Only does something when spawned by `sigkill_at_random_moments_loses_no_batch`.
     };
-    let store = SqliteStore::open(&db).await.expect("open");
+    let store = SqlStore::open(&db).await.expect("open");
     let run = store.begin_run(RunKind::Run).await.expect("run");
     let mb = store
         .upsert_mailbox("crash@example.com", "crash@contoso.com")
@@ -145,7 +145,7 @@ async fn sigkill_at_random_moments_loses_no_batch() {
             "round {round}: child finished before the kill; raise its work"
         );
 
-        let store = SqliteStore::open(&db)
+        let store = SqlStore::open(&db)
             .await
             .unwrap_or_else(|e| panic!("round {round} (seed {seed}): {e}"));
         assert!(

@@ -3,7 +3,7 @@
 use o365_migrate_engine::config::Job;
 use o365_migrate_engine::report::{self, Event, JsonLinesReporter, Reporter};
 use o365_migrate_engine::state::{
-    Batch, EventRecord, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, SqliteStore,
+    Batch, EventRecord, ItemMeta, ItemOutcome, ItemStatus, PlannedItem, RunKind, SqlStore,
     StateStore,
 };
 
@@ -53,7 +53,7 @@ client_secret = "file:client.secret"
 
     // Drive the store and reports the way the pipeline does.
     let db = dir.path().join("state.db");
-    let store = SqliteStore::open(&db).await.unwrap();
+    let store = SqlStore::open(&db).await.unwrap();
     let run = store.begin_run(RunKind::Run).await.unwrap();
     let mb = store
         .upsert_mailbox("alice@example.com", "alice@contoso.com")

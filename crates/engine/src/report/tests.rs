@@ -1,11 +1,9 @@
 use super::*;
-use crate::state::{Batch, ItemMeta, ItemOutcome, PlannedItem, RunKind, RunOutcome, SqliteStore};
+use crate::state::{Batch, ItemMeta, ItemOutcome, PlannedItem, RunKind, RunOutcome, SqlStore};
 
-async fn populated() -> (tempfile::TempDir, SqliteStore) {
+async fn populated() -> (tempfile::TempDir, SqlStore) {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(dir.path().join("state.db"))
-        .await
-        .unwrap();
+    let s = SqlStore::open(dir.path().join("state.db")).await.unwrap();
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let a = s
         .upsert_mailbox("alice@src.example", "alice@contoso.com")
@@ -333,9 +331,7 @@ fn csv_and_html_escaping() {
 async fn mailbox_errors_throttling_and_folder_notes_come_from_the_events() {
     use crate::state::EventRecord;
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(dir.path().join("state.db"))
-        .await
-        .unwrap();
+    let s = SqlStore::open(dir.path().join("state.db")).await.unwrap();
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let a = s.upsert_mailbox("a@src", "a@dst").await.unwrap();
     let b = s.upsert_mailbox("b@src", "b@dst").await.unwrap();

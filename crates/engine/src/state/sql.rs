@@ -1,21 +1,27 @@
-//! The SQLite state store (the embedded default), one file through sqlx.
+//! The SQL state store: one schema and one set of queries, on SQLite (the embedded default,
+//! one file) or PostgreSQL (shared by many workers), through sqlx's `Any` driver.
 //!
-//! Durability: WAL journal with `synchronous = FULL`. WAL alone (even with NORMAL) makes every
-//! committed transaction survive a `kill -9` of this process, because a commit has reached the
-//! OS before the call returns. NORMAL could still lose the last commits on power loss or an OS
-//! crash, and a lost "migrated" record means the item is written again on resume — a duplicate
-//! unless target-side dedupe catches it. FULL fsyncs the WAL at every commit; writes are batched
-//! so the cost is one fsync per batch (see the bench), which is cheap against network I/O.
+//! The queries are written once with `?` placeholders; [`SqlStore::q`] renumbers them `$1, $2…`
+//! for PostgreSQL. Only a handful of things differ by backend, each in one place here: how the
+//! store is opened, how a write transaction begins, the run lock (a file lock beside the SQLite
+//! file, a session advisory lock on PostgreSQL), and case-insensitive `LIKE`.
+//!
+//! SQLite durability: WAL journal with `synchronous = FULL`. WAL alone (even with NORMAL) makes
+//! every committed transaction survive a `kill -9` of this process, because a commit has reached
+//! the OS before the call returns. NORMAL could still lose the last commits on power loss or an
+//! OS crash, and a lost "migrated" record means the item is written again on resume — a
+//! duplicate unless target-side dedupe catches it. FULL fsyncs the WAL at every commit; writes
+//! are batched so the cost is one fsync per batch (see the bench), which is cheap against
+//! network I/O. PostgreSQL commits are durable when the server says so (its own
+//! `synchronous_commit`, on by default).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use super::{
     Batch, BoxFuture, Dialect, DoneUids, EventRecord, FolderId, FolderRecord, FolderState,
@@ -26,21 +32,69 @@ use super::{
 use super::{FolderCounts, ItemPage, ItemQuery, ThroughputPoint};
 use crate::error::{Error, Result};
 
-/// The SQLite state store. Cheap to clone (a connection pool).
+/// The state store on SQLite or PostgreSQL. Cheap to clone (a connection pool).
 #[derive(Clone)]
-pub struct SqliteStore {
-    pub(super) pool: SqlitePool,
+pub struct SqlStore {
+    pub(super) pool: AnyPool,
+    /// How the store is named in errors: the SQLite path, or the PostgreSQL URL without its
+    /// password.
     path: String,
-    file: PathBuf,
+    backend: Backend,
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-impl std::fmt::Debug for SqliteStore {
+#[derive(Clone)]
+enum Backend {
+    Sqlite { file: PathBuf },
+    Postgres { url: String },
+}
+
+impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
+        f.debug_struct("SqlStore")
+            .field("dialect", &self.dialect())
             .field("path", &self.path)
             .finish()
     }
+}
+
+/// The advisory-lock key of the PostgreSQL run lock (`o365m` + `run`).
+const PG_RUN_LOCK: i64 = 0x6f33_3635_6d72_756e;
+
+/// PostgreSQL texts of the queries, by their SQLite text: rendered once, kept for the process
+/// (the set of query shapes is finite).
+fn pg_text(sql: &str) -> &'static str {
+    static CACHE: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(t) = map.get(sql) {
+        return t;
+    }
+    let text: &'static str = Box::leak(renumber_placeholders(sql).into_boxed_str());
+    map.insert(sql.to_owned(), text);
+    text
+}
+
+/// `?` placeholders outside quoted text become `$1, $2, …`.
+pub(super) fn renumber_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut quoted = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn u64_to_i64(v: u64) -> i64 {
@@ -59,31 +113,20 @@ const ITEM_COLUMNS: &str = "i.id, f.mailbox_id, i.folder_id, f.source_path, i.ui
      i.status, i.reason, i.target_id, i.attempts, i.size, i.internal_date, i.fingerprint, \
      i.message_id, i.subject, i.sender, i.updated_at";
 
-impl SqliteStore {
-    /// Opens (creating if missing, owner-only `0600`) the store at `path` and applies pending
-    /// schema migrations.
+impl SqlStore {
+    /// Opens (creating if missing, owner-only `0600`) the SQLite store at `path` and applies
+    /// pending schema migrations.
     ///
     /// Several processes may open the same new file at once (a `run` and a `status` started
     /// together): SQLite can answer "database is locked" at once, without waiting out its busy
     /// timeout, while another connection switches a new file to WAL or migrates it. Such an open
     /// is retried with growing pauses for up to 30 seconds; any other failure is final.
-    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqlStore> {
         let path = path.as_ref();
-        let deadline = std::time::Instant::now() + OPEN_PATIENCE;
-        let mut pause = Duration::from_millis(10);
-        loop {
-            match Self::open_once(path).await {
-                Ok(store) => return Ok(store),
-                Err(Attempt::Busy(_)) if std::time::Instant::now() + pause < deadline => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                }
-                Err(Attempt::Busy(e) | Attempt::Fatal(e)) => return Err(e),
-            }
-        }
+        retry_busy(|| Self::open_once(path)).await
     }
 
-    async fn open_once(path: &Path) -> std::result::Result<SqliteStore, Attempt> {
+    async fn open_once(path: &Path) -> std::result::Result<SqlStore, Attempt> {
         let shown = path.display().to_string();
         let io_err = |operation: &'static str, e: std::io::Error| Error::State {
             path: shown.clone(),
@@ -92,22 +135,36 @@ impl SqliteStore {
             hint: Some("check that the directory exists and is writable by this user".into()),
         };
         create_owner_only(path).map_err(|e| Attempt::Fatal(io_err("create", e)))?;
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
+        let file = std::path::absolute(path).map_err(|e| Attempt::Fatal(io_err("open", e)))?;
+        let url = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&file)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
+            .to_url_lossy();
+        let opts =
+            AnyConnectOptions::from_url(&url).map_err(|e| Attempt::of(&shown, "open", &e))?;
+        // busy_timeout first: switching to WAL may wait for another process.
+        const PRAGMAS: &str = "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                               PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+        // One connection by hand first: a file that is not a database fails here with
+        // SQLite's own words (the pool would retry it until its timeout).
+        first_connection(&opts, Some(PRAGMAS))
+            .await
+            .map_err(|e| Attempt::of(&shown, "open", &e))?;
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(PRAGMAS).await?;
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await
             .map_err(|e| Attempt::of(&shown, "open", &e))?;
-        let store = SqliteStore {
+        let store = SqlStore {
             pool,
             path: shown,
-            file: path.to_owned(),
+            backend: Backend::Sqlite { file },
             write_lock: Default::default(),
         };
         if let Err(e) = store.migrate().await {
@@ -117,25 +174,110 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Connects to a PostgreSQL state store at `url` (`postgres://user@host:port/database`,
+    /// with `sslmode` and `sslrootcert` as libpq spells them), signing in with `password`.
+    ///
+    /// TLS is verified (`sslmode=verify-full`) unless the URL names another `sslmode`. A
+    /// password inside the URL is refused: pass it here, from an `env:`/`file:` reference.
+    /// With [`Schema::Migrate`] pending migrations are applied (serialised by an advisory lock,
+    /// so many workers starting at once migrate once); with [`Schema::RequireCurrent`] an older
+    /// schema is an error that names `o365-migrate state migrate`.
+    pub async fn connect_postgres(
+        url: &str,
+        password: Option<&str>,
+        schema: Schema,
+    ) -> Result<SqlStore> {
+        let (opts, shown) = postgres_options(url, password)?;
+        first_connection(&opts, None)
+            .await
+            .map_err(|e| db_err(&shown, "connect", &e))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| db_err(&shown, "connect", &e))?;
+        let store = SqlStore {
+            pool,
+            path: shown.clone(),
+            backend: Backend::Postgres { url: shown },
+            write_lock: Default::default(),
+        };
+        let result = match schema {
+            Schema::Migrate => store.migrate().await.map_err(Attempt::into_error),
+            Schema::RequireCurrent => store.require_current().await,
+        };
+        if let Err(e) = result {
+            store.pool.close().await;
+            return Err(e);
+        }
+        Ok(store)
+    }
+
+    /// Opens the store a job names: the PostgreSQL database of `[state] url` (password from
+    /// `[state] password`), else the SQLite file `[state] path` (relative to the job file).
+    pub async fn for_job(job: &crate::config::Job, schema: Schema) -> Result<SqlStore> {
+        match &job.state.url {
+            Some(url) => {
+                let password = match &job.state.password {
+                    Some(r) => Some(r.resolve()?),
+                    None => None,
+                };
+                SqlStore::connect_postgres(url, password.as_ref().map(|p| p.expose()), schema).await
+            }
+            None => SqlStore::open(job.resolve_path(&job.state.path)).await,
+        }
+    }
+
+    /// The SQL dialect of this store.
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    /// The query text for this store's backend: `sql` as written (SQLite) or with `$n`
+    /// placeholders (PostgreSQL).
+    fn q<'s>(&self, sql: &'s str) -> &'s str {
+        match self.backend {
+            Backend::Sqlite { .. } => sql,
+            Backend::Postgres { .. } => pg_text(sql),
+        }
+    }
+
+    /// `LIKE` that ignores ASCII case on both backends (SQLite's `LIKE` already does).
+    fn like(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "LIKE",
+            Backend::Postgres { .. } => "ILIKE",
+        }
+    }
+
     /// The schema version of the open store.
     pub async fn schema_version(&self) -> Result<u32> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+        let v: Option<i64> = sqlx::query_scalar(self.q("SELECT MAX(version) FROM schema_version"))
             .fetch_one(&self.pool)
             .await
             .map_err(|e| self.err("read schema version", &e))?;
         Ok(v.map(i64_to_u32).unwrap_or(0))
     }
 
-    /// Runs `PRAGMA integrity_check`; `Ok(true)` when the file is sound.
+    /// Checks the store's integrity: SQLite's `PRAGMA integrity_check`; PostgreSQL keeps its
+    /// own, so there the check is that the server answers. `Ok(true)` when sound.
     pub async fn integrity_check(&self) -> Result<bool> {
-        let r: String = sqlx::query_scalar("PRAGMA integrity_check")
+        let sql = match self.backend {
+            Backend::Sqlite { .. } => "PRAGMA integrity_check",
+            Backend::Postgres { .. } => "SELECT 'ok'",
+        };
+        let r: String = sqlx::query_scalar(sql)
             .fetch_one(&self.pool)
             .await
             .map_err(|e| self.err("integrity check", &e))?;
         Ok(r == "ok")
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Closes the pool (on SQLite this checkpoints the WAL).
     pub async fn close(self) {
         self.pool.close().await;
     }
@@ -147,38 +289,103 @@ impl SqliteStore {
     /// Takes the single-writer lock and opens a transaction. Hold the guard until the
     /// transaction is committed: writes never interleave, so a batch is all or nothing.
     ///
-    /// `BEGIN IMMEDIATE` takes the file's write lock at once, waiting out the busy timeout
-    /// when another process writes (a `pause` from the CLI while a run records a batch). A
-    /// deferred transaction that read first could instead fail at once with "database is
-    /// locked" when it tries to write over a snapshot another process has since changed.
+    /// On SQLite `BEGIN IMMEDIATE` takes the file's write lock at once, waiting out the busy
+    /// timeout when another process writes (a `pause` from the CLI while a run records a
+    /// batch). A deferred transaction that read first could instead fail at once with
+    /// "database is locked" when it tries to write over a snapshot another process has since
+    /// changed. PostgreSQL locks rows as they are written.
     async fn write_tx(
         &self,
         operation: &'static str,
     ) -> Result<(
         tokio::sync::MutexGuard<'_, ()>,
-        sqlx::Transaction<'static, sqlx::Sqlite>,
+        sqlx::Transaction<'static, sqlx::Any>,
     )> {
         let guard = self.write_lock.lock().await;
+        let begin = match self.backend {
+            Backend::Sqlite { .. } => "BEGIN IMMEDIATE",
+            Backend::Postgres { .. } => "BEGIN",
+        };
         let tx = self
             .pool
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(begin)
             .await
             .map_err(|e| self.err(operation, &e))?;
         Ok((guard, tx))
     }
 
+    async fn require_current(&self) -> Result<()> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT CAST(to_regclass('schema_version') AS TEXT)")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.err("read schema version", &e))?;
+        let current = if exists.is_some() {
+            self.schema_version().await?
+        } else {
+            0
+        };
+        if current == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let (message, hint) = if current > SCHEMA_VERSION {
+            (
+                format!(
+                    "schema version {current} is newer than this build knows ({SCHEMA_VERSION})"
+                ),
+                "upgrade o365-migrate on this machine; every worker must run the same version",
+            )
+        } else {
+            (
+                format!("schema version {current}; this build needs {SCHEMA_VERSION}"),
+                "run `o365-migrate state migrate` once (with the same job file), then start again",
+            )
+        };
+        Err(Error::State {
+            path: self.path.clone(),
+            operation: "open",
+            message,
+            hint: Some(hint.into()),
+        })
+    }
+
     async fn migrate(&self) -> std::result::Result<(), Attempt> {
         let _w = self.write_lock.lock().await;
+        let fail =
+            |operation: &'static str| move |e: sqlx::Error| Attempt::of(&self.path, operation, &e);
+        let mut tx = match self.backend {
+            Backend::Sqlite { .. } => {
+                // IMMEDIATE takes the database's write lock at once: another process opening
+                // the same new state at the same moment waits here (busy timeout), then finds
+                // the versions applied and skips them.
+                self.pool
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(fail("migrate"))?
+            }
+            Backend::Postgres { .. } => {
+                // Workers starting together wait for each other here; the lock ends with the
+                // transaction.
+                let mut tx = self.pool.begin().await.map_err(fail("migrate"))?;
+                sqlx::query(self.q("SELECT pg_advisory_xact_lock(?)"))
+                    .bind(PG_RUN_LOCK - 1)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail("migrate"))?;
+                tx
+            }
+        };
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL, applied_at BIGINT NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| Attempt::of(&self.path, "create schema_version", &e))?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| Attempt::of(&self.path, "read schema version", &e))?;
+        .map_err(fail("create schema_version"))?;
+        let current: Option<i64> =
+            sqlx::query_scalar(self.q("SELECT MAX(version) FROM schema_version"))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(fail("read schema version"))?;
         let current = current.map(i64_to_u32).unwrap_or(0);
         if current > SCHEMA_VERSION {
             return Err(Attempt::Fatal(Error::State {
@@ -190,56 +397,37 @@ impl SqliteStore {
                 hint: Some("upgrade o365-migrate; do not use an older binary on this state".into()),
             }));
         }
-        for (version, sql) in migrations(Dialect::Sqlite) {
+        for (version, sql) in migrations(self.dialect()) {
             if version <= current {
-                continue;
-            }
-            // IMMEDIATE takes the database's write lock at once: another process opening the
-            // same new state at the same moment waits here (busy timeout), then finds the
-            // version applied and skips it.
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
-            let applied: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM schema_version WHERE version >= ?")
-                    .bind(i64::from(version))
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
-            if applied > 0 {
                 continue;
             }
             sqlx::raw_sql(&sql)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
-            sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)")
+                .map_err(fail("migrate"))?;
+            sqlx::query(self.q("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"))
                 .bind(i64::from(version))
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
-            tx.commit()
-                .await
-                .map_err(|e| Attempt::of(&self.path, "migrate", &e))?;
+                .map_err(fail("migrate"))?;
         }
+        tx.commit().await.map_err(fail("migrate"))?;
         Ok(())
     }
 
     async fn insert_events(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         run: RunId,
         now: i64,
         events: &[EventRecord],
         operation: &'static str,
     ) -> Result<()> {
         for e in events {
-            sqlx::query(
+            sqlx::query(self.q(
                 "INSERT INTO events (run_id, at, mailbox_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
-            )
+            ))
             .bind(run.0)
             .bind(now)
             .bind(e.mailbox.map(|m| m.0))
@@ -252,17 +440,15 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn update_watermark(&self, conn: &mut sqlx::SqliteConnection, folder: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE folders SET highest_uid_done = COALESCE(
+    async fn update_watermark(&self, conn: &mut sqlx::AnyConnection, folder: i64) -> Result<()> {
+        sqlx::query(self.q("UPDATE folders SET highest_uid_done = COALESCE(
                 (SELECT MIN(i.uid) - 1 FROM items i
                   WHERE i.folder_id = folders.id AND i.uidvalidity = folders.uidvalidity
                     AND i.status = 'planned'),
                 (SELECT MAX(i.uid) FROM items i
                   WHERE i.folder_id = folders.id AND i.uidvalidity = folders.uidvalidity),
                 0)
-             WHERE id = ?",
-        )
+             WHERE id = ?"))
         .bind(folder)
         .execute(&mut *conn)
         .await
@@ -274,7 +460,7 @@ impl SqliteStore {
         let sql = format!(
             "SELECT {ITEM_COLUMNS} FROM items i JOIN folders f ON f.id = i.folder_id WHERE {where_sql}"
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(self.q(&sql));
         for b in binds {
             q = match b {
                 Bind::I(v) => q.bind(v),
@@ -288,7 +474,7 @@ impl SqliteStore {
         rows.iter().map(|r| self.item_from_row(r)).collect()
     }
 
-    fn item_from_row(&self, r: &SqliteRow) -> Result<ItemRecord> {
+    fn item_from_row(&self, r: &AnyRow) -> Result<ItemRecord> {
         let g = |e: sqlx::Error| self.err("decode item", &e);
         let status: String = r.try_get("status").map_err(g)?;
         Ok(ItemRecord {
@@ -320,7 +506,7 @@ impl SqliteStore {
         })
     }
 
-    fn run_from_row(&self, r: &SqliteRow) -> Result<RunSummary> {
+    fn run_from_row(&self, r: &AnyRow) -> Result<RunSummary> {
         let g = |e: sqlx::Error| self.err("decode run", &e);
         let kind: String = r.try_get("kind").map_err(g)?;
         let outcome: Option<String> = r.try_get("outcome").map_err(g)?;
@@ -378,8 +564,132 @@ enum Bind<'a> {
     S(&'a str),
 }
 
-/// How long [`SqliteStore::open`] keeps retrying an open that found the file busy.
+/// How long [`SqlStore::open`] keeps retrying an open that found the file busy.
 const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Whether [`SqlStore::connect_postgres`] may change the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply pending migrations (`o365-migrate state migrate`, tests, a single machine).
+    Migrate,
+    /// Use the schema as it is; an older one is an error naming `o365-migrate state migrate`
+    /// (workers of a fleet, so that one upgraded binary does not change the schema under the
+    /// others).
+    RequireCurrent,
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or stays busy for [`OPEN_PATIENCE`].
+async fn retry_busy<F, Fut>(mut attempt: F) -> Result<SqlStore>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<SqlStore, Attempt>>,
+{
+    let deadline = std::time::Instant::now() + OPEN_PATIENCE;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match attempt().await {
+            Ok(store) => return Ok(store),
+            Err(Attempt::Busy(_)) if std::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.into_error()),
+        }
+    }
+}
+
+/// Every byte but ASCII letters and digits as `%XX`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Opens and closes one connection (running `setup` on it), so that a failure to connect is
+/// reported as the server or SQLite put it.
+async fn first_connection(
+    opts: &AnyConnectOptions,
+    setup: Option<&str>,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect_with(opts).await?;
+    if let Some(sql) = setup {
+        conn.execute(sql).await?;
+    }
+    conn.close().await
+}
+
+/// The connect options for a PostgreSQL URL and the URL as shown in errors (no password).
+fn postgres_options(url: &str, password: Option<&str>) -> Result<(AnyConnectOptions, String)> {
+    use sqlx::postgres::{PgConnectOptions, PgSslMode};
+    let bad = |message: String, hint: &str| Error::State {
+        path: "[state] url".into(),
+        operation: "connect",
+        message,
+        hint: Some(hint.into()),
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(bad(
+            "the URL does not start with postgres://".into(),
+            "write it as postgres://user@host:5432/database",
+        ));
+    }
+    let authority = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(""))
+        .unwrap_or("");
+    if authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    {
+        return Err(bad(
+            "the URL carries a password".into(),
+            "remove it from the URL and give [state] password = \"env:NAME\" or \"file:PATH\"",
+        ));
+    }
+    // Parsed here only to check it and to name it; the driver parses the URL again.
+    let o: PgConnectOptions = url
+        .parse()
+        .map_err(|e: sqlx::Error| bad(e.to_string(), "check the URL's syntax"))?;
+    let shown = format!(
+        "postgres://{}@{}:{}/{}",
+        o.get_username(),
+        o.get_host(),
+        o.get_port(),
+        o.get_database().unwrap_or("")
+    );
+    // The URL is rebuilt by hand: `PgConnectOptions::to_url_lossy` writes `sslrootcert` in a
+    // form it cannot read back (sqlx 0.8.6).
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let user = authority
+        .rsplit_once('@')
+        .map_or_else(|| percent_encode(o.get_username()), |(u, _)| u.to_owned());
+    let mut full = match password {
+        Some(p) => format!("{scheme}://{user}:{}@{host}{tail}", percent_encode(p)),
+        None => format!("{scheme}://{user}@{host}{tail}"),
+    };
+    let named_mode = !matches!(o.get_ssl_mode(), PgSslMode::Prefer)
+        || url
+            .split_once('?')
+            .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("sslmode=")));
+    if !named_mode {
+        full.push(if full.contains('?') { '&' } else { '?' });
+        full.push_str("sslmode=verify-full");
+    }
+    let any: AnyConnectOptions = full
+        .parse()
+        .map_err(|e: sqlx::Error| bad(e.to_string(), "check the URL's syntax"))?;
+    Ok((any, shown))
+}
 
 /// One failed attempt to open: worth retrying (the file was busy) or final.
 enum Attempt {
@@ -388,6 +698,12 @@ enum Attempt {
 }
 
 impl Attempt {
+    fn into_error(self) -> Error {
+        match self {
+            Attempt::Busy(e) | Attempt::Fatal(e) => e,
+        }
+    }
+
     fn of(path: &str, operation: &'static str, e: &sqlx::Error) -> Attempt {
         let err = db_err(path, operation, e);
         if is_busy(e) {
@@ -460,16 +776,54 @@ fn create_owner_only(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-impl StateStore for SqliteStore {
+impl StateStore for SqlStore {
     fn lock_runs(&self) -> BoxFuture<'_, Result<RunLock>> {
-        Box::pin(async move { super::lock::lock_file(&self.file) })
+        Box::pin(async move {
+            match &self.backend {
+                Backend::Sqlite { file } => super::lock::lock_file(file),
+                Backend::Postgres { url } => {
+                    // A session lock on a connection of its own, taken out of the pool: it
+                    // lasts as long as the guard, and the server drops it when this process
+                    // dies and its connection closes.
+                    let mut conn = self
+                        .pool
+                        .acquire()
+                        .await
+                        .map_err(|e| self.err("lock", &e))?
+                        .detach();
+                    let got: bool = sqlx::query_scalar(self.q("SELECT pg_try_advisory_lock(?)"))
+                        .bind(PG_RUN_LOCK)
+                        .fetch_one(&mut conn)
+                        .await
+                        .map_err(|e| self.err("lock", &e))?;
+                    if !got {
+                        let _ = conn.close().await;
+                        return Err(Error::State {
+                            path: self.path.clone(),
+                            operation: "lock",
+                            message: format!(
+                                "another o365-migrate run, rescan or provision is working on it \
+                                 (advisory lock {PG_RUN_LOCK} on {url})"
+                            ),
+                            hint: Some(
+                                "wait for it to finish, or stop it with Ctrl-C / SIGTERM".into(),
+                            ),
+                        });
+                    }
+                    Ok(RunLock::new(
+                        Mutex::new(conn),
+                        format!("advisory lock on {url}"),
+                    ))
+                }
+            }
+        })
     }
 
     fn begin_run(&self, kind: RunKind) -> BoxFuture<'_, Result<RunId>> {
         Box::pin(async move {
             let _w = self.write_lock.lock().await;
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO runs (kind, started_at) VALUES (?, ?) RETURNING id",
+                self.q("INSERT INTO runs (kind, started_at) VALUES (?, ?) RETURNING id"),
             )
             .bind(kind.as_str())
             .bind(now_ms())
@@ -483,7 +837,7 @@ impl StateStore for SqliteStore {
     fn finish_run(&self, run: RunId, outcome: RunOutcome) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let _w = self.write_lock.lock().await;
-            sqlx::query("UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?")
+            sqlx::query(self.q("UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?"))
                 .bind(now_ms())
                 .bind(outcome.as_str())
                 .bind(run.0)
@@ -502,13 +856,13 @@ impl StateStore for SqliteStore {
         Box::pin(async move {
             let _w = self.write_lock.lock().await;
             let now = now_ms();
-            let id: i64 = sqlx::query_scalar(
+            let id: i64 = sqlx::query_scalar(self.q(
                 "INSERT INTO mailboxes (source_address, target_address, created_at, updated_at)
                  VALUES (?, ?, ?, ?)
                  ON CONFLICT (source_address) DO UPDATE SET
                    target_address = excluded.target_address, updated_at = excluded.updated_at
                  RETURNING id",
-            )
+            ))
             .bind(source)
             .bind(target)
             .bind(now)
@@ -529,20 +883,19 @@ impl StateStore for SqliteStore {
     ) -> BoxFuture<'a, Result<FolderState>> {
         Box::pin(async move {
             let (_w, mut tx) = self.write_tx("upsert folder").await?;
-            let prev: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT id, uidvalidity FROM folders WHERE mailbox_id = ? AND source_path = ?",
-            )
-            .bind(mailbox.0)
-            .bind(source_path)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.err("upsert folder", &e))?;
+            let prev: Option<(i64, i64)> =
+                sqlx::query_as(self.q(
+                    "SELECT id, uidvalidity FROM folders WHERE mailbox_id = ? AND source_path = ?",
+                ))
+                .bind(mailbox.0)
+                .bind(source_path)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err("upsert folder", &e))?;
             let now = now_ms();
             let (id, previous) = match prev {
                 Some((id, old)) => {
-                    sqlx::query(
-                        "UPDATE folders SET target_path = ?, uidvalidity = ?, updated_at = ? WHERE id = ?",
-                    )
+                    sqlx::query(self.q("UPDATE folders SET target_path = ?, uidvalidity = ?, updated_at = ? WHERE id = ?",))
                     .bind(target_path)
                     .bind(i64::from(uidvalidity))
                     .bind(now)
@@ -554,10 +907,8 @@ impl StateStore for SqliteStore {
                     (id, (old != uidvalidity).then_some(old))
                 }
                 None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO folders (mailbox_id, source_path, target_path, uidvalidity, updated_at)
-                         VALUES (?, ?, ?, ?, ?) RETURNING id",
-                    )
+                    let id: i64 = sqlx::query_scalar(self.q("INSERT INTO folders (mailbox_id, source_path, target_path, uidvalidity, updated_at)
+                         VALUES (?, ?, ?, ?, ?) RETURNING id",))
                     .bind(mailbox.0)
                     .bind(source_path)
                     .bind(target_path)
@@ -572,18 +923,19 @@ impl StateStore for SqliteStore {
             self.update_watermark(&mut tx, id).await?;
             if previous.is_some() {
                 // A new UIDVALIDITY: the mod-sequences of the old one mean nothing.
-                sqlx::query("UPDATE folders SET highest_modseq = NULL WHERE id = ?")
+                sqlx::query(self.q("UPDATE folders SET highest_modseq = NULL WHERE id = ?"))
                     .bind(id)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.err("upsert folder", &e))?;
             }
-            let (wm, modseq): (i64, Option<i64>) =
-                sqlx::query_as("SELECT highest_uid_done, highest_modseq FROM folders WHERE id = ?")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.err("upsert folder", &e))?;
+            let (wm, modseq): (i64, Option<i64>) = sqlx::query_as(
+                self.q("SELECT highest_uid_done, highest_modseq FROM folders WHERE id = ?"),
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err("upsert folder", &e))?;
             tx.commit()
                 .await
                 .map_err(|e| self.err("upsert folder", &e))?;
@@ -609,12 +961,10 @@ impl StateStore for SqliteStore {
             let mut new = 0u64;
             for it in items {
                 let m = &it.meta;
-                let r = sqlx::query(
-                    "INSERT INTO items (folder_id, uidvalidity, uid, fingerprint, message_id, subject,
+                let r = sqlx::query(self.q("INSERT INTO items (folder_id, uidvalidity, uid, fingerprint, message_id, subject,
                         sender, size, internal_date, status, attempts, created_at, updated_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', 0, ?, ?)
-                     ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING",
-                )
+                     ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING",))
                 .bind(folder.0)
                 .bind(i64::from(uidvalidity))
                 .bind(i64::from(it.uid))
@@ -670,9 +1020,9 @@ impl StateStore for SqliteStore {
             for o in &batch.outcomes {
                 let m = &o.meta;
                 // Never downgrade a migrated item: it is in the target.
-                let prior: Option<String> = sqlx::query_scalar(
+                let prior: Option<String> = sqlx::query_scalar(self.q(
                     "SELECT status FROM items WHERE folder_id = ? AND uidvalidity = ? AND uid = ?",
-                )
+                ))
                 .bind(o.folder.0)
                 .bind(i64::from(o.uidvalidity))
                 .bind(i64::from(o.uid))
@@ -682,8 +1032,7 @@ impl StateStore for SqliteStore {
                 if prior.as_deref() == Some("migrated") && o.status != ItemStatus::Migrated {
                     continue;
                 }
-                sqlx::query(
-                    "INSERT INTO items (folder_id, uidvalidity, uid, fingerprint, message_id, subject,
+                sqlx::query(self.q("INSERT INTO items (folder_id, uidvalidity, uid, fingerprint, message_id, subject,
                         sender, size, internal_date, target_id, status, reason, attempts, run_id,
                         created_at, updated_at, flags)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
@@ -700,8 +1049,7 @@ impl StateStore for SqliteStore {
                         reason = excluded.reason,
                         attempts = items.attempts + 1,
                         run_id = excluded.run_id,
-                        updated_at = excluded.updated_at",
-                )
+                        updated_at = excluded.updated_at",))
                 .bind(o.folder.0)
                 .bind(i64::from(o.uidvalidity))
                 .bind(i64::from(o.uid))
@@ -734,10 +1082,8 @@ impl StateStore for SqliteStore {
             }
             self.insert_events(&mut tx, run, now, &batch.events, "record batch")
                 .await?;
-            sqlx::query(
-                "UPDATE runs SET migrated = migrated + ?, skipped = skipped + ?, failed = failed + ?,
-                    migrated_bytes = migrated_bytes + ? WHERE id = ?",
-            )
+            sqlx::query(self.q("UPDATE runs SET migrated = migrated + ?, skipped = skipped + ?, failed = failed + ?,
+                    migrated_bytes = migrated_bytes + ? WHERE id = ?",))
             .bind(mig)
             .bind(skip)
             .bind(fail)
@@ -767,13 +1113,13 @@ impl StateStore for SqliteStore {
                 Option<String>,
                 Option<String>,
             );
-            let rows: Vec<Row> = sqlx::query_as(
+            let rows: Vec<Row> = sqlx::query_as(self.q(
                 "SELECT i.id, i.uid, i.target_id, i.fingerprint, i.size, i.flags, i.gone
                        FROM items i JOIN folders f ON f.id = i.folder_id
                       WHERE i.folder_id = ? AND i.uidvalidity = f.uidvalidity
                         AND i.status = 'migrated' AND (i.gone IS NULL OR i.gone = 'kept')
                       ORDER BY i.uid",
-            )
+            ))
             .bind(folder.0)
             .fetch_all(&self.pool)
             .await
@@ -808,7 +1154,7 @@ impl StateStore for SqliteStore {
             for c in changes {
                 let q = match c {
                     SyncChange::Flags { id, flags } => {
-                        sqlx::query("UPDATE items SET flags = ?, updated_at = ? WHERE id = ?")
+                        sqlx::query(self.q("UPDATE items SET flags = ?, updated_at = ? WHERE id = ?"))
                             .bind(flags.as_str())
                             .bind(now)
                             .bind(*id)
@@ -821,7 +1167,7 @@ impl StateStore for SqliteStore {
                         target_id,
                         flags,
                     } => {
-                        let from: i64 = sqlx::query_scalar("SELECT folder_id FROM items WHERE id = ?")
+                        let from: i64 = sqlx::query_scalar(self.q("SELECT folder_id FROM items WHERE id = ?"))
                             .bind(*id)
                             .fetch_one(&mut *tx)
                             .await
@@ -830,9 +1176,7 @@ impl StateStore for SqliteStore {
                         folders.insert(folder.0);
                         // A row planned for the destination UID by an interrupted pass is this
                         // item: it gives way to the moved row.
-                        sqlx::query(
-                            "DELETE FROM items WHERE folder_id = ? AND uidvalidity = ? AND uid = ? AND id <> ?",
-                        )
+                        sqlx::query(self.q("DELETE FROM items WHERE folder_id = ? AND uidvalidity = ? AND uid = ? AND id <> ?",))
                         .bind(folder.0)
                         .bind(i64::from(*uidvalidity))
                         .bind(i64::from(*uid))
@@ -840,10 +1184,8 @@ impl StateStore for SqliteStore {
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.err("record sync", &e))?;
-                        sqlx::query(
-                            "UPDATE items SET folder_id = ?, uidvalidity = ?, uid = ?, target_id = ?,
-                                flags = ?, run_id = ?, updated_at = ? WHERE id = ?",
-                        )
+                        sqlx::query(self.q("UPDATE items SET folder_id = ?, uidvalidity = ?, uid = ?, target_id = ?,
+                                flags = ?, run_id = ?, updated_at = ? WHERE id = ?",))
                         .bind(folder.0)
                         .bind(i64::from(*uidvalidity))
                         .bind(i64::from(*uid))
@@ -853,9 +1195,7 @@ impl StateStore for SqliteStore {
                         .bind(now)
                         .bind(*id)
                     }
-                    SyncChange::Gone { id, gone } => sqlx::query(
-                        "UPDATE items SET gone = ?, gone_at = ?, run_id = ?, updated_at = ? WHERE id = ?",
-                    )
+                    SyncChange::Gone { id, gone } => sqlx::query(self.q("UPDATE items SET gone = ?, gone_at = ?, run_id = ?, updated_at = ? WHERE id = ?",))
                     .bind(gone.as_str())
                     .bind(now)
                     .bind(run.0)
@@ -889,7 +1229,7 @@ impl StateStore for SqliteStore {
             } else {
                 "UPDATE folders SET highest_modseq = ? WHERE id = ?"
             };
-            sqlx::query(sql)
+            sqlx::query(self.q(sql))
                 .bind(modseq.map(u64_to_i64))
                 .bind(folder.0)
                 .execute(&mut *tx)
@@ -904,10 +1244,8 @@ impl StateStore for SqliteStore {
 
     fn kept_target_ids(&self, folder: FolderId) -> BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(async move {
-            sqlx::query_scalar(
-                "SELECT target_id FROM items
-                  WHERE folder_id = ? AND gone = 'kept' AND target_id IS NOT NULL",
-            )
+            sqlx::query_scalar(self.q("SELECT target_id FROM items
+                  WHERE folder_id = ? AND gone = 'kept' AND target_id IS NOT NULL"))
             .bind(folder.0)
             .fetch_all(&self.pool)
             .await
@@ -922,21 +1260,20 @@ impl StateStore for SqliteStore {
                 .begin()
                 .await
                 .map_err(|e| self.err("read done UIDs", &e))?;
-            let (uv, wm): (i64, i64) =
-                sqlx::query_as("SELECT uidvalidity, highest_uid_done FROM folders WHERE id = ?")
-                    .bind(folder.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| self.err("read done UIDs", &e))?
-                    .ok_or_else(|| Error::State {
-                        path: self.path.clone(),
-                        operation: "read done UIDs",
-                        message: format!("no folder with id {}", folder.0),
-                        hint: Some("call upsert_folder first".into()),
-                    })?;
-            let rows: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT uid, status FROM items WHERE folder_id = ? AND uidvalidity = ? ORDER BY uid",
+            let (uv, wm): (i64, i64) = sqlx::query_as(
+                self.q("SELECT uidvalidity, highest_uid_done FROM folders WHERE id = ?"),
             )
+            .bind(folder.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err("read done UIDs", &e))?
+            .ok_or_else(|| Error::State {
+                path: self.path.clone(),
+                operation: "read done UIDs",
+                message: format!("no folder with id {}", folder.0),
+                hint: Some("call upsert_folder first".into()),
+            })?;
+            let rows: Vec<(i64, String)> = sqlx::query_as(self.q("SELECT uid, status FROM items WHERE folder_id = ? AND uidvalidity = ? ORDER BY uid",))
             .bind(folder.0)
             .bind(uv)
             .fetch_all(&mut *tx)
@@ -1011,9 +1348,9 @@ impl StateStore for SqliteStore {
 
     fn mailboxes(&self) -> BoxFuture<'_, Result<Vec<MailboxRecord>>> {
         Box::pin(async move {
-            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(self.q(
                 "SELECT id, source_address, target_address FROM mailboxes ORDER BY source_address",
-            )
+            ))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err("read mailboxes", &e))?;
@@ -1030,10 +1367,10 @@ impl StateStore for SqliteStore {
 
     fn folders(&self, mailbox: MailboxId) -> BoxFuture<'_, Result<Vec<FolderRecord>>> {
         Box::pin(async move {
-            let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
+            let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(self.q(
                 "SELECT id, source_path, target_path, uidvalidity, highest_uid_done FROM folders
                  WHERE mailbox_id = ? ORDER BY source_path",
-            )
+            ))
             .bind(mailbox.0)
             .fetch_all(&self.pool)
             .await
@@ -1084,25 +1421,27 @@ impl StateStore for SqliteStore {
                 0 => 50,
                 n => n.min(500),
             };
-            let mut conds: Vec<&str> = vec!["i.id > ?"];
+            let mut conds: Vec<String> = vec!["i.id > ?".into()];
             let mut binds: Vec<Bind<'_>> = vec![Bind::I(query.after_id)];
             if let Some(m) = query.mailbox {
-                conds.push("f.mailbox_id = ?");
+                conds.push("f.mailbox_id = ?".into());
                 binds.push(Bind::I(m.0));
             }
             if let Some(f) = query.folder {
-                conds.push("i.folder_id = ?");
+                conds.push("i.folder_id = ?".into());
                 binds.push(Bind::I(f.0));
             }
             if let Some(st) = query.status {
-                conds.push("i.status = ?");
+                conds.push("i.status = ?".into());
                 binds.push(Bind::S(st.as_str()));
             }
-            let patterns: Vec<(&str, String)> = [
-                ("i.subject LIKE ? ESCAPE '\\'", &query.subject),
-                ("i.sender LIKE ? ESCAPE '\\'", &query.sender),
-                ("i.reason LIKE ? ESCAPE '\\'", &query.reason),
-                ("f.source_path LIKE ? ESCAPE '\\'", &query.folder_path),
+            let like = self.like();
+            let cond = |col: &str| format!("{col} {like} ? ESCAPE '\\'");
+            let patterns: Vec<(String, String)> = [
+                (cond("i.subject"), &query.subject),
+                (cond("i.sender"), &query.sender),
+                (cond("i.reason"), &query.reason),
+                (cond("f.source_path"), &query.folder_path),
             ]
             .into_iter()
             .filter_map(|(c, v)| {
@@ -1117,32 +1456,32 @@ impl StateStore for SqliteStore {
                 .filter(|t| !t.is_empty())
                 .map(like_pattern);
             for (c, p) in &patterns {
-                conds.push(*c);
+                conds.push(c.clone());
                 binds.push(Bind::S(p));
             }
             if let Some(t) = &text {
-                conds.push(
-                    "(i.subject LIKE ?1x ESCAPE '\\' OR i.sender LIKE ?1x ESCAPE '\\' \
-                     OR i.reason LIKE ?1x ESCAPE '\\' OR f.source_path LIKE ?1x ESCAPE '\\')",
-                );
+                let any_of = ["i.subject", "i.sender", "i.reason", "f.source_path"]
+                    .map(cond)
+                    .join(" OR ");
+                conds.push(format!("({any_of})"));
                 for _ in 0..4 {
                     binds.push(Bind::S(t));
                 }
             }
             if let Some(v) = query.since {
-                conds.push("i.internal_date >= ?");
+                conds.push("i.internal_date >= ?".into());
                 binds.push(Bind::I(v));
             }
             if let Some(v) = query.before {
-                conds.push("i.internal_date < ?");
+                conds.push("i.internal_date < ?".into());
                 binds.push(Bind::I(v));
             }
-            let where_sql = conds.join(" AND ").replace("?1x", "?");
+            let where_sql = conds.join(" AND ");
             // The total ignores the page position: count from the first row.
             let count_sql = format!(
                 "SELECT COUNT(*) FROM items i JOIN folders f ON f.id = i.folder_id WHERE {where_sql}"
             );
-            let mut q = sqlx::query_scalar::<_, i64>(&count_sql).bind(0_i64);
+            let mut q = sqlx::query_scalar::<_, i64>(self.q(&count_sql)).bind(0_i64);
             for b in &binds[1..] {
                 q = match b {
                     Bind::I(v) => q.bind(*v),
@@ -1175,10 +1514,10 @@ impl StateStore for SqliteStore {
     fn folder_counts(&self, mailbox: MailboxId) -> BoxFuture<'_, Result<Vec<FolderCounts>>> {
         Box::pin(async move {
             let sql =
-                "SELECT i.folder_id, i.status, COUNT(*), COALESCE(SUM(i.size), 0) FROM items i
+                "SELECT i.folder_id, i.status, COUNT(*), CAST(COALESCE(SUM(i.size), 0) AS BIGINT) FROM items i
                        JOIN folders f ON f.id = i.folder_id
                        WHERE f.mailbox_id = ? GROUP BY i.folder_id, i.status ORDER BY i.folder_id";
-            let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(sql)
+            let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(self.q(sql))
                 .bind(mailbox.0)
                 .fetch_all(&self.pool)
                 .await
@@ -1207,12 +1546,12 @@ impl StateStore for SqliteStore {
     ) -> BoxFuture<'_, Result<Vec<ThroughputPoint>>> {
         Box::pin(async move {
             let bucket = bucket_ms.max(1);
-            let sql = "SELECT (i.updated_at / ?) * ? AS b, COUNT(*), COALESCE(SUM(i.size), 0)
+            let sql = "SELECT (i.updated_at / ?) * ? AS b, COUNT(*), CAST(COALESCE(SUM(i.size), 0) AS BIGINT)
                        FROM items i JOIN folders f ON f.id = i.folder_id
                        WHERE i.status = 'migrated' AND i.updated_at >= ?
                          AND (? IS NULL OR f.mailbox_id = ?)
                        GROUP BY b ORDER BY b";
-            let rows: Vec<(i64, i64, i64)> = sqlx::query_as(sql)
+            let rows: Vec<(i64, i64, i64)> = sqlx::query_as(self.q(sql))
                 .bind(bucket)
                 .bind(bucket)
                 .bind(since_ms)
@@ -1234,10 +1573,10 @@ impl StateStore for SqliteStore {
 
     fn events_after(&self, after_id: i64, limit: u32) -> BoxFuture<'_, Result<Vec<StoredEvent>>> {
         Box::pin(async move {
-            let rows: Vec<EventRow> = sqlx::query_as(
+            let rows: Vec<EventRow> = sqlx::query_as(self.q(
                 "SELECT id, run_id, at, mailbox_id, kind, detail FROM events WHERE id > ?
                  ORDER BY id LIMIT ?",
-            )
+            ))
             .bind(after_id)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -1258,15 +1597,35 @@ impl StateStore for SqliteStore {
     }
 
     fn run_lock_held(&self) -> BoxFuture<'_, Result<bool>> {
-        Box::pin(async move { super::lock::lock_held(&self.file) })
+        Box::pin(async move {
+            match &self.backend {
+                Backend::Sqlite { file } => super::lock::lock_held(file),
+                Backend::Postgres { .. } => {
+                    // Advisory locks on a bigint key show as classid = high 32 bits,
+                    // objid = low 32 bits, objsubid = 1.
+                    let n: i64 = sqlx::query_scalar(self.q(
+                        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                         AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1",
+                    ))
+                    .bind(PG_RUN_LOCK >> 32)
+                    .bind(PG_RUN_LOCK & 0xffff_ffff)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| self.err("probe the run lock", &e))?;
+                    Ok(n > 0)
+                }
+            }
+        })
     }
 
     fn counts(&self, mailbox: Option<MailboxId>) -> BoxFuture<'_, Result<StatusCounts>> {
         Box::pin(async move {
-            let sql = "SELECT i.status, COUNT(*), COALESCE(SUM(i.size), 0) FROM items i
+            let sql =
+                "SELECT i.status, COUNT(*), CAST(COALESCE(SUM(i.size), 0) AS BIGINT) FROM items i
                        JOIN folders f ON f.id = i.folder_id
                        WHERE (? IS NULL OR f.mailbox_id = ?) GROUP BY i.status";
-            let rows: Vec<(String, i64, i64)> = sqlx::query_as(sql)
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(self.q(sql))
                 .bind(mailbox.map(|m| m.0))
                 .bind(mailbox.map(|m| m.0))
                 .fetch_all(&self.pool)
@@ -1282,7 +1641,7 @@ impl StateStore for SqliteStore {
 
     fn run_summary(&self, run: RunId) -> BoxFuture<'_, Result<RunSummary>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            let row = sqlx::query(self.q("SELECT * FROM runs WHERE id = ?"))
                 .bind(run.0)
                 .fetch_optional(&self.pool)
                 .await
@@ -1299,7 +1658,7 @@ impl StateStore for SqliteStore {
 
     fn runs(&self) -> BoxFuture<'_, Result<Vec<RunSummary>>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT * FROM runs ORDER BY id")
+            let rows = sqlx::query(self.q("SELECT * FROM runs ORDER BY id"))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.err("read runs", &e))?;
@@ -1310,7 +1669,7 @@ impl StateStore for SqliteStore {
     fn events<'a>(&'a self, kinds: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<StoredEvent>>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id, run_id, at, mailbox_id, kind, detail FROM events ORDER BY id",
+                self.q("SELECT id, run_id, at, mailbox_id, kind, detail FROM events ORDER BY id"),
             )
             .fetch_all(&self.pool)
             .await
@@ -1349,15 +1708,15 @@ impl StateStore for SqliteStore {
         Box::pin(async move {
             let (_w, mut tx) = self.write_tx("store record").await?;
             match value {
-                Some(v) => sqlx::query(
+                Some(v) => sqlx::query(self.q(
                     "INSERT INTO records (name, value, updated_at) VALUES (?, ?, ?)
                      ON CONFLICT (name) DO UPDATE SET value = excluded.value,
                         updated_at = excluded.updated_at",
-                )
+                ))
                 .bind(name)
                 .bind(v)
                 .bind(now_ms()),
-                None => sqlx::query("DELETE FROM records WHERE name = ?").bind(name),
+                None => sqlx::query(self.q("DELETE FROM records WHERE name = ?")).bind(name),
             }
             .execute(&mut *tx)
             .await
@@ -1369,7 +1728,7 @@ impl StateStore for SqliteStore {
     fn record<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<StoredRecord>>> {
         Box::pin(async move {
             let row: Option<(String, i64)> =
-                sqlx::query_as("SELECT value, updated_at FROM records WHERE name = ?")
+                sqlx::query_as(self.q("SELECT value, updated_at FROM records WHERE name = ?"))
                     .bind(name)
                     .fetch_optional(&self.pool)
                     .await

@@ -1,13 +1,87 @@
 use super::*;
 use std::sync::Arc;
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(dir.path().join("state.db"))
-        .await
-        .unwrap();
-    (dir, s)
+use o365_migrate_testkit::{Postgres, PostgresOptions};
+
+/// The backends the store's tests run on: each test in `on_both!` runs once on each.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Sqlite,
+    Postgres,
 }
+
+/// Where a test's store lives, kept alive with it: a temporary directory, or a private
+/// PostgreSQL server (stopped on drop).
+enum Home {
+    Dir(tempfile::TempDir),
+    Pg(Postgres),
+}
+
+impl Home {
+    fn new(kind: Kind) -> Home {
+        match kind {
+            Kind::Sqlite => Home::Dir(tempfile::tempdir().unwrap()),
+            Kind::Postgres => Home::Pg(Postgres::start(PostgresOptions::default()).unwrap()),
+        }
+    }
+
+    /// A store on this home: each call is a new pool, as another process would have.
+    async fn open(&self) -> SqlStore {
+        self.try_open().await.unwrap()
+    }
+
+    async fn try_open(&self) -> Result<SqlStore> {
+        match self {
+            Home::Dir(d) => SqlStore::open(d.path().join("state.db")).await,
+            Home::Pg(pg) => {
+                // Loopback without TLS, opted out by name.
+                let url = format!("{}?sslmode=disable", pg.url());
+                SqlStore::connect_postgres(&url, Some(pg.password()), Schema::Migrate).await
+            }
+        }
+    }
+}
+
+async fn store_on(kind: Kind) -> (Home, SqlStore) {
+    let home = Home::new(kind);
+    let s = home.open().await;
+    (home, s)
+}
+
+/// Runs each named `async fn(Kind)` as two tests, `<name>::sqlite` and `<name>::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(super::Kind::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(super::Kind::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+on_both!(
+    trait_is_object_safe_and_full_cycle_works,
+    migrated_is_never_downgraded,
+    outcomes_need_reasons_and_a_final_status,
+    uidvalidity_change_is_reported_and_fingerprints_still_found,
+    items_page_and_mailbox_upsert,
+    records_are_replaced_deleted_and_kept_across_opens,
+    concurrent_batches_from_many_tasks,
+    batch_writer_batches_flushes_and_closes,
+    batch_writer_writes_after_delay_and_reports_errors,
+    ledger_search_filters_pages_and_counts,
+    events_after_follows_new_events,
+    a_new_state_opened_by_several_processes_at_once_is_migrated_once,
+    two_processes_writing_batches_and_records_at_once_both_succeed,
+    the_run_lock_admits_one_holder_and_is_seen_from_other_processes,
+);
 
 fn meta(size: u64, fp: &str) -> ItemMeta {
     ItemMeta {
@@ -47,9 +121,8 @@ fn planned(uids: std::ops::RangeInclusive<u32>) -> Vec<PlannedItem> {
     .collect()
 }
 
-#[tokio::test]
-async fn trait_is_object_safe_and_full_cycle_works() {
-    let (_d, s) = store().await;
+async fn trait_is_object_safe_and_full_cycle_works(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let s: Arc<dyn StateStore> = Arc::new(s);
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let mb = s
@@ -160,9 +233,8 @@ async fn trait_is_object_safe_and_full_cycle_works() {
     assert_eq!(s.run_summary(rescan).await.unwrap().counts.migrated, 1);
 }
 
-#[tokio::test]
-async fn migrated_is_never_downgraded() {
-    let (_d, s) = store().await;
+async fn migrated_is_never_downgraded(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let mb = s.upsert_mailbox("a", "b").await.unwrap();
     let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
@@ -189,9 +261,8 @@ async fn migrated_is_never_downgraded() {
     assert!(d.failed.is_empty());
 }
 
-#[tokio::test]
-async fn outcomes_need_reasons_and_a_final_status() {
-    let (_d, s) = store().await;
+async fn outcomes_need_reasons_and_a_final_status(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let mb = s.upsert_mailbox("a", "b").await.unwrap();
     let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
@@ -217,9 +288,8 @@ async fn outcomes_need_reasons_and_a_final_status() {
     assert_eq!(s.counts(None).await.unwrap().total(), 0);
 }
 
-#[tokio::test]
-async fn uidvalidity_change_is_reported_and_fingerprints_still_found() {
-    let (_d, s) = store().await;
+async fn uidvalidity_change_is_reported_and_fingerprints_still_found(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let mb = s.upsert_mailbox("a", "b").await.unwrap();
     let f = s.upsert_folder(mb, "Work", "Work", 100).await.unwrap();
@@ -271,9 +341,8 @@ async fn uidvalidity_change_is_reported_and_fingerprints_still_found() {
     );
 }
 
-#[tokio::test]
-async fn items_page_and_mailbox_upsert() {
-    let (_d, s) = store().await;
+async fn items_page_and_mailbox_upsert(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let mb = s.upsert_mailbox("a@x", "b@y").await.unwrap();
     assert_eq!(s.upsert_mailbox("a@x", "c@y").await.unwrap(), mb);
     assert_eq!(s.mailboxes().await.unwrap()[0].target, "c@y");
@@ -298,7 +367,7 @@ async fn file_is_owner_only_wal_and_reopens() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let s = SqliteStore::open(&path).await.unwrap();
+    let s = SqlStore::open(&path).await.unwrap();
     let mb = s.upsert_mailbox("a", "b").await.unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -322,7 +391,7 @@ async fn file_is_owner_only_wal_and_reopens() {
     s.close().await;
     // A pre-existing world-readable file is tightened.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let s = SqliteStore::open(&path).await.unwrap();
+    let s = SqlStore::open(&path).await.unwrap();
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
@@ -340,28 +409,26 @@ async fn file_is_owner_only_wal_and_reopens() {
 async fn newer_schema_is_refused_with_hint() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let s = SqliteStore::open(&path).await.unwrap();
+    let s = SqlStore::open(&path).await.unwrap();
     sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)")
         .execute(&s.pool)
         .await
         .unwrap();
     s.close().await;
-    let e = SqliteStore::open(&path).await.unwrap_err().to_string();
+    let e = SqlStore::open(&path).await.unwrap_err().to_string();
     assert!(e.contains("schema version 99 is newer"), "{e}");
     assert!(e.contains("upgrade o365-migrate"), "{e}");
 }
 
-#[tokio::test]
-async fn records_are_replaced_deleted_and_kept_across_opens() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    let s = SqliteStore::open(&path).await.unwrap();
+async fn records_are_replaced_deleted_and_kept_across_opens(kind: Kind) {
+    let home = Home::new(kind);
+    let s = home.open().await;
     assert_eq!(s.record("pairing").await.unwrap(), None);
     s.put_record("pairing", Some("{\"a\":1}")).await.unwrap();
     s.put_record("plan", Some("{}")).await.unwrap();
     s.put_record("pairing", Some("{\"a\":2}")).await.unwrap();
     s.close().await;
-    let s = SqliteStore::open(&path).await.unwrap();
+    let s = home.open().await;
     let r = s.record("pairing").await.unwrap().unwrap();
     assert_eq!(r.value, "{\"a\":2}");
     assert!(r.updated_at > 1_700_000_000_000, "{}", r.updated_at);
@@ -374,7 +441,7 @@ async fn records_are_replaced_deleted_and_kept_across_opens() {
 async fn a_version_1_state_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let s = SqliteStore::open(&path).await.unwrap();
+    let s = SqlStore::open(&path).await.unwrap();
     let mb = s
         .upsert_mailbox("a@old.example", "a@new.example")
         .await
@@ -390,7 +457,7 @@ async fn a_version_1_state_is_upgraded_in_place() {
     .await
     .unwrap();
     s.close().await;
-    let s = SqliteStore::open(&path).await.unwrap();
+    let s = SqlStore::open(&path).await.unwrap();
     assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
     assert_eq!(s.mailboxes().await.unwrap()[0].id, mb);
     s.put_record("plan", Some("{}")).await.unwrap();
@@ -411,7 +478,7 @@ async fn garbage_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
-    let e = SqliteStore::open(&path).await.unwrap_err().to_string();
+    let e = SqlStore::open(&path).await.unwrap_err().to_string();
     assert!(
         e.contains("not an o365-migrate state database") || e.contains("not a database"),
         "{e}"
@@ -453,9 +520,8 @@ fn schema_is_portable_and_holds_no_secret_columns() {
     assert_eq!(sqlite.last().unwrap().0, SCHEMA_VERSION);
 }
 
-#[tokio::test]
-async fn concurrent_batches_from_many_tasks() {
-    let (_d, s) = store().await;
+async fn concurrent_batches_from_many_tasks(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let s = Arc::new(s);
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let mb = s.upsert_mailbox("a", "b").await.unwrap();
@@ -495,9 +561,8 @@ async fn concurrent_batches_from_many_tasks() {
     assert_eq!(s.run_summary(run).await.unwrap().counts.migrated, 1600);
 }
 
-#[tokio::test]
-async fn batch_writer_batches_flushes_and_closes() {
-    let (_d, s) = store().await;
+async fn batch_writer_batches_flushes_and_closes(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let s = Arc::new(s);
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let mb = s.upsert_mailbox("a", "b").await.unwrap();
@@ -554,9 +619,8 @@ async fn batch_writer_batches_flushes_and_closes() {
     w.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn batch_writer_writes_after_delay_and_reports_errors() {
-    let (_d, s) = store().await;
+async fn batch_writer_writes_after_delay_and_reports_errors(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let s = Arc::new(s);
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let mb = s.upsert_mailbox("a", "b").await.unwrap();
@@ -585,9 +649,8 @@ async fn batch_writer_writes_after_delay_and_reports_errors() {
     assert!(w.close().await.is_err());
 }
 
-#[tokio::test]
-async fn ledger_search_filters_pages_and_counts() {
-    let (_d, s) = store().await;
+async fn ledger_search_filters_pages_and_counts(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let a = s.upsert_mailbox("anna@src", "anna@dst").await.unwrap();
     let b = s.upsert_mailbox("ben@src", "ben@dst").await.unwrap();
@@ -706,9 +769,8 @@ async fn ledger_search_filters_pages_and_counts() {
     );
 }
 
-#[tokio::test]
-async fn events_after_follows_new_events() {
-    let (_d, s) = store().await;
+async fn events_after_follows_new_events(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let ev = |k: &str| EventRecord {
         mailbox: None,
@@ -735,19 +797,17 @@ async fn events_after_follows_new_events() {
     assert!(s.events_after(rest[0].id, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_state_opened_by_several_processes_at_once_is_migrated_once() {
+async fn a_new_state_opened_by_several_processes_at_once_is_migrated_once(kind: Kind) {
     // Each store has its own connection pool, as separate processes would (a `run` and a
-    // `status` started together on a new job).
-    for _ in 0..5 {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
+    // `status` started together on a new job; workers started together on a new database).
+    for _ in 0..3 {
+        let home = Home::new(kind);
         // SQLite connections work on threads of their own: these opens really overlap.
-        let opens = (0..6).map(|_| SqliteStore::open(&path));
+        let opens = (0..6).map(|_| home.try_open());
         for r in futures_util::future::join_all(opens).await {
             r.unwrap();
         }
-        let s = SqliteStore::open(&path).await.unwrap();
+        let s = home.open().await;
         let versions: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM schema_version ORDER BY version")
                 .fetch_all(&s.pool)
@@ -760,15 +820,13 @@ async fn a_new_state_opened_by_several_processes_at_once_is_migrated_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_writing_batches_and_records_at_once_both_succeed() {
+async fn two_processes_writing_batches_and_records_at_once_both_succeed(kind: Kind) {
     // A run in one process records batches (each reads the item's prior status, then writes)
     // while another process (`o365-migrate pause`, the dashboard) writes records. Each store
     // has its own pool, as separate processes would.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    let a = SqliteStore::open(&path).await.unwrap();
-    let b = SqliteStore::open(&path).await.unwrap();
+    let home = Home::new(kind);
+    let a = home.open().await;
+    let b = home.open().await;
     let run = a.begin_run(RunKind::Run).await.unwrap();
     let mb = a.upsert_mailbox("a", "b").await.unwrap();
     let f = a.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
@@ -814,4 +872,96 @@ async fn two_processes_writing_batches_and_records_at_once_both_succeed() {
     recorder.await.unwrap();
     assert_eq!(a.counts(None).await.unwrap().migrated, 150 * 4 + 150);
     assert_eq!(a.record("probe").await.unwrap().unwrap().value, "149");
+}
+
+async fn the_run_lock_admits_one_holder_and_is_seen_from_other_processes(kind: Kind) {
+    let home = Home::new(kind);
+    let a = home.open().await;
+    let b = home.open().await;
+    assert!(!b.run_lock_held().await.unwrap());
+    let held = a.lock_runs().await.unwrap();
+    let e = b.lock_runs().await.unwrap_err().to_string();
+    assert!(e.contains("another o365-migrate run"), "{e}");
+    assert!(
+        b.run_lock_held().await.unwrap(),
+        "the other process sees it"
+    );
+    drop(held);
+    // PostgreSQL ends the session of the dropped connection asynchronously: wait for the
+    // server to see it gone (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b.run_lock_held().await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock was never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let again = b.lock_runs().await.unwrap();
+    assert!(a.lock_runs().await.is_err());
+    drop(again);
+}
+
+#[tokio::test]
+async fn postgres_refuses_a_password_in_the_url_and_an_old_schema_and_names_the_fix() {
+    let pg = Postgres::start(PostgresOptions::default()).unwrap();
+    let with_pw = format!(
+        "postgres://o365m:{}@127.0.0.1:{}/o365m?sslmode=disable",
+        pg.password(),
+        pg.port()
+    );
+    let e = SqlStore::connect_postgres(&with_pw, None, Schema::Migrate)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("carries a password") && e.contains("env:"),
+        "{e}"
+    );
+    assert!(!e.contains(pg.password()), "{e}");
+    let url = format!("{}?sslmode=disable", pg.url());
+    // A new database: a worker does not create the schema behind the admin's back.
+    let e = SqlStore::connect_postgres(&url, Some(pg.password()), Schema::RequireCurrent)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("o365-migrate state migrate"), "{e}");
+    let s = SqlStore::connect_postgres(&url, Some(pg.password()), Schema::Migrate)
+        .await
+        .unwrap();
+    assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(s.dialect(), Dialect::Postgres);
+    SqlStore::connect_postgres(&url, Some(pg.password()), Schema::RequireCurrent)
+        .await
+        .unwrap();
+    let e = SqlStore::connect_postgres(&url, Some("not-the-password"), Schema::Migrate)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("password authentication failed"), "{e}");
+    assert!(!e.contains("not-the-password"), "{e}");
+}
+
+#[tokio::test]
+async fn postgres_tls_is_verified_by_default() {
+    let pg = Postgres::start(PostgresOptions { tls: true }).unwrap();
+    let ca = pg.ca_pem_path().unwrap().display().to_string();
+    // No sslmode: verify-full against the system's roots, which do not know the test CA.
+    let e = SqlStore::connect_postgres(&pg.url(), Some(pg.password()), Schema::Migrate)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.to_ascii_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+        "{e}"
+    );
+    let url = format!("{}?sslrootcert={ca}", pg.url());
+    let s = SqlStore::connect_postgres(&url, Some(pg.password()), Schema::Migrate)
+        .await
+        .unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert!(ssl, "the connection is encrypted");
 }

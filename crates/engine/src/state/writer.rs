@@ -67,6 +67,11 @@ impl BatchWriter {
                         let r = write(&*store, run, &mut batch).await;
                         deadline = None;
                         let failed = r.is_err();
+                        if failed {
+                            // Refuse later sends before answering: a caller that saw the
+                            // error must not be able to queue an outcome that is never written.
+                            rx.close();
+                        }
                         let _ = reply.send(r);
                         if failed {
                             return Err(stopped());
