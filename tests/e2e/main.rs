@@ -18,6 +18,7 @@ mod proof;
 mod reliability;
 mod scheduling;
 mod sync;
+mod workers;
 
 const BIN: &str = env!("CARGO_BIN_EXE_o365-migrate");
 const DOMAIN: &str = "contoso.example";

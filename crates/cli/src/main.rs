@@ -211,6 +211,33 @@ enum Command {
         #[arg(long, conflicts_with = "tls_cert")]
         tls_self_signed: bool,
     },
+    /// Work on a migration shared by many processes through the state store ([state] url =
+    /// PostgreSQL): lease mailboxes one at a time from the common queue, run them as `run`
+    /// does, renew the leases while working; a dead worker's mailboxes are taken over when its
+    /// leases expire. Start any number, on any number of machines, with the same job file.
+    /// Exits when no mailbox is left waiting (1 when some failed).
+    Worker {
+        /// This worker's id in the store (default host:pid; unique per process).
+        #[arg(long)]
+        id: Option<String>,
+        /// Mailboxes at once (default: [limits] mailboxes_at_once).
+        #[arg(long)]
+        lanes: Option<usize>,
+        /// Seconds a lease lasts unless renewed (renewed every third of it); a dead worker's
+        /// mailboxes are taken over after at most this long.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        lease_seconds: u64,
+        /// Put done and failed mailboxes back in the queue first (a new pass: only what is
+        /// new in the source is copied).
+        #[arg(long)]
+        requeue: bool,
+        /// Write one JSON line per event to this file.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// The worker's totals as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// The state store itself.
     State {
         #[command(subcommand)]
@@ -576,6 +603,54 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
             s.close().await;
             Ok(0)
         }
+        Command::Worker {
+            ref id,
+            lanes,
+            lease_seconds,
+            requeue,
+            json,
+            ..
+        } => {
+            let store = open_store(&job).await?;
+            let (reporter, progress) = make_reporter(&command)?;
+            let id = id.clone();
+            let lease = std::time::Duration::from_secs(lease_seconds);
+            let options = o365_migrate_engine::worker::WorkerOptions {
+                id: id.unwrap_or_else(o365_migrate_engine::worker::default_worker_id),
+                lanes: lanes
+                    .unwrap_or(job.limits.mailboxes_at_once as usize)
+                    .max(1),
+                lease,
+                idle_poll: (lease / 3).min(std::time::Duration::from_secs(2)),
+                requeue,
+            };
+            eprintln!(
+                "worker {}: {} mailboxes at once, {} s leases",
+                options.id, options.lanes, lease_seconds
+            );
+            let watcher = watch_ctrl_c(&stop, Default::default());
+            let r = o365_migrate_engine::worker::work(job, store, reporter, stop.clone(), options)
+                .await;
+            watcher.abort();
+            drop(progress);
+            let t = r.map_err(usage)?;
+            if json {
+                print_json(&t)?;
+            }
+            eprintln!(
+                "worker: {} mailboxes done, {} failed, {} released, {} lost to other workers; \
+                 migrated {} skipped {} failed {}{}",
+                t.done,
+                t.failed,
+                t.released,
+                t.lost,
+                t.migrated,
+                t.skipped,
+                t.failed_items,
+                if t.stopped { " (stopped)" } else { "" }
+            );
+            Ok(u8::from(t.failed > 0))
+        }
         Command::Pause => {
             let store = open_store(&job).await?;
             let p = o365_migrate_engine::control::request_pause(&*store, "cli")
@@ -631,8 +706,15 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
             let store = open_store(&job).await?;
             let counts = store.counts(None).await.map_err(usage)?;
             let runs = store.runs().await.map_err(usage)?;
+            let fleet = o365_migrate_engine::worker::Fleet::read(&*store)
+                .await
+                .map_err(usage)?;
             if json {
-                print_json(&serde_json::json!({ "counts": counts, "runs": runs }))?;
+                let mut v = serde_json::json!({ "counts": counts, "runs": runs });
+                if !fleet.queue.is_empty() {
+                    v["fleet"] = serde_json::to_value(&fleet).map_err(usage)?;
+                }
+                print_json(&v)?;
             } else {
                 eprintln!(
                     "planned {} migrated {} skipped {} failed {} ({} migrated); {} runs",
@@ -643,6 +725,9 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
                     human_bytes(counts.migrated_bytes),
                     runs.len()
                 );
+                if !fleet.queue.is_empty() {
+                    eprint!("{}", fleet.human());
+                }
             }
             Ok(0)
         }
@@ -731,6 +816,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Resume => "resume",
         Command::Serve { .. } => "serve",
         Command::State { .. } => "state migrate",
+        Command::Worker { .. } => "worker",
     }
 }
 
@@ -738,9 +824,10 @@ fn make_reporter(
     command: &Command,
 ) -> Result<(Arc<dyn Reporter>, Option<indicatif::MultiProgress>), Exit> {
     let events = match command {
-        Command::Run { events, .. } | Command::Rescan { events } | Command::Sync { events, .. } => {
-            events.clone()
-        }
+        Command::Run { events, .. }
+        | Command::Rescan { events }
+        | Command::Sync { events, .. }
+        | Command::Worker { events, .. } => events.clone(),
         _ => None,
     };
     let tty = std::io::stderr().is_terminal();
@@ -1113,6 +1200,7 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
         | Command::Pause
         | Command::Resume
         | Command::State { .. }
+        | Command::Worker { .. }
         | Command::Serve { .. } => Ok(0),
     }
 }

@@ -73,6 +73,9 @@ pub struct Engine {
     pub(crate) run_lock: tokio::sync::Mutex<Option<crate::state::RunLock>>,
     /// The job's pairing once a command asked for it (see [`Engine::pairing`]).
     pub(crate) pairing: tokio::sync::Mutex<Option<crate::matching::Pairing>>,
+    /// The worker this engine runs leased mailboxes for ([`crate::worker`]): its runs take no
+    /// run lock of their own (the worker holds it shared) and are tagged with the worker.
+    pub(crate) worker: Option<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -124,6 +127,7 @@ impl Engine {
             source_client,
             run_lock: tokio::sync::Mutex::new(None),
             pairing: tokio::sync::Mutex::new(None),
+            worker: None,
         })
     }
 

@@ -118,6 +118,7 @@ mod setup;
 mod source;
 pub mod state;
 mod verify;
+pub mod worker;
 
 pub use engine::{Engine, StopFlag, TargetTest};
 pub use error::{Error, Location, Result};

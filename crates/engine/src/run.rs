@@ -152,13 +152,15 @@ impl Engine {
     /// [`crate::control`]): a pause stops new items, records those in flight, keeps the run
     /// lock and waits for `resume`; then a new run record continues where the pause left off.
     /// The totals add up every part.
-    async fn run_pass(
+    pub(crate) async fn run_pass(
         &self,
         kind: RunKind,
         only: &[String],
         sync: Option<SyncOptions>,
     ) -> Result<(RunId, RunTotals)> {
-        self.hold_run_lock().await?;
+        if self.worker.is_none() {
+            self.hold_run_lock().await?;
+        }
         let mut sum = RunTotals::default();
         loop {
             if let Some(p) = crate::control::pause_request(self.store.as_ref()).await? {
@@ -229,6 +231,9 @@ impl Engine {
             pairs, unpaired, ..
         } = self.pairing().await?;
         let run = self.store.begin_run(kind).await?;
+        if let Some(w) = &self.worker {
+            self.store.tag_run(run, w).await?;
+        }
         let writer = Arc::new(BatchWriter::spawn(
             self.store.clone(),
             run,

@@ -544,6 +544,127 @@ pub struct RunSummary {
     pub counts: StatusCounts,
 }
 
+/// A worker's hold on one mailbox of a shared migration (see [`StateStore::lease_mailbox`]).
+/// Its `generation` is a fencing token: once another worker has taken the mailbox over, every
+/// renewal or end of this lease is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Its source address.
+    pub source: String,
+    /// The worker holding it.
+    pub worker: String,
+    /// How many times the mailbox has been leased, this lease included.
+    pub generation: i64,
+    /// When the lease expires unless renewed, Unix milliseconds of the store's clock.
+    pub until: i64,
+}
+
+/// How a lease ends ([`StateStore::end_lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseEnd {
+    /// The mailbox is migrated: no worker takes it again (until it is requeued).
+    Done,
+    /// The mailbox failed as a whole (the reason is kept); no worker takes it again until it
+    /// is requeued.
+    Failed(String),
+    /// The worker stops (SIGTERM, lost source): another worker may take the mailbox at once.
+    Released,
+}
+
+/// Where a mailbox stands in the shared work queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkState {
+    /// Not finished: free, leased, or held by a lease that has expired.
+    Waiting,
+    /// Migrated by a worker.
+    Done,
+    /// Failed as a whole.
+    Failed,
+}
+
+impl WorkState {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkState::Waiting => "waiting",
+            WorkState::Done => "done",
+            WorkState::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<WorkState> {
+        match s {
+            "waiting" => Some(WorkState::Waiting),
+            "done" => Some(WorkState::Done),
+            "failed" => Some(WorkState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One mailbox of the shared work queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkRow {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Its source address.
+    pub source: String,
+    /// Where it stands.
+    pub state: WorkState,
+    /// The worker holding (or last holding, if expired) its lease, while waiting.
+    pub worker: Option<String>,
+    /// The lease generation (0: never leased).
+    pub generation: i64,
+    /// When the current lease expires (0: none).
+    pub lease_until: i64,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Last change, Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// One lease as the history keeps it: who held a mailbox from when to when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseSpan {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The worker.
+    pub worker: String,
+    /// The lease generation.
+    pub generation: i64,
+    /// Taken, Unix milliseconds of the store's clock.
+    pub acquired_at: i64,
+    /// Ended (for an expired lease: when it expired); `None` while held.
+    pub ended_at: Option<i64>,
+    /// How it ended: `done`, `failed`, `released` or `expired`.
+    pub ended: Option<String>,
+}
+
+/// A worker process as it reports itself ([`StateStore::worker_seen`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerRecord {
+    /// Its id (`host:pid` unless given).
+    pub id: String,
+    /// The machine.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
+    /// Started, Unix milliseconds.
+    pub started_at: i64,
+    /// Last heartbeat, Unix milliseconds of the store's clock.
+    pub heartbeat_at: i64,
+    /// When it stopped cleanly; `None` while running or after a crash.
+    pub stopped_at: Option<i64>,
+    /// Items it recorded migrated (its runs' counters).
+    pub migrated: u64,
+    /// Bytes it migrated.
+    pub migrated_bytes: u64,
+}
+
 /// The state store. Object-safe: use as `Box<dyn StateStore>` / `Arc<dyn StateStore>`.
 pub trait StateStore: Send + Sync {
     /// Takes this state's run lock: never two runs (or a run and a `provision`) on one state.
@@ -665,6 +786,51 @@ pub trait StateStore: Send + Sync {
     -> BoxFuture<'a, Result<()>>;
     /// A named record stored by [`StateStore::put_record`], if any.
     fn record<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<StoredRecord>>>;
+
+    /// Takes the run lock shared: any number of workers together, but never with a `run`,
+    /// `rescan`, `sync` or `provision` (which take it exclusively). Fails at once, naming the
+    /// lock, when a run holds it.
+    fn lock_workers(&self) -> BoxFuture<'_, Result<RunLock>>;
+    /// The store's clock, Unix milliseconds: leases are timed by it, so workers on machines
+    /// whose clocks disagree still agree on when a lease expires.
+    fn clock(&self) -> BoxFuture<'_, Result<i64>>;
+    /// Puts mailboxes in the work queue (those already there keep their state). Returns how
+    /// many were new.
+    fn enqueue_mailboxes<'a>(&'a self, mailboxes: &'a [MailboxId]) -> BoxFuture<'a, Result<u64>>;
+    /// Puts done and failed mailboxes back to waiting (a new pass). Returns how many.
+    fn requeue_mailboxes(&self) -> BoxFuture<'_, Result<u64>>;
+    /// Leases one waiting mailbox that no live lease holds (never leased first, then those
+    /// whose lease expired, which are taken over) to `worker` for `ttl_ms`; `None` when there
+    /// is none. Compare-and-set on the lease generation: two workers never get the same one.
+    fn lease_mailbox<'a>(
+        &'a self,
+        worker: &'a str,
+        ttl_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Lease>>>;
+    /// Extends a lease to now + `ttl_ms`; `Ok(None)` when it was lost (taken over or ended).
+    fn renew_lease<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>>>;
+    /// Ends a lease; `false` when it had been lost meanwhile (nothing changes then).
+    fn end_lease<'a>(&'a self, lease: &'a Lease, end: &'a LeaseEnd) -> BoxFuture<'a, Result<bool>>;
+    /// The work queue, by source address.
+    fn work_queue(&self) -> BoxFuture<'_, Result<Vec<WorkRow>>>;
+    /// Every lease ever taken, by mailbox and generation.
+    fn lease_history(&self) -> BoxFuture<'_, Result<Vec<LeaseSpan>>>;
+    /// Records a worker's heartbeat (`stopped` when it stops cleanly).
+    fn worker_seen<'a>(
+        &'a self,
+        id: &'a str,
+        host: &'a str,
+        pid: u32,
+        stopped: bool,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Every worker that ever reported, with what its runs migrated, by id.
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerRecord>>>;
+    /// Marks a run as a worker's (for throughput per worker).
+    fn tag_run<'a>(&'a self, run: RunId, worker: &'a str) -> BoxFuture<'a, Result<()>>;
 }
 
 /// Now, in Unix milliseconds (the store's timestamps).
@@ -807,10 +973,44 @@ ALTER TABLE items ADD COLUMN gone_at BIGINT;
 ALTER TABLE folders ADD COLUMN highest_modseq BIGINT;
 "#,
     ),
+    (
+        4,
+        r#"
+CREATE TABLE work (
+    mailbox_id BIGINT NOT NULL PRIMARY KEY REFERENCES mailboxes(id),
+    state VARCHAR(16) NOT NULL,
+    worker VARCHAR(200),
+    generation BIGINT NOT NULL DEFAULT 0,
+    lease_until BIGINT NOT NULL DEFAULT 0,
+    reason TEXT,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX work_state ON work (state, lease_until);
+CREATE TABLE leases (
+    id {ID},
+    mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id),
+    worker VARCHAR(200) NOT NULL,
+    generation BIGINT NOT NULL,
+    acquired_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    ended VARCHAR(16),
+    UNIQUE (mailbox_id, generation)
+);
+CREATE TABLE workers (
+    id VARCHAR(200) NOT NULL PRIMARY KEY,
+    host VARCHAR(255) NOT NULL,
+    pid BIGINT NOT NULL,
+    started_at BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL,
+    stopped_at BIGINT
+);
+ALTER TABLE runs ADD COLUMN worker VARCHAR(200);
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[cfg(test)]
 mod tests;

@@ -42,6 +42,15 @@ pub(crate) fn lock_path(state: &Path) -> PathBuf {
 /// Takes the exclusive lock on `<state>.lock` (created owner-only), failing at once when
 /// another process holds it.
 pub(crate) fn lock_file(state: &Path) -> Result<RunLock> {
+    lock_file_as(state, false)
+}
+
+/// Takes `<state>.lock` shared (workers: many together, never with a run).
+pub(crate) fn lock_file_shared(state: &Path) -> Result<RunLock> {
+    lock_file_as(state, true)
+}
+
+fn lock_file_as(state: &Path, shared: bool) -> Result<RunLock> {
     let path = lock_path(state);
     let shown = state.display().to_string();
     let mut o = std::fs::OpenOptions::new();
@@ -57,13 +66,23 @@ pub(crate) fn lock_file(state: &Path) -> Result<RunLock> {
         message: format!("cannot open the lock file {}: {e}", path.display()),
         hint: Some("check that the directory exists and is writable by this user".into()),
     })?;
-    match file.try_lock() {
+    let r = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match r {
         Ok(()) => Ok(RunLock::new(file, path.display().to_string())),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::State {
             path: shown,
             operation: "lock",
             message: format!(
-                "another o365-migrate run, rescan or provision is working on it (lock {})",
+                "another o365-migrate {} is working on it (lock {})",
+                if shared {
+                    "run, rescan, sync or provision"
+                } else {
+                    "run, rescan, provision or worker"
+                },
                 path.display()
             ),
             hint: Some("wait for it to finish, or stop it with Ctrl-C / SIGTERM".into()),

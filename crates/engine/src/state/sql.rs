@@ -30,6 +30,7 @@ use super::{
     SyncChange, SyncItem, migrations, now_ms,
 };
 use super::{FolderCounts, ItemPage, ItemQuery, ThroughputPoint};
+use super::{Lease, LeaseEnd, LeaseSpan, WorkRow, WorkState, WorkerRecord};
 use crate::error::{Error, Result};
 
 /// The state store on SQLite or PostgreSQL. Cheap to clone (a connection pool).
@@ -776,45 +777,92 @@ fn create_owner_only(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+impl SqlStore {
+    /// The run lock on PostgreSQL: a session advisory lock (shared for workers) on a
+    /// connection of its own, taken out of the pool. It lasts as long as the guard, and the
+    /// server drops it when this process dies and its connection closes.
+    async fn pg_lock(&self, url: &str, shared: bool) -> Result<RunLock> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.err("lock", &e))?
+            .detach();
+        let sql = if shared {
+            "SELECT pg_try_advisory_lock_shared(?)"
+        } else {
+            "SELECT pg_try_advisory_lock(?)"
+        };
+        let got: bool = sqlx::query_scalar(self.q(sql))
+            .bind(PG_RUN_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| self.err("lock", &e))?;
+        if !got {
+            let _ = conn.close().await;
+            return Err(Error::State {
+                path: self.path.clone(),
+                operation: "lock",
+                message: format!(
+                    "another o365-migrate {} is working on it (advisory lock {PG_RUN_LOCK} on {url})",
+                    if shared {
+                        "run, rescan, sync or provision"
+                    } else {
+                        "run, rescan, provision or worker"
+                    }
+                ),
+                hint: Some("wait for it to finish, or stop it with Ctrl-C / SIGTERM".into()),
+            });
+        }
+        Ok(RunLock::new(
+            Mutex::new(conn),
+            format!(
+                "{} advisory lock on {url}",
+                if shared { "shared" } else { "exclusive" }
+            ),
+        ))
+    }
+
+    fn lease_from(&self, r: &AnyRow) -> Result<LeaseSpan> {
+        let g = |e: sqlx::Error| self.err("read leases", &e);
+        Ok(LeaseSpan {
+            mailbox: MailboxId(r.try_get("mailbox_id").map_err(g)?),
+            worker: r.try_get("worker").map_err(g)?,
+            generation: r.try_get("generation").map_err(g)?,
+            acquired_at: r.try_get("acquired_at").map_err(g)?,
+            ended_at: r.try_get("ended_at").map_err(g)?,
+            ended: r.try_get("ended").map_err(g)?,
+        })
+    }
+
+    async fn clock_in(&self, conn: &mut sqlx::AnyConnection) -> Result<i64> {
+        match self.backend {
+            Backend::Sqlite { .. } => Ok(now_ms()),
+            Backend::Postgres { .. } => sqlx::query_scalar(
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            )
+            .fetch_one(conn)
+            .await
+            .map_err(|e| self.err("read the clock", &e)),
+        }
+    }
+}
+
 impl StateStore for SqlStore {
     fn lock_runs(&self) -> BoxFuture<'_, Result<RunLock>> {
         Box::pin(async move {
             match &self.backend {
                 Backend::Sqlite { file } => super::lock::lock_file(file),
-                Backend::Postgres { url } => {
-                    // A session lock on a connection of its own, taken out of the pool: it
-                    // lasts as long as the guard, and the server drops it when this process
-                    // dies and its connection closes.
-                    let mut conn = self
-                        .pool
-                        .acquire()
-                        .await
-                        .map_err(|e| self.err("lock", &e))?
-                        .detach();
-                    let got: bool = sqlx::query_scalar(self.q("SELECT pg_try_advisory_lock(?)"))
-                        .bind(PG_RUN_LOCK)
-                        .fetch_one(&mut conn)
-                        .await
-                        .map_err(|e| self.err("lock", &e))?;
-                    if !got {
-                        let _ = conn.close().await;
-                        return Err(Error::State {
-                            path: self.path.clone(),
-                            operation: "lock",
-                            message: format!(
-                                "another o365-migrate run, rescan or provision is working on it \
-                                 (advisory lock {PG_RUN_LOCK} on {url})"
-                            ),
-                            hint: Some(
-                                "wait for it to finish, or stop it with Ctrl-C / SIGTERM".into(),
-                            ),
-                        });
-                    }
-                    Ok(RunLock::new(
-                        Mutex::new(conn),
-                        format!("advisory lock on {url}"),
-                    ))
-                }
+                Backend::Postgres { url } => self.pg_lock(url, false).await,
+            }
+        })
+    }
+
+    fn lock_workers(&self) -> BoxFuture<'_, Result<RunLock>> {
+        Box::pin(async move {
+            match &self.backend {
+                Backend::Sqlite { file } => super::lock::lock_file_shared(file),
+                Backend::Postgres { url } => self.pg_lock(url, true).await,
             }
         })
     }
@@ -1734,6 +1782,349 @@ impl StateStore for SqlStore {
                     .await
                     .map_err(|e| self.err("read record", &e))?;
             Ok(row.map(|(value, updated_at)| StoredRecord { value, updated_at }))
+        })
+    }
+
+    fn clock(&self) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| self.err("read the clock", &e))?;
+            self.clock_in(&mut conn).await
+        })
+    }
+
+    fn enqueue_mailboxes<'a>(&'a self, mailboxes: &'a [MailboxId]) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("enqueue mailboxes").await?;
+            let now = now_ms();
+            let mut new = 0;
+            for m in mailboxes {
+                let r = sqlx::query(self.q(
+                    "INSERT INTO work (mailbox_id, state, updated_at) VALUES (?, 'waiting', ?)
+                     ON CONFLICT (mailbox_id) DO NOTHING",
+                ))
+                .bind(m.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("enqueue mailboxes", &e))?;
+                new += r.rows_affected();
+            }
+            tx.commit()
+                .await
+                .map_err(|e| self.err("enqueue mailboxes", &e))?;
+            Ok(new)
+        })
+    }
+
+    fn requeue_mailboxes(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("requeue mailboxes").await?;
+            let r = sqlx::query(self.q(
+                "UPDATE work SET state = 'waiting', reason = NULL, updated_at = ?
+                 WHERE state <> 'waiting'",
+            ))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err("requeue mailboxes", &e))?;
+            tx.commit()
+                .await
+                .map_err(|e| self.err("requeue mailboxes", &e))?;
+            Ok(r.rows_affected())
+        })
+    }
+
+    fn lease_mailbox<'a>(
+        &'a self,
+        worker: &'a str,
+        ttl_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Lease>>> {
+        Box::pin(async move {
+            // Compare-and-set on the generation: on PostgreSQL two workers may pick the same
+            // candidate; the second UPDATE finds the generation moved on and picks again.
+            for _ in 0..32 {
+                let (_w, mut tx) = self.write_tx("lease a mailbox").await?;
+                let now = self.clock_in(&mut tx).await?;
+                let cand: Option<(i64, i64, Option<String>, i64, String)> = sqlx::query_as(self.q(
+                    "SELECT w.mailbox_id, w.generation, w.worker, w.lease_until, m.source_address
+                           FROM work w JOIN mailboxes m ON m.id = w.mailbox_id
+                          WHERE w.state = 'waiting' AND (w.worker IS NULL OR w.lease_until < ?)
+                          ORDER BY CASE WHEN w.generation = 0 THEN 0 ELSE 1 END, w.lease_until,
+                                   m.source_address
+                          LIMIT 1",
+                ))
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err("lease a mailbox", &e))?;
+                let Some((mailbox, generation, previous, previous_until, source)) = cand else {
+                    return Ok(None);
+                };
+                let until = now + ttl_ms;
+                let r = sqlx::query(self.q(
+                    "UPDATE work SET worker = ?, generation = generation + 1, lease_until = ?,
+                        updated_at = ?
+                     WHERE mailbox_id = ? AND generation = ? AND state = 'waiting'",
+                ))
+                .bind(worker)
+                .bind(until)
+                .bind(now)
+                .bind(mailbox)
+                .bind(generation)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("lease a mailbox", &e))?;
+                if r.rows_affected() != 1 {
+                    continue;
+                }
+                if previous.is_some() {
+                    // Taken over: the previous lease ended when it expired.
+                    sqlx::query(self.q("UPDATE leases SET ended_at = ?, ended = 'expired'
+                         WHERE mailbox_id = ? AND generation = ? AND ended IS NULL"))
+                    .bind(previous_until)
+                    .bind(mailbox)
+                    .bind(generation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("lease a mailbox", &e))?;
+                }
+                sqlx::query(self.q(
+                    "INSERT INTO leases (mailbox_id, worker, generation, acquired_at)
+                     VALUES (?, ?, ?, ?)",
+                ))
+                .bind(mailbox)
+                .bind(worker)
+                .bind(generation + 1)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("lease a mailbox", &e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| self.err("lease a mailbox", &e))?;
+                return Ok(Some(Lease {
+                    mailbox: MailboxId(mailbox),
+                    source,
+                    worker: worker.to_owned(),
+                    generation: generation + 1,
+                    until,
+                }));
+            }
+            Err(Error::State {
+                path: self.path.clone(),
+                operation: "lease a mailbox",
+                message: "32 attempts in a row lost the race for a mailbox".into(),
+                hint: Some("too many workers for too few mailboxes; start fewer workers".into()),
+            })
+        })
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("renew a lease").await?;
+            let until = self.clock_in(&mut tx).await? + ttl_ms;
+            let r = sqlx::query(self.q(
+                "UPDATE work SET lease_until = ? WHERE mailbox_id = ? AND generation = ?
+                   AND worker = ? AND state = 'waiting'",
+            ))
+            .bind(until)
+            .bind(lease.mailbox.0)
+            .bind(lease.generation)
+            .bind(&lease.worker)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err("renew a lease", &e))?;
+            tx.commit()
+                .await
+                .map_err(|e| self.err("renew a lease", &e))?;
+            Ok((r.rows_affected() == 1).then_some(until))
+        })
+    }
+
+    fn end_lease<'a>(&'a self, lease: &'a Lease, end: &'a LeaseEnd) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("end a lease").await?;
+            let now = self.clock_in(&mut tx).await?;
+            let (state, ended, reason) = match end {
+                LeaseEnd::Done => ("done", "done", None),
+                LeaseEnd::Failed(r) => ("failed", "failed", Some(r.as_str())),
+                LeaseEnd::Released => ("waiting", "released", None),
+            };
+            let r = sqlx::query(self.q(
+                "UPDATE work SET state = ?, worker = NULL, lease_until = 0, reason = ?,
+                    updated_at = ?
+                 WHERE mailbox_id = ? AND generation = ? AND worker = ? AND state = 'waiting'",
+            ))
+            .bind(state)
+            .bind(reason)
+            .bind(now)
+            .bind(lease.mailbox.0)
+            .bind(lease.generation)
+            .bind(&lease.worker)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err("end a lease", &e))?;
+            if r.rows_affected() != 1 {
+                return Ok(false);
+            }
+            sqlx::query(self.q(
+                "UPDATE leases SET ended_at = ?, ended = ? WHERE mailbox_id = ? AND generation = ?",
+            ))
+            .bind(now)
+            .bind(ended)
+            .bind(lease.mailbox.0)
+            .bind(lease.generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err("end a lease", &e))?;
+            tx.commit().await.map_err(|e| self.err("end a lease", &e))?;
+            Ok(true)
+        })
+    }
+
+    fn work_queue(&self) -> BoxFuture<'_, Result<Vec<WorkRow>>> {
+        Box::pin(async move {
+            type Row = (
+                i64,
+                String,
+                String,
+                Option<String>,
+                i64,
+                i64,
+                Option<String>,
+                i64,
+            );
+            let rows: Vec<Row> = sqlx::query_as(self.q(
+                "SELECT w.mailbox_id, m.source_address, w.state, w.worker, w.generation,
+                        w.lease_until, w.reason, w.updated_at
+                   FROM work w JOIN mailboxes m ON m.id = w.mailbox_id
+                  ORDER BY m.source_address",
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read the work queue", &e))?;
+            rows.into_iter()
+                .map(
+                    |(mailbox, source, state, worker, generation, lease_until, reason, at)| {
+                        Ok(WorkRow {
+                            mailbox: MailboxId(mailbox),
+                            source,
+                            state: WorkState::parse(&state).ok_or_else(|| Error::State {
+                                path: self.path.clone(),
+                                operation: "read the work queue",
+                                message: format!("unknown work state `{state}`"),
+                                hint: Some("the state was changed by something else".into()),
+                            })?,
+                            worker,
+                            generation,
+                            lease_until,
+                            reason,
+                            updated_at: at,
+                        })
+                    },
+                )
+                .collect()
+        })
+    }
+
+    fn lease_history(&self) -> BoxFuture<'_, Result<Vec<LeaseSpan>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(self.q(
+                "SELECT mailbox_id, worker, generation, acquired_at, ended_at, ended FROM leases
+                 ORDER BY mailbox_id, generation",
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read leases", &e))?;
+            rows.iter().map(|r| self.lease_from(r)).collect()
+        })
+    }
+
+    fn worker_seen<'a>(
+        &'a self,
+        id: &'a str,
+        host: &'a str,
+        pid: u32,
+        stopped: bool,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("record a worker").await?;
+            let now = self.clock_in(&mut tx).await?;
+            sqlx::query(self.q(
+                "INSERT INTO workers (id, host, pid, started_at, heartbeat_at, stopped_at)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+                    heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at,
+                    started_at = CASE WHEN workers.pid = excluded.pid
+                                      AND workers.stopped_at IS NULL
+                                      THEN workers.started_at ELSE excluded.started_at END",
+            ))
+            .bind(id)
+            .bind(host)
+            .bind(i64::from(pid))
+            .bind(now)
+            .bind(now)
+            .bind(stopped.then_some(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err("record a worker", &e))?;
+            tx.commit()
+                .await
+                .map_err(|e| self.err("record a worker", &e))?;
+            Ok(())
+        })
+    }
+
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerRecord>>> {
+        Box::pin(async move {
+            type Row = (String, String, i64, i64, i64, Option<i64>, i64, i64);
+            let rows: Vec<Row> = sqlx::query_as(self.q(
+                "SELECT w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.stopped_at,
+                        CAST(COALESCE(SUM(r.migrated), 0) AS BIGINT),
+                        CAST(COALESCE(SUM(r.migrated_bytes), 0) AS BIGINT)
+                   FROM workers w LEFT JOIN runs r ON r.worker = w.id
+                  GROUP BY w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.stopped_at
+                  ORDER BY w.id",
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("read workers", &e))?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(id, host, pid, started, beat, stopped, mig, bytes)| WorkerRecord {
+                        id,
+                        host,
+                        pid: u32::try_from(pid).unwrap_or(0),
+                        started_at: started,
+                        heartbeat_at: beat,
+                        stopped_at: stopped,
+                        migrated: i64_to_u64(mig),
+                        migrated_bytes: i64_to_u64(bytes),
+                    },
+                )
+                .collect())
+        })
+    }
+
+    fn tag_run<'a>(&'a self, run: RunId, worker: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("tag a run").await?;
+            sqlx::query(self.q("UPDATE runs SET worker = ? WHERE id = ?"))
+                .bind(worker)
+                .bind(run.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err("tag a run", &e))?;
+            tx.commit().await.map_err(|e| self.err("tag a run", &e))
         })
     }
 }

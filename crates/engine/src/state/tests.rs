@@ -81,6 +81,9 @@ on_both!(
     a_new_state_opened_by_several_processes_at_once_is_migrated_once,
     two_processes_writing_batches_and_records_at_once_both_succeed,
     the_run_lock_admits_one_holder_and_is_seen_from_other_processes,
+    leases_are_exclusive_expire_and_are_fenced_by_generation,
+    many_workers_racing_for_leases_get_each_mailbox_once,
+    workers_report_themselves_and_their_runs_count,
 );
 
 fn meta(size: u64, fp: &str) -> ItemMeta {
@@ -448,7 +451,9 @@ async fn a_version_1_state_is_upgraded_in_place() {
         .unwrap();
     // Back to what a version-1 build left behind.
     sqlx::raw_sql(
-        "DROP TABLE records; ALTER TABLE items DROP COLUMN flags;
+        "DROP TABLE work; DROP TABLE leases; DROP TABLE workers;
+         ALTER TABLE runs DROP COLUMN worker;
+         DROP TABLE records; ALTER TABLE items DROP COLUMN flags;
          ALTER TABLE items DROP COLUMN gone; ALTER TABLE items DROP COLUMN gone_at;
          ALTER TABLE folders DROP COLUMN highest_modseq;
          DELETE FROM schema_version WHERE version > 1",
@@ -964,4 +969,160 @@ async fn postgres_tls_is_verified_by_default() {
         .await
         .unwrap();
     assert!(ssl, "the connection is encrypted");
+}
+
+async fn leases_are_exclusive_expire_and_are_fenced_by_generation(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
+    let mut ids = Vec::new();
+    for a in ["a@x", "b@x", "c@x"] {
+        ids.push(s.upsert_mailbox(a, a).await.unwrap());
+    }
+    assert_eq!(s.enqueue_mailboxes(&ids).await.unwrap(), 3);
+    assert_eq!(
+        s.enqueue_mailboxes(&ids).await.unwrap(),
+        0,
+        "enqueue is idempotent"
+    );
+    // A's lease has already expired when it is taken (a negative time to live), as if A had
+    // stopped renewing it long ago.
+    let a = s.lease_mailbox("A", -1_000).await.unwrap().unwrap();
+    assert_eq!((a.source.as_str(), a.generation), ("a@x", 1));
+    // Never-leased mailboxes come before expired ones.
+    let b = s.lease_mailbox("B", 60_000).await.unwrap().unwrap();
+    let c = s.lease_mailbox("C", 60_000).await.unwrap().unwrap();
+    assert_eq!((b.source.as_str(), c.source.as_str()), ("b@x", "c@x"));
+    let d = s.lease_mailbox("D", 60_000).await.unwrap().unwrap();
+    assert_eq!((d.source.as_str(), d.generation), ("a@x", 2), "taken over");
+    assert_eq!(
+        s.lease_mailbox("E", 60_000).await.unwrap(),
+        None,
+        "all held"
+    );
+    // A was fenced off: it can neither renew nor end the lease.
+    assert_eq!(s.renew_lease(&a, 60_000).await.unwrap(), None);
+    assert!(!s.end_lease(&a, &LeaseEnd::Done).await.unwrap());
+    assert!(s.renew_lease(&d, 60_000).await.unwrap().unwrap() > d.until - 1);
+    assert!(s.end_lease(&b, &LeaseEnd::Done).await.unwrap());
+    assert!(
+        s.end_lease(&c, &LeaseEnd::Failed("login refused".into()))
+            .await
+            .unwrap()
+    );
+    assert!(s.end_lease(&d, &LeaseEnd::Released).await.unwrap());
+    assert!(
+        !s.end_lease(&d, &LeaseEnd::Done).await.unwrap(),
+        "ended once"
+    );
+    let q = s.work_queue().await.unwrap();
+    let st: Vec<(&str, WorkState, Option<&str>)> = q
+        .iter()
+        .map(|w| (w.source.as_str(), w.state, w.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        st,
+        [
+            ("a@x", WorkState::Waiting, None),
+            ("b@x", WorkState::Done, None),
+            ("c@x", WorkState::Failed, Some("login refused")),
+        ]
+    );
+    // A released mailbox is free at once.
+    let e = s.lease_mailbox("E", 60_000).await.unwrap().unwrap();
+    assert_eq!((e.source.as_str(), e.generation), ("a@x", 3));
+    let h = s.lease_history().await.unwrap();
+    let spans: Vec<(i64, &str, Option<&str>)> = h
+        .iter()
+        .filter(|l| l.mailbox == ids[0])
+        .map(|l| (l.generation, l.worker.as_str(), l.ended.as_deref()))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (1, "A", Some("expired")),
+            (2, "D", Some("released")),
+            (3, "E", None)
+        ]
+    );
+    let first = &h[0];
+    assert_eq!(
+        first.ended_at,
+        Some(a.until),
+        "an expired lease ends when it expired"
+    );
+    assert_eq!(s.requeue_mailboxes().await.unwrap(), 2);
+    assert!(
+        s.work_queue()
+            .await
+            .unwrap()
+            .iter()
+            .all(|w| w.state == WorkState::Waiting)
+    );
+}
+
+async fn many_workers_racing_for_leases_get_each_mailbox_once(kind: Kind) {
+    let home = Home::new(kind);
+    let s = home.open().await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let a = format!("user{i:02}@x");
+        ids.push(s.upsert_mailbox(&a, &a).await.unwrap());
+    }
+    s.enqueue_mailboxes(&ids).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        // Each worker its own pool, as separate processes.
+        let store = home.open().await;
+        tasks.push(tokio::spawn(async move {
+            let id = format!("w{w}");
+            let mut got = Vec::new();
+            while let Some(l) = store.lease_mailbox(&id, 60_000).await.unwrap() {
+                assert!(store.end_lease(&l, &LeaseEnd::Done).await.unwrap());
+                got.push(l.source);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let expected: Vec<String> = (0..40).map(|i| format!("user{i:02}@x")).collect();
+    assert_eq!(all, expected, "each mailbox exactly once");
+    let h = s.lease_history().await.unwrap();
+    assert_eq!(h.len(), 40);
+    assert!(
+        h.iter()
+            .all(|l| l.generation == 1 && l.ended.as_deref() == Some("done"))
+    );
+}
+
+async fn workers_report_themselves_and_their_runs_count(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
+    s.worker_seen("w1", "host-a", 41, false).await.unwrap();
+    s.worker_seen("w2", "host-b", 42, false).await.unwrap();
+    let mb = s.upsert_mailbox("a", "b").await.unwrap();
+    let f = s.upsert_folder(mb, "INBOX", "#Inbox#", 1).await.unwrap();
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    s.tag_run(run, "w1").await.unwrap();
+    s.record_batch(
+        run,
+        &Batch {
+            outcomes: (1..=3)
+                .map(|u| outcome(f.id, 1, u, ItemStatus::Migrated, None))
+                .collect(),
+            events: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    s.worker_seen("w2", "host-b", 42, true).await.unwrap();
+    let w = s.workers().await.unwrap();
+    assert_eq!(w.len(), 2);
+    assert_eq!((w[0].id.as_str(), w[0].migrated), ("w1", 3));
+    assert_eq!(w[0].stopped_at, None);
+    assert_eq!((w[1].id.as_str(), w[1].migrated), ("w2", 0));
+    assert!(w[1].stopped_at.is_some());
+    let clock = s.clock().await.unwrap();
+    assert!((clock - now_ms()).abs() < 60_000, "{clock}");
 }

@@ -1,0 +1,491 @@
+//! `o365-migrate worker`: many processes on many machines share one migration through a
+//! shared state store (PostgreSQL; SQLite works too, for workers on one machine).
+//!
+//! Each worker takes the run lock *shared* ([`StateStore::lock_workers`]: workers together,
+//! never with a `run`), puts the job's mailboxes in the work queue (idempotent, every worker
+//! does it), and runs `lanes` mailboxes at once. A lane leases one mailbox
+//! ([`StateStore::lease_mailbox`]: compare-and-set on the lease generation, timed by the
+//! store's clock), renews the lease every third of its time to live while it runs the mailbox
+//! as `run` would — so a mailbox that was half done resumes where it stopped, and nothing is
+//! copied twice —, then ends the lease `done` or `failed`.
+//!
+//! Why leases in tables rather than `SELECT … FOR UPDATE SKIP LOCKED` held for the mailbox's
+//! run, or a PostgreSQL job-queue crate: a mailbox can take hours, and a row lock or a
+//! queue's visibility timeout tied to one database session would be lost on any reconnect; a
+//! lease row with an expiry survives reconnects, works the same on SQLite, and its generation
+//! is a fencing token — a worker that stalled past its lease can neither renew nor end it once
+//! another took over (and stops its run as soon as it learns so). The lease history is kept:
+//! who held which mailbox from when to when.
+//!
+//! A worker that dies (SIGKILL, power) stops renewing: its leases expire and other workers take
+//! the mailboxes over. SIGTERM / Ctrl-C: items in flight are finished and recorded, the leases
+//! are released at once (another worker may take them immediately), and the worker exits.
+//! Pausing (`o365-migrate pause`) reaches every worker's runs within
+//! [`crate::control::PAUSE_POLL`]: they hold their leases (still renewed) and wait.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::config::Job;
+use crate::engine::{Engine, StopFlag};
+use crate::error::{Error, Result};
+use crate::report::Reporter;
+use crate::state::{Lease, LeaseEnd, RunKind, StateStore, WorkState};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The worker's id in the store (leases, status). Unique per process:
+    /// [`default_worker_id`] is `host:pid`.
+    pub id: String,
+    /// Mailboxes this worker runs at once (at least 1).
+    pub lanes: usize,
+    /// How long a lease lasts unless renewed; renewed every third of it. Another worker takes
+    /// over a dead worker's mailbox after at most this long.
+    pub lease: Duration,
+    /// How often an idle lane looks for a mailbox whose lease expired.
+    pub idle_poll: Duration,
+    /// Put done and failed mailboxes back to waiting first (a new pass: what is new in the
+    /// source since is copied, the rest is known).
+    pub requeue: bool,
+}
+
+impl WorkerOptions {
+    /// `lanes` lanes, a 60-second lease, a 2-second idle poll, no requeue.
+    pub fn new(id: impl Into<String>, lanes: usize) -> WorkerOptions {
+        WorkerOptions {
+            id: id.into(),
+            lanes,
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_secs(2),
+            requeue: false,
+        }
+    }
+}
+
+/// `host:pid`.
+pub fn default_worker_id() -> String {
+    format!("{}:{}", host_name(), std::process::id())
+}
+
+/// This machine's name (`/proc/sys/kernel/hostname`, `$HOSTNAME`, or `localhost`).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// What one worker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerTotals {
+    /// Mailboxes it finished.
+    pub done: u64,
+    /// Mailboxes that failed as a whole under it (reasons in `status`).
+    pub failed: u64,
+    /// Leases it gave back (stopping).
+    pub released: u64,
+    /// Leases it lost to another worker (it had stalled past their expiry).
+    pub lost: u64,
+    /// Items it migrated.
+    pub migrated: u64,
+    /// Items it skipped.
+    pub skipped: u64,
+    /// Items that failed.
+    pub failed_items: u64,
+    /// Whether it stopped early (SIGTERM / Ctrl-C).
+    pub stopped: bool,
+}
+
+#[derive(Default)]
+struct Tally {
+    done: AtomicU64,
+    failed: AtomicU64,
+    released: AtomicU64,
+    lost: AtomicU64,
+    migrated: AtomicU64,
+    skipped: AtomicU64,
+    failed_items: AtomicU64,
+}
+
+/// Runs a worker until the work queue has no waiting mailbox or `stop` is set.
+pub async fn work(
+    job: Job,
+    store: Arc<dyn StateStore>,
+    reporter: Arc<dyn Reporter>,
+    stop: StopFlag,
+    options: WorkerOptions,
+) -> Result<WorkerTotals> {
+    if options.id.trim().is_empty() {
+        return Err(Error::Pipeline {
+            context: "starting a worker".into(),
+            message: "the worker id is empty".into(),
+            hint: Some("leave --id out for host:pid, or give a unique name".into()),
+        });
+    }
+    let _shared = store.lock_workers().await?;
+    let ttl_ms = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX);
+    // The queue: every worker adds the job's mailboxes (those there keep their state).
+    let setup = Engine::new(job.clone(), store.clone(), reporter.clone(), stop.clone())?;
+    let mut ids = Vec::new();
+    for p in setup.pairs().await? {
+        ids.push(store.upsert_mailbox(&p.source, &p.target).await?);
+    }
+    drop(setup);
+    store.enqueue_mailboxes(&ids).await?;
+    if options.requeue {
+        store.requeue_mailboxes().await?;
+    }
+    let host = host_name();
+    let pid = std::process::id();
+    store.worker_seen(&options.id, &host, pid, false).await?;
+    let beating = Arc::new(AtomicBool::new(true));
+    let heartbeat = {
+        let (store, id, host, beating) = (
+            store.clone(),
+            options.id.clone(),
+            host.clone(),
+            beating.clone(),
+        );
+        let every = (options.lease / 3).max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            while beating.load(Ordering::SeqCst) {
+                tokio::time::sleep(every).await;
+                let _ = store.worker_seen(&id, &host, pid, false).await;
+            }
+        })
+    };
+    let tally = Tally::default();
+    let lanes = (0..options.lanes.max(1))
+        .map(|_| lane(&job, &store, &reporter, &stop, &options, ttl_ms, &tally));
+    let results = join_all(lanes).await;
+    beating.store(false, Ordering::SeqCst);
+    heartbeat.abort();
+    store.worker_seen(&options.id, &host, pid, true).await?;
+    for r in results {
+        r?;
+    }
+    Ok(WorkerTotals {
+        done: tally.done.load(Ordering::Relaxed),
+        failed: tally.failed.load(Ordering::Relaxed),
+        released: tally.released.load(Ordering::Relaxed),
+        lost: tally.lost.load(Ordering::Relaxed),
+        migrated: tally.migrated.load(Ordering::Relaxed),
+        skipped: tally.skipped.load(Ordering::Relaxed),
+        failed_items: tally.failed_items.load(Ordering::Relaxed),
+        stopped: stop.is_stopped(),
+    })
+}
+
+/// One lane: lease, run, end; until nothing waits or the worker stops.
+async fn lane(
+    job: &Job,
+    store: &Arc<dyn StateStore>,
+    reporter: &Arc<dyn Reporter>,
+    stop: &StopFlag,
+    options: &WorkerOptions,
+    ttl_ms: i64,
+    tally: &Tally,
+) -> Result<()> {
+    // The lane's own stop flag: set by the worker's (SIGTERM) or by a lost lease, which must
+    // stop this lane's mailbox only.
+    let lane_stop = StopFlag::new();
+    let mut engine = Engine::new(
+        job.clone(),
+        store.clone(),
+        reporter.clone(),
+        lane_stop.clone(),
+    )?;
+    engine.worker = Some(options.id.clone());
+    loop {
+        if stop.is_stopped() {
+            return Ok(());
+        }
+        let Some(lease) = store.lease_mailbox(&options.id, ttl_ms).await? else {
+            let waiting = store
+                .work_queue()
+                .await?
+                .iter()
+                .any(|w| w.state == WorkState::Waiting);
+            if !waiting {
+                return Ok(());
+            }
+            // Held by other workers: one of them may die, and its lease expire.
+            sleep_unless_stopped(options.idle_poll, stop).await;
+            continue;
+        };
+        lane_stop.clear();
+        let lost = Arc::new(AtomicBool::new(false));
+        let keeper = keep_lease(
+            store.clone(),
+            lease.clone(),
+            ttl_ms,
+            options.lease,
+            stop.clone(),
+            lane_stop.clone(),
+            lost.clone(),
+        );
+        let r = engine
+            .run_pass(RunKind::Run, std::slice::from_ref(&lease.source), None)
+            .await;
+        keeper.abort();
+        let _ = keeper.await;
+        if lost.load(Ordering::SeqCst) {
+            tally.lost.fetch_add(1, Ordering::Relaxed);
+            if let Ok((_, t)) = &r {
+                add(tally, t);
+            }
+            continue;
+        }
+        let end = match &r {
+            _ if stop.is_stopped() => LeaseEnd::Released,
+            Ok((_, t)) if t.stopped => LeaseEnd::Released,
+            Ok((_, t)) if t.mailbox_errors.is_empty() => LeaseEnd::Done,
+            Ok((_, t)) => LeaseEnd::Failed(t.mailbox_errors.join("; ")),
+            Err(e) => LeaseEnd::Failed(e.to_string()),
+        };
+        if let Ok((_, t)) = &r {
+            add(tally, t);
+        }
+        let counter = match end {
+            LeaseEnd::Done => &tally.done,
+            LeaseEnd::Failed(_) => &tally.failed,
+            LeaseEnd::Released => &tally.released,
+        };
+        if store.end_lease(&lease, &end).await? {
+            counter.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tally.lost.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(e) = r
+            && is_store_error(&e)
+        {
+            // The state store itself failed: this worker cannot record anything.
+            return Err(e);
+        }
+    }
+}
+
+fn add(tally: &Tally, t: &crate::run::RunTotals) {
+    tally.migrated.fetch_add(t.migrated, Ordering::Relaxed);
+    tally.skipped.fetch_add(t.skipped, Ordering::Relaxed);
+    tally.failed_items.fetch_add(t.failed, Ordering::Relaxed);
+}
+
+fn is_store_error(e: &Error) -> bool {
+    matches!(e, Error::State { .. })
+}
+
+/// Renews `lease` every third of its time to live while the mailbox runs. Stops the lane's run
+/// when the lease is lost (another worker took over) or when no renewal got through for two
+/// thirds of the time to live (self-fencing: the lease may be about to expire). Forwards the
+/// worker's stop to the lane.
+fn keep_lease(
+    store: Arc<dyn StateStore>,
+    mut lease: Lease,
+    ttl_ms: i64,
+    ttl: Duration,
+    stop: StopFlag,
+    lane_stop: StopFlag,
+    lost: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = (ttl / 3).max(Duration::from_millis(50));
+        let tick = every.min(crate::control::PAUSE_POLL);
+        let mut last_ok = std::time::Instant::now();
+        let mut next = last_ok + every;
+        loop {
+            tokio::time::sleep(tick).await;
+            if stop.is_stopped() {
+                lane_stop.stop();
+            }
+            if std::time::Instant::now() < next {
+                continue;
+            }
+            next = std::time::Instant::now() + every;
+            match store.renew_lease(&lease, ttl_ms).await {
+                Ok(Some(until)) => {
+                    lease.until = until;
+                    last_ok = std::time::Instant::now();
+                }
+                Ok(None) => {
+                    lost.store(true, Ordering::SeqCst);
+                    lane_stop.stop();
+                    return;
+                }
+                Err(_) if last_ok.elapsed() > ttl * 2 / 3 => {
+                    lost.store(true, Ordering::SeqCst);
+                    lane_stop.stop();
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
+async fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until && !stop.is_stopped() {
+        tokio::time::sleep(Duration::from_millis(50).min(d)).await;
+    }
+}
+
+/// The whole fleet as the store knows it: for `status` and the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fleet {
+    /// The store's clock when read, Unix milliseconds.
+    pub now: i64,
+    /// Mailboxes waiting (free or leased), done and failed.
+    pub waiting: u64,
+    /// Of the waiting ones, those a live lease holds now.
+    pub leased: u64,
+    /// Of the waiting ones, those whose lease expired and that no worker has taken over yet:
+    /// their worker died or lost the store.
+    pub stuck: u64,
+    /// Mailboxes done.
+    pub done: u64,
+    /// Mailboxes failed.
+    pub failed: u64,
+    /// Every worker that reported, with whether it is alive (a heartbeat within the last
+    /// minute and no clean stop), what it holds and what its runs migrated.
+    pub workers: Vec<FleetWorker>,
+    /// The work queue.
+    pub queue: Vec<crate::state::WorkRow>,
+    /// Every lease taken: who held which mailbox from when to when.
+    pub leases: Vec<crate::state::LeaseSpan>,
+}
+
+/// One worker in [`Fleet`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FleetWorker {
+    /// What it reported.
+    #[serde(flatten)]
+    pub record: crate::state::WorkerRecord,
+    /// Whether it is alive.
+    pub alive: bool,
+    /// The mailboxes it holds now (source addresses).
+    pub holding: Vec<String>,
+    /// Items per minute it migrated since it started (its runs' counters over its lifetime).
+    pub items_per_minute: f64,
+}
+
+impl Fleet {
+    /// Reads the fleet from the store (empty when no worker ever ran).
+    pub async fn read(store: &dyn StateStore) -> Result<Fleet> {
+        let now = store.clock().await?;
+        let queue = store.work_queue().await?;
+        let leases = if queue.is_empty() {
+            Vec::new()
+        } else {
+            store.lease_history().await?
+        };
+        let workers = store.workers().await?;
+        let live = |w: &crate::state::WorkRow| w.worker.is_some() && w.lease_until >= now;
+        let waiting: Vec<_> = queue
+            .iter()
+            .filter(|w| w.state == WorkState::Waiting)
+            .collect();
+        let workers = workers
+            .into_iter()
+            .map(|record| {
+                let holding = waiting
+                    .iter()
+                    .filter(|w| live(w) && w.worker.as_deref() == Some(record.id.as_str()))
+                    .map(|w| w.source.clone())
+                    .collect();
+                let alive = record.stopped_at.is_none() && now - record.heartbeat_at < 60_000;
+                let end = record.stopped_at.unwrap_or(now).max(record.started_at + 1);
+                #[allow(clippy::cast_precision_loss)]
+                let items_per_minute =
+                    record.migrated as f64 * 60_000.0 / (end - record.started_at) as f64;
+                FleetWorker {
+                    record,
+                    alive,
+                    holding,
+                    items_per_minute,
+                }
+            })
+            .collect();
+        Ok(Fleet {
+            now,
+            waiting: waiting.len() as u64,
+            leased: waiting.iter().filter(|w| live(w)).count() as u64,
+            stuck: waiting
+                .iter()
+                .filter(|w| w.worker.is_some() && w.lease_until < now)
+                .count() as u64,
+            done: queue.iter().filter(|w| w.state == WorkState::Done).count() as u64,
+            failed: queue
+                .iter()
+                .filter(|w| w.state == WorkState::Failed)
+                .count() as u64,
+            workers,
+            queue,
+            leases,
+        })
+    }
+
+    /// For people: the queue in one line, one line per worker, one per failed or stuck mailbox.
+    pub fn human(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = format!(
+            "fleet: {} mailboxes waiting ({} leased, {} stuck on an expired lease), {} done, {} failed\n",
+            self.waiting, self.leased, self.stuck, self.done, self.failed
+        );
+        for w in &self.workers {
+            let state = match (w.alive, w.record.stopped_at) {
+                (true, _) => format!(
+                    "alive, last heartbeat {} s ago",
+                    (self.now - w.record.heartbeat_at).max(0) / 1000
+                ),
+                (false, Some(_)) => "stopped".into(),
+                (false, None) => format!(
+                    "silent for {} s (dead?)",
+                    (self.now - w.record.heartbeat_at).max(0) / 1000
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "  worker {} on {} (pid {}): {state}; holds {}; migrated {} ({:.0}/min)",
+                w.record.id,
+                w.record.host,
+                w.record.pid,
+                if w.holding.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    w.holding.join(", ")
+                },
+                w.record.migrated,
+                w.items_per_minute
+            );
+        }
+        for q in &self.queue {
+            if q.state == WorkState::Failed {
+                let _ = writeln!(
+                    out,
+                    "  failed: {}: {}",
+                    q.source,
+                    q.reason.as_deref().unwrap_or("")
+                );
+            } else if q.state == WorkState::Waiting
+                && q.worker.is_some()
+                && q.lease_until < self.now
+            {
+                let _ = writeln!(
+                    out,
+                    "  stuck: {} (lease of {} expired {} s ago; the next idle worker takes it over)",
+                    q.source,
+                    q.worker.as_deref().unwrap_or(""),
+                    (self.now - q.lease_until) / 1000
+                );
+            }
+        }
+        out
+    }
+}
