@@ -24,6 +24,8 @@ const SYNC: &str = "sync";
 
 /// The item-ledger search of a 200,000-item state store (in xtask itself, release build).
 const LEDGER: &str = "ledger";
+/// `o365-migrate worker` processes sharing 1,000 mailboxes through PostgreSQL.
+const WORKERS: &str = "workers";
 
 pub(crate) fn bench(args: &[String]) -> Result<()> {
     // Names first; options for side-by-side follow `--` (or start with `--`).
@@ -38,7 +40,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         BENCHES
             .iter()
             .map(|(n, _, _)| *n)
-            .chain([SIDE_BY_SIDE, SYNC, LEDGER])
+            .chain([SIDE_BY_SIDE, SYNC, LEDGER, WORKERS])
             .collect()
     } else {
         name_args.iter().map(String::as_str).collect()
@@ -65,6 +67,14 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
             results.push(json);
             continue;
         }
+        if name == WORKERS {
+            eprintln!("== bench {name} (xtask)");
+            let json = crate::workerbench::run(&options)?;
+            println!("{json}");
+            std::fs::write(out_dir.join(format!("{name}.json")), format!("{json:#}\n"))?;
+            results.push(json);
+            continue;
+        }
         if name == LEDGER {
             eprintln!("== bench {name} (xtask, release)");
             let json = crate::ledgerbench::run(&options)?;
@@ -76,7 +86,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
             let known: Vec<&str> = BENCHES
                 .iter()
                 .map(|(n, _, _)| *n)
-                .chain([SIDE_BY_SIDE, SYNC, LEDGER])
+                .chain([SIDE_BY_SIDE, SYNC, LEDGER, WORKERS])
                 .collect();
             bail!("unknown benchmark `{name}`; known: {}", known.join(", "));
         };

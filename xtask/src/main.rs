@@ -12,6 +12,7 @@ mod screenshots;
 mod setup;
 mod sidebyside;
 mod syncbench;
+mod workerbench;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};

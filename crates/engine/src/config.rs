@@ -63,6 +63,9 @@ pub struct Job {
     /// `[state]`: where the state store lives.
     #[serde(default)]
     pub state: StateConfig,
+    /// `[fleet]`: caps shared by every `o365-migrate worker` of this job.
+    #[serde(default)]
+    pub fleet: FleetConfig,
     /// `[report]`: where reports are written.
     #[serde(default)]
     pub report: ReportConfig,
@@ -526,6 +529,36 @@ impl Default for StateConfig {
 
 fn default_state_path() -> PathBuf {
     PathBuf::from("./o365-migrate.db")
+}
+
+/// `[fleet]`: caps over all workers together, kept in the shared state store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Graph requests per second over all workers (a `$batch` counts each sub-request).
+    /// Default: Microsoft's app-wide limit, 130,000 requests per 10 seconds.
+    #[serde(default = "default_fleet_requests")]
+    pub requests_per_second: u32,
+    /// Upload megabytes (10^6 bytes) per second over all workers; none by default.
+    #[serde(default)]
+    pub megabytes_per_second: Option<f64>,
+    /// Mailboxes in flight over all workers; none by default (workers × lanes).
+    #[serde(default)]
+    pub mailboxes_at_once: Option<u32>,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            requests_per_second: default_fleet_requests(),
+            megabytes_per_second: None,
+            mailboxes_at_once: None,
+        }
+    }
+}
+
+fn default_fleet_requests() -> u32 {
+    13_000
 }
 
 /// `[report]`.

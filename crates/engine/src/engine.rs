@@ -95,8 +95,19 @@ impl Engine {
         reporter: Arc<dyn Reporter>,
         stop: StopFlag,
     ) -> Result<Engine> {
+        Engine::build(job, store, reporter, stop, None)
+    }
+
+    /// [`Engine::new`] whose Graph requests also take from `shared_budget` (a worker's).
+    pub(crate) fn build(
+        job: Job,
+        store: Arc<dyn StateStore>,
+        reporter: Arc<dyn Reporter>,
+        stop: StopFlag,
+        shared_budget: Option<Arc<dyn target::graph::SharedBudget>>,
+    ) -> Result<Engine> {
         let (credentials, login_mode) = load_credentials(&job)?;
-        let (target, graph) = build_target_parts(&job, &credentials)?;
+        let (target, graph) = build_target_parts(&job, &credentials, shared_budget)?;
         let mapping = crate::matching::load_mapping(&job)?;
         let budget = imap::ByteBudget::new(
             usize::try_from(job.limits.in_flight_bytes.0).unwrap_or(usize::MAX),

@@ -18,7 +18,7 @@ pub fn build_target(
     job: &Job,
     credentials: &creds::Credentials,
 ) -> Result<Arc<dyn target::Target>> {
-    Ok(build_target_parts(job, credentials)?.0)
+    Ok(build_target_parts(job, credentials, None)?.0)
 }
 
 /// A target and, for Graph, its client.
@@ -31,6 +31,7 @@ type TargetParts = (
 pub(crate) fn build_target_parts(
     job: &Job,
     credentials: &creds::Credentials,
+    shared_budget: Option<Arc<dyn target::graph::SharedBudget>>,
 ) -> Result<TargetParts> {
     match job.target.kind {
         TargetKind::Graph => {
@@ -54,6 +55,7 @@ pub(crate) fn build_target_parts(
                 endpoints,
             );
             cfg.user_creation = job.matching.allow_create;
+            cfg.shared_budget = shared_budget;
             let t = target::graph::GraphTarget::new(cfg).map_err(|e| Error::target("target", e))?;
             let client = t.client().clone();
             Ok((Arc::new(t), Some(client)))

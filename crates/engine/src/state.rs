@@ -801,12 +801,27 @@ pub trait StateStore: Send + Sync {
     fn requeue_mailboxes(&self) -> BoxFuture<'_, Result<u64>>;
     /// Leases one waiting mailbox that no live lease holds (never leased first, then those
     /// whose lease expired, which are taken over) to `worker` for `ttl_ms`; `None` when there
-    /// is none. Compare-and-set on the lease generation: two workers never get the same one.
+    /// is none, or when `max_live` leases are live already (over all workers). Compare-and-set
+    /// on the lease generation: two workers never get the same one.
     fn lease_mailbox<'a>(
         &'a self,
         worker: &'a str,
         ttl_ms: i64,
+        max_live: Option<u64>,
     ) -> BoxFuture<'a, Result<Option<Lease>>>;
+    /// Books `requests` and `bytes` in the shared budget of time slot `slot` (a second of the
+    /// store's clock, say) if the slot's totals stay within `max_requests` / `max_bytes` —
+    /// or the slot is still empty, so that one request larger than a whole slot still goes.
+    /// `false`: the slot is full; wait for the next. Slots more than a minute old are
+    /// forgotten.
+    fn reserve_budget(
+        &self,
+        slot: i64,
+        requests: u64,
+        bytes: u64,
+        max_requests: u64,
+        max_bytes: u64,
+    ) -> BoxFuture<'_, Result<bool>>;
     /// Extends a lease to now + `ttl_ms`; `Ok(None)` when it was lost (taken over or ended).
     fn renew_lease<'a>(
         &'a self,
@@ -1005,6 +1020,11 @@ CREATE TABLE workers (
     stopped_at BIGINT
 );
 ALTER TABLE runs ADD COLUMN worker VARCHAR(200);
+CREATE TABLE budget (
+    slot BIGINT NOT NULL PRIMARY KEY,
+    requests BIGINT NOT NULL DEFAULT 0,
+    bytes BIGINT NOT NULL DEFAULT 0
+);
 "#,
     ),
 ];

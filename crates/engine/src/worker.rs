@@ -34,6 +34,7 @@ use crate::engine::{Engine, StopFlag};
 use crate::error::{Error, Result};
 use crate::report::Reporter;
 use crate::state::{Lease, LeaseEnd, RunKind, StateStore, WorkState};
+use o365_migrate_target as target;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -100,6 +101,10 @@ pub struct WorkerTotals {
     pub failed_items: u64,
     /// Whether it stopped early (SIGTERM / Ctrl-C).
     pub stopped: bool,
+    /// Milliseconds spent taking and ending leases (the cost of sharing).
+    pub lease_ms: u64,
+    /// Milliseconds requests waited for the fleet's shared budget (summed over requests).
+    pub budget_wait_ms: u64,
 }
 
 #[derive(Default)]
@@ -111,6 +116,7 @@ struct Tally {
     migrated: AtomicU64,
     skipped: AtomicU64,
     failed_items: AtomicU64,
+    lease_us: AtomicU64,
 }
 
 /// Runs a worker until the work queue has no waiting mailbox or `stop` is set.
@@ -161,8 +167,13 @@ pub async fn work(
         })
     };
     let tally = Tally::default();
-    let lanes = (0..options.lanes.max(1))
-        .map(|_| lane(&job, &store, &reporter, &stop, &options, ttl_ms, &tally));
+    let budget = Arc::new(FleetBudget::new(store.clone(), &job.fleet).await?);
+    let shared: Arc<dyn target::graph::SharedBudget> = budget.clone();
+    let lanes = (0..options.lanes.max(1)).map(|_| {
+        lane(
+            &job, &store, &reporter, &stop, &options, ttl_ms, &tally, &shared,
+        )
+    });
     let results = join_all(lanes).await;
     beating.store(false, Ordering::SeqCst);
     heartbeat.abort();
@@ -179,10 +190,13 @@ pub async fn work(
         skipped: tally.skipped.load(Ordering::Relaxed),
         failed_items: tally.failed_items.load(Ordering::Relaxed),
         stopped: stop.is_stopped(),
+        lease_ms: tally.lease_us.load(Ordering::Relaxed) / 1000,
+        budget_wait_ms: budget.waited_ms(),
     })
 }
 
 /// One lane: lease, run, end; until nothing waits or the worker stops.
+#[allow(clippy::too_many_arguments)]
 async fn lane(
     job: &Job,
     store: &Arc<dyn StateStore>,
@@ -191,22 +205,28 @@ async fn lane(
     options: &WorkerOptions,
     ttl_ms: i64,
     tally: &Tally,
+    shared: &Arc<dyn target::graph::SharedBudget>,
 ) -> Result<()> {
     // The lane's own stop flag: set by the worker's (SIGTERM) or by a lost lease, which must
     // stop this lane's mailbox only.
     let lane_stop = StopFlag::new();
-    let mut engine = Engine::new(
+    let mut engine = Engine::build(
         job.clone(),
         store.clone(),
         reporter.clone(),
         lane_stop.clone(),
+        Some(shared.clone()),
     )?;
     engine.worker = Some(options.id.clone());
+    let max_live = job.fleet.mailboxes_at_once.map(u64::from);
     loop {
         if stop.is_stopped() {
             return Ok(());
         }
-        let Some(lease) = store.lease_mailbox(&options.id, ttl_ms).await? else {
+        let t0 = std::time::Instant::now();
+        let leased = store.lease_mailbox(&options.id, ttl_ms, max_live).await?;
+        tally.lease_us.fetch_add(elapsed_us(t0), Ordering::Relaxed);
+        let Some(lease) = leased else {
             let waiting = store
                 .work_queue()
                 .await?
@@ -257,7 +277,10 @@ async fn lane(
             LeaseEnd::Failed(_) => &tally.failed,
             LeaseEnd::Released => &tally.released,
         };
-        if store.end_lease(&lease, &end).await? {
+        let t0 = std::time::Instant::now();
+        let ended = store.end_lease(&lease, &end).await?;
+        tally.lease_us.fetch_add(elapsed_us(t0), Ordering::Relaxed);
+        if ended {
             counter.fetch_add(1, Ordering::Relaxed);
         } else {
             tally.lost.fetch_add(1, Ordering::Relaxed);
@@ -269,6 +292,10 @@ async fn lane(
             return Err(e);
         }
     }
+}
+
+fn elapsed_us(t0: std::time::Instant) -> u64 {
+    u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 fn add(tally: &Tally, t: &crate::run::RunTotals) {
@@ -487,5 +514,179 @@ impl Fleet {
             }
         }
         out
+    }
+}
+
+/// The fleet's shared budget ([`crate::config::FleetConfig`]): Graph requests (and upload
+/// bytes) per second over every worker, booked in the state store one slot — a second of the
+/// store's clock — at a time ([`StateStore::reserve_budget`]). A worker books a hundredth of
+/// the cap at once and spends it locally, so it asks the store a few times per second at most;
+/// what it booked and did not spend by the end of the second is dropped, never carried over,
+/// so the fleet stays under the cap in every second. When the store cannot be reached for 10
+/// seconds a request goes without booking (the worker cannot record anything then and stops
+/// soon after: its leases are renewed through the same store).
+pub struct FleetBudget {
+    store: Arc<dyn StateStore>,
+    max_requests: u64,
+    max_bytes: u64,
+    chunk_requests: u64,
+    chunk_bytes: u64,
+    /// The store's clock minus this machine's, milliseconds.
+    offset_ms: i64,
+    local: tokio::sync::Mutex<Allowance>,
+    waited_us: AtomicU64,
+}
+
+impl std::fmt::Debug for FleetBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetBudget")
+            .field("max_requests", &self.max_requests)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Allowance {
+    slot: i64,
+    requests: u64,
+    bytes: u64,
+}
+
+/// No byte cap: large enough never to bind, small enough that sums stay in an `i64`.
+const NO_BYTE_CAP: u64 = 1 << 60;
+
+impl FleetBudget {
+    /// The budget `fleet` describes, over `store`.
+    pub async fn new(
+        store: Arc<dyn StateStore>,
+        fleet: &crate::config::FleetConfig,
+    ) -> Result<Self> {
+        let bad = |message: String| Error::Pipeline {
+            context: "[fleet]".into(),
+            message,
+            hint: Some("give a positive number, or leave the setting out".into()),
+        };
+        if fleet.requests_per_second == 0 {
+            return Err(bad("requests_per_second is 0".into()));
+        }
+        let max_bytes = match fleet.megabytes_per_second {
+            Some(mb) if !(mb > 0.0 && mb.is_finite()) => {
+                return Err(bad(format!("megabytes_per_second is {mb}")));
+            }
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some(mb) => ((mb * 1e6) as u64).clamp(1, NO_BYTE_CAP),
+            None => NO_BYTE_CAP,
+        };
+        let max_requests = u64::from(fleet.requests_per_second);
+        let offset_ms = store.clock().await? - crate::state::now_ms();
+        Ok(FleetBudget {
+            store,
+            max_requests,
+            max_bytes,
+            chunk_requests: max_requests.div_ceil(100),
+            chunk_bytes: if max_bytes == NO_BYTE_CAP {
+                0
+            } else {
+                max_bytes.div_ceil(100)
+            },
+            offset_ms,
+            local: tokio::sync::Mutex::new(Allowance::default()),
+            waited_us: AtomicU64::new(0),
+        })
+    }
+
+    /// Milliseconds requests have waited for the budget so far (summed over requests).
+    pub fn waited_ms(&self) -> u64 {
+        self.waited_us.load(Ordering::Relaxed) / 1000
+    }
+
+    async fn take_now(&self, requests: u64, bytes: u64) {
+        let bytes = if self.max_bytes == NO_BYTE_CAP {
+            0
+        } else {
+            bytes
+        };
+        let mut failures = 0u32;
+        loop {
+            // The slot is read with the allowance locked: a lane that waited for the lock
+            // while another booked must not spend last second's allowance.
+            let mut a = self.local.lock().await;
+            let slot = (crate::state::now_ms() + self.offset_ms).div_euclid(1000);
+            if a.slot != slot {
+                *a = Allowance {
+                    slot,
+                    ..Allowance::default()
+                };
+            }
+            if a.requests >= requests && a.bytes >= bytes {
+                a.requests -= requests;
+                a.bytes -= bytes;
+                return;
+            }
+            let need_r = requests - a.requests.min(requests);
+            let need_b = bytes - a.bytes.min(bytes);
+            // A chunk first; when the second has less room than a chunk, just what is needed.
+            let tries = [
+                (
+                    need_r.max(self.chunk_requests),
+                    need_b.max(self.chunk_bytes),
+                ),
+                (need_r, need_b),
+            ];
+            let mut booked = false;
+            let mut failed = false;
+            for (r, b) in tries {
+                match self
+                    .store
+                    .reserve_budget(slot, r, b, self.max_requests, self.max_bytes)
+                    .await
+                {
+                    Ok(true) => {
+                        a.requests += r;
+                        a.bytes += b;
+                        booked = true;
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            drop(a);
+            if booked {
+                continue;
+            }
+            if failed {
+                failures += 1;
+                if failures >= 20 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            // This second is full: wait for the next.
+            let left = (slot + 1) * 1000 - (crate::state::now_ms() + self.offset_ms);
+            tokio::time::sleep(Duration::from_millis(
+                u64::try_from(left.clamp(1, 1000)).unwrap_or(1),
+            ))
+            .await;
+        }
+    }
+}
+
+impl target::graph::SharedBudget for FleetBudget {
+    fn take(
+        &self,
+        requests: u64,
+        upload_bytes: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let t0 = std::time::Instant::now();
+            self.take_now(requests, upload_bytes).await;
+            self.waited_us.fetch_add(elapsed_us(t0), Ordering::Relaxed);
+        })
     }
 }

@@ -979,3 +979,46 @@ async fn answer_times_are_measured_in_their_two_parts() {
     assert!((180..=300).contains(&g), "on the way: {g} ms");
     assert_eq!(emu.counters(&user).concurrency_violations, 0);
 }
+
+/// Counts what the client takes from a shared budget.
+#[derive(Debug, Default)]
+struct CountingBudget {
+    requests: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl o365_migrate_target::graph::SharedBudget for CountingBudget {
+    fn take(
+        &self,
+        requests: u64,
+        upload_bytes: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        use std::sync::atomic::Ordering;
+        self.requests.fetch_add(requests, Ordering::Relaxed);
+        self.bytes.fetch_add(upload_bytes, Ordering::Relaxed);
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test]
+async fn every_mailbox_request_takes_from_the_shared_budget() {
+    use std::sync::atomic::Ordering;
+    let upn = "dora@contoso.example".to_string();
+    let budget = std::sync::Arc::new(CountingBudget::default());
+    let shared: std::sync::Arc<dyn o365_migrate_target::graph::SharedBudget> = budget.clone();
+    let (emu, target) = emulator_and_target(&upn, |c| c.shared_budget = Some(shared)).await;
+    let w = target.open_mailbox(&upn).await.unwrap();
+    let plan = [FolderSpec::at_root("Projects", ["Projects"])];
+    w.ensure_folders(&plan).await.unwrap();
+    let admitted: u64 = emu.all_counters().iter().map(|(_, _, c)| c.requests).sum();
+    assert!(admitted > 0);
+    // Every request the emulator counted for the mailbox was taken from the budget (the
+    // client's total also has the token and directory calls, which take from it as well).
+    let taken = budget.requests.load(Ordering::Relaxed);
+    assert!(taken >= admitted, "{taken} < {admitted}");
+    assert_eq!(taken, target.client().requests_sent());
+    assert!(
+        budget.bytes.load(Ordering::Relaxed) > 0,
+        "folder creation uploads a body"
+    );
+}

@@ -1842,13 +1842,34 @@ impl StateStore for SqlStore {
         &'a self,
         worker: &'a str,
         ttl_ms: i64,
+        max_live: Option<u64>,
     ) -> BoxFuture<'a, Result<Option<Lease>>> {
         Box::pin(async move {
             // Compare-and-set on the generation: on PostgreSQL two workers may pick the same
             // candidate; the second UPDATE finds the generation moved on and picks again.
             for _ in 0..32 {
                 let (_w, mut tx) = self.write_tx("lease a mailbox").await?;
+                if max_live.is_some() && matches!(self.backend, Backend::Postgres { .. }) {
+                    // Counting live leases and taking one must not interleave between
+                    // workers, or two could both take the last place.
+                    sqlx::query(self.q("SELECT pg_advisory_xact_lock(?)"))
+                        .bind(PG_RUN_LOCK - 2)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.err("lease a mailbox", &e))?;
+                }
                 let now = self.clock_in(&mut tx).await?;
+                if let Some(max) = max_live {
+                    let live: i64 = sqlx::query_scalar(self.q("SELECT COUNT(*) FROM work
+                          WHERE state = 'waiting' AND worker IS NOT NULL AND lease_until >= ?"))
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.err("lease a mailbox", &e))?;
+                    if i64_to_u64(live) >= max {
+                        return Ok(None);
+                    }
+                }
                 let cand: Option<(i64, i64, Option<String>, i64, String)> = sqlx::query_as(self.q(
                     "SELECT w.mailbox_id, w.generation, w.worker, w.lease_until, m.source_address
                            FROM work w JOIN mailboxes m ON m.id = w.mailbox_id
@@ -1920,6 +1941,56 @@ impl StateStore for SqlStore {
                 message: "32 attempts in a row lost the race for a mailbox".into(),
                 hint: Some("too many workers for too few mailboxes; start fewer workers".into()),
             })
+        })
+    }
+
+    fn reserve_budget(
+        &self,
+        slot: i64,
+        requests: u64,
+        bytes: u64,
+        max_requests: u64,
+        max_bytes: u64,
+    ) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let (_w, mut tx) = self.write_tx("book the shared budget").await?;
+            let fail = |e: sqlx::Error| self.err("book the shared budget", &e);
+            sqlx::query(
+                self.q("INSERT INTO budget (slot, requests, bytes) VALUES (?, 0, 0)
+                 ON CONFLICT (slot) DO NOTHING"),
+            )
+            .bind(slot)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+            let (r, b) = (u64_to_i64(requests), u64_to_i64(bytes));
+            let booked = sqlx::query(self.q(
+                "UPDATE budget SET requests = requests + ?, bytes = bytes + ?
+                  WHERE slot = ?
+                    AND ((requests + ? <= ? AND bytes + ? <= ?)
+                         OR (requests = 0 AND bytes = 0))",
+            ))
+            .bind(r)
+            .bind(b)
+            .bind(slot)
+            .bind(r)
+            .bind(u64_to_i64(max_requests))
+            .bind(b)
+            .bind(u64_to_i64(max_bytes))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?
+            .rows_affected()
+                == 1;
+            if slot % 64 == 0 {
+                sqlx::query(self.q("DELETE FROM budget WHERE slot < ?"))
+                    .bind(slot - 60)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            }
+            tx.commit().await.map_err(fail)?;
+            Ok(booked)
         })
     }
 

@@ -84,6 +84,9 @@ on_both!(
     leases_are_exclusive_expire_and_are_fenced_by_generation,
     many_workers_racing_for_leases_get_each_mailbox_once,
     workers_report_themselves_and_their_runs_count,
+    the_shared_budget_books_within_the_cap_per_slot,
+    a_fleet_cap_on_mailboxes_at_once_holds,
+    fleet_budgets_of_three_workers_stay_under_the_cap_every_second,
 );
 
 fn meta(size: u64, fp: &str) -> ItemMeta {
@@ -451,7 +454,7 @@ async fn a_version_1_state_is_upgraded_in_place() {
         .unwrap();
     // Back to what a version-1 build left behind.
     sqlx::raw_sql(
-        "DROP TABLE work; DROP TABLE leases; DROP TABLE workers;
+        "DROP TABLE work; DROP TABLE leases; DROP TABLE workers; DROP TABLE budget;
          ALTER TABLE runs DROP COLUMN worker;
          DROP TABLE records; ALTER TABLE items DROP COLUMN flags;
          ALTER TABLE items DROP COLUMN gone; ALTER TABLE items DROP COLUMN gone_at;
@@ -985,16 +988,16 @@ async fn leases_are_exclusive_expire_and_are_fenced_by_generation(kind: Kind) {
     );
     // A's lease has already expired when it is taken (a negative time to live), as if A had
     // stopped renewing it long ago.
-    let a = s.lease_mailbox("A", -1_000).await.unwrap().unwrap();
+    let a = s.lease_mailbox("A", -1_000, None).await.unwrap().unwrap();
     assert_eq!((a.source.as_str(), a.generation), ("a@x", 1));
     // Never-leased mailboxes come before expired ones.
-    let b = s.lease_mailbox("B", 60_000).await.unwrap().unwrap();
-    let c = s.lease_mailbox("C", 60_000).await.unwrap().unwrap();
+    let b = s.lease_mailbox("B", 60_000, None).await.unwrap().unwrap();
+    let c = s.lease_mailbox("C", 60_000, None).await.unwrap().unwrap();
     assert_eq!((b.source.as_str(), c.source.as_str()), ("b@x", "c@x"));
-    let d = s.lease_mailbox("D", 60_000).await.unwrap().unwrap();
+    let d = s.lease_mailbox("D", 60_000, None).await.unwrap().unwrap();
     assert_eq!((d.source.as_str(), d.generation), ("a@x", 2), "taken over");
     assert_eq!(
-        s.lease_mailbox("E", 60_000).await.unwrap(),
+        s.lease_mailbox("E", 60_000, None).await.unwrap(),
         None,
         "all held"
     );
@@ -1027,7 +1030,7 @@ async fn leases_are_exclusive_expire_and_are_fenced_by_generation(kind: Kind) {
         ]
     );
     // A released mailbox is free at once.
-    let e = s.lease_mailbox("E", 60_000).await.unwrap().unwrap();
+    let e = s.lease_mailbox("E", 60_000, None).await.unwrap().unwrap();
     assert_eq!((e.source.as_str(), e.generation), ("a@x", 3));
     let h = s.lease_history().await.unwrap();
     let spans: Vec<(i64, &str, Option<&str>)> = h
@@ -1075,7 +1078,7 @@ async fn many_workers_racing_for_leases_get_each_mailbox_once(kind: Kind) {
         tasks.push(tokio::spawn(async move {
             let id = format!("w{w}");
             let mut got = Vec::new();
-            while let Some(l) = store.lease_mailbox(&id, 60_000).await.unwrap() {
+            while let Some(l) = store.lease_mailbox(&id, 60_000, None).await.unwrap() {
                 assert!(store.end_lease(&l, &LeaseEnd::Done).await.unwrap());
                 got.push(l.source);
             }
@@ -1125,4 +1128,105 @@ async fn workers_report_themselves_and_their_runs_count(kind: Kind) {
     assert!(w[1].stopped_at.is_some());
     let clock = s.clock().await.unwrap();
     assert!((clock - now_ms()).abs() < 60_000, "{clock}");
+}
+
+async fn the_shared_budget_books_within_the_cap_per_slot(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
+    let max_b = 1_000_000;
+    assert!(s.reserve_budget(5, 6, 0, 10, max_b).await.unwrap());
+    assert!(
+        !s.reserve_budget(5, 5, 0, 10, max_b).await.unwrap(),
+        "6 + 5 > 10"
+    );
+    assert!(s.reserve_budget(5, 4, 0, 10, max_b).await.unwrap());
+    assert!(!s.reserve_budget(5, 1, 0, 10, max_b).await.unwrap(), "full");
+    // An empty slot takes one booking larger than the cap (one huge batch still goes).
+    assert!(s.reserve_budget(6, 25, 0, 10, max_b).await.unwrap());
+    assert!(!s.reserve_budget(6, 1, 0, 10, max_b).await.unwrap());
+    // Bytes bind too.
+    assert!(s.reserve_budget(7, 1, 900_000, 10, max_b).await.unwrap());
+    assert!(!s.reserve_budget(7, 1, 200_000, 10, max_b).await.unwrap());
+    assert!(s.reserve_budget(7, 1, 100_000, 10, max_b).await.unwrap());
+}
+
+async fn a_fleet_cap_on_mailboxes_at_once_holds(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
+    let mut ids = Vec::new();
+    for a in ["a@x", "b@x", "c@x"] {
+        ids.push(s.upsert_mailbox(a, a).await.unwrap());
+    }
+    s.enqueue_mailboxes(&ids).await.unwrap();
+    let a = s
+        .lease_mailbox("A", 60_000, Some(2))
+        .await
+        .unwrap()
+        .unwrap();
+    let _b = s
+        .lease_mailbox("B", 60_000, Some(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.lease_mailbox("C", 60_000, Some(2)).await.unwrap(), None);
+    assert!(
+        s.lease_mailbox("C", 60_000, Some(3))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(s.end_lease(&a, &LeaseEnd::Done).await.unwrap());
+    assert_eq!(
+        s.lease_mailbox("D", 60_000, Some(2)).await.unwrap(),
+        None,
+        "b and c live"
+    );
+}
+
+async fn fleet_budgets_of_three_workers_stay_under_the_cap_every_second(kind: Kind) {
+    use o365_migrate_target::graph::SharedBudget;
+    let home = Home::new(kind);
+    let fleet = crate::config::FleetConfig {
+        requests_per_second: 60,
+        megabytes_per_second: None,
+        mailboxes_at_once: None,
+    };
+    let mut tasks = Vec::new();
+    // Three workers (each its own pool, as processes), each with four lanes taking one
+    // request at a time for 3.5 seconds.
+    for _ in 0..3 {
+        let store: Arc<dyn StateStore> = Arc::new(home.open().await);
+        let budget = Arc::new(
+            crate::worker::FleetBudget::new(store.clone(), &fleet)
+                .await
+                .unwrap(),
+        );
+        for _ in 0..4 {
+            let (budget, store) = (budget.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                let offset = store.clock().await.unwrap() - now_ms();
+                let end = std::time::Instant::now() + std::time::Duration::from_millis(3500);
+                let mut slots = Vec::new();
+                while std::time::Instant::now() < end {
+                    budget.take(1, 0).await;
+                    slots.push((now_ms() + offset).div_euclid(1000));
+                }
+                slots
+            }));
+        }
+    }
+    let mut per_slot: std::collections::BTreeMap<i64, u64> = Default::default();
+    for t in tasks {
+        for slot in t.await.unwrap() {
+            *per_slot.entry(slot).or_default() += 1;
+        }
+    }
+    let counts: Vec<u64> = per_slot.values().copied().collect();
+    assert!(counts.iter().all(|n| *n <= 60), "over the cap: {counts:?}");
+    // The seconds fully inside the run use the budget (at most 3 workers × a chunk of 1 can
+    // be booked and left unspent).
+    let inner = &counts[1..counts.len() - 1];
+    assert!(!inner.is_empty(), "{counts:?}");
+    assert!(
+        inner.iter().all(|n| *n >= 55),
+        "budget left unused: {counts:?}"
+    );
 }

@@ -362,6 +362,7 @@ pub struct GraphClient {
     retry: RetryPolicy,
     budgets: Budgets,
     limiters: Mutex<HashMap<String, Arc<MailboxLimiter>>>,
+    shared: Option<Arc<dyn super::throttle::SharedBudget>>,
     pub(crate) stats: Stats,
 }
 
@@ -390,8 +391,16 @@ impl GraphClient {
             retry,
             budgets,
             limiters: Mutex::new(HashMap::new()),
+            shared: None,
             stats: Stats::default(),
         })
+    }
+
+    /// Every request also takes from `budget` (a fleet's shared budget), after the mailbox's
+    /// own pacing.
+    pub fn with_shared_budget(mut self, budget: Arc<dyn super::throttle::SharedBudget>) -> Self {
+        self.shared = Some(budget);
+        self
     }
 
     /// The token provider.
@@ -463,6 +472,9 @@ impl GraphClient {
                 Some(l) => Some(l.acquire(call.weight, upload).await),
                 None => None,
             };
+            if let Some(b) = &self.shared {
+                b.take(call.weight.max(1), upload).await;
+            }
             let mut rb = self.http.request(call.method.clone(), &url);
             if let Some(t) = &token {
                 rb = rb.bearer_auth(t.secret.expose());

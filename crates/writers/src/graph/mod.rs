@@ -10,5 +10,5 @@ pub use client::{
     BatchRequest, BatchResponse, GraphClient, MAX_BATCH, MailboxProbe, NewUser, RetryPolicy, Sku,
     User, generate_password,
 };
-pub use throttle::Budgets;
+pub use throttle::{Budgets, SharedBudget};
 pub use writer::{FINGERPRINT_PROPERTY, GraphMailboxWriter, GraphTarget, GraphTargetConfig};

@@ -61,6 +61,21 @@ impl Budgets {
     }
 }
 
+/// A budget shared beyond this process — every worker of a fleet — that each request to Graph
+/// also takes from (the app-wide limit, an admin's cap on requests or bytes per second). The
+/// client asks it after the mailbox's own pacing let the request go.
+///
+/// An implementation waits until the budget allows `requests` requests (the sub-requests of a
+/// `$batch` count each) carrying `upload_bytes` bytes of body, and books them.
+pub trait SharedBudget: Send + Sync + std::fmt::Debug {
+    /// Waits for room and books it.
+    fn take(
+        &self,
+        requests: u64,
+        upload_bytes: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
 #[derive(Default)]
 struct Window {
     requests: VecDeque<Instant>,

@@ -61,6 +61,9 @@ pub struct GraphTargetConfig {
     /// each alone). Batching pays the way to the service once per group: it is what keeps a
     /// mailbox at its request budget when Exchange Online answers slowly.
     pub max_batch: usize,
+    /// A budget shared with other processes (a fleet of workers) that every request also
+    /// takes from; `None`: only this process's own pacing.
+    pub shared_budget: Option<Arc<dyn crate::graph::throttle::SharedBudget>>,
 }
 
 impl GraphTargetConfig {
@@ -82,6 +85,7 @@ impl GraphTargetConfig {
             max_message_bytes: 35 * 1024 * 1024,
             reserved_folders: vec![("Files".into(), "Files (migrated)".into())],
             max_batch: 20,
+            shared_budget: None,
         }
     }
 }
@@ -107,7 +111,11 @@ impl GraphTarget {
             config.credential,
             config.endpoints,
         )?);
-        let client = Arc::new(GraphClient::new(tokens, config.budgets, config.retry)?);
+        let mut client = GraphClient::new(tokens, config.budgets, config.retry)?;
+        if let Some(b) = config.shared_budget {
+            client = client.with_shared_budget(b);
+        }
+        let client = Arc::new(client);
         Ok(Self {
             client,
             user_creation: config.user_creation,
