@@ -212,4 +212,13 @@ async fn three_workers_share_sixty_mailboxes_and_take_over_a_killed_and_a_stoppe
         !err3.contains(pg.password()) && !err2.contains(pg.password()),
         "no password in the output"
     );
+    // The report carries the fleet too.
+    let o = cli_pg(&env, &pg, &["report", "--format", "json"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let fleet_json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.dir.path().join("report/fleet.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fleet_json["done"], 60);
+    assert_eq!(fleet_json["leases"], f["leases"]);
 }

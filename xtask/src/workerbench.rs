@@ -186,7 +186,8 @@ authority_url = "{gurl}"
 graph_url = "{gurl}"
 
 [limits]
-mailboxes_at_once = {LANES}
+# Workers run --lanes {LANES}; this is how many mailboxes `verify` checks at once.
+mailboxes_at_once = 32
 
 {fleet}
 [state]

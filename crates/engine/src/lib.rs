@@ -117,6 +117,8 @@ mod run;
 mod setup;
 mod source;
 pub mod state;
+#[cfg(test)]
+mod test_backends;
 mod verify;
 pub mod worker;
 

@@ -822,6 +822,9 @@ pub struct WrittenReports {
     pub items_csv: PathBuf,
     /// `report.html`.
     pub html: PathBuf,
+    /// `fleet.json`: the work queue, every worker and the lease history, when workers ran
+    /// (`None` otherwise).
+    pub fleet_json: Option<PathBuf>,
 }
 
 /// Writes all report files into `dir` (created if missing; files owner-only).
@@ -832,12 +835,14 @@ pub async fn write_reports(store: &dyn StateStore, dir: &Path) -> Result<Written
         source,
     })?;
     let report = Report::build(store).await?;
-    let out = WrittenReports {
+    let fleet = crate::worker::Fleet::read(store).await?;
+    let mut out = WrittenReports {
         mailboxes_json: dir.join("mailboxes.json"),
         mailboxes_csv: dir.join("mailboxes.csv"),
         items_json: dir.join("items.json"),
         items_csv: dir.join("items.csv"),
         html: dir.join("report.html"),
+        fleet_json: None,
     };
     let write = |what: &'static str, path: &Path, body: &str| -> Result<()> {
         let mut f = open_owner_only(path, false).map_err(|source| Error::Output {
@@ -880,6 +885,16 @@ pub async fn write_reports(store: &dyn StateStore, dir: &Path) -> Result<Written
             path: path.clone(),
             source,
         })?;
+    }
+    if !fleet.queue.is_empty() {
+        let path = dir.join("fleet.json");
+        let body = serde_json::to_string_pretty(&fleet).map_err(|e| Error::Pipeline {
+            context: "writing fleet.json".into(),
+            message: e.to_string(),
+            hint: None,
+        })?;
+        write("fleet report", &path, &body)?;
+        out.fleet_json = Some(path);
     }
     Ok(out)
 }

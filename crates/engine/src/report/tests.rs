@@ -1,9 +1,18 @@
 use super::*;
 use crate::state::{Batch, ItemMeta, ItemOutcome, PlannedItem, RunKind, RunOutcome, SqlStore};
+use crate::test_backends::{Home, Kind, on_both, store_on};
 
-async fn populated() -> (tempfile::TempDir, SqlStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqlStore::open(dir.path().join("state.db")).await.unwrap();
+on_both!(
+    report_counts_per_mailbox,
+    the_last_plan_counts_as_planned_until_a_run_lists_the_mailbox,
+    item_reports_stream_every_item_escaped,
+    html_is_self_contained_and_escaped,
+    write_reports_creates_owner_only_files,
+    mailbox_errors_throttling_and_folder_notes_come_from_the_events,
+);
+
+async fn populated(kind: Kind) -> (Home, SqlStore) {
+    let (home, s) = store_on(kind).await;
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let a = s
         .upsert_mailbox("alice@src.example", "alice@contoso.com")
@@ -70,12 +79,11 @@ async fn populated() -> (tempfile::TempDir, SqlStore) {
     .await
     .unwrap();
     s.finish_run(run, RunOutcome::Completed).await.unwrap();
-    (dir, s)
+    (home, s)
 }
 
-#[tokio::test]
-async fn report_counts_per_mailbox() {
-    let (_d, s) = populated().await;
+async fn report_counts_per_mailbox(kind: Kind) {
+    let (_d, s) = populated(kind).await;
     let r = Report::build(&s).await.unwrap();
     assert_eq!(r.mailboxes.len(), 2);
     assert_eq!(r.mailboxes[0].source, "alice@src.example");
@@ -105,9 +113,8 @@ async fn report_counts_per_mailbox() {
     assert_eq!(json["state"], "incomplete");
 }
 
-#[tokio::test]
-async fn the_last_plan_counts_as_planned_until_a_run_lists_the_mailbox() {
-    let (_d, s) = populated().await;
+async fn the_last_plan_counts_as_planned_until_a_run_lists_the_mailbox(kind: Kind) {
+    let (_d, s) = populated(kind).await;
     // alice was run; carol was only planned.
     s.upsert_mailbox("carol@src.example", "carol@contoso.com")
         .await
@@ -150,9 +157,8 @@ async fn the_last_plan_counts_as_planned_until_a_run_lists_the_mailbox() {
     );
 }
 
-#[tokio::test]
-async fn item_reports_stream_every_item_escaped() {
-    let (_d, s) = populated().await;
+async fn item_reports_stream_every_item_escaped(kind: Kind) {
+    let (_d, s) = populated(kind).await;
     let mut csv = Vec::new();
     assert_eq!(write_items_csv(&s, &mut csv).await.unwrap(), 6);
     let csv = String::from_utf8(csv).unwrap();
@@ -176,9 +182,8 @@ async fn item_reports_stream_every_item_escaped() {
     assert_eq!(arr[2]["reason"], "Graph 413 <too large>");
 }
 
-#[tokio::test]
-async fn html_is_self_contained_and_escaped() {
-    let (_d, s) = populated().await;
+async fn html_is_self_contained_and_escaped(kind: Kind) {
+    let (_d, s) = populated(kind).await;
     let html = Report::build(&s).await.unwrap().html();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(!html.contains("<script>"), "unescaped subject");
@@ -195,10 +200,10 @@ async fn html_is_self_contained_and_escaped() {
     assert!(html.contains("alice@src.example"));
 }
 
-#[tokio::test]
-async fn write_reports_creates_owner_only_files() {
+async fn write_reports_creates_owner_only_files(kind: Kind) {
     use std::os::unix::fs::PermissionsExt;
-    let (d, s) = populated().await;
+    let (_home, s) = populated(kind).await;
+    let d = tempfile::tempdir().unwrap();
     let out_dir = d.path().join("reports");
     let w = write_reports(&s, &out_dir).await.unwrap();
     for p in [
@@ -327,11 +332,9 @@ fn csv_and_html_escaping() {
     assert_eq!(human_bytes(35 << 20), "35.0 MB");
 }
 
-#[tokio::test]
-async fn mailbox_errors_throttling_and_folder_notes_come_from_the_events() {
+async fn mailbox_errors_throttling_and_folder_notes_come_from_the_events(kind: Kind) {
     use crate::state::EventRecord;
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqlStore::open(dir.path().join("state.db")).await.unwrap();
+    let (_home, s) = store_on(kind).await;
     let run = s.begin_run(RunKind::Run).await.unwrap();
     let a = s.upsert_mailbox("a@src", "a@dst").await.unwrap();
     let b = s.upsert_mailbox("b@src", "b@dst").await.unwrap();
