@@ -601,7 +601,9 @@ impl FleetBudget {
         self.waited_us.load(Ordering::Relaxed) / 1000
     }
 
-    async fn take_now(&self, requests: u64, bytes: u64) {
+    /// Waits for room, books it and returns the slot (second of the store's clock) whose
+    /// allowance it spent. What is spent from one slot never exceeds what was booked in it.
+    pub(crate) async fn take_in_slot(&self, requests: u64, bytes: u64) -> i64 {
         let bytes = if self.max_bytes == NO_BYTE_CAP {
             0
         } else {
@@ -622,7 +624,7 @@ impl FleetBudget {
             if a.requests >= requests && a.bytes >= bytes {
                 a.requests -= requests;
                 a.bytes -= bytes;
-                return;
+                return slot;
             }
             let need_r = requests - a.requests.min(requests);
             let need_b = bytes - a.bytes.min(bytes);
@@ -662,7 +664,7 @@ impl FleetBudget {
             if failed {
                 failures += 1;
                 if failures >= 20 {
-                    return;
+                    return slot;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
@@ -685,7 +687,7 @@ impl target::graph::SharedBudget for FleetBudget {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             let t0 = std::time::Instant::now();
-            self.take_now(requests, upload_bytes).await;
+            self.take_in_slot(requests, upload_bytes).await;
             self.waited_us.fetch_add(elapsed_us(t0), Ordering::Relaxed);
         })
     }
