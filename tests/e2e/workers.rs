@@ -24,11 +24,31 @@ fn use_postgres(env: &Env, pg: &Postgres) {
     std::fs::write(env.job_path(), job).unwrap();
 }
 
-fn worker(env: &Env, pg: &Postgres, id: &str) -> tokio::process::Child {
-    env.command(&["worker", "--id", id, "--lanes", "2", "--lease-seconds", "3"])
+/// A running worker: its pid, and its output read from the start (a pipe nobody reads fills
+/// up and stops the worker at its next line).
+struct Worker {
+    pid: u32,
+    output: tokio::task::JoinHandle<std::io::Result<std::process::Output>>,
+}
+
+fn worker(env: &Env, pg: &Postgres, id: &str) -> Worker {
+    let child = env
+        .command(&["worker", "--id", id, "--lanes", "2", "--lease-seconds", "3"])
         .env(PG_ENV, pg.password())
         .spawn()
-        .expect("start a worker")
+        .expect("start a worker");
+    Worker {
+        pid: child.id().expect("a pid"),
+        output: tokio::spawn(child.wait_with_output()),
+    }
+}
+
+fn signal(w: &Worker, signal: &str) {
+    let kill = std::process::Command::new("kill")
+        .args([signal, &w.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
 }
 
 async fn cli_pg(env: &Env, pg: &Postgres, args: &[&str]) -> super::Out {
@@ -73,10 +93,11 @@ async fn wait_for(env: &Env, pg: &Postgres, worker: &str, done: u64) {
     }
 }
 
-async fn exit_of(child: tokio::process::Child) -> (i32, String) {
-    let o = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+async fn exit_of(w: Worker) -> (i32, String) {
+    let o = tokio::time::timeout(Duration::from_secs(300), w.output)
         .await
         .expect("the worker ends")
+        .unwrap()
         .unwrap();
     (
         o.status.code().unwrap_or(-1),
@@ -118,17 +139,11 @@ async fn three_workers_share_sixty_mailboxes_and_take_over_a_killed_and_a_stoppe
     assert_ne!(o.code, 0, "{}", dump(&o));
     assert!(o.stderr.contains("worker"), "{}", dump(&o));
     // w1 dies while holding mailboxes; w2 is stopped cleanly later.
-    let mut w1 = w1;
-    w1.start_kill().unwrap();
+    signal(&w1, "-KILL");
     let (code1, _) = exit_of(w1).await;
     assert_eq!(code1, -1, "SIGKILL");
     wait_for(&env, &pg, "w2", 20).await;
-    let pid2 = w2.id().unwrap();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid2.to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    signal(&w2, "-TERM");
     let (code2, err2) = exit_of(w2).await;
     assert_eq!(code2, 0, "{err2}");
     assert!(err2.contains("stopped"), "{err2}");

@@ -204,6 +204,17 @@ impl Emulator {
         world.apps.get(app).map_or((0, 0), |a| (a.peak, a.refusals))
     }
 
+    /// Starts [`Emulator::app_window_peak`] over for `app`: from now on the peak counts only
+    /// requests that arrive after this call (a window reaching back before it holds just
+    /// those), and the refusals start from 0. The app-wide limit itself is unchanged.
+    pub fn reset_app_window_peak(&self, app: &str) {
+        let mut world = self.shared.lock();
+        let a = world.apps.entry(app.to_owned()).or_default();
+        a.since = Some(std::time::Instant::now());
+        a.peak = 0;
+        a.refusals = 0;
+    }
+
     /// Counters of every (app, mailbox) pair seen.
     pub fn all_counters(&self) -> Vec<(String, String, MailboxCounters)> {
         inspect::all_counters(&self.shared.lock())

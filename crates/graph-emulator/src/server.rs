@@ -288,7 +288,11 @@ fn admit(
         .with_header("retry-after", retry_after(wait)));
     }
     app.arrivals.push_back(now);
-    app.peak = app.peak.max(app.arrivals.len() as u64);
+    let counted = match app.since {
+        Some(since) => app.arrivals.len() - app.arrivals.partition_point(|t| *t < since),
+        None => app.arrivals.len(),
+    };
+    app.peak = app.peak.max(counted as u64);
     let t = world.throttle.entry(key.clone()).or_default();
     match t.enter(
         &cfg.limits,

@@ -30,8 +30,10 @@ pub(crate) struct World {
 #[derive(Default)]
 pub(crate) struct AppWindow {
     pub(crate) arrivals: std::collections::VecDeque<Instant>,
-    /// The most requests the window held at once.
+    /// The most requests the window held at once (counting only those since `since`).
     pub(crate) peak: u64,
+    /// When the peak was last reset ([`crate::Emulator::reset_app_window_peak`]).
+    pub(crate) since: Option<Instant>,
     /// Requests refused because the window was full.
     pub(crate) refusals: u64,
 }

@@ -634,3 +634,24 @@ async fn the_app_wide_limit_spans_mailboxes() {
     assert_eq!(emu.app_window_peak(&app), (3, 1));
     assert!(emu.assert_limits_respected().is_err());
 }
+
+/// After `reset_app_window_peak` the peak counts only requests that arrived since, though the
+/// window (and the limit) still holds the earlier ones.
+#[tokio::test]
+async fn the_app_window_peak_starts_over_when_reset() {
+    let emu = start(|c| c.limits.app_requests_per_window = 100).await;
+    let tok = bearer(&emu).await;
+    let app = emu.config().tenants[0].apps[0].client_id.clone();
+    let path = format!("/users/{UPN}/mailFolders/inbox");
+    let read = || call(&emu, &tok, "GET", &path, None);
+    for _ in 0..3 {
+        assert_eq!(read().await.0, 200);
+    }
+    assert_eq!(emu.app_window_peak(&app), (3, 0));
+    emu.reset_app_window_peak(&app);
+    assert_eq!(emu.app_window_peak(&app), (0, 0));
+    for _ in 0..2 {
+        assert_eq!(read().await.0, 200);
+    }
+    assert_eq!(emu.app_window_peak(&app), (2, 0));
+}
