@@ -809,11 +809,11 @@ pub trait StateStore: Send + Sync {
         ttl_ms: i64,
         max_live: Option<u64>,
     ) -> BoxFuture<'a, Result<Option<Lease>>>;
-    /// Books `requests` and `bytes` in the shared budget of time slot `slot` (a second of the
-    /// store's clock, say) if the slot's totals stay within `max_requests` / `max_bytes` —
-    /// or the slot is still empty, so that one request larger than a whole slot still goes.
-    /// `false`: the slot is full; wait for the next. Slots more than a minute old are
-    /// forgotten.
+    /// Books `requests` and `bytes` in the shared budget of time slot `slot` (a tenth of a
+    /// second of the store's clock, say) if the slot's totals stay within `max_requests` /
+    /// `max_bytes` — or the slot is still empty, so that one request larger than a whole slot
+    /// still goes. `false`: the slot is full; wait for the next. Slots more than sixty before
+    /// the one booked are forgotten.
     fn reserve_budget(
         &self,
         slot: i64,

@@ -518,13 +518,15 @@ impl Fleet {
 }
 
 /// The fleet's shared budget ([`crate::config::FleetConfig`]): Graph requests (and upload
-/// bytes) per second over every worker, booked in the state store one slot — a second of the
-/// store's clock — at a time ([`StateStore::reserve_budget`]). A worker books a hundredth of
-/// the cap at once and spends it locally, so it asks the store a few times per second at most;
-/// what it booked and did not spend by the end of the second is dropped, never carried over,
-/// so the fleet stays under the cap in every second. When the store cannot be reached for 10
-/// seconds a request goes without booking (the worker cannot record anything then and stops
-/// soon after: its leases are renewed through the same store).
+/// bytes) per second over every worker, booked in the state store one tick — a tenth of a
+/// second of the store's clock, with a tenth of the cap — at a time
+/// ([`StateStore::reserve_budget`]). A worker books a twentieth of a tick's share at once and
+/// spends it locally, so it asks the store a few times per tick at most; what it booked and
+/// did not spend by the end of the tick is dropped, never carried over. So the fleet stays
+/// under the cap in every second, and a window of any second or ten seconds, wherever it
+/// starts, holds at most a tenth of a second's cap more. When the store cannot be reached for
+/// 10 seconds a request goes without booking (the worker cannot record anything then and
+/// stops soon after: its leases are renewed through the same store).
 pub struct FleetBudget {
     store: Arc<dyn StateStore>,
     max_requests: u64,
@@ -584,11 +586,11 @@ impl FleetBudget {
             store,
             max_requests,
             max_bytes,
-            chunk_requests: max_requests.div_ceil(100),
+            chunk_requests: max_requests.div_ceil(200),
             chunk_bytes: if max_bytes == NO_BYTE_CAP {
                 0
             } else {
-                max_bytes.div_ceil(100)
+                max_bytes.div_ceil(200)
             },
             offset_ms,
             local: tokio::sync::Mutex::new(Allowance::default()),
@@ -601,38 +603,62 @@ impl FleetBudget {
         self.waited_us.load(Ordering::Relaxed) / 1000
     }
 
-    /// Waits for room, books it and returns the slot (second of the store's clock) whose
-    /// allowance it spent. What is spent from one slot never exceeds what was booked in it.
+    /// The tick (tenth of a second of the store's clock) it is now.
+    fn tick_now(&self) -> i64 {
+        (crate::state::now_ms() + self.offset_ms).div_euclid(1000 / TICKS_PER_SECOND)
+    }
+
+    /// Sleeps until the next tick begins.
+    async fn next_tick(&self, tick: i64) {
+        let left =
+            (tick + 1) * (1000 / TICKS_PER_SECOND) - (crate::state::now_ms() + self.offset_ms);
+        tokio::time::sleep(Duration::from_millis(
+            u64::try_from(left.clamp(1, 1000)).unwrap_or(1),
+        ))
+        .await;
+    }
+
+    /// Waits for room, books it and returns the tick (tenth of a second of the store's clock)
+    /// whose allowance it spent last. What is spent from one tick never exceeds what was
+    /// booked in it, and no tick is booked beyond its share of the cap; a request larger than
+    /// a tick's share books whole ticks one after the other until it is covered.
     pub(crate) async fn take_in_slot(&self, requests: u64, bytes: u64) -> i64 {
         let bytes = if self.max_bytes == NO_BYTE_CAP {
             0
         } else {
             bytes
         };
+        if requests > self.max_requests / TICKS_U64 || bytes > self.max_bytes / TICKS_U64 {
+            return self.take_across_ticks(requests, bytes).await;
+        }
         let mut failures = 0u32;
         loop {
-            // The slot is read with the allowance locked: a lane that waited for the lock
-            // while another booked must not spend last second's allowance.
+            // The tick is read with the allowance locked: a lane that waited for the lock
+            // while another booked must not spend the last tick's allowance.
             let mut a = self.local.lock().await;
-            let slot = (crate::state::now_ms() + self.offset_ms).div_euclid(1000);
-            if a.slot != slot {
+            let tick = self.tick_now();
+            if a.slot != tick {
                 *a = Allowance {
-                    slot,
+                    slot: tick,
                     ..Allowance::default()
                 };
             }
             if a.requests >= requests && a.bytes >= bytes {
                 a.requests -= requests;
                 a.bytes -= bytes;
-                return slot;
+                return tick;
             }
             let need_r = requests - a.requests.min(requests);
             let need_b = bytes - a.bytes.min(bytes);
-            // A chunk first; when the second has less room than a chunk, just what is needed.
+            let (share_r, share_b) = (
+                tick_share(self.max_requests, tick),
+                tick_share(self.max_bytes, tick),
+            );
+            // A chunk first; when the tick has less room than a chunk, just what is needed.
             let tries = [
                 (
-                    need_r.max(self.chunk_requests),
-                    need_b.max(self.chunk_bytes),
+                    need_r.max(self.chunk_requests).min(share_r),
+                    need_b.max(self.chunk_bytes).min(share_b),
                 ),
                 (need_r, need_b),
             ];
@@ -641,7 +667,7 @@ impl FleetBudget {
             for (r, b) in tries {
                 match self
                     .store
-                    .reserve_budget(slot, r, b, self.max_requests, self.max_bytes)
+                    .reserve_budget(tick, r, b, share_r, share_b)
                     .await
                 {
                     Ok(true) => {
@@ -663,20 +689,103 @@ impl FleetBudget {
             }
             if failed {
                 failures += 1;
-                if failures >= 20 {
-                    return slot;
+                if failures >= STORE_FAILURES_BEFORE_GOING_ON {
+                    return tick;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            // This second is full: wait for the next.
-            let left = (slot + 1) * 1000 - (crate::state::now_ms() + self.offset_ms);
-            tokio::time::sleep(Duration::from_millis(
-                u64::try_from(left.clamp(1, 1000)).unwrap_or(1),
-            ))
-            .await;
+            // This tick is full: wait for the next.
+            self.next_tick(tick).await;
         }
     }
+
+    /// A request larger than a tick's share: books as much of each tick as it can, tick after
+    /// tick, until the whole request is covered. The allowance stays locked meanwhile, so this
+    /// worker's other lanes cannot spend what it is saving up (they would wait for the budget
+    /// anyway).
+    async fn take_across_ticks(&self, requests: u64, bytes: u64) -> i64 {
+        let mut a = self.local.lock().await;
+        let (mut got_r, mut got_b) = (0u64, 0u64);
+        let mut failures = 0u32;
+        loop {
+            let tick = self.tick_now();
+            if a.slot != tick {
+                *a = Allowance {
+                    slot: tick,
+                    ..Allowance::default()
+                };
+            }
+            let use_r = a.requests.min(requests - got_r);
+            let use_b = a.bytes.min(bytes - got_b);
+            a.requests -= use_r;
+            a.bytes -= use_b;
+            got_r += use_r;
+            got_b += use_b;
+            if got_r >= requests && got_b >= bytes {
+                return tick;
+            }
+            let (share_r, share_b) = (
+                tick_share(self.max_requests, tick),
+                tick_share(self.max_bytes, tick),
+            );
+            let (mut want_r, mut want_b) = (
+                (requests - got_r).min(share_r),
+                (bytes - got_b).min(share_b),
+            );
+            // The whole share if the tick is still empty, else halves of it: what is left.
+            let mut progressed = false;
+            while want_r > 0 || want_b > 0 {
+                match self
+                    .store
+                    .reserve_budget(tick, want_r, want_b, share_r, share_b)
+                    .await
+                {
+                    Ok(true) => {
+                        got_r += want_r;
+                        got_b += want_b;
+                        progressed = true;
+                        break;
+                    }
+                    Ok(false) => {
+                        want_r /= 2;
+                        want_b /= 2;
+                    }
+                    Err(_) => {
+                        failures += 1;
+                        if failures >= STORE_FAILURES_BEFORE_GOING_ON {
+                            return tick;
+                        }
+                        break;
+                    }
+                }
+            }
+            if progressed && got_r >= requests && got_b >= bytes {
+                return tick;
+            }
+            self.next_tick(tick).await;
+        }
+    }
+}
+
+/// Ticks a second's cap is shared out over: wherever a window of a second (or ten) starts,
+/// it holds at most the cap plus one tick's share — a tenth of a second's cap — more.
+const TICKS_PER_SECOND: i64 = 10;
+#[allow(clippy::cast_sign_loss)]
+const TICKS_U64: u64 = TICKS_PER_SECOND as u64;
+
+/// Booking errors in a row after which a request goes without booking: the store has been
+/// unreachable for about ten seconds, and the worker stops soon anyway (its leases are
+/// renewed through the same store).
+const STORE_FAILURES_BEFORE_GOING_ON: u32 = 20;
+
+/// Tick `tick`'s share of a per-second `cap`: the shares of any ten ticks in a row add up to
+/// exactly `cap`, none differs from another by more than one.
+fn tick_share(cap: u64, tick: i64) -> u64 {
+    let k = u128::from(tick.rem_euclid(TICKS_PER_SECOND).unsigned_abs());
+    let cap = u128::from(cap);
+    let n = u128::from(TICKS_U64);
+    u64::try_from((k + 1) * cap / n - k * cap / n).unwrap_or(u64::MAX)
 }
 
 impl target::graph::SharedBudget for FleetBudget {
