@@ -227,6 +227,23 @@ async fn three_workers_share_sixty_mailboxes_and_take_over_a_killed_and_a_stoppe
         !err3.contains(pg.password()) && !err2.contains(pg.password()),
         "no password in the output"
     );
+    // People get the fleet in a few lines: the counts and one line per worker.
+    let o = cli_pg(&env, &pg, &["status"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(
+        o.stderr.contains(
+            "fleet: 0 mailboxes waiting (0 leased, 0 stuck on an expired lease), 60 done, 0 failed"
+        ),
+        "{}",
+        dump(&o)
+    );
+    for w in ["w1", "w2", "w3"] {
+        assert!(
+            o.stderr.contains(&format!("  worker {w} on ")),
+            "{}",
+            dump(&o)
+        );
+    }
     // The report carries the fleet too.
     let o = cli_pg(&env, &pg, &["report", "--format", "json"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));

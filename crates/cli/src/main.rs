@@ -706,12 +706,17 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
             let store = open_store(&job).await?;
             let counts = store.counts(None).await.map_err(usage)?;
             let runs = store.runs().await.map_err(usage)?;
-            let fleet = o365_migrate_engine::worker::Fleet::read(&*store)
-                .await
-                .map_err(usage)?;
+            use o365_migrate_engine::worker::Fleet;
+            // Tools get the whole queue and lease history; people a few lines per worker.
+            let fleet = if json {
+                Fleet::read(&*store).await
+            } else {
+                Fleet::summary(&*store).await
+            }
+            .map_err(usage)?;
             if json {
                 let mut v = serde_json::json!({ "counts": counts, "runs": runs });
-                if !fleet.queue.is_empty() {
+                if !fleet.is_empty() {
                     v["fleet"] = serde_json::to_value(&fleet).map_err(usage)?;
                 }
                 print_json(&v)?;
@@ -725,7 +730,7 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
                     human_bytes(counts.migrated_bytes),
                     runs.len()
                 );
-                if !fleet.queue.is_empty() {
+                if !fleet.is_empty() {
                     eprint!("{}", fleet.human());
                 }
             }

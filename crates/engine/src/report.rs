@@ -886,7 +886,7 @@ pub async fn write_reports(store: &dyn StateStore, dir: &Path) -> Result<Written
             source,
         })?;
     }
-    if !fleet.queue.is_empty() {
+    if !fleet.is_empty() {
         let path = dir.join("fleet.json");
         let body = serde_json::to_string_pretty(&fleet).map_err(|e| Error::Pipeline {
             context: "writing fleet.json".into(),

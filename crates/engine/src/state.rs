@@ -606,6 +606,38 @@ impl WorkState {
     }
 }
 
+/// Which part of the work queue [`StateStore::work_queue`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkScope {
+    /// Every mailbox.
+    All,
+    /// The waiting mailboxes a worker holds, or held until its lease expired, and the failed
+    /// ones: what a person watching needs to see.
+    HeldOrFailed,
+}
+
+/// The work queue counted ([`StateStore::work_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WorkCounts {
+    /// Mailboxes not finished (free, leased or stuck).
+    pub waiting: u64,
+    /// Of the waiting ones, those a live lease holds.
+    pub leased: u64,
+    /// Of the waiting ones, those whose lease expired and that no worker has taken over yet.
+    pub stuck: u64,
+    /// Mailboxes done.
+    pub done: u64,
+    /// Mailboxes failed.
+    pub failed: u64,
+}
+
+impl WorkCounts {
+    /// Every mailbox in the queue.
+    pub fn total(&self) -> u64 {
+        self.waiting + self.done + self.failed
+    }
+}
+
 /// One mailbox of the shared work queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkRow {
@@ -830,8 +862,13 @@ pub trait StateStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<i64>>>;
     /// Ends a lease; `false` when it had been lost meanwhile (nothing changes then).
     fn end_lease<'a>(&'a self, lease: &'a Lease, end: &'a LeaseEnd) -> BoxFuture<'a, Result<bool>>;
-    /// The work queue, by source address.
-    fn work_queue(&self) -> BoxFuture<'_, Result<Vec<WorkRow>>>;
+    /// The work queue, by source address: all of it, or only the mailboxes a worker holds
+    /// (or held, when its lease expired) and the failed ones — a few per worker however long
+    /// the queue is.
+    fn work_queue(&self, scope: WorkScope) -> BoxFuture<'_, Result<Vec<WorkRow>>>;
+    /// The work queue counted (one aggregate query, however long the queue is), with leases
+    /// live or expired as of `now` (the store's clock, [`StateStore::clock`]).
+    fn work_counts(&self, now: i64) -> BoxFuture<'_, Result<WorkCounts>>;
     /// Every lease ever taken, by mailbox and generation.
     fn lease_history(&self) -> BoxFuture<'_, Result<Vec<LeaseSpan>>>;
     /// Records a worker's heartbeat (`stopped` when it stops cleanly).

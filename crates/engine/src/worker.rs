@@ -227,12 +227,8 @@ async fn lane(
         let leased = store.lease_mailbox(&options.id, ttl_ms, max_live).await?;
         tally.lease_us.fetch_add(elapsed_us(t0), Ordering::Relaxed);
         let Some(lease) = leased else {
-            let waiting = store
-                .work_queue()
-                .await?
-                .iter()
-                .any(|w| w.state == WorkState::Waiting);
-            if !waiting {
+            let now = store.clock().await?;
+            if store.work_counts(now).await?.waiting == 0 {
                 return Ok(());
             }
             // Held by other workers: one of them may die, and its lease expire.
@@ -382,9 +378,10 @@ pub struct Fleet {
     /// Every worker that reported, with whether it is alive (a heartbeat within the last
     /// minute and no clean stop), what it holds and what its runs migrated.
     pub workers: Vec<FleetWorker>,
-    /// The work queue.
+    /// The work queue ([`Fleet::summary`]: only the mailboxes held now, stuck or failed).
     pub queue: Vec<crate::state::WorkRow>,
-    /// Every lease taken: who held which mailbox from when to when.
+    /// Every lease taken: who held which mailbox from when to when (none from
+    /// [`Fleet::summary`]).
     pub leases: Vec<crate::state::LeaseSpan>,
 }
 
@@ -403,25 +400,50 @@ pub struct FleetWorker {
 }
 
 impl Fleet {
-    /// Reads the fleet from the store (empty when no worker ever ran).
+    /// Reads the whole fleet from the store: the queue and every lease ever taken too (for
+    /// the report and `status --json`; empty when no worker ever ran).
     pub async fn read(store: &dyn StateStore) -> Result<Fleet> {
+        Self::read_with(store, true).await
+    }
+
+    /// Reads what a person watching needs, a few rows per worker however long the queue:
+    /// the counts, the workers, the mailboxes held, stuck or failed — not the whole queue nor
+    /// the lease history.
+    pub async fn summary(store: &dyn StateStore) -> Result<Fleet> {
+        Self::read_with(store, false).await
+    }
+
+    /// Whether any worker ever had a queue here.
+    pub fn is_empty(&self) -> bool {
+        self.waiting + self.done + self.failed == 0
+    }
+
+    async fn read_with(store: &dyn StateStore, full: bool) -> Result<Fleet> {
         let now = store.clock().await?;
-        let queue = store.work_queue().await?;
-        let leases = if queue.is_empty() {
+        let counts = store.work_counts(now).await?;
+        let scope = if full {
+            crate::state::WorkScope::All
+        } else {
+            crate::state::WorkScope::HeldOrFailed
+        };
+        let queue = if counts.total() == 0 {
             Vec::new()
         } else {
+            store.work_queue(scope).await?
+        };
+        let leases = if full && counts.total() > 0 {
             store.lease_history().await?
+        } else {
+            Vec::new()
         };
         let workers = store.workers().await?;
-        let live = |w: &crate::state::WorkRow| w.worker.is_some() && w.lease_until >= now;
-        let waiting: Vec<_> = queue
-            .iter()
-            .filter(|w| w.state == WorkState::Waiting)
-            .collect();
+        let live = |w: &crate::state::WorkRow| {
+            w.state == WorkState::Waiting && w.worker.is_some() && w.lease_until >= now
+        };
         let workers = workers
             .into_iter()
             .map(|record| {
-                let holding = waiting
+                let holding = queue
                     .iter()
                     .filter(|w| live(w) && w.worker.as_deref() == Some(record.id.as_str()))
                     .map(|w| w.source.clone())
@@ -441,17 +463,11 @@ impl Fleet {
             .collect();
         Ok(Fleet {
             now,
-            waiting: waiting.len() as u64,
-            leased: waiting.iter().filter(|w| live(w)).count() as u64,
-            stuck: waiting
-                .iter()
-                .filter(|w| w.worker.is_some() && w.lease_until < now)
-                .count() as u64,
-            done: queue.iter().filter(|w| w.state == WorkState::Done).count() as u64,
-            failed: queue
-                .iter()
-                .filter(|w| w.state == WorkState::Failed)
-                .count() as u64,
+            waiting: counts.waiting,
+            leased: counts.leased,
+            stuck: counts.stuck,
+            done: counts.done,
+            failed: counts.failed,
             workers,
             queue,
             leases,

@@ -30,7 +30,7 @@ use super::{
     SyncChange, SyncItem, migrations, now_ms,
 };
 use super::{FolderCounts, ItemPage, ItemQuery, ThroughputPoint};
-use super::{Lease, LeaseEnd, LeaseSpan, WorkRow, WorkState, WorkerRecord};
+use super::{Lease, LeaseEnd, LeaseSpan, WorkCounts, WorkRow, WorkScope, WorkState, WorkerRecord};
 use crate::error::{Error, Result};
 
 /// The state store on SQLite or PostgreSQL. Cheap to clone (a connection pool).
@@ -2061,7 +2061,34 @@ impl StateStore for SqlStore {
         })
     }
 
-    fn work_queue(&self) -> BoxFuture<'_, Result<Vec<WorkRow>>> {
+    fn work_counts(&self, now: i64) -> BoxFuture<'_, Result<WorkCounts>> {
+        Box::pin(async move {
+            let row: (i64, i64, i64, i64, i64) = sqlx::query_as(self.q("SELECT
+                    CAST(COALESCE(SUM(CASE WHEN state = 'waiting' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN state = 'waiting' AND worker IS NOT NULL
+                                  AND lease_until >= ? THEN 1 ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN state = 'waiting' AND worker IS NOT NULL
+                                  AND lease_until < ? THEN 1 ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT)
+                   FROM work"))
+            .bind(now)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err("count the work queue", &e))?;
+            let n = |v: i64| u64::try_from(v).unwrap_or(0);
+            Ok(WorkCounts {
+                waiting: n(row.0),
+                leased: n(row.1),
+                stuck: n(row.2),
+                done: n(row.3),
+                failed: n(row.4),
+            })
+        })
+    }
+
+    fn work_queue(&self, scope: WorkScope) -> BoxFuture<'_, Result<Vec<WorkRow>>> {
         Box::pin(async move {
             type Row = (
                 i64,
@@ -2077,8 +2104,11 @@ impl StateStore for SqlStore {
                 "SELECT w.mailbox_id, m.source_address, w.state, w.worker, w.generation,
                         w.lease_until, w.reason, w.updated_at
                    FROM work w JOIN mailboxes m ON m.id = w.mailbox_id
+                  WHERE ? OR (w.state = 'waiting' AND w.worker IS NOT NULL)
+                     OR w.state = 'failed'
                   ORDER BY m.source_address",
             ))
+            .bind(scope == WorkScope::All)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err("read the work queue", &e))?;

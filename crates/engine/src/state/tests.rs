@@ -929,6 +929,18 @@ async fn leases_are_exclusive_expire_and_are_fenced_by_generation(kind: Kind) {
     // stopped renewing it long ago.
     let a = s.lease_mailbox("A", -1_000, None).await.unwrap().unwrap();
     assert_eq!((a.source.as_str(), a.generation), ("a@x", 1));
+    let now = s.clock().await.unwrap();
+    assert_eq!(
+        s.work_counts(now).await.unwrap(),
+        WorkCounts {
+            waiting: 3,
+            leased: 0,
+            stuck: 1,
+            done: 0,
+            failed: 0
+        },
+        "A's expired lease is stuck until taken over"
+    );
     // Never-leased mailboxes come before expired ones.
     let b = s.lease_mailbox("B", 60_000, None).await.unwrap().unwrap();
     let c = s.lease_mailbox("C", 60_000, None).await.unwrap().unwrap();
@@ -955,7 +967,7 @@ async fn leases_are_exclusive_expire_and_are_fenced_by_generation(kind: Kind) {
         !s.end_lease(&d, &LeaseEnd::Done).await.unwrap(),
         "ended once"
     );
-    let q = s.work_queue().await.unwrap();
+    let q = s.work_queue(WorkScope::All).await.unwrap();
     let st: Vec<(&str, WorkState, Option<&str>)> = q
         .iter()
         .map(|w| (w.source.as_str(), w.state, w.reason.as_deref()))
@@ -971,6 +983,25 @@ async fn leases_are_exclusive_expire_and_are_fenced_by_generation(kind: Kind) {
     // A released mailbox is free at once.
     let e = s.lease_mailbox("E", 60_000, None).await.unwrap().unwrap();
     assert_eq!((e.source.as_str(), e.generation), ("a@x", 3));
+    let now = s.clock().await.unwrap();
+    assert_eq!(
+        s.work_counts(now).await.unwrap(),
+        WorkCounts {
+            waiting: 1,
+            leased: 1,
+            stuck: 0,
+            done: 1,
+            failed: 1
+        }
+    );
+    let shown: Vec<String> = s
+        .work_queue(WorkScope::HeldOrFailed)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.source)
+        .collect();
+    assert_eq!(shown, ["a@x", "c@x"], "held and failed, not done");
     let h = s.lease_history().await.unwrap();
     let spans: Vec<(i64, &str, Option<&str>)> = h
         .iter()
@@ -993,7 +1024,7 @@ async fn leases_are_exclusive_expire_and_are_fenced_by_generation(kind: Kind) {
     );
     assert_eq!(s.requeue_mailboxes().await.unwrap(), 2);
     assert!(
-        s.work_queue()
+        s.work_queue(WorkScope::All)
             .await
             .unwrap()
             .iter()
