@@ -142,6 +142,7 @@ pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
          cargo xtask bench side-by-side -- --rounds 3 --messages 5000\n\
          cargo xtask bench sync -- --sync-messages 100000\n\
          cargo xtask bench ledger -- --ledger-items 200000\n\
+         cargo xtask bench workers -- --worker-mailboxes 1000\n\
          cargo xtask bench mime graph           # single benchmarks (target/bench/NAME.json)\n```\n"
     );
     let _ = writeln!(
@@ -401,6 +402,67 @@ pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
         let _ = writeln!(d);
     }
 
+    if let Some(w) = find(results, "workers") {
+        let _ = writeln!(
+            d,
+            "## Many workers on one PostgreSQL: {} small mailboxes\n",
+            get(w, "mailboxes")
+        );
+        let _ = writeln!(
+            d,
+            "{} mailboxes of {} messages in all ({} each, small generated ones) from one source \
+             Dovecot to the Graph emulator ({} ms an answer, Microsoft's per-mailbox limits), \
+             the state in one private PostgreSQL on 127.0.0.1 (a fresh database and emulator \
+             per row). Each row starts that many `o365-migrate worker --lanes {}` processes \
+             (release build) at once and waits for all of them; `verify` must exit 0 after \
+             every row and the workers' totals must count every message and mailbox once. \
+             Lease overhead is the time lanes spent asking the database for a mailbox, per \
+             mailbox. Requests are the mailbox requests the emulator admitted during the row; \
+             the busiest 10 s is the emulator's sliding app-wide window over the workers' \
+             requests only. The capped row sets `[fleet] requests_per_second` to half the rate \
+             the uncapped 4-worker row reached. All processes (workers, Dovecot, PostgreSQL, \
+             the emulator) run on this one machine, so the rows measure the coordination, not \
+             what separate machines would do.\n",
+            get(w, "mailboxes"),
+            get(w, "messages"),
+            get(w, "messages")
+                .parse::<f64>()
+                .ok()
+                .zip(get(w, "mailboxes").parse::<f64>().ok())
+                .map_or("–".into(), |(m, b)| format!("{:.0}", m / b)),
+            get(w, "emulator_latency_ms"),
+            get(w, "lanes_per_worker"),
+        );
+        let _ = writeln!(
+            d,
+            "| workers | lanes | s | mailboxes/s | messages/s | lease ms per mailbox | requests/s | busiest 10 s, requests/s | cap | busiest 10 s / cap | verify |"
+        );
+        let _ = writeln!(d, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        for r in w
+            .get("rows")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let _ = writeln!(
+                d,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                get(r, "workers"),
+                get(r, "lanes"),
+                get(r, "seconds"),
+                get(r, "mailboxes_per_second"),
+                get(r, "messages_per_second"),
+                get(r, "lease_ms_per_mailbox"),
+                get(r, "requests_per_second"),
+                get(r, "busiest_10s_requests_per_second"),
+                get(r, "cap_requests_per_second"),
+                get(r, "busiest_10s_over_cap"),
+                get(r, "verify"),
+            );
+        }
+        let _ = writeln!(d);
+    }
+
     let _ = writeln!(d, "## Goals\n");
     let _ = writeln!(d, "| goal | measured | |");
     let _ = writeln!(d, "|---|---|---|");
@@ -543,6 +605,22 @@ pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
                 .and_then(|(ms, n)| (n >= 200_000.0).then_some(ms < 200.0))
         )
     );
+    let capped = find(results, "workers").and_then(|w| {
+        w.get("rows")?
+            .as_array()?
+            .iter()
+            .find(|r| r.get("cap_requests_per_second").is_some())
+    });
+    let _ = writeln!(
+        d,
+        "| Workers: a fleet cap holds within 5 % (busiest 10 s / cap, 4 workers) | {} | {} |",
+        capped.map_or("–".into(), |r| get(r, "busiest_10s_over_cap")),
+        verdict(
+            capped
+                .and_then(|r| num(r, "busiest_10s_over_cap"))
+                .map(|x| x <= 1.05)
+        )
+    );
     let _ = writeln!(d);
 
     let _ = writeln!(d, "## Other figures\n");
@@ -600,4 +678,74 @@ pub(crate) fn render(m: &Machine, took: Duration, results: &[Value]) -> String {
         d.push('\n');
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine() -> Machine {
+        Machine {
+            date: "2026-12-03 14:00 UTC".into(),
+            cpus: 2,
+            model: "test".into(),
+            ram_gib: 1.0,
+            kernel: "test".into(),
+            load: "0 0 0".into(),
+            tools: "test".into(),
+        }
+    }
+
+    fn workers(over_cap: f64) -> Value {
+        serde_json::json!({
+            "bench": "workers", "mailboxes": 1000, "messages": 3000, "lanes_per_worker": 4,
+            "emulator_latency_ms": 50,
+            "rows": [
+                {"workers": 4, "lanes": 16, "seconds": 124.05, "mailboxes_per_second": 8.06,
+                 "messages_per_second": 24.18, "lease_ms_per_mailbox": 12.46,
+                 "requests_per_second": 221.65, "busiest_10s_requests_per_second": 247.3,
+                 "verify": "exit 0"},
+                {"workers": 4, "lanes": 16, "seconds": 250.98, "mailboxes_per_second": 3.98,
+                 "messages_per_second": 11.95, "lease_ms_per_mailbox": 8.35,
+                 "requests_per_second": 109.56, "busiest_10s_requests_per_second": 112.2,
+                 "cap_requests_per_second": 111, "busiest_10s_over_cap": over_cap,
+                 "verify": "exit 0"}
+            ]
+        })
+    }
+
+    #[test]
+    fn the_workers_bench_gets_its_section_and_goal_row() {
+        let d = render(&machine(), Duration::from_secs(60), &[workers(1.01)]);
+        assert!(
+            d.contains("## Many workers on one PostgreSQL: 1000 small mailboxes"),
+            "{d}"
+        );
+        assert!(
+            d.contains(
+                "| 4 | 16 | 250.98 | 3.98 | 11.95 | 8.35 | 109.56 | 112.2 | 111 | 1.01 | exit 0 |"
+            ),
+            "{d}"
+        );
+        assert!(
+            d.contains(
+                "| 4 | 16 | 124.05 | 8.06 | 24.18 | 12.46 | 221.65 | 247.3 | – | – | exit 0 |"
+            ),
+            "{d}"
+        );
+        assert!(
+            d.contains("(busiest 10 s / cap, 4 workers) | 1.01 | met |"),
+            "{d}"
+        );
+        let over = render(&machine(), Duration::from_secs(60), &[workers(1.2)]);
+        assert!(
+            over.contains("(busiest 10 s / cap, 4 workers) | 1.2 | **not met** |"),
+            "{over}"
+        );
+        let none = render(&machine(), Duration::from_secs(60), &[]);
+        assert!(
+            none.contains("(busiest 10 s / cap, 4 workers) | – | not measured |"),
+            "{none}"
+        );
+    }
 }
