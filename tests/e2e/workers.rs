@@ -254,3 +254,110 @@ async fn three_workers_share_sixty_mailboxes_and_take_over_a_killed_and_a_stoppe
     assert_eq!(fleet_json["done"], 60);
     assert_eq!(fleet_json["leases"], f["leases"]);
 }
+
+async fn migrated(env: &Env, pg: &Postgres) -> u64 {
+    let o = cli_pg(env, pg, &["status", "--json"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    v["counts"]["migrated"].as_u64().unwrap()
+}
+
+/// Who holds what: (worker, mailbox) pairs of the live leases.
+fn holdings(f: &serde_json::Value) -> Vec<(String, String)> {
+    let mut held = Vec::new();
+    for w in f["workers"].as_array().unwrap() {
+        for m in w["holding"].as_array().unwrap() {
+            held.push((
+                w["id"].as_str().unwrap().to_owned(),
+                m.as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    held.sort();
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_reaches_every_worker_which_keeps_its_leases_until_resume() {
+    // Four mailboxes for four lanes, each long enough (250 messages, 100 ms an answer) that a
+    // run which missed the pause would go on for seconds.
+    let names: Vec<String> = (0..4).map(|i| format!("p{i:02}")).collect();
+    let users: Vec<&str> = names.iter().map(String::as_str).collect();
+    let env =
+        reliability::start_env_with(&users, 250, 0x2100, DovecotOptions::default(), None, |c| {
+            c.latency_ms = 100;
+        })
+        .await;
+    let pg = Postgres::start(PostgresOptions::default()).expect("start PostgreSQL");
+    use_postgres(&env, &pg);
+    for step in [&["state", "migrate"][..], &["match"][..]] {
+        let o = cli_pg(&env, &pg, step).await;
+        assert_eq!(o.code, 0, "{}", dump(&o));
+    }
+    let w1 = worker(&env, &pg, "w1");
+    let w2 = worker(&env, &pg, "w2");
+    wait_for(&env, &pg, "w1", 0).await;
+    wait_for(&env, &pg, "w2", 0).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while migrated(&env, &pg).await < 20 {
+        assert!(Instant::now() < deadline, "the workers migrate nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let o = cli_pg(&env, &pg, &["pause"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    // Within seconds every worker's runs record what was in flight and stop: the count's last
+    // change comes within 4 s of the pause (a quarter-second poll plus the items in flight) and
+    // it then stands still for two seconds.
+    let asked = Instant::now();
+    let mut last = migrated(&env, &pg).await;
+    let mut still_since = Instant::now();
+    while still_since.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = migrated(&env, &pg).await;
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        }
+        assert!(
+            still_since.duration_since(asked) < Duration::from_secs(4),
+            "the fleet kept migrating after the pause: {last} and counting"
+        );
+    }
+    let total: u64 = env.manifests.values().map(|m| m.len() as u64).sum();
+    assert!(last < total, "paused before the end: {last} of {total}");
+    // Paused, the workers keep their mailboxes: after more than a lease time (3 s) the same
+    // workers hold the same ones, none expired, nothing was taken over, nothing migrated.
+    let before = fleet(&env, &pg).await;
+    let held = holdings(&before);
+    assert!(
+        held.iter().any(|(w, _)| w == "w1") && held.iter().any(|(w, _)| w == "w2"),
+        "both workers hold mailboxes while paused: {before}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = fleet(&env, &pg).await;
+    assert_eq!(holdings(&after), held, "{after}");
+    assert_eq!(after["stuck"], 0, "{after}");
+    assert!(
+        after["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["ended"] != "expired"),
+        "{after}"
+    );
+    assert_eq!(migrated(&env, &pg).await, last, "migrated while paused");
+
+    let o = cli_pg(&env, &pg, &["resume"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let (code1, err1) = exit_of(w1).await;
+    assert_eq!(code1, 0, "{err1}");
+    let (code2, err2) = exit_of(w2).await;
+    assert_eq!(code2, 0, "{err2}");
+    let o = cli_pg(&env, &pg, &["verify"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    for u in &env.users {
+        let index = env.target_index(u);
+        assert!(index.values().all(|n| *n == 1), "{u}: duplicated");
+        assert_eq!(index.len(), env.manifests[u].len(), "{u}: every message");
+    }
+}
