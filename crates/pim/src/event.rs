@@ -647,13 +647,32 @@ fn fields(
             g.insert("isReminderOn".into(), json!(false));
         }
     }
-    let zone = g["start"]["timeZone"].as_str().unwrap_or("UTC").to_string();
+    let zone = g
+        .get("start")
+        .and_then(|s| s.get("timeZone"))
+        .and_then(Value::as_str)
+        .unwrap_or("UTC")
+        .to_string();
     let start_static = match start {
         When::Date(d) => When::Date(d),
         When::Utc(t) => When::Utc(t),
         When::Local(t, _) => When::Local(t, None),
     };
     Ok((g, start_static, zone))
+}
+
+/// A date-time UNTIL (UTC by RFC 5545 when DTSTART has a zone) as a date in the series' zone:
+/// Graph's `endDate` is a local date.
+fn until_local(
+    rule: &calcard::icalendar::ICalendarRecurrenceRule,
+    zone: &str,
+) -> Option<NaiveDate> {
+    let u = rule.until.as_ref()?;
+    match when_of_partial(u, None)? {
+        When::Date(d) => Some(d),
+        When::Utc(t) => Some(tz::convert_local(t, "UTC", zone).unwrap_or(t).date()),
+        When::Local(t, _) => Some(t.date()),
+    }
 }
 
 fn convert_series(ctx: &Ctx<'_>, blocks: Vec<Block>) -> Result<Event> {
@@ -683,7 +702,8 @@ fn convert_series(ctx: &Ctx<'_>, blocks: Vec<Block>) -> Result<Event> {
         match &e.name {
             ICalendarProperty::Rrule => {
                 if let Some(ICalendarValue::RecurrenceRule(rule)) = v {
-                    match crate::rrule::convert(rule, start.date(), &zone) {
+                    match crate::rrule::convert(rule, start.date(), &zone, until_local(rule, &zone))
+                    {
                         Ok(r) => {
                             g.insert("recurrence".into(), r);
                         }

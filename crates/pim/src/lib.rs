@@ -18,12 +18,11 @@
 //!
 //! Microsoft's "Create event" page (Graph v1.0, `POST /users/{id}/events`) says: "When an event
 //! is sent, the server sends invitations to all the attendees", and Graph has no flag to
-//! suppress them (Microsoft Q&A answers say the same). So [`Event::graph_json`] is an
-//! *appointment*: it never contains `attendees`; the attendee list is returned apart
-//! ([`Event::attendees_json`]) and written into the body text, and each attendee is listed in
-//! `not_carried`. A writer that adds attendees later (PATCH) sends invitations or updates too;
-//! it must not. The organizer is the mailbox owner for an appointment; the source organizer is
-//! kept in the body text.
+//! suppress them (answers on Microsoft Q&A say the same: no flag disables the invitation mail).
+//! So [`Event::graph_json`] is an *appointment*: it never contains `attendees`; the attendee
+//! list is returned apart ([`Event::attendees_json`]) and each attendee and the organizer are
+//! listed in `not_carried`. A writer that adds attendees later (PATCH) would send invitations
+//! or updates too; it must not. The organizer of an imported appointment is the mailbox owner.
 //!
 //! # Exceptions of a series
 //!

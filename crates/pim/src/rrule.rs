@@ -70,11 +70,12 @@ fn relative(
     Some((byday.iter().map(|d| day_name(&d.weekday)).collect(), idx))
 }
 
-/// `until` as a date (its date part; a UTC UNTIL late in the day may name the next local day).
+/// `until` is the rule's UNTIL as a date in the series' zone (computed by the caller).
 pub(crate) fn convert(
     rule: &ICalendarRecurrenceRule,
     start: NaiveDate,
     zone: &str,
+    until: Option<NaiveDate>,
 ) -> Result<Value, Vec<String>> {
     let mut why = Vec::new();
     for (name, used) in [
@@ -228,14 +229,12 @@ pub(crate) fn convert(
     if let Some(c) = rule.count {
         r.insert("type".into(), json!("numbered"));
         r.insert("numberOfOccurrences".into(), json!(c));
-    } else if let Some(u) = &rule.until {
-        match (u.year, u.month, u.day) {
-            (Some(y), Some(m), Some(d)) => {
-                r.insert("type".into(), json!("endDate"));
-                r.insert("endDate".into(), json!(format!("{y:04}-{m:02}-{d:02}")));
-            }
-            _ => return Err(vec!["UNTIL is not a date".into()]),
-        }
+    } else if rule.until.is_some() {
+        let Some(u) = until else {
+            return Err(vec!["UNTIL is not a date".into()]);
+        };
+        r.insert("type".into(), json!("endDate"));
+        r.insert("endDate".into(), json!(u.format("%Y-%m-%d").to_string()));
     } else {
         r.insert("type".into(), json!("noEnd"));
     }

@@ -170,3 +170,41 @@ fn garbage_is_an_error_not_a_panic() {
     }
     assert!(parse_contacts("g.vcf", b"\xff").is_err());
 }
+
+/// Every prefix of every fixture, and each fixture with one byte changed, parses without a panic.
+#[test]
+fn truncated_and_mangled_fixtures_never_panic() {
+    for entry in std::fs::read_dir(dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(ext) = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if ext != "vcf" && ext != "ics" {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let run = |b: &[u8]| {
+            let _ = parse_contacts("m", b);
+            let _ = parse_calendar_with(
+                "m",
+                b,
+                &CalendarOptions::with_floating_zone("Nowhere/Special"),
+            );
+        };
+        for cut in (0..bytes.len()).step_by(7) {
+            run(&bytes[..cut]);
+        }
+        for (i, flip) in (0..bytes.len())
+            .step_by(13)
+            .zip([b':', b';', b'\n', b' ', b'=', b'9', b'-'].iter().cycle())
+        {
+            let mut m = bytes.clone();
+            m[i] = *flip;
+            run(&m);
+        }
+    }
+}
