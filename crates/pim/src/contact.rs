@@ -79,10 +79,17 @@ pub(crate) fn convert(label: &str, block: &Block) -> Result<Contact> {
             VCardProperty::Email => {
                 if emails.len() < MAX_EMAILS {
                     emails.push(json!({ "address": first }));
+                    // Graph's emailAddress is a name and an address: the vCard type is lost.
+                    let kinds = type_names(e);
+                    if !kinds.is_empty() {
+                        not.push(format!(
+                            "EMAIL ({first}) type {kinds}: Graph e-mail addresses have no type"
+                        ));
+                    }
                 } else {
                     not.push(format!(
                         "EMAIL #{} ({first}): Graph keeps three e-mail addresses",
-                        emails.len() + count_extra(&not, "EMAIL") + 1
+                        emails.len() + count_extra(&not, "EMAIL #") + 1
                     ));
                 }
             }
