@@ -160,6 +160,8 @@ impl Task {
 struct ZoneInfo {
     standard: Option<i32>,
     daylight: Option<i32>,
+    /// Yearly transitions (STANDARD/DAYLIGHT with an RRULE we can read).
+    rules: Vec<tz::Rule>,
     /// The IANA zone calcard recognises the VTIMEZONE as (X-LIC-LOCATION, CDO ids, aliases).
     iana: Option<String>,
 }
@@ -180,18 +182,38 @@ pub(crate) fn convert_all(
         let mut info = ZoneInfo {
             standard: None,
             daylight: None,
+            rules: Vec::new(),
             iana: None,
         };
+        let (mut from, mut to, mut rrule) = (None, None, None);
         let mut tzid = None;
         let mut section = String::new();
         for l in &b.lines {
             let name = prop_name(&l.text);
             let (_, value) = split_line(&l.text);
             match name.as_str() {
-                "BEGIN" => section = value.trim().to_ascii_uppercase(),
+                "BEGIN" => {
+                    section = value.trim().to_ascii_uppercase();
+                    (from, to, rrule) = (None, None, None);
+                }
+                "END" => {
+                    if let (Some(f), Some(t), Some(r)) = (from, to, rrule.take())
+                        && let Some(rule) = tz::parse_rule(r, f, t)
+                    {
+                        info.rules.push(rule);
+                    }
+                }
+                "TZOFFSETFROM" => from = tz::parse_offset(value),
+                "RRULE" => rrule = Some(value),
                 "TZID" if tzid.is_none() => tzid = Some(value.trim().to_string()),
-                "TZOFFSETTO" if section == "STANDARD" => info.standard = tz::parse_offset(value),
-                "TZOFFSETTO" if section == "DAYLIGHT" => info.daylight = tz::parse_offset(value),
+                "TZOFFSETTO" if section == "STANDARD" => {
+                    info.standard = tz::parse_offset(value);
+                    to = info.standard;
+                }
+                "TZOFFSETTO" if section == "DAYLIGHT" => {
+                    info.daylight = tz::parse_offset(value);
+                    to = info.daylight;
+                }
                 _ => {}
             }
         }
@@ -391,7 +413,16 @@ impl Ctx<'_> {
                         .ok()
                         .and_then(|z| z.name().map(|n| n.to_string()))
                 });
+                // calcard guesses from names too (a "(GMT-05.00) ..." prefix gives a fixed
+                // offset): its answer is taken only if it behaves like the VTIMEZONE.
+                let agrees = |iana: &str| match info
+                    .and_then(|i| i.standard.or(i.daylight).map(|s| (s, i)))
+                {
+                    Some((std, i)) => tz::fits(iana, std, i.daylight, &i.rules, t.year()),
+                    None => true,
+                };
                 if let Some(iana) = via_calcard
+                    && agrees(&iana)
                     && let Some(w) = tz::windows_name(&iana)
                 {
                     note(
@@ -405,11 +436,11 @@ impl Ctx<'_> {
                 if let Some(info) = info
                     && let Some(std) = info.standard.or(info.daylight)
                 {
-                    if let Some(w) = tz::match_offsets(std, info.daylight, t.year()) {
+                    if let Some(w) = tz::match_zone(std, info.daylight, &info.rules, t.year()) {
                         note(
                             not,
                             format!(
-                                "TZID {id:?}: unknown zone; its VTIMEZONE offsets match {w:?} (transition dates not compared)"
+                                "TZID {id:?}: unknown zone; its VTIMEZONE's offsets and yearly transition days match {w:?}"
                             ),
                         );
                         return (t, w.to_string());

@@ -6,7 +6,7 @@
 //! support all" of them. So we always write the Windows name: IANA -> Windows through CLDR's
 //! windowsZones table ([`crate::windows_zones`], generated, source named there).
 
-use chrono::{NaiveDate, NaiveDateTime, Offset, TimeZone};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Weekday};
 
 use crate::windows_zones::{IANA_TO_WINDOWS, WINDOWS_TO_IANA};
 
@@ -40,32 +40,138 @@ fn offset_at(tz: chrono_tz::Tz, d: NaiveDate) -> i32 {
     tz.offset_from_utc_date(&d).fix().local_minus_utc()
 }
 
-/// A Windows zone whose offsets in `year` are the VTIMEZONE's (standard, daylight) offsets
-/// (seconds east of UTC): winter and summer offsets compared on 15 January and 15 July. The
-/// transition dates are not compared; the caller reports the match as approximate.
-pub(crate) fn match_offsets(
-    standard: i32,
-    daylight: Option<i32>,
-    year: i32,
-) -> Option<&'static str> {
-    let jan = NaiveDate::from_ymd_opt(year, 1, 15)?;
-    let jul = NaiveDate::from_ymd_opt(year, 7, 15)?;
-    // Prefer the Windows zones whose display offsets are the plain ones first (table order).
-    for (win, iana) in WINDOWS_TO_IANA {
-        let Ok(tz) = iana.parse::<chrono_tz::Tz>() else {
-            continue;
-        };
-        let (a, b) = (offset_at(tz, jan), offset_at(tz, jul));
-        let ok = match daylight {
-            None => a == standard && b == standard,
-            Some(d) if d == standard => a == standard && b == standard,
-            Some(d) => (a == standard && b == d) || (a == d && b == standard),
-        };
-        if ok {
-            return Some(win);
+/// One yearly transition of a VTIMEZONE (`STANDARD` or `DAYLIGHT` with an RRULE such as
+/// `FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU`): from one offset to another on the n-th weekday.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rule {
+    pub(crate) from: i32,
+    pub(crate) to: i32,
+    month: u32,
+    ord: i32,
+    weekday: Weekday,
+}
+
+/// Reads the usual yearly rule; anything else (BYMONTHDAY, several days, ...) gives `None`.
+pub(crate) fn parse_rule(rrule: &str, from: i32, to: i32) -> Option<Rule> {
+    let mut month = None;
+    let mut day = None;
+    for part in rrule.split(';') {
+        let (k, v) = part.split_once('=')?;
+        match k.trim().to_ascii_uppercase().as_str() {
+            "FREQ" if !v.eq_ignore_ascii_case("YEARLY") => return None,
+            "BYMONTH" => month = v.trim().parse::<u32>().ok(),
+            "BYDAY" => day = Some(v.trim().to_ascii_uppercase()),
+            "FREQ" | "UNTIL" | "COUNT" | "INTERVAL" | "WKST" => {}
+            _ => return None,
         }
     }
-    None
+    let day = day?;
+    let (ord, wd) = day.split_at(day.len().checked_sub(2)?);
+    let weekday = match wd {
+        "MO" => Weekday::Mon,
+        "TU" => Weekday::Tue,
+        "WE" => Weekday::Wed,
+        "TH" => Weekday::Thu,
+        "FR" => Weekday::Fri,
+        "SA" => Weekday::Sat,
+        "SU" => Weekday::Sun,
+        _ => return None,
+    };
+    let ord: i32 = ord.trim_start_matches('+').parse().ok()?;
+    Some(Rule {
+        from,
+        to,
+        month: month.filter(|m| (1..=12).contains(m))?,
+        ord,
+        weekday,
+    })
+}
+
+fn nth_weekday(year: i32, month: u32, ord: i32, wd: Weekday) -> Option<NaiveDate> {
+    if ord > 0 {
+        NaiveDate::from_weekday_of_month_opt(year, month, wd, u8::try_from(ord).ok()?)
+    } else if ord == -1 {
+        let last = NaiveDate::from_ymd_opt(year + i32::from(month == 12), month % 12 + 1, 1)?
+            .pred_opt()?;
+        let back = (7 + last.weekday().num_days_from_monday() - wd.num_days_from_monday()) % 7;
+        last.checked_sub_days(chrono::Days::new(u64::from(back)))
+    } else {
+        None
+    }
+}
+
+/// Whether IANA zone `iana` behaves like a VTIMEZONE in `year` (see [`match_zone`]).
+pub(crate) fn fits(
+    iana: &str,
+    standard: i32,
+    daylight: Option<i32>,
+    rules: &[Rule],
+    year: i32,
+) -> bool {
+    let (Some(jan), Some(jul)) = (
+        NaiveDate::from_ymd_opt(year, 1, 15),
+        NaiveDate::from_ymd_opt(year, 7, 15),
+    ) else {
+        return false;
+    };
+    let Ok(tz) = iana.parse::<chrono_tz::Tz>() else {
+        return false;
+    };
+    let (a, b) = (offset_at(tz, jan), offset_at(tz, jul));
+    let offsets = match daylight {
+        Some(d) if d != standard => (a == standard && b == d) || (a == d && b == standard),
+        _ => a == standard && b == standard,
+    };
+    offsets
+        && rules.iter().all(|r| {
+            let Some(d) = nth_weekday(year, r.month, r.ord, r.weekday) else {
+                return true;
+            };
+            let (Some(before), Some(after)) = (
+                d.checked_sub_days(chrono::Days::new(2)),
+                d.checked_add_days(chrono::Days::new(2)),
+            ) else {
+                return true;
+            };
+            offset_at(tz, before) == r.from && offset_at(tz, after) == r.to
+        })
+}
+
+/// Windows zones tried first when several match the same offsets (the most used ones).
+const PREFERRED: &[&str] = &[
+    "UTC",
+    "GMT Standard Time",
+    "W. Europe Standard Time",
+    "Romance Standard Time",
+    "Central Europe Standard Time",
+    "E. Europe Standard Time",
+    "FLE Standard Time",
+    "Eastern Standard Time",
+    "Central Standard Time",
+    "Mountain Standard Time",
+    "Pacific Standard Time",
+    "AUS Eastern Standard Time",
+    "New Zealand Standard Time",
+];
+
+/// A Windows zone that behaves like a VTIMEZONE in `year`: the same (standard, daylight)
+/// offsets (seconds east of UTC) on 15 January and 15 July and, for each yearly transition
+/// rule the VTIMEZONE gives, the rule's offsets two days before and after its date.
+pub(crate) fn match_zone(
+    standard: i32,
+    daylight: Option<i32>,
+    rules: &[Rule],
+    year: i32,
+) -> Option<&'static str> {
+    let fits = |iana: &str| fits(iana, standard, daylight, rules, year);
+    let preferred = PREFERRED.iter().filter_map(|w| {
+        let i = WINDOWS_TO_IANA.binary_search_by(|(x, _)| x.cmp(w)).ok()?;
+        Some(WINDOWS_TO_IANA[i])
+    });
+    preferred
+        .chain(WINDOWS_TO_IANA.iter().copied())
+        .find(|(_, iana)| fits(iana))
+        .map(|(w, _)| w)
 }
 
 /// Local wall time in one zone -> local wall time in another (both Windows names).
@@ -120,6 +226,27 @@ mod tests {
         );
         assert_eq!(windows_name("Mars/Olympus_Mons"), None);
         assert_eq!(parse_offset("-0530"), Some(-(5 * 3600 + 30 * 60)));
-        assert!(match_offsets(3600, Some(7200), 2026).is_some());
+        let eu = [
+            parse_rule("FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", 3600, 7200).unwrap(),
+            parse_rule("FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", 7200, 3600).unwrap(),
+        ];
+        assert_eq!(
+            match_zone(3600, Some(7200), &eu, 2026),
+            Some("W. Europe Standard Time")
+        );
+        let us = [
+            parse_rule("FREQ=YEARLY;BYMONTH=3;BYDAY=2SU", -18000, -14400).unwrap(),
+            parse_rule("FREQ=YEARLY;BYMONTH=11;BYDAY=1SU", -14400, -18000).unwrap(),
+        ];
+        assert_eq!(
+            match_zone(-18000, Some(-14400), &us, 2026),
+            Some("Eastern Standard Time")
+        );
+        // US offsets with EU dates: no Windows zone does that.
+        let odd = [
+            parse_rule("FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", -18000, -14400).unwrap(),
+            parse_rule("FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", -14400, -18000).unwrap(),
+        ];
+        assert_eq!(match_zone(-18000, Some(-14400), &odd, 2026), None);
     }
 }
