@@ -445,13 +445,15 @@ impl Ctx<'_> {
                         );
                         return (t, w.to_string());
                     }
+                    let offset = tz::offset_on(std, info.daylight, &info.rules, t.date());
                     note(
                         not,
                         format!(
-                            "TZID {id:?}: unknown zone matching no Windows zone; converted to UTC with its standard offset"
+                            "TZID {id:?}: unknown zone matching no Windows zone; converted to UTC with its offset on that date ({})",
+                            tz::show_offset(offset)
                         ),
                     );
-                    return (t - Duration::seconds(std as i64), "UTC".to_string());
+                    return (t - Duration::seconds(offset as i64), "UTC".to_string());
                 }
                 let z = self.floating_zone();
                 note(
@@ -499,13 +501,21 @@ fn duration_secs(v: &ICalendarValue) -> Option<i64> {
 }
 
 /// Start/end/all-day and the plain fields shared by a master and its overrides.
+/// Where a converted event starts: its date in the written zone, and whether that date differs
+/// from the source's local date (a zone converted to UTC).
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    date: NaiveDate,
+    moved: bool,
+}
+
 fn fields(
     ctx: &Ctx<'_>,
     b: &Block,
     c: &ICalendarComponent,
     alarms: &[ICalendarComponent],
     not: &mut Vec<String>,
-) -> Result<(Map<String, Value>, When<'static>, String)> {
+) -> Result<(Map<String, Value>, Start, String)> {
     let mut g = Map::new();
     let start_line = b.line_of("DTSTART").unwrap_or(b.start());
     let (se, sv) = first_value(c, &ICalendarProperty::Dtstart)
@@ -684,12 +694,16 @@ fn fields(
         .and_then(Value::as_str)
         .unwrap_or("UTC")
         .to_string();
-    let start_static = match start {
-        When::Date(d) => When::Date(d),
-        When::Utc(t) => When::Utc(t),
-        When::Local(t, _) => When::Local(t, None),
-    };
-    Ok((g, start_static, zone))
+    // The recurrence starts on the date the event starts in the zone it is written in.
+    let moved = matches!(start, When::Local(..)) && st.date() != start.date();
+    Ok((
+        g,
+        Start {
+            date: st.date(),
+            moved,
+        },
+        zone,
+    ))
 }
 
 /// A date-time UNTIL (UTC by RFC 5545 when DTSTART has a zone) as a date in the series' zone:
@@ -726,6 +740,7 @@ fn convert_series(ctx: &Ctx<'_>, blocks: Vec<Block>) -> Result<Event> {
     let mut attendees = Vec::new();
     let mut attachments = Vec::new();
     let mut cancelled = Vec::new();
+    let mut raw_seen: HashMap<String, usize> = HashMap::new();
 
     for e in &c.entries {
         let v = e.values.first();
@@ -733,8 +748,17 @@ fn convert_series(ctx: &Ctx<'_>, blocks: Vec<Block>) -> Result<Event> {
         match &e.name {
             ICalendarProperty::Rrule => {
                 if let Some(ICalendarValue::RecurrenceRule(rule)) = v {
-                    match crate::rrule::convert(rule, start.date(), &zone, until_local(rule, &zone))
+                    let result = if start.moved
+                        && !(rule.byday.is_empty() && rule.bymonthday.is_empty())
                     {
+                        Err(vec!["BYDAY/BYMONTHDAY of a zone converted to UTC, where the start falls on another day".to_string()])
+                    } else {
+                        crate::rrule::convert(rule, start.date, &zone, until_local(rule, &zone))
+                    };
+                    if zone == "UTC" && not.iter().any(|n| n.contains("converted to UTC")) {
+                        not.push("RRULE: the series is kept in UTC (its zone is unknown); occurrences after a daylight-saving change of the source zone are an hour off".to_string());
+                    }
+                    match result {
                         Ok(r) => {
                             g.insert("recurrence".into(), r);
                         }
@@ -857,6 +881,25 @@ fn convert_series(ctx: &Ctx<'_>, blocks: Vec<Block>) -> Result<Event> {
             | ICalendarProperty::Created
             | ICalendarProperty::LastModified
             | ICalendarProperty::RecurrenceId => {}
+            ICalendarProperty::Rdate | ICalendarProperty::Exrule => {
+                // The source text: calcard renders a TZID date-time as if it were UTC.
+                let name = e.name.as_str().to_ascii_uppercase();
+                let seen = raw_seen.entry(name.clone()).or_insert(0usize);
+                let shown = master
+                    .lines
+                    .iter()
+                    .filter(|l| prop_name(&l.text) == name)
+                    .nth(*seen)
+                    .map(|l| split_line(&l.text).1.to_string())
+                    .unwrap_or_default();
+                *seen += 1;
+                not.push(format!(
+                    "{} ({}): extra or removed occurrences by rule or date; a Graph series holds only its pattern, so the series is NOT created as a series (the create body is its first occurrence only)",
+                    e.name.as_str(),
+                    truncate(&shown, 60)
+                ));
+                series_not_expressible = true;
+            }
             other => {
                 let shown = e
                     .values
@@ -920,6 +963,18 @@ fn convert_series(ctx: &Ctx<'_>, blocks: Vec<Block>) -> Result<Event> {
             not_carried: onot,
             patch: Value::Object(patch),
         });
+    }
+    if series_not_expressible {
+        g.remove("recurrence");
+        if !cancelled.is_empty() || !overrides.is_empty() {
+            not.push(format!(
+                "EXDATE/RECURRENCE-ID: {} cancelled and {} changed occurrence(s) not applied, as the series is not created",
+                cancelled.len(),
+                overrides.len()
+            ));
+        }
+        cancelled.clear();
+        overrides.clear();
     }
     g.insert("transactionId".into(), json!(fingerprint));
     g.insert(

@@ -137,6 +137,40 @@ pub(crate) fn fits(
         })
 }
 
+/// The VTIMEZONE's offset on a local date: the daylight offset between its daylight and
+/// standard transition days (northern or southern order), else the standard one. Without
+/// readable rules, the standard offset.
+pub(crate) fn offset_on(
+    standard: i32,
+    daylight: Option<i32>,
+    rules: &[Rule],
+    date: NaiveDate,
+) -> i32 {
+    let Some(dst) = daylight.filter(|d| *d != standard) else {
+        return standard;
+    };
+    let day = |to: i32| {
+        let r = rules.iter().find(|r| r.to == to)?;
+        nth_weekday(date.year(), r.month, r.ord, r.weekday)
+    };
+    let (Some(on), Some(off)) = (day(dst), day(standard)) else {
+        return standard;
+    };
+    let in_dst = if on < off {
+        on <= date && date < off
+    } else {
+        !(off <= date && date < on)
+    };
+    if in_dst { dst } else { standard }
+}
+
+/// `+01:00` style.
+pub(crate) fn show_offset(secs: i32) -> String {
+    let sign = if secs < 0 { '-' } else { '+' };
+    let a = secs.abs();
+    format!("{sign}{:02}:{:02}", a / 3600, a % 3600 / 60)
+}
+
 /// Windows zones tried first when several match the same offsets (the most used ones).
 const PREFERRED: &[&str] = &[
     "UTC",
