@@ -78,9 +78,9 @@ pub struct Event {
     /// `recurrence` (it is the first occurrence only) and `not_carried` says why; the writer
     /// decides whether to create it, it is not a faithful copy of the series.
     pub series_not_expressible: bool,
-    /// EXDATEs (and cancelled overrides): the original starts, as local `dateTime` in the
-    /// event's start zone, of occurrences to delete after the series is created.
-    pub cancelled_occurrences: Vec<String>,
+    /// EXDATEs (and cancelled overrides): the original starts of occurrences to delete after
+    /// the series is created.
+    pub cancelled_occurrences: Vec<Occurrence>,
     /// RECURRENCE-ID overrides: occurrences to change after the series is created.
     pub overrides: Vec<Override>,
     /// Inline attachments (ATTACH;VALUE=BINARY), for `POST /events/{id}/attachments`.
@@ -103,12 +103,27 @@ impl Event {
     }
 }
 
+/// The original start of one occurrence of a series, to find its instance after creation
+/// (Graph v1.0 event: an instance's `originalStart` is a DateTimeOffset in UTC, and
+/// `GET /events/{id}/instances?startDateTime=..&endDateTime=..` lists a window of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Occurrence {
+    /// Local `dateTime` in the series' start zone, e.g. `2026-03-16T10:00:00`.
+    pub local: String,
+    /// The series' zone (Windows name or `UTC`).
+    pub zone: String,
+    /// The same instant in UTC (`2026-03-16T09:00:00Z`), when the zone is known to the
+    /// time-zone database; `None` otherwise.
+    pub utc: Option<String>,
+}
+
 /// A changed occurrence of a series (a RECURRENCE-ID component).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Override {
-    /// The occurrence's original start, local `dateTime` in the series' start zone.
-    pub original_start: String,
+    /// The occurrence's original start.
+    pub original_start: Occurrence,
     /// What of the override could not be carried.
     pub not_carried: Vec<String>,
     patch: Value,
@@ -468,9 +483,14 @@ impl Ctx<'_> {
     }
 
     /// The original start of an occurrence, local in `zone`.
-    fn occurrence(&self, w: When<'_>, zone: &str, not: &mut Vec<String>) -> String {
+    fn occurrence(&self, w: When<'_>, zone: &str, not: &mut Vec<String>) -> Occurrence {
         let (t, z) = self.graph_time(w, "RECURRENCE-ID/EXDATE", not);
-        fmt(tz::convert_local(t, &z, zone).unwrap_or(t))
+        let local = tz::convert_local(t, &z, zone).unwrap_or(t);
+        Occurrence {
+            local: fmt(local),
+            zone: zone.to_string(),
+            utc: tz::convert_local(local, zone, "UTC").map(|u| format!("{}Z", fmt(u))),
+        }
     }
 }
 

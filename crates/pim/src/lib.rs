@@ -31,7 +31,8 @@
 //! occurrence is removed with `DELETE` on the instance (for an appointment there is nobody to
 //! notify; `POST .../cancel` is the organizer's cancel-with-message for meetings) or changed
 //! with `PATCH`. [`Event::cancelled_occurrences`] (EXDATE) and [`Event::overrides`]
-//! (RECURRENCE-ID components) name each occurrence by its original start in the event's zone.
+//! (RECURRENCE-ID components) name each occurrence by its original start, local in the event's
+//! zone and in UTC (an instance's `originalStart`).
 //!
 //! ```
 //! let vcf = b"BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Ann Example\r\nN:Example;Ann;;;\r\n\
@@ -53,7 +54,7 @@ mod windows_zones;
 
 use sha2::{Digest, Sha256};
 
-pub use event::{Attachment, CalendarItem, CalendarOptions, Event, Override, Task};
+pub use event::{Attachment, CalendarItem, CalendarOptions, Event, Occurrence, Override, Task};
 
 /// The Graph `singleValueExtendedProperties` id under which a writer stores an item's
 /// [fingerprint](Contact::fingerprint) (a named string property in this crate's own GUID

@@ -23,6 +23,10 @@ fn parse(s: &str) -> Value {
     serde_json::from_str(s).expect("the crate emits JSON")
 }
 
+fn occurrence(o: &o365_migrate_pim::Occurrence) -> Value {
+    json!({ "local": o.local, "zone": o.zone, "utc": o.utc })
+}
+
 fn error(e: &o365_migrate_pim::Error) -> Value {
     json!({ "error": e.to_string(), "line": e.line() })
 }
@@ -68,9 +72,9 @@ fn report(path: &Path) -> Value {
                         "graph": parse(&ev.graph_json()),
                         "attendees": parse(&ev.attendees_json()),
                         "series_not_expressible": ev.series_not_expressible,
-                        "cancelled_occurrences": ev.cancelled_occurrences,
+                        "cancelled_occurrences": ev.cancelled_occurrences.iter().map(occurrence).collect::<Vec<_>>(),
                         "overrides": ev.overrides.iter().map(|o| json!({
-                            "original_start": o.original_start,
+                            "original_start": occurrence(&o.original_start),
                             "patch": parse(&o.patch_json()),
                             "not_carried": o.not_carried,
                         })).collect::<Vec<_>>(),
