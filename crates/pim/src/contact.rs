@@ -3,7 +3,7 @@
 //! companyName, department, jobTitle, profession, emailAddresses, businessPhones, homePhones,
 //! mobilePhone, homeAddress/businessAddress/otherAddress (physicalAddress: street, city, state,
 //! postalCode, countryOrRegion), birthday (DateTimeOffset), personalNotes, categories,
-//! businessHomePage, imAddresses, singleValueExtendedProperties).
+//! businessHomePage, imAddresses, spouseName, children, singleValueExtendedProperties).
 
 use calcard::Entry;
 use calcard::common::PartialDateTime;
@@ -49,6 +49,7 @@ pub(crate) fn convert(label: &str, block: &Block) -> Result<Contact> {
     let mut notes: Vec<String> = Vec::new();
     let mut addr_seen = [false; 3];
     let mut extended = Vec::new();
+    let mut children: Vec<String> = Vec::new();
 
     for e in &card.entries {
         let texts = texts(e);
@@ -164,6 +165,22 @@ pub(crate) fn convert(label: &str, block: &Block) -> Result<Contact> {
                     .push(json!({ "id": "SystemTime 0x3A41", "value": format!("{d}T00:00:00Z") })),
                 None => not.push(format!("ANNIVERSARY ({first}): not a full date")),
             },
+            VCardProperty::Related => {
+                // Graph contact: spouseName (one) and children (a list of names).
+                let ty = types(e);
+                let name = first.clone();
+                if ty.contains(&VCardType::Spouse) && !g.contains_key("spouseName") {
+                    set(&mut g, "spouseName", &name);
+                } else if ty.contains(&VCardType::Child) {
+                    children.push(name);
+                } else {
+                    not.push(format!(
+                        "RELATED ({}, {}): Graph keeps a spouse's and children's names only",
+                        truncate(&name, 60),
+                        type_names(e)
+                    ));
+                }
+            }
             VCardProperty::Note => notes.push(first),
             VCardProperty::Categories => {
                 categories.extend(texts.iter().filter(|t| !t.is_empty()).cloned())
@@ -226,6 +243,9 @@ pub(crate) fn convert(label: &str, block: &Block) -> Result<Contact> {
     }
     if let Some(m) = mobile {
         g.insert("mobilePhone".into(), json!(m));
+    }
+    if !children.is_empty() {
+        g.insert("children".into(), json!(children));
     }
     if !ims.is_empty() {
         g.insert("imAddresses".into(), json!(ims));
@@ -304,6 +324,8 @@ fn types(e: &VCardEntry) -> Vec<VCardType> {
                             "cell" | "mobile" => out.push(VCardType::Cell),
                             "fax" => out.push(VCardType::Fax),
                             "pager" => out.push(VCardType::Pager),
+                            "spouse" => out.push(VCardType::Spouse),
+                            "child" => out.push(VCardType::Child),
                             _ => {}
                         }
                     }
