@@ -3,7 +3,8 @@
 //! companyName, department, jobTitle, profession, emailAddresses, businessPhones, homePhones,
 //! mobilePhone, homeAddress/businessAddress/otherAddress (physicalAddress: street, city, state,
 //! postalCode, countryOrRegion), birthday (DateTimeOffset), personalNotes, categories,
-//! businessHomePage, imAddresses, spouseName, children, singleValueExtendedProperties).
+//! businessHomePage, imAddresses, spouseName, children, yomiGivenName, yomiSurname, yomiCompanyName,
+//! singleValueExtendedProperties).
 
 use calcard::Entry;
 use calcard::common::PartialDateTime;
@@ -219,6 +220,16 @@ pub(crate) fn convert(label: &str, block: &Block) -> Result<Contact> {
                     truncate(&first, 60)
                 )),
             },
+            // Apple's phonetic-name extensions -> Graph's yomi (phonetic) fields.
+            VCardProperty::Other(n) if n.eq_ignore_ascii_case("X-PHONETIC-FIRST-NAME") => {
+                set(&mut g, "yomiGivenName", &first)
+            }
+            VCardProperty::Other(n) if n.eq_ignore_ascii_case("X-PHONETIC-LAST-NAME") => {
+                set(&mut g, "yomiSurname", &first)
+            }
+            VCardProperty::Other(n) if n.eq_ignore_ascii_case("X-PHONETIC-ORG") => {
+                set(&mut g, "yomiCompanyName", &first)
+            }
             other => {
                 let name = match other {
                     VCardProperty::Other(n) => n.to_ascii_uppercase(),
