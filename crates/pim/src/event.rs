@@ -580,6 +580,7 @@ fn fields(
     g.insert("end".into(), json!({ "dateTime": fmt(et), "timeZone": ez }));
     g.insert("isAllDay".into(), json!(all_day));
 
+    let mut html: Option<String> = None;
     let mut categories = Vec::new();
     let mut cancelled = false;
     for e in &c.entries {
@@ -588,6 +589,15 @@ fn fields(
         match &e.name {
             ICalendarProperty::Summary => {
                 g.insert("subject".into(), json!(t));
+            }
+            // Outlook's HTML body (X-ALT-DESC;FMTTYPE=text/html) beside the plain DESCRIPTION.
+            ICalendarProperty::Other(n)
+                if n.eq_ignore_ascii_case("X-ALT-DESC")
+                    && e.parameter(&ICalendarParameterName::Fmttype)
+                        .and_then(|p| p.as_text())
+                        .is_some_and(|f| f.eq_ignore_ascii_case("text/html")) =>
+            {
+                html = Some(t.clone());
             }
             ICalendarProperty::Description => {
                 g.insert(
@@ -654,6 +664,12 @@ fn fields(
             }
             _ => {}
         }
+    }
+    if let Some(h) = html {
+        g.insert(
+            "body".into(),
+            json!({ "contentType": "html", "content": h }),
+        );
     }
     if !categories.is_empty() {
         g.insert("categories".into(), json!(categories));
@@ -901,6 +917,9 @@ fn convert_series(ctx: &Ctx<'_>, blocks: Vec<Block>) -> Result<Event> {
             | ICalendarProperty::Created
             | ICalendarProperty::LastModified
             | ICalendarProperty::RecurrenceId => {}
+            ICalendarProperty::Other(n)
+                if n.eq_ignore_ascii_case("X-ALT-DESC")
+                    && g.get("body").is_some_and(|b| b["contentType"] == "html") => {}
             ICalendarProperty::Rdate | ICalendarProperty::Exrule => {
                 // The source text: calcard renders a TZID date-time as if it were UTC.
                 let name = e.name.as_str().to_ascii_uppercase();
