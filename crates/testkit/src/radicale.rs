@@ -344,9 +344,13 @@ impl Radicale {
         format!("{scheme}://{HOST}:{}/", self.port)
     }
 
-    /// The URL of `path` under the base URL (`path` without a leading `/`).
+    /// The URL of `path` under the base URL (`path` not percent-encoded: that is done here).
     pub fn url_of(&self, path: &str) -> String {
-        format!("{}{}", self.url(), path.trim_start_matches('/'))
+        format!(
+            "{}{}",
+            self.url(),
+            encode_path(path.trim_start_matches('/'))
+        )
     }
 
     /// Path of the CA certificate (PEM) that signed the server certificate, with
@@ -470,7 +474,8 @@ impl Radicale {
     }
 
     /// Sends one HTTP/1.1 request to `/<path>` (as `user` with Basic auth, or anonymous) on
-    /// a new connection and reads the whole answer.
+    /// a new connection and reads the whole answer. `path` is not percent-encoded: that is
+    /// done here.
     pub fn request(
         &self,
         user: Option<&str>,
@@ -482,7 +487,7 @@ impl Radicale {
         let what = format!("{method} /{}", path.trim_start_matches('/'));
         let mut head = format!(
             "{method} /{} HTTP/1.1\r\nHost: {HOST}:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            path.trim_start_matches('/'),
+            encode_path(path.trim_start_matches('/')),
             self.port,
             body.len()
         );
@@ -503,7 +508,7 @@ impl Radicale {
         tcp.set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(|e| Error::io("setting a read timeout", e))?;
         let mut raw = Vec::new();
-        let io = |e| Error::io(format!("{what}"), e);
+        let io = |e| Error::io(what.clone(), e);
         match &self.tls {
             None => {
                 let mut s = tcp;
@@ -582,6 +587,19 @@ pid=$!
 exec 3<&-
 wait "$pid"
 "#;
+
+/// Percent-encodes a path: unreserved characters, sub-delimiters, `:`, `@` and `/` stay.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
