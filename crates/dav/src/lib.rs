@@ -7,6 +7,9 @@ mod model;
 mod secret;
 mod xml;
 
+#[cfg(test)]
+mod fixture_tests;
+
 pub use client::{DavClient, DavClientOptions, MULTIGET_BATCH};
 pub use error::{BoxError, Error};
 pub use href::Href;
