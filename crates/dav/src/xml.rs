@@ -499,3 +499,83 @@ pub(crate) fn multiget_items(ms: &Multistatus, kind: CollectionKind) -> (Vec<Ite
 pub(crate) fn is_valid_sync_token_error(body: &[u8]) -> bool {
     parse_document(body).is_ok_and(|root| root.has_descendant(DAV, "valid-sync-token"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Href {
+        Href::parse("https://dav.example.com/alice/contacts/").unwrap()
+    }
+
+    #[test]
+    fn request_bodies_are_well_formed_and_escape_what_they_carry() {
+        for body in [
+            propfind_principal(),
+            propfind_home_sets(),
+            propfind_collections(),
+            propfind_etags(),
+            sync_collection("http://x/sync?a=1&b=<2>"),
+        ] {
+            parse_document(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"));
+        }
+        let root = parse_document(sync_collection("t&<1>").as_bytes()).unwrap();
+        assert!(root.is(DAV, "sync-collection"));
+        assert_eq!(root.child(DAV, "sync-token").unwrap().text, "t&<1>");
+
+        let hrefs = [
+            Href::resolve(&base(), "a&b.vcf").unwrap(),
+            Href::resolve(&base(), "B%C3%A9a%20Ng.vcf").unwrap(),
+        ];
+        let root =
+            parse_document(multiget(CollectionKind::AddressBook, &hrefs).as_bytes()).unwrap();
+        assert!(root.is(CARDDAV, "addressbook-multiget"));
+        let sent: Vec<Href> = root
+            .children_named(DAV, "href")
+            .map(|h| Href::resolve(&base(), &h.text).unwrap())
+            .collect();
+        assert_eq!(sent, hrefs);
+        let root = parse_document(multiget(CollectionKind::Calendar, &hrefs).as_bytes()).unwrap();
+        assert!(root.is(CALDAV, "calendar-multiget"));
+        assert!(root.has_descendant(CALDAV, "calendar-data"));
+    }
+
+    #[test]
+    fn bad_xml_is_an_error_not_a_panic() {
+        for bad in [
+            &b""[..],
+            b"<",
+            b"<a>",
+            b"</a>",
+            b"<a></b>",
+            b"<a>&bogus;</a>",
+            b"<a/><b/>",
+            b"text",
+        ] {
+            assert!(
+                parse_multistatus(bad, &base()).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = "<a>".repeat(100) + &"</a>".repeat(100);
+        let err = parse_document(deep.as_bytes()).unwrap_err();
+        assert!(err.contains("nested deeper"), "{err}");
+    }
+
+    #[test]
+    fn a_404_propstat_is_not_there() {
+        let body = br#"<multistatus xmlns="DAV:"><response><href>a.vcf</href>
+            <propstat><prop><getetag>"1"</getetag></prop><status>HTTP/1.1 200 OK</status></propstat>
+            <propstat><prop><displayname/></prop><status>HTTP/1.1 404 Not Found</status></propstat>
+            </response></multistatus>"#;
+        let ms = parse_multistatus(body, &base()).unwrap();
+        let r = &ms.responses[0];
+        assert!(r.prop(DAV, "getetag").is_some());
+        assert!(r.prop(DAV, "displayname").is_none());
+        assert_eq!(
+            r.missing,
+            vec![(DAV.to_owned(), "displayname".to_owned(), 404)]
+        );
+    }
+}

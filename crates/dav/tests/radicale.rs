@@ -352,6 +352,12 @@ async fn tls_with_the_testkit_ca_works_and_without_it_is_refused() {
         .await
         .expect("discover over TLS");
     assert_eq!(found.collections.len(), 3);
+    // A bare host (and port) means https.
+    let from_host = trusting
+        .discover(&format!("127.0.0.1:{}", f.dav.port()))
+        .await
+        .expect("discover from a host name");
+    assert_eq!(from_host, found);
 
     let err = client("alice", ALICE_PW)
         .discover(&f.dav.url())
