@@ -19,6 +19,9 @@
 //!   free 127.0.0.1 port, copied from a template built once by `initdb`; superuser `o365m`
 //!   with a random password over TCP, optional TLS, `psql` over its unix socket; stopped on
 //!   drop.
+//! - [`Radicale`]: a private Radicale CardDAV/CalDAV server (Debian package `radicale`) per
+//!   test on a free 127.0.0.1 port, htpasswd users, optional TLS, helpers to create address
+//!   books and calendars and to PUT items; stopped on drop.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,6 +51,7 @@ mod error;
 pub mod fault;
 pub mod hostile;
 pub mod postgres;
+pub mod radicale;
 mod rng;
 pub mod utf7;
 
@@ -66,3 +70,4 @@ pub use hostile::{
     HostileOptions,
 };
 pub use postgres::{Postgres, PostgresOptions};
+pub use radicale::{HttpAnswer, Radicale, RadicaleOptions, missing_radicale_message};

@@ -706,7 +706,7 @@ fn find_binaries() -> std::result::Result<Binaries, String> {
 }
 
 /// Who runs the server: the current user, or `nobody` through `setpriv` when we are root.
-struct Runner {
+pub(crate) struct Runner {
     /// The test process's effective uid (names the template).
     euid: u32,
     /// The server's uid and gid when it differs from ours (we are root).
@@ -714,7 +714,7 @@ struct Runner {
 }
 
 impl Runner {
-    fn current() -> Result<Runner> {
+    pub(crate) fn current() -> Result<Runner> {
         let status = fs::read_to_string("/proc/self/status")
             .map_err(|e| Error::io("reading /proc/self/status", e))?;
         // "Uid:\treal\teffective\tsaved\tfs"
@@ -756,7 +756,7 @@ impl Runner {
     }
 
     /// Arguments to put before a command so it runs as the server user.
-    fn prefix(&self) -> Vec<OsString> {
+    pub(crate) fn prefix(&self) -> Vec<OsString> {
         match self.switch_to {
             None => Vec::new(),
             Some((uid, gid)) => vec![
@@ -783,7 +783,7 @@ impl Runner {
     }
 
     /// Gives `path` to the server user (when that is not us).
-    fn chown(&self, path: &Path) -> Result<()> {
+    pub(crate) fn chown(&self, path: &Path) -> Result<()> {
         if let Some((uid, gid)) = self.switch_to {
             std::os::unix::fs::chown(path, Some(uid), Some(gid))
                 .map_err(|e| Error::io(format!("chown {}", path.display()), e))?;
@@ -917,7 +917,7 @@ fn start_error(reason: &str, what: &str, output: &str, hint: &str) -> Error {
     )
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((HOST, 0))
         .map_err(|e| Error::io("binding 127.0.0.1:0 to find a free port", e))?;
     Ok(listener
@@ -941,23 +941,23 @@ fn conninfo_quote(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-fn make_dir(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn make_dir(path: &Path, mode: u32) -> Result<()> {
     fs::create_dir(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     set_mode(path, mode)
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
 }
 
-fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
     fs::write(path, contents).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     set_mode(path, mode)
 }
 
 /// The last `lines` lines of a text file (lossy UTF-8), or a note when it cannot be read.
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     match fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
