@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use std::process::Command;
 
-/// Debian packages the tests need, with the binary that shows each is installed.
+/// Debian packages the tests and the demo need, with the binary that shows each is installed.
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("dovecot", "dovecot-imapd"),
     ("openssl", "openssl"),
@@ -11,9 +11,24 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("dnsmasq", "dnsmasq"),
 ];
 
-/// Makes sure Dovecot, OpenSSL, dnsmasq, cargo-nextest and cargo-deny are present.
+/// What only the tests need besides [`TEST_PACKAGES`].
+const MORE_TEST_PACKAGES: &[(&str, &str)] = &[
+    // The dashboard's API test calls every route with curl.
+    ("curl", "curl"),
+    // The job store's PostgreSQL tests start private clusters (testkit::Postgres).
+    ("pg_ctlcluster", "postgresql"),
+    // The DAV client's tests run private Radicale servers (testkit::Radicale).
+    ("radicale", "radicale"),
+    // The dashboard's browser tests: headless Chromium through chromedriver (same version).
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
+];
+
+/// Makes sure the servers and tools the tests start (Dovecot, OpenSSL, dnsmasq, curl,
+/// PostgreSQL, Radicale, Chromium and chromedriver), cargo-nextest and cargo-deny are present.
 pub(crate) fn ensure_test_prerequisites() -> Result<()> {
     ensure_packages(TEST_PACKAGES)?;
+    ensure_packages(MORE_TEST_PACKAGES)?;
     ensure_cargo_tool("cargo-nextest", "cargo-nextest")?;
     ensure_cargo_tool("cargo-deny", "cargo-deny")
 }
