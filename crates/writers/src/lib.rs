@@ -39,6 +39,7 @@ mod http;
 pub mod identity;
 #[cfg(feature = "imap")]
 pub mod imap;
+pub mod pim;
 mod secret;
 pub mod writer;
 

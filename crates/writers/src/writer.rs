@@ -65,6 +65,17 @@ pub trait Target: Send + Sync {
         &'a self,
         mailbox: &'a str,
     ) -> BoxFuture<'a, Result<Arc<dyn MailboxWriter>, Error>>;
+
+    /// Opens the contacts, calendars and tasks writer for one mailbox
+    /// ([`crate::pim::PimWriter`]); `None` when this target cannot hold them (IMAP, EML), so
+    /// the engine records such items as skipped with that reason.
+    fn open_pim<'a>(
+        &'a self,
+        mailbox: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn crate::pim::PimWriter>>, Error>> {
+        let _ = mailbox;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Writes into one mailbox. Shared between tasks; every method takes `&self`.
