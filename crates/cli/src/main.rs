@@ -1312,6 +1312,33 @@ fn print_plan(plan: &o365_migrate_engine::PlanReport, json: bool) -> Result<(), 
                 (None, r) => eprintln!("  {}: skipped ({})", f.source, r.as_deref().unwrap_or("-")),
             }
         }
+        for c in &m.collections {
+            match (&c.target, &c.skip_reason) {
+                (Some(t), _) => eprintln!(
+                    "  {} {} → {}: {} contacts, {} events ({} recurring), {} tasks, {} filtered, \
+                     {} with properties not carried, {} cannot be migrated",
+                    c.kind,
+                    c.source,
+                    t,
+                    c.contacts,
+                    c.events,
+                    c.recurring,
+                    c.tasks,
+                    c.filtered,
+                    c.with_not_carried,
+                    c.problems.len()
+                ),
+                (None, r) => eprintln!(
+                    "  {} {}: skipped ({})",
+                    c.kind,
+                    c.source,
+                    r.as_deref().unwrap_or("-")
+                ),
+            }
+            for p in &c.problems {
+                eprintln!("    {p}");
+            }
+        }
     }
     match plan.estimate_seconds {
         Some(s) => eprintln!(

@@ -66,6 +66,9 @@ pub struct Job {
     /// `[fleet]`: caps shared by every `o365-migrate worker` of this job.
     #[serde(default)]
     pub fleet: FleetConfig,
+    /// `[dav]`: contacts, calendars and tasks read from CardDAV / CalDAV or from `.vcf` /
+    /// `.ics` files, migrated with the mail (absent: mail only).
+    pub dav: Option<Dav>,
     /// `[report]`: where reports are written.
     #[serde(default)]
     pub report: ReportConfig,
@@ -385,6 +388,74 @@ pub struct Matching {
     /// `first`, `last`, `f`, `l`, separators `.` `_` `-`; default `first.last`).
     pub upn_pattern: Option<String>,
 }
+
+/// `[dav]`: contacts, calendars and tasks (issue 18). Read from a CardDAV / CalDAV server
+/// (discovered from `url` per user, signing in with the mailbox's source login and password from
+/// the credentials file) or, with `files`, from a directory of `.vcf` / `.ics` files per mailbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dav {
+    /// Where discovery starts: a URL (`https://dav.example.com/`); `.well-known`
+    /// and `current-user-principal` find each user's address books and calendars. Defaults to
+    /// `https://<source host>/`.
+    #[serde(default, deserialize_with = "de_url")]
+    pub url: Option<String>,
+    /// Instead of a server: a directory per mailbox holding `.vcf` (contacts) and `.ics`
+    /// (calendars, tasks) files; `{login}` is replaced by the mailbox's source login, e.g.
+    /// `"exports/{login}"`. Each file is one collection named by the file's stem.
+    pub files: Option<String>,
+    /// Accept certificates that do not verify. Off unless set by name.
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Migrate address books (default true).
+    #[serde(default = "yes")]
+    pub contacts: bool,
+    /// Migrate calendars' events (default true).
+    #[serde(default = "yes")]
+    pub calendars: bool,
+    /// Migrate tasks (VTODO) to Microsoft To Do (default true).
+    #[serde(default = "yes")]
+    pub tasks: bool,
+    /// When non-empty, only collections whose display name matches one of these globs
+    /// (case-insensitive, `*` and `?`).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Collections whose display name matches any of these are not migrated (reported).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Only events that end (a series: whose last occurrence ends) on or after this day (UTC).
+    pub events_since: Option<CivilDate>,
+    /// The IANA zone floating times (no zone, RFC 5545 form 1) are read in; default UTC.
+    pub floating_zone: Option<String>,
+    /// `[[dav.map]]` rules, first match wins: a source collection → the default collection of
+    /// its kind or a named one. Without a matching rule the first collection of each kind goes
+    /// to the default one and every other to a collection of its own name.
+    #[serde(default)]
+    pub map: Vec<DavMapRule>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One `[[dav.map]]` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DavMapRule {
+    /// A glob over the source collection's display name (case-insensitive).
+    pub source: String,
+    /// The target collection's name; `"#default#"` for the mailbox's default contact folder,
+    /// calendar or task list.
+    pub target: Option<String>,
+    /// Do not migrate matching collections (reported).
+    #[serde(default)]
+    pub skip: bool,
+}
+
+/// The token a `[[dav.map]]` target uses for the default collection.
+pub const DAV_DEFAULT_TARGET: &str = "#default#";
 
 /// `[filters]`: which messages and folders are migrated.
 #[derive(Debug, Clone, Default, Deserialize)]

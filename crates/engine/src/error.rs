@@ -107,6 +107,16 @@ pub enum Error {
         #[source]
         source: Box<o365_migrate_target::Error>,
     },
+    /// The CardDAV / CalDAV source failed (discovery, listing, fetching). The DAV client's
+    /// error is kept as the source.
+    #[error("{context}: {source}")]
+    Dav {
+        /// Where (mailbox, collection, request).
+        context: String,
+        /// The DAV client's error (never a password or token).
+        #[source]
+        source: Box<o365_migrate_dav::Error>,
+    },
     /// The credentials file, or a login built from it, is not usable.
     #[error("{context}: {source}{}", hint_suffix(hint))]
     Credentials {

@@ -111,6 +111,7 @@ pub mod folders;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod matching;
+mod pim;
 mod plan;
 pub mod report;
 mod run;
@@ -125,6 +126,7 @@ pub mod worker;
 pub use engine::{Engine, StopFlag, TargetTest};
 pub use error::{Error, Location, Result};
 pub use matching::{MailboxPair, Pairing, PairingOrigin, Unpaired};
+pub use pim::CollectionPlan;
 pub use plan::{
     ANSWER_TIMES_RECORD, FolderPlan, MailboxPlan, MeasuredAnswerTimes, PLAN_RECORD, PlanReport,
 };

@@ -48,6 +48,8 @@ pub struct MailboxPlan {
     pub error: Option<String>,
     /// Estimated time to write it, in seconds (targets with documented limits).
     pub estimate_seconds: Option<f64>,
+    /// Contacts, calendars and tasks per source collection (`[dav]`).
+    pub collections: Vec<crate::pim::CollectionPlan>,
 }
 
 /// The result of `plan`.
@@ -173,6 +175,7 @@ impl Engine {
                 bytes: 0,
                 error: None,
                 estimate_seconds: None,
+                collections: Vec::new(),
             };
             let mut work = target::graph::estimate::Workload::default();
             let r: Result<()> = async {
@@ -222,6 +225,7 @@ impl Engine {
                     mp.folders.push(fp);
                 }
                 let _ = s.logout().await;
+                mp.collections = self.plan_pim(&p, &mut work).await?;
                 Ok(())
             }
             .await;

@@ -349,6 +349,8 @@ pub struct MailboxReport {
     pub plan_messages: Option<u64>,
     /// Bytes the last `plan` counted to copy.
     pub plan_bytes: Option<u64>,
+    /// Contacts, calendars and tasks: counts per source collection (`[dav]`).
+    pub collections: Vec<crate::state::PimCollectionCounts>,
 }
 
 impl MailboxReport {
@@ -398,6 +400,8 @@ pub struct Report {
     pub problems: Vec<ItemRecord>,
     /// How many skipped / failed items exist in total.
     pub problems_total: u64,
+    /// Contacts, events and tasks of all mailboxes together, by status.
+    pub pim_totals: StatusCounts,
 }
 
 const PAGE: u32 = 5_000;
@@ -424,6 +428,7 @@ impl Report {
         for m in store.mailboxes().await? {
             let counts = store.counts(Some(m.id)).await?;
             let folders = store.folders(m.id).await?.len() as u64;
+            let collections = store.pim_counts(Some(m.id)).await?;
             let mut error = None;
             let mut source_holds: Option<u64> = None;
             let (mut throttled_answers, mut throttle_pauses) = (0, 0);
@@ -480,6 +485,7 @@ impl Report {
                 folder_notes,
                 plan_messages: plan.map(|p| p.messages),
                 plan_bytes: plan.map(|p| p.bytes),
+                collections,
             });
         }
         Ok(mailboxes)
@@ -489,13 +495,20 @@ impl Report {
     pub async fn build(store: &dyn StateStore) -> Result<Report> {
         let mailboxes = Self::mailbox_reports(store).await?;
         let totals = store.counts(None).await?;
-        let state = if totals.planned > 0
+        let mut pim_totals = StatusCounts::default();
+        for c in mailboxes.iter().flat_map(|m| &m.collections) {
+            pim_totals.planned += c.counts.planned;
+            pim_totals.migrated += c.counts.migrated;
+            pim_totals.skipped += c.counts.skipped;
+            pim_totals.failed += c.counts.failed;
+        }
+        let state = if totals.planned + pim_totals.planned > 0
             || mailboxes
                 .iter()
                 .any(|m| m.error.is_some() || m.unlisted.is_some_and(|u| u > 0))
         {
             ReportState::Incomplete
-        } else if totals.failed > 0 {
+        } else if totals.failed + pim_totals.failed > 0 {
             ReportState::HasFailures
         } else {
             ReportState::Complete
@@ -525,6 +538,7 @@ impl Report {
             runs: store.runs().await?,
             problems_total: totals.skipped + totals.failed,
             problems,
+            pim_totals,
         })
     }
 
@@ -544,6 +558,7 @@ impl Report {
             generated_at: &'a str,
             state: ReportState,
             totals: &'a StatusCounts,
+            pim_totals: &'a StatusCounts,
             mailboxes: &'a [MailboxReport],
             runs: &'a [RunSummary],
         }
@@ -551,6 +566,7 @@ impl Report {
             generated_at: &self.generated_at,
             state: self.state,
             totals: &self.totals,
+            pim_totals: &self.pim_totals,
             mailboxes: &self.mailboxes,
             runs: &self.runs,
         })
@@ -645,6 +661,30 @@ impl Report {
             ));
         }
         h.push_str("</table>\n");
+        let collections: Vec<(&str, &crate::state::PimCollectionCounts)> = self
+            .mailboxes
+            .iter()
+            .flat_map(|m| m.collections.iter().map(|c| (m.source.as_str(), c)))
+            .collect();
+        if !collections.is_empty() {
+            h.push_str("<h2>Contacts, calendars and tasks</h2>\n<table><tr><th>Mailbox</th><th>Kind</th><th>Source</th><th>Target</th><th>Migrated</th><th>Skipped</th><th>Failed</th><th>With properties not carried</th></tr>\n");
+            for (mailbox, c) in collections {
+                let k = &c.collection;
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td class=\"n\">{}</td></tr>\n",
+                    esc(mailbox),
+                    esc(&k.kind),
+                    esc(&k.display_name),
+                    esc(if k.target_name.is_empty() { "(default)" } else { &k.target_name }),
+                    c.counts.migrated,
+                    c.counts.skipped,
+                    if c.counts.failed > 0 { " failed" } else { "" },
+                    c.counts.failed,
+                    c.with_not_carried
+                ));
+            }
+            h.push_str("</table>\n<p>Each item, its reason and what was not carried: contacts-calendars.csv / contacts-calendars.json.</p>\n");
+        }
         let notes: Vec<(&str, &String)> = self
             .mailboxes
             .iter()
@@ -809,6 +849,64 @@ async fn mailbox_names(
         .collect())
 }
 
+/// Columns of `contacts-calendars.csv`.
+pub const PIM_CSV_HEADER: &str =
+    "mailbox,kind,collection,target_collection,key,summary,status,reason,not_carried,target_id\r\n";
+
+/// One contact, event or task in `contacts-calendars.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PimItemReport {
+    /// Source mailbox.
+    pub mailbox: String,
+    /// `contacts` or `calendar` (the source collection's kind).
+    pub kind: String,
+    /// The source collection's display name.
+    pub collection: String,
+    /// The target collection (`(default)`: the mailbox's default one).
+    pub target_collection: String,
+    /// The item's key in its collection.
+    pub key: String,
+    /// Name, subject or title.
+    pub summary: String,
+    /// Its outcome.
+    pub status: ItemStatus,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+    /// Each property the target could not hold.
+    pub not_carried: Vec<String>,
+    /// The target's id.
+    pub target_id: Option<String>,
+}
+
+/// Every contact, event and task of the report's mailboxes.
+pub async fn pim_item_rows(store: &dyn StateStore, report: &Report) -> Result<Vec<PimItemReport>> {
+    let mut out = Vec::new();
+    for m in &report.mailboxes {
+        for c in &m.collections {
+            let k = &c.collection;
+            for it in store.pim_items(k.id).await? {
+                out.push(PimItemReport {
+                    mailbox: m.source.clone(),
+                    kind: k.kind.clone(),
+                    collection: k.display_name.clone(),
+                    target_collection: if k.target_name.is_empty() {
+                        "(default)".into()
+                    } else {
+                        k.target_name.clone()
+                    },
+                    key: it.key,
+                    summary: it.summary,
+                    status: it.status,
+                    reason: it.reason,
+                    not_carried: it.not_carried,
+                    target_id: it.target_id,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Files written by [`write_reports`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenReports {
@@ -825,6 +923,9 @@ pub struct WrittenReports {
     /// `fleet.json`: the work queue, every worker and the lease history, when workers ran
     /// (`None` otherwise).
     pub fleet_json: Option<PathBuf>,
+    /// `contacts-calendars.json` and `.csv`: every contact, event and task with its status,
+    /// reason and the properties not carried, when `[dav]` items exist (`None` otherwise).
+    pub pim_items: Option<(PathBuf, PathBuf)>,
 }
 
 /// Writes all report files into `dir` (created if missing; files owner-only).
@@ -843,6 +944,7 @@ pub async fn write_reports(store: &dyn StateStore, dir: &Path) -> Result<Written
         items_csv: dir.join("items.csv"),
         html: dir.join("report.html"),
         fleet_json: None,
+        pim_items: None,
     };
     let write = |what: &'static str, path: &Path, body: &str| -> Result<()> {
         let mut f = open_owner_only(path, false).map_err(|source| Error::Output {
@@ -885,6 +987,34 @@ pub async fn write_reports(store: &dyn StateStore, dir: &Path) -> Result<Written
             path: path.clone(),
             source,
         })?;
+    }
+    let pim = pim_item_rows(store, &report).await?;
+    if !pim.is_empty() {
+        let json_path = dir.join("contacts-calendars.json");
+        let csv_path = dir.join("contacts-calendars.csv");
+        let body = serde_json::to_string_pretty(&pim).map_err(|e| Error::Pipeline {
+            context: "writing contacts-calendars.json".into(),
+            message: e.to_string(),
+            hint: None,
+        })?;
+        write("contacts and calendar report", &json_path, &body)?;
+        let mut csv = String::from(PIM_CSV_HEADER);
+        for r in &pim {
+            csv.push_str(&csv_row(&[
+                &r.mailbox,
+                &r.kind,
+                &r.collection,
+                &r.target_collection,
+                &r.key,
+                &r.summary,
+                r.status.as_str(),
+                r.reason.as_deref().unwrap_or(""),
+                &r.not_carried.join(" | "),
+                r.target_id.as_deref().unwrap_or(""),
+            ]));
+        }
+        write("contacts and calendar report", &csv_path, &csv)?;
+        out.pim_items = Some((json_path, csv_path));
     }
     if !fleet.is_empty() {
         let path = dir.join("fleet.json");

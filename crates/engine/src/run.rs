@@ -90,12 +90,13 @@ impl RunTotals {
     }
 }
 
+/// Counts of one mailbox's run, shared by its folders (and its contacts and calendars).
 #[derive(Default)]
-struct Tally {
-    migrated: AtomicU64,
-    skipped: AtomicU64,
-    failed: AtomicU64,
-    bytes: AtomicU64,
+pub(crate) struct Tally {
+    pub(crate) migrated: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) bytes: AtomicU64,
 }
 
 /// What every folder of one mailbox's run shares.
@@ -582,6 +583,10 @@ impl Engine {
                 .await?;
         }
         results.into_iter().collect::<Result<Vec<()>>>()?;
+        // Contacts, calendars and tasks after the mail (nothing without `[dav]`).
+        if !self.stop.is_stopped() {
+            self.run_pim(pass.run, pair, mailbox, writer, tally).await?;
+        }
         Ok(())
     }
 

@@ -15,7 +15,8 @@ use crate::state::ItemMeta;
 pub(crate) const HEADER_FIELDS: [&str; 5] = ["Message-ID", "Date", "From", "Subject", "Received"];
 
 impl Engine {
-    pub(crate) fn auth_for(&self, login: &str) -> Result<imap::Auth> {
+    /// The source login of a mailbox from the credentials file (also the DAV sign-in).
+    pub(crate) fn login_for(&self, login: &str) -> Result<o365_migrate_credentials::ImapLogin> {
         let rec = self
             .credentials
             .find_login(login)
@@ -25,14 +26,17 @@ impl Engine {
                 hint: None,
             })?;
         let file = self.job.source.credentials.display().to_string();
-        let l = self
-            .login_mode
+        self.login_mode
             .login_for(rec, &file)
             .map_err(|e| Error::Credentials {
                 context: format!("mailbox {login}"),
                 source: Box::new(e),
                 hint: None,
-            })?;
+            })
+    }
+
+    pub(crate) fn auth_for(&self, login: &str) -> Result<imap::Auth> {
+        let l = self.login_for(login)?;
         let password = imap::Secret::new(l.secret.expose());
         Ok(match l.authzid {
             None => imap::Auth::Login {

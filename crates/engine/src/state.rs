@@ -516,6 +516,65 @@ pub struct FolderCounts {
     pub counts: StatusCounts,
 }
 
+/// Row id of a contacts / calendar / task collection of a mailbox (issue 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PimCollectionId(pub i64);
+
+/// A source collection (address book, calendar, task list, or a local file) and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PimCollectionRow {
+    /// Its row id (ignored by [`StateStore::upsert_pim_collection`]).
+    pub id: PimCollectionId,
+    /// `contacts`, `calendar` or `tasks`.
+    pub kind: String,
+    /// The source's href (DAV) or file path: the collection's key within its mailbox.
+    pub source_href: String,
+    /// The source's display name.
+    pub display_name: String,
+    /// The target collection's name (empty: the mailbox's default one).
+    pub target_name: String,
+    /// The RFC 6578 sync token of the last complete pass, if the source offers one.
+    pub sync_token: Option<String>,
+}
+
+/// One contact, event series or task of a collection, as the state store remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PimItemRow {
+    /// The item's key in its collection: the DAV href, `#` and the UID when a resource holds
+    /// several items (a local file: its path and the UID or line).
+    pub key: String,
+    /// The source's ETag when it was read.
+    pub etag: Option<String>,
+    /// The `pim1:` fingerprint of the source item written (None: it could not be read).
+    pub fingerprint: Option<String>,
+    /// A name for people: the contact's name or the event's subject.
+    pub summary: String,
+    /// The target's id of the written item.
+    pub target_id: Option<String>,
+    /// The target id of an earlier version still to delete (the source item changed; the new
+    /// version is written first).
+    pub old_target_id: Option<String>,
+    /// Migrated, skipped or failed (planned: written, not yet confirmed).
+    pub status: ItemStatus,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+    /// What the target could not hold, one sentence each (the report lists them).
+    pub not_carried: Vec<String>,
+}
+
+/// Counts of one collection ([`StateStore::pim_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PimCollectionCounts {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The collection.
+    pub collection: PimCollectionRow,
+    /// Its items by status.
+    pub counts: StatusCounts,
+    /// Items with at least one property not carried.
+    pub with_not_carried: u64,
+}
+
 /// Items migrated in one time bucket ([`StateStore::migrated_over_time`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ThroughputPoint {
@@ -790,6 +849,35 @@ pub trait StateStore: Send + Sync {
     fn search_items<'a>(&'a self, query: &'a ItemQuery) -> BoxFuture<'a, Result<ItemPage>>;
     /// Counts per status for each folder of a mailbox that has items.
     fn folder_counts(&self, mailbox: MailboxId) -> BoxFuture<'_, Result<Vec<FolderCounts>>>;
+    /// Creates or updates a source collection of `mailbox` (keyed by its href) and returns its
+    /// id; the stored sync token is kept.
+    fn upsert_pim_collection<'a>(
+        &'a self,
+        mailbox: MailboxId,
+        collection: &'a PimCollectionRow,
+    ) -> BoxFuture<'a, Result<PimCollectionId>>;
+    /// The collections recorded for `mailbox`.
+    fn pim_collections(&self, mailbox: MailboxId) -> BoxFuture<'_, Result<Vec<PimCollectionRow>>>;
+    /// Stores the sync token of a complete pass over a collection (`None` forgets it).
+    fn set_pim_sync_token<'a>(
+        &'a self,
+        collection: PimCollectionId,
+        token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Every item recorded for a collection.
+    fn pim_items(&self, collection: PimCollectionId) -> BoxFuture<'_, Result<Vec<PimItemRow>>>;
+    /// Records one item's outcome (keyed by collection and item key), in its own transaction.
+    fn record_pim_item<'a>(
+        &'a self,
+        run: RunId,
+        collection: PimCollectionId,
+        item: &'a PimItemRow,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Counts per collection, of one mailbox or all.
+    fn pim_counts(
+        &self,
+        mailbox: Option<MailboxId>,
+    ) -> BoxFuture<'_, Result<Vec<PimCollectionCounts>>>;
     /// Items recorded migrated since `since_ms`, per `bucket_ms` (oldest first; empty buckets
     /// left out). `None` = all mailboxes.
     fn migrated_over_time(
@@ -1064,10 +1152,43 @@ CREATE TABLE budget (
 );
 "#,
     ),
+    (
+        5,
+        r#"
+CREATE TABLE pim_collections (
+    id {ID},
+    mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id),
+    kind VARCHAR(16) NOT NULL,
+    source_href TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    target_name TEXT NOT NULL,
+    sync_cursor TEXT,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (mailbox_id, source_href)
+);
+CREATE TABLE pim_items (
+    id {ID},
+    collection_id BIGINT NOT NULL REFERENCES pim_collections(id),
+    item_key TEXT NOT NULL,
+    etag TEXT,
+    fingerprint VARCHAR(128),
+    summary TEXT,
+    target_id TEXT,
+    old_target_id TEXT,
+    status VARCHAR(16) NOT NULL,
+    reason TEXT,
+    not_carried TEXT,
+    run_id BIGINT REFERENCES runs(id),
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (collection_id, item_key)
+);
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[cfg(test)]
 mod tests;

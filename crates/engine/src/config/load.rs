@@ -133,6 +133,37 @@ impl Job {
                 "use 1 to 64 (servers such as Gmail allow about 15 per user)",
             ));
         }
+        // [dav]
+        if let Some(d) = &self.dav {
+            if d.url.is_some() && d.files.is_some() {
+                return Err(err(
+                    &["dav"],
+                    Some("files"),
+                    "both `url` and `files` are given".into(),
+                    "keep one source for contacts and calendars: a DAV server (`url`) or files",
+                ));
+            }
+            check_tls(
+                if d.url.as_deref().is_some_and(|u| u.starts_with("http://")) {
+                    crate::config::Security::None
+                } else {
+                    crate::config::Security::Tls
+                },
+                d.accept_invalid_certs,
+                &["dav"],
+                &err,
+            )?;
+            if let Some(z) = &d.floating_zone
+                && z.parse::<chrono_tz::Tz>().is_err()
+            {
+                return Err(err(
+                    &["dav"],
+                    Some("floating_zone"),
+                    format!("floating_zone = {z:?} is not an IANA time zone"),
+                    "use a name such as \"Europe/Berlin\" or \"America/New_York\"",
+                ));
+            }
+        }
         // [target]
         let t = &self.target;
         let present = [

@@ -33,6 +33,8 @@ use super::{FolderCounts, ItemPage, ItemQuery, ThroughputPoint};
 use super::{Lease, LeaseEnd, LeaseSpan, WorkCounts, WorkRow, WorkScope, WorkState, WorkerRecord};
 use crate::error::{Error, Result};
 
+mod pim;
+
 /// The state store on SQLite or PostgreSQL. Cheap to clone (a connection pool).
 #[derive(Clone)]
 pub struct SqlStore {
@@ -849,6 +851,52 @@ impl SqlStore {
 }
 
 impl StateStore for SqlStore {
+    fn upsert_pim_collection<'a>(
+        &'a self,
+        mailbox: MailboxId,
+        collection: &'a super::PimCollectionRow,
+    ) -> BoxFuture<'a, Result<super::PimCollectionId>> {
+        Box::pin(self.pim_upsert_collection(mailbox, collection))
+    }
+
+    fn pim_collections(
+        &self,
+        mailbox: MailboxId,
+    ) -> BoxFuture<'_, Result<Vec<super::PimCollectionRow>>> {
+        Box::pin(self.pim_collections_of(mailbox))
+    }
+
+    fn set_pim_sync_token<'a>(
+        &'a self,
+        collection: super::PimCollectionId,
+        token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.pim_set_sync_token(collection, token))
+    }
+
+    fn pim_items(
+        &self,
+        collection: super::PimCollectionId,
+    ) -> BoxFuture<'_, Result<Vec<super::PimItemRow>>> {
+        Box::pin(self.pim_items_of(collection))
+    }
+
+    fn record_pim_item<'a>(
+        &'a self,
+        run: RunId,
+        collection: super::PimCollectionId,
+        item: &'a super::PimItemRow,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.pim_record_item(run, collection, item))
+    }
+
+    fn pim_counts(
+        &self,
+        mailbox: Option<MailboxId>,
+    ) -> BoxFuture<'_, Result<Vec<super::PimCollectionCounts>>> {
+        Box::pin(self.pim_counts_of(mailbox))
+    }
+
     fn lock_runs(&self) -> BoxFuture<'_, Result<RunLock>> {
         Box::pin(async move {
             match &self.backend {

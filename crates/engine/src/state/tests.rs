@@ -26,6 +26,7 @@ on_both!(
     a_fleet_cap_on_mailboxes_at_once_holds,
     fleet_budgets_of_three_workers_stay_under_the_cap_every_second,
     requests_larger_than_a_tick_save_up_ticks_and_stay_under_the_cap,
+    contacts_and_events_are_kept_per_collection_with_their_sync_token,
 );
 
 fn meta(size: u64, fp: &str) -> ItemMeta {
@@ -393,7 +394,8 @@ async fn a_version_1_state_is_upgraded_in_place() {
         .unwrap();
     // Back to what a version-1 build left behind.
     sqlx::raw_sql(
-        "DROP TABLE work; DROP TABLE leases; DROP TABLE workers; DROP TABLE budget;
+        "DROP TABLE pim_items; DROP TABLE pim_collections;
+         DROP TABLE work; DROP TABLE leases; DROP TABLE workers; DROP TABLE budget;
          ALTER TABLE runs DROP COLUMN worker;
          DROP TABLE records; ALTER TABLE items DROP COLUMN flags;
          ALTER TABLE items DROP COLUMN gone; ALTER TABLE items DROP COLUMN gone_at;
@@ -1270,4 +1272,83 @@ async fn requests_larger_than_a_tick_save_up_ticks_and_stay_under_the_cap(kind: 
         spent * 10 >= ticks * 7,
         "budget left unused: {spent} in {ticks} ticks"
     );
+}
+
+async fn contacts_and_events_are_kept_per_collection_with_their_sync_token(kind: Kind) {
+    let (_home, s) = store_on(kind).await;
+    let mb = s.upsert_mailbox("a@x", "b@y").await.unwrap();
+    let other = s.upsert_mailbox("c@x", "d@y").await.unwrap();
+    let run = s.begin_run(RunKind::Run).await.unwrap();
+    let row = |href: &str, kind: &str, target: &str| PimCollectionRow {
+        id: PimCollectionId(0),
+        kind: kind.into(),
+        source_href: href.into(),
+        display_name: format!("name of {href}"),
+        target_name: target.into(),
+        sync_token: None,
+    };
+    let books = s
+        .upsert_pim_collection(mb, &row("/a/contacts/", "contacts", ""))
+        .await
+        .unwrap();
+    let cal = s
+        .upsert_pim_collection(mb, &row("/a/work/", "calendar", "Work"))
+        .await
+        .unwrap();
+    s.upsert_pim_collection(other, &row("/c/contacts/", "contacts", ""))
+        .await
+        .unwrap();
+    // The same href again is the same collection; its token survives an upsert.
+    s.set_pim_sync_token(cal, Some("token-1")).await.unwrap();
+    assert_eq!(
+        s.upsert_pim_collection(mb, &row("/a/work/", "calendar", "Work 2"))
+            .await
+            .unwrap(),
+        cal
+    );
+    let cols = s.pim_collections(mb).await.unwrap();
+    assert_eq!(cols.len(), 2);
+    assert_eq!(cols[1].sync_token.as_deref(), Some("token-1"));
+    assert_eq!(cols[1].target_name, "Work 2");
+    let item = |key: &str, status: ItemStatus| PimItemRow {
+        key: key.into(),
+        etag: Some(format!("\"{key}\"")),
+        fingerprint: Some(format!("pim1:{key}")),
+        summary: format!("Summary {key} — Grüße"),
+        target_id: (status == ItemStatus::Migrated).then(|| format!("t-{key}")),
+        old_target_id: None,
+        status,
+        reason: (status != ItemStatus::Migrated).then(|| "why".to_owned()),
+        not_carried: if key == "b" {
+            vec!["X-CUSTOM: not carried".into(), "GEO: not carried".into()]
+        } else {
+            Vec::new()
+        },
+    };
+    for (k, st) in [
+        ("a", ItemStatus::Migrated),
+        ("b", ItemStatus::Migrated),
+        ("c", ItemStatus::Failed),
+    ] {
+        s.record_pim_item(run, books, &item(k, st)).await.unwrap();
+    }
+    s.record_pim_item(run, cal, &item("e", ItemStatus::Skipped))
+        .await
+        .unwrap();
+    // A later outcome replaces the earlier one (keyed by collection and key).
+    let mut retried = item("c", ItemStatus::Migrated);
+    retried.old_target_id = Some("t-old".into());
+    s.record_pim_item(run, books, &retried).await.unwrap();
+    let items = s.pim_items(books).await.unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[1].not_carried.len(), 2);
+    assert_eq!(items[2], retried);
+    let counts = s.pim_counts(Some(mb)).await.unwrap();
+    assert_eq!(counts.len(), 2);
+    assert_eq!(counts[0].counts.migrated, 3);
+    assert_eq!(counts[0].with_not_carried, 1);
+    assert_eq!(counts[1].counts.skipped, 1);
+    assert_eq!(s.pim_counts(None).await.unwrap().len(), 3);
+    s.set_pim_sync_token(cal, None).await.unwrap();
+    assert_eq!(s.pim_collections(mb).await.unwrap()[1].sync_token, None);
 }
