@@ -186,7 +186,12 @@ impl Event {
             .entries
             .iter()
             .any(|e| matches!(e.name, ICalendarProperty::Rrule | ICalendarProperty::Rdate));
+        localise_until(&mut cal, master, default, custom);
         let resolver = cal.build_tz_resolver().with_default(default);
+        let dtstart = cal.components[master]
+            .entries
+            .iter()
+            .find(|e| e.name == ICalendarProperty::Dtstart);
         let first = dtstart.and_then(|e| match e.values.first() {
             Some(ICalendarValue::PartialDateTime(p)) => p
                 .to_date_time_with_tz(resolver.resolve_or_default(e.tz_id()))
@@ -249,6 +254,72 @@ impl Event {
                 subject: o.subject,
             })
             .collect()
+    }
+}
+
+/// calcard compares a UTC `UNTIL` with the rule's local times as if they were UTC (it
+/// iterates in floating time), dropping a last occurrence whose local time is later in the day
+/// than UNTIL's UTC time (east of UTC). RFC 5545 §3.3.10: UNTIL is an instant, inclusive. So
+/// a UTC UNTIL is rewritten as the local time in the start's zone before expanding.
+fn localise_until(
+    cal: &mut ICalendar,
+    master: usize,
+    default: Tz,
+    custom: Option<&crate::event::CustomZone>,
+) {
+    let start_tz = {
+        let resolver = cal.build_tz_resolver().with_default(default);
+        cal.components[master]
+            .entries
+            .iter()
+            .find(|e| e.name == ICalendarProperty::Dtstart)
+            .map(|e| resolver.resolve_or_default(e.tz_id()))
+    };
+    let Some(start_tz) = start_tz else {
+        return;
+    };
+    for e in &mut cal.components[master].entries {
+        if e.name != ICalendarProperty::Rrule {
+            continue;
+        }
+        for v in &mut e.values {
+            let ICalendarValue::RecurrenceRule(rule) = v else {
+                continue;
+            };
+            let Some(until) = rule.until.as_mut() else {
+                continue;
+            };
+            if until.tz_hour.is_none() || until.hour.is_none() {
+                continue;
+            }
+            let Some(utc) = until
+                .to_date_time()
+                .and_then(|d| d.to_date_time_with_tz(Tz::UTC))
+            else {
+                continue;
+            };
+            let utc = utc.with_timezone(&Utc);
+            let local = match (custom, start_tz.is_floating()) {
+                (Some(z), true) => {
+                    let off = tz::offset_on(z.standard, z.daylight, &z.rules, utc.date_naive());
+                    utc.naive_utc() + chrono::Duration::seconds(i64::from(off))
+                }
+                (None, true) => continue,
+                _ => utc.with_timezone(&start_tz).naive_local(),
+            };
+            use chrono::{Datelike, Timelike};
+            *until = calcard::common::PartialDateTime {
+                year: u16::try_from(local.year()).ok(),
+                month: u8::try_from(local.month()).ok(),
+                day: u8::try_from(local.day()).ok(),
+                hour: u8::try_from(local.hour()).ok(),
+                minute: u8::try_from(local.minute()).ok(),
+                second: u8::try_from(local.second()).ok(),
+                tz_hour: None,
+                tz_minute: None,
+                tz_minus: false,
+            };
+        }
     }
 }
 

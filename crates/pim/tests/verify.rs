@@ -333,3 +333,23 @@ fn contact_changed_email_is_one_difference() {
     );
     assert_eq!(compare_contact(&ann, "[", None).len(), 1);
 }
+
+/// Sydney in summer (+11:00): UNTIL 2027-01-12T12:59:59Z is 23:59:59 local on 12 January, so
+/// the afternoon occurrence that day is in the series (RFC 5545: UNTIL is an inclusive
+/// instant). calcard alone compares UNTIL's UTC clock time with local times and drops it.
+#[test]
+fn utc_until_east_of_utc_keeps_the_last_afternoon() {
+    let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTIMEZONE\r\nTZID:Australia/Sydney\r\n\
+BEGIN:STANDARD\r\nTZOFFSETFROM:+1100\r\nTZOFFSETTO:+1000\r\nDTSTART:19700405T030000\r\n\
+RRULE:FREQ=YEARLY;BYMONTH=4;BYDAY=1SU\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\n\
+TZOFFSETFROM:+1000\r\nTZOFFSETTO:+1100\r\nDTSTART:19701004T020000\r\n\
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=1SU\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n\
+BEGIN:VEVENT\r\nUID:syd@test\r\nDTSTART;TZID=Australia/Sydney:20270111T140000\r\n\
+DTEND;TZID=Australia/Sydney:20270111T150000\r\nRRULE:FREQ=DAILY;UNTIL=20270112T125959Z\r\n\
+SUMMARY:Arvo\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let ev = event(ics, "UTC");
+    let (a, b) = ev.verify_window();
+    let occs = ev.occurrences((&a, &b));
+    let starts: Vec<&str> = occs.iter().map(|o| o.start_utc.as_str()).collect();
+    assert_eq!(starts, ["2027-01-11T03:00:00Z", "2027-01-12T03:00:00Z"]);
+}
