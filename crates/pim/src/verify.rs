@@ -114,7 +114,14 @@ fn graph_local(v: &Value) -> String {
 impl Event {
     /// The series' first start (DTSTART as an instant), its occurrences expanded from the
     /// source iCalendar (all of them, up to a bound), and whether it is a series.
-    fn expand(&self) -> (Option<DateTime<Utc>>, Vec<Occ>, bool) {
+    ///
+    /// `cap` gives, from the first start, the instant after which no occurrence is needed
+    /// (an open-ended or later-ending rule is cut a day after it, so an open-ended daily rule
+    /// is not expanded to the bound).
+    fn expand(
+        &self,
+        cap: impl Fn(Option<DateTime<Utc>>) -> Option<DateTime<Utc>>,
+    ) -> (Option<DateTime<Utc>>, Vec<Occ>, bool) {
         let Entry::ICalendar(mut cal) = calcard::Parser::new(&self.source.text).entry() else {
             return (None, Vec::new(), false);
         };
@@ -186,18 +193,18 @@ impl Event {
             .entries
             .iter()
             .any(|e| matches!(e.name, ICalendarProperty::Rrule | ICalendarProperty::Rdate));
-        localise_until(&mut cal, master, default, custom);
+        let first = {
+            let resolver = cal.build_tz_resolver().with_default(default);
+            dtstart.and_then(|e| match e.values.first() {
+                Some(ICalendarValue::PartialDateTime(p)) => p
+                    .to_date_time_with_tz(resolver.resolve_or_default(e.tz_id()))
+                    .map(|t| place(&t)),
+                _ => None,
+            })
+        };
+        let cap = cap(first).map(|c| c + chrono::Duration::days(1));
+        localise_until(&mut cal, master, default, custom, cap);
         let resolver = cal.build_tz_resolver().with_default(default);
-        let dtstart = cal.components[master]
-            .entries
-            .iter()
-            .find(|e| e.name == ICalendarProperty::Dtstart);
-        let first = dtstart.and_then(|e| match e.values.first() {
-            Some(ICalendarValue::PartialDateTime(p)) => p
-                .to_date_time_with_tz(resolver.resolve_or_default(e.tz_id()))
-                .map(|t| place(&t)),
-            _ => None,
-        });
         let master_subject = self
             .graph
             .get("subject")
@@ -211,7 +218,7 @@ impl Event {
     /// The window (UTC, RFC 3339 start and end) verify reads instances in: from the series'
     /// first start to two years later (for a single event: its start and end).
     pub fn verify_window(&self) -> (String, String) {
-        let (first, occs, series) = self.expand();
+        let (first, occs, series) = self.expand(|first| first);
         let start = first
             .or_else(|| occs.first().map(|o| o.start))
             .or_else(|| self.graph.get("start").and_then(graph_instant))
@@ -231,7 +238,7 @@ impl Event {
         let (Some(from), Some(to)) = (parse_utc(window.0), parse_utc(window.1)) else {
             return Vec::new();
         };
-        let (_, occs, _) = self.expand();
+        let (_, occs, _) = self.expand(|_| Some(to));
         occs.into_iter()
             .filter(|o| {
                 // Graph's instances: those overlapping the window (a zero-length one: starting
@@ -260,12 +267,14 @@ impl Event {
 /// calcard compares a UTC `UNTIL` with the rule's local times as if they were UTC (it
 /// iterates in floating time), dropping a last occurrence whose local time is later in the day
 /// than UNTIL's UTC time (east of UTC). RFC 5545 §3.3.10: UNTIL is an instant, inclusive. So
-/// a UTC UNTIL is rewritten as the local time in the start's zone before expanding.
+/// a UTC UNTIL is rewritten as the local time in the start's zone before expanding. A rule
+/// without COUNT whose end is later than `cap` (or that has none) is cut at `cap`.
 fn localise_until(
     cal: &mut ICalendar,
     master: usize,
     default: Tz,
     custom: Option<&crate::event::CustomZone>,
+    cap: Option<DateTime<Utc>>,
 ) {
     let start_tz = {
         let resolver = cal.build_tz_resolver().with_default(default);
@@ -278,6 +287,10 @@ fn localise_until(
     let Some(start_tz) = start_tz else {
         return;
     };
+    let cal_is_all_day = cal.components[master].entries.iter().any(|e| {
+        e.name == ICalendarProperty::Dtstart
+            && matches!(e.values.first(), Some(ICalendarValue::PartialDateTime(p)) if p.hour.is_none())
+    });
     for e in &mut cal.components[master].entries {
         if e.name != ICalendarProperty::Rrule {
             continue;
@@ -286,39 +299,55 @@ fn localise_until(
             let ICalendarValue::RecurrenceRule(rule) = v else {
                 continue;
             };
-            let Some(until) = rule.until.as_mut() else {
-                continue;
-            };
-            if until.tz_hour.is_none() || until.hour.is_none() {
-                continue;
-            }
-            let Some(utc) = until
-                .to_date_time()
-                .and_then(|d| d.to_date_time_with_tz(Tz::UTC))
-            else {
-                continue;
-            };
-            let utc = utc.with_timezone(&Utc);
-            let local = match (custom, start_tz.is_floating()) {
+            let to_local = |utc: DateTime<Utc>| match (custom, start_tz.is_floating()) {
                 (Some(z), true) => {
                     let off = tz::offset_on(z.standard, z.daylight, &z.rules, utc.date_naive());
-                    utc.naive_utc() + chrono::Duration::seconds(i64::from(off))
+                    Some(utc.naive_utc() + chrono::Duration::seconds(i64::from(off)))
                 }
-                (None, true) => continue,
-                _ => utc.with_timezone(&start_tz).naive_local(),
+                (None, true) => None,
+                _ => Some(utc.with_timezone(&start_tz).naive_local()),
             };
-            use chrono::{Datelike, Timelike};
-            *until = calcard::common::PartialDateTime {
-                year: u16::try_from(local.year()).ok(),
-                month: u8::try_from(local.month()).ok(),
-                day: u8::try_from(local.day()).ok(),
-                hour: u8::try_from(local.hour()).ok(),
-                minute: u8::try_from(local.minute()).ok(),
-                second: u8::try_from(local.second()).ok(),
-                tz_hour: None,
-                tz_minute: None,
-                tz_minus: false,
+            let partial = |local: NaiveDateTime| {
+                use chrono::{Datelike, Timelike};
+                calcard::common::PartialDateTime {
+                    year: u16::try_from(local.year()).ok(),
+                    month: u8::try_from(local.month()).ok(),
+                    day: u8::try_from(local.day()).ok(),
+                    hour: u8::try_from(local.hour()).ok(),
+                    minute: u8::try_from(local.minute()).ok(),
+                    second: u8::try_from(local.second()).ok(),
+                    tz_hour: None,
+                    tz_minute: None,
+                    tz_minus: false,
+                }
             };
+            if let Some(until) = rule.until.as_mut()
+                && until.tz_hour.is_some()
+                && until.hour.is_some()
+                && let Some(utc) = until
+                    .to_date_time()
+                    .and_then(|d| d.to_date_time_with_tz(Tz::UTC))
+                && let Some(local) = to_local(utc.with_timezone(&Utc))
+            {
+                *until = partial(local);
+            }
+            let Some(cap_local) = cap.and_then(to_local) else {
+                continue;
+            };
+            let later = match rule.until.as_ref().and_then(|u| u.to_date_time()) {
+                Some(u) => u.date_time > cap_local,
+                None => true,
+            };
+            if rule.count.is_none() && later {
+                // A DATE until stays a DATE (an all-day rule's UNTIL must be one).
+                let date_only =
+                    rule.until.as_ref().is_some_and(|u| u.hour.is_none()) || cal_is_all_day;
+                let mut p = partial(cap_local);
+                if date_only {
+                    (p.hour, p.minute, p.second) = (None, None, None);
+                }
+                rule.until = Some(p);
+            }
         }
     }
 }
