@@ -151,7 +151,11 @@ impl Event {
             Some(z) if t.timezone().is_floating() => {
                 let local = t.naive_local();
                 let off = tz::offset_on(z.standard, z.daylight, &z.rules, local.date());
-                Utc.from_utc_datetime(&(local - chrono::Duration::seconds(i64::from(off))))
+                Utc.from_utc_datetime(
+                    &local
+                        .checked_sub_signed(chrono::Duration::seconds(i64::from(off)))
+                        .unwrap_or(local),
+                )
             }
             _ => t.with_timezone(&Utc),
         };
@@ -202,7 +206,7 @@ impl Event {
                 _ => None,
             })
         };
-        let cap = cap(first).map(|c| c + chrono::Duration::days(1));
+        let cap = cap(first).map(|c| c.checked_add_signed(chrono::Duration::days(1)).unwrap_or(c));
         localise_until(&mut cal, master, default, custom, cap);
         let resolver = cal.build_tz_resolver().with_default(default);
         let master_subject = self
@@ -302,7 +306,8 @@ fn localise_until(
             let to_local = |utc: DateTime<Utc>| match (custom, start_tz.is_floating()) {
                 (Some(z), true) => {
                     let off = tz::offset_on(z.standard, z.daylight, &z.rules, utc.date_naive());
-                    Some(utc.naive_utc() + chrono::Duration::seconds(i64::from(off)))
+                    utc.naive_utc()
+                        .checked_add_signed(chrono::Duration::seconds(i64::from(off)))
                 }
                 (None, true) => None,
                 _ => Some(utc.with_timezone(&start_tz).naive_local()),
@@ -379,13 +384,14 @@ fn expand_cal(
         let (end, end_day) = match ev.end {
             TimeOrDelta::Time(t) => (place(&t), t.naive_local().date()),
             TimeOrDelta::Delta(d) => {
-                let local = ev.start.naive_local() + d;
+                let naive = ev.start.naive_local();
+                let local = naive.checked_add_signed(d).unwrap_or(naive);
                 (
                     ev.start
                         .timezone()
                         .from_local_datetime(&local)
                         .earliest()
-                        .map_or(start + d, |t| place(&t)),
+                        .map_or(start.checked_add_signed(d).unwrap_or(start), |t| place(&t)),
                     local.date(),
                 )
             }

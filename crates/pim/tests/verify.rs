@@ -353,3 +353,48 @@ SUMMARY:Arvo\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
     let starts: Vec<&str> = occs.iter().map(|o| o.start_utc.as_str()).collect();
     assert_eq!(starts, ["2027-01-11T03:00:00Z", "2027-01-12T03:00:00Z"]);
 }
+
+/// Every fixture event against odd targets: empty, wrong types, unreadable instances. The
+/// answer is a list of differences, never a panic.
+#[test]
+fn odd_targets_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pim");
+    let odd_instances = [TargetInstance {
+        start_utc: "yesterday".into(),
+        end_utc: "".into(),
+        original_start_utc: Some("2027-13-45T99:00:00Z".into()),
+        json: "[1,2".into(),
+    }];
+    let targets = [
+        "{}",
+        "null",
+        "[]",
+        r#"{"start":{"dateTime":5,"timeZone":"Mars/Olympus"},"end":"x","isAllDay":"yes","recurrence":{"pattern":7,"range":null},"body":{"contentType":"html","content":"<body<<>>&amp;"},"categories":"a"}"#,
+    ];
+    let mut events = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("ics") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(items) = parse_calendar_with("x.ics", &bytes, &CalendarOptions::default()) else {
+            continue;
+        };
+        for item in items.into_iter().flatten() {
+            if let CalendarItem::Event(ev) = item {
+                events += 1;
+                for t in targets {
+                    let _ = compare_event(&ev, t, &odd_instances);
+                    let _ = compare_event(&ev, t, &[]);
+                }
+                let _ = ev.occurrences(("2100-01-01T00:00:00Z", "1900-01-01T00:00:00Z"));
+            }
+        }
+    }
+    assert!(events >= 10);
+    let ann = contact(ANN);
+    for t in targets {
+        let _ = compare_contact(&ann, t, Some(0));
+    }
+}
