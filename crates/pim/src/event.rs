@@ -85,8 +85,34 @@ pub struct Event {
     pub overrides: Vec<Override>,
     /// Inline attachments (ATTACH;VALUE=BINARY), for `POST /events/{id}/attachments`.
     pub attachments: Vec<Attachment>,
-    graph: Value,
+    pub(crate) graph: Value,
     attendees: Value,
+    /// What [`Event::occurrences`] expands (boxed: most events are never verified).
+    pub(crate) source: Box<EventSource>,
+}
+
+/// The source of an event as verify reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct EventSource {
+    /// The series as one VCALENDAR (its VTIMEZONEs, master and overrides).
+    pub(crate) text: String,
+    /// [`CalendarOptions::floating_zone`] the event was read with.
+    pub(crate) floating_zone: String,
+    /// The master's start zone when it is no zone name but a VTIMEZONE of the input's own.
+    pub(crate) custom_zone: Option<CustomZone>,
+}
+
+/// A VTIMEZONE whose TZID is no IANA or Windows name: its offsets, to read times in it.
+#[derive(Debug, Clone)]
+pub(crate) struct CustomZone {
+    /// The TZID.
+    pub(crate) id: String,
+    /// Standard offset, seconds east of UTC.
+    pub(crate) standard: i32,
+    /// Daylight offset, if any.
+    pub(crate) daylight: Option<i32>,
+    /// Yearly transitions.
+    pub(crate) rules: Vec<tz::Rule>,
 }
 
 impl Event {
@@ -185,6 +211,8 @@ struct Ctx<'a> {
     label: &'a str,
     zones: HashMap<String, ZoneInfo>,
     options: &'a CalendarOptions,
+    /// The input's VTIMEZONE blocks, as text.
+    tz_text: String,
 }
 
 pub(crate) fn convert_all(
@@ -244,10 +272,12 @@ pub(crate) fn convert_all(
             zones.insert(id, info);
         }
     }
+    let tz_text = split.timezones.iter().map(Block::text).collect::<String>();
     let ctx = Ctx {
         label,
         zones,
         options,
+        tz_text,
     };
 
     // Group VEVENTs by UID (a series is the master plus its RECURRENCE-ID overrides).
@@ -295,7 +325,7 @@ pub(crate) fn convert_all(
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-fn wrap(body: &str) -> String {
+pub(crate) fn wrap(body: &str) -> String {
     format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{body}END:VCALENDAR\r\n")
 }
 
@@ -1031,6 +1061,27 @@ fn convert_series(ctx: &Ctx<'_>, blocks: Vec<Block>) -> Result<Event> {
         attachments,
         graph: Value::Object(g),
         attendees: Value::Array(attendees),
+        source: Box::new(EventSource {
+            text: wrap(&format!(
+                "{}{}",
+                ctx.tz_text,
+                blocks.iter().map(Block::text).collect::<String>()
+            )),
+            floating_zone: ctx.options.floating_zone.clone(),
+            custom_zone: first_value(&c, &ICalendarProperty::Dtstart)
+                .and_then(|(e, _)| e.parameter(&ICalendarParameterName::Tzid))
+                .and_then(|p| p.as_text())
+                .filter(|id| tz::windows_name(id).is_none())
+                .and_then(|id| {
+                    let info = ctx.zones.get(id)?;
+                    Some(CustomZone {
+                        id: id.to_string(),
+                        standard: info.standard.or(info.daylight)?,
+                        daylight: info.daylight,
+                        rules: info.rules.clone(),
+                    })
+                }),
+        }),
     })
 }
 

@@ -14,6 +14,11 @@
 //! - One malformed item is one [`Error`] (label, line, hint) among the results; the other items
 //!   of the same file still convert.
 //!
+//! - Verify: [`Event::occurrences`] expands a source event from its own iCalendar (RRULE,
+//!   EXDATE, RECURRENCE-ID overrides) in a window ([`Event::verify_window`]);
+//!   [`compare_contact`] and [`compare_event`] list, one sentence each, how what the target
+//!   stored (Graph GET JSON, a series' instances) differs from the source.
+//!
 //! # Writing events without sending invitations
 //!
 //! Microsoft's "Create event" page (Graph v1.0, `POST /users/{id}/events`) says: "When an event
@@ -50,11 +55,13 @@ mod event;
 mod rrule;
 mod split;
 mod tz;
+mod verify;
 mod windows_zones;
 
 use sha2::{Digest, Sha256};
 
 pub use event::{Attachment, CalendarItem, CalendarOptions, Event, Occurrence, Override, Task};
+pub use verify::{SourceOccurrence, TargetInstance, compare_contact, compare_event};
 
 /// The Graph `singleValueExtendedProperties` id under which a writer stores an item's
 /// [fingerprint](Contact::fingerprint) (a named string property in this crate's own GUID

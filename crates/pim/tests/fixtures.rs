@@ -27,6 +27,17 @@ fn occurrence(o: &o365_migrate_pim::Occurrence) -> Value {
     json!({ "local": o.local, "zone": o.zone, "utc": o.utc })
 }
 
+/// The verify window and the source occurrences in it (the first 12, and how many).
+fn verify(ev: &o365_migrate_pim::Event) -> Value {
+    let (from, to) = ev.verify_window();
+    let occs = ev.occurrences((&from, &to));
+    json!({
+        "window": [from, to],
+        "count": occs.len(),
+        "occurrences": occs.iter().take(12).map(|o| format!("{} {} {}", o.start_utc, o.end_utc, o.subject)).collect::<Vec<_>>(),
+    })
+}
+
 fn error(e: &o365_migrate_pim::Error) -> Value {
     json!({ "error": e.to_string(), "line": e.line() })
 }
@@ -82,6 +93,7 @@ fn report(path: &Path) -> Value {
                             "name": a.name, "contentType": a.content_type, "base64": b64(&a.bytes),
                         })).collect::<Vec<_>>(),
                         "not_carried": ev.not_carried,
+                        "verify": verify(ev),
                     }),
                     Ok(CalendarItem::Task(t)) => json!({
                         "kind": "task",

@@ -22,6 +22,9 @@
 //! - [`Radicale`]: a private Radicale CardDAV/CalDAV server (Debian package `radicale`) per
 //!   test on a free 127.0.0.1 port, htpasswd users, optional TLS, helpers to create address
 //!   books and calendars and to PUT items; stopped on drop.
+//! - [`pim_corpus`]: [`PimCorpus`], seeded contacts and calendars (recurring series with
+//!   exceptions, four zones, all-day, floating, multi-language text, photos) loaded into
+//!   Radicale or written as files, with a manifest of expected occurrences and a change set.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,6 +53,7 @@ pub mod dovecot;
 mod error;
 pub mod fault;
 pub mod hostile;
+pub mod pim_corpus;
 pub mod postgres;
 pub mod radicale;
 mod rng;
@@ -69,5 +73,6 @@ pub use hostile::{
     Delivery, ExpectedOutcome, HostileCase, HostileCorpus, HostileEntry, HostileManifest,
     HostileOptions,
 };
+pub use pim_corpus::{PimChangeSet, PimCorpus, PimCorpusProfile, PimKind, PimManifestEntry};
 pub use postgres::{Postgres, PostgresOptions};
 pub use radicale::{HttpAnswer, Radicale, RadicaleOptions, missing_radicale_message};
