@@ -147,3 +147,57 @@ fn small_corpus_served_by_radicale_agrees() {
         .collect();
     check_items(&corpus, served.into_iter());
 }
+
+/// A perfect target for every event of issue 18's corpus: the create body as the stored event
+/// and the generator's occurrences as its instances. `compare_event` finds nothing; without
+/// one instance, exactly that one.
+#[test]
+fn compare_event_agrees_with_a_perfect_target() {
+    use o365_migrate_pim::{TargetInstance, compare_event};
+    let corpus = PimCorpus::generate(&PimCorpusProfile::issue18());
+    let mut failures = Vec::new();
+    for (entry, data) in corpus.items() {
+        if entry.kind != PimKind::Event {
+            continue;
+        }
+        let items = parse_calendar(&entry.href, data.as_bytes()).unwrap();
+        let Some(Ok(CalendarItem::Event(ev))) = items.into_iter().next() else {
+            panic!("{}: not an event", entry.href);
+        };
+        let instances: Vec<TargetInstance> = if entry.rrule.is_some() {
+            entry
+                .occurrences
+                .iter()
+                .map(|o| TargetInstance {
+                    start_utc: o.start_utc.clone(),
+                    end_utc: o.end_utc.clone(),
+                    original_start_utc: Some(
+                        entry
+                            .moved
+                            .iter()
+                            .find(|m| m.start_utc == o.start_utc)
+                            .map_or(o.start_utc.clone(), |m| m.original_start_utc.clone()),
+                    ),
+                    json: serde_json::json!({ "subject": o.subject }).to_string(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let diffs = compare_event(&ev, &ev.graph_json(), &instances);
+        if !diffs.is_empty() {
+            failures.push(format!("{}: {diffs:?}", entry.href));
+        }
+        if instances.len() > 1 {
+            let fewer = &instances[1..];
+            let diffs = compare_event(&ev, &ev.graph_json(), fewer);
+            if diffs.len() != 1 {
+                failures.push(format!(
+                    "{} without its first instance: {diffs:?}",
+                    entry.href
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
