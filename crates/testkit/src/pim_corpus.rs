@@ -1342,6 +1342,60 @@ mod tests {
         }
     }
 
+    /// Issue 18's corpus holds every kind of rule and end the issue asks for.
+    #[test]
+    fn issue18_covers_the_rule_kinds() {
+        let c = PimCorpus::generate(&PimCorpusProfile::issue18());
+        let rules: Vec<&str> = c
+            .manifest()
+            .iter()
+            .filter_map(|e| e.rrule.as_deref())
+            .collect();
+        let has = |f: &dyn Fn(&str) -> bool| rules.iter().any(|r| f(r));
+        for freq in ["DAILY", "WEEKLY", "MONTHLY", "YEARLY"] {
+            let f = format!("FREQ={freq}");
+            assert!(
+                has(&|r| r.contains(&f) && r.contains("COUNT=")),
+                "{freq} COUNT"
+            );
+            assert!(
+                has(&|r| r.contains(&f) && r.contains("UNTIL=")),
+                "{freq} UNTIL"
+            );
+            assert!(
+                has(&|r| r.contains(&f) && !r.contains("COUNT=") && !r.contains("UNTIL=")),
+                "{freq} open-ended"
+            );
+        }
+        assert!(has(&|r| r.contains("BYMONTHDAY=")));
+        assert!(has(&|r| r.contains("BYDAY=-1FR")));
+        assert!(has(&|r| r.contains("WEEKLY;INTERVAL=2") && r.contains(',')));
+        let m = c.manifest();
+        assert!(
+            m.iter()
+                .any(|e| !e.moved.is_empty() && !e.cancelled.is_empty())
+        );
+        assert!(m.iter().any(|e| e.all_day && !e.cancelled.is_empty()));
+        for (e, data) in c.items() {
+            if e.zone == "Australia/Sydney" {
+                assert!(data.contains("BEGIN:VTIMEZONE\r\nTZID:Australia/Sydney"));
+            }
+        }
+        let text: String = c.items().map(|(_, d)| d).collect();
+        for needle in [
+            "ö",
+            "会議",
+            "اجتماع",
+            "🎉",
+            "PHOTO;ENCODING=b;TYPE=PNG:",
+            "BDAY:",
+            "NOTE:",
+            "ADR;",
+        ] {
+            assert!(text.contains(needle), "{needle}");
+        }
+    }
+
     /// The small corpus's bytes, pinned: any change to the generator's output shows here
     /// (update the digest only for an intended change, and say so in the commit).
     #[test]
