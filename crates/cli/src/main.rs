@@ -1185,6 +1185,34 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
                             );
                         }
                     }
+                    for c in &m.collections {
+                        eprintln!(
+                            "{} {} {} {} → {}: source {} skipped {} expected {} found {}{}",
+                            if c.ok() { "ok  " } else { "DIFF" },
+                            m.source,
+                            c.kind,
+                            c.source,
+                            c.target,
+                            c.source_count,
+                            c.skipped,
+                            c.expected,
+                            c.found,
+                            if c.foreign > 0 {
+                                format!(" (and {} not written by o365-migrate)", c.foreign)
+                            } else {
+                                String::new()
+                            }
+                        );
+                        for (what, list) in [
+                            ("missing", &c.missing),
+                            ("extra", &c.extra),
+                            ("differs", &c.differs),
+                        ] {
+                            for d in list {
+                                eprintln!("      {what} {} {:?}: {}", d.key, d.summary, d.what);
+                            }
+                        }
+                    }
                 }
                 eprintln!(
                     "verify: {}",

@@ -126,7 +126,7 @@ pub mod worker;
 pub use engine::{Engine, StopFlag, TargetTest};
 pub use error::{Error, Location, Result};
 pub use matching::{MailboxPair, Pairing, PairingOrigin, Unpaired};
-pub use pim::CollectionPlan;
+pub use pim::{CollectionPlan, CollectionVerify, PimDiff};
 pub use plan::{
     ANSWER_TIMES_RECORD, FolderPlan, MailboxPlan, MeasuredAnswerTimes, PLAN_RECORD, PlanReport,
 };

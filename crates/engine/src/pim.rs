@@ -39,8 +39,10 @@ use crate::state::{
 
 mod plan;
 mod source;
+mod verify;
 pub use plan::CollectionPlan;
 pub(crate) use source::{PimSource, SourceCollection, SourceResource};
+pub use verify::{CollectionVerify, PimDiff};
 
 #[cfg(test)]
 mod tests;

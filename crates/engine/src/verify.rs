@@ -82,6 +82,8 @@ pub struct MailboxVerify {
     pub target: String,
     /// Per folder.
     pub folders: Vec<FolderVerify>,
+    /// Contacts, calendars and tasks, per source collection (`[dav]`).
+    pub collections: Vec<crate::pim::CollectionVerify>,
     /// Set when the mailbox could not be verified.
     pub error: Option<String>,
 }
@@ -90,6 +92,10 @@ impl MailboxVerify {
     /// Whether every folder matched and nothing stopped the check.
     pub fn ok(&self) -> bool {
         self.error.is_none()
+            && self
+                .collections
+                .iter()
+                .all(crate::pim::CollectionVerify::ok)
             && self.folders.iter().all(|f| {
                 f.missing.is_empty()
                     && f.extra.is_empty()
@@ -161,10 +167,16 @@ impl Engine {
                     source: p.source.clone(),
                     target: p.target.clone(),
                     folders: Vec::new(),
+                    collections: Vec::new(),
                     error: None,
                 };
                 if let Err(e) = self.verify_mailbox(&p, &mut mv, max_target, deep).await {
                     mv.error = Some(e.to_string());
+                }
+                match self.verify_pim(&p).await {
+                    Ok(c) => mv.collections = c,
+                    Err(e) if mv.error.is_none() => mv.error = Some(e.to_string()),
+                    Err(_) => {}
                 }
                 mv
             })
@@ -183,9 +195,29 @@ impl Engine {
                     ok: m.ok(),
                     error: m.error.clone(),
                     folders: m.folders.len() as u64,
-                    missing: m.folders.iter().map(|f| f.missing.len() as u64).sum(),
-                    extra: m.folders.iter().map(|f| f.extra.len() as u64).sum(),
-                    differs: m.folders.iter().map(|f| f.differs.len() as u64).sum(),
+                    missing: m
+                        .folders
+                        .iter()
+                        .map(|f| f.missing.len() as u64)
+                        .sum::<u64>()
+                        + m.collections
+                            .iter()
+                            .map(|c| c.missing.len() as u64)
+                            .sum::<u64>(),
+                    extra: m.folders.iter().map(|f| f.extra.len() as u64).sum::<u64>()
+                        + m.collections
+                            .iter()
+                            .map(|c| c.extra.len() as u64)
+                            .sum::<u64>(),
+                    differs: m
+                        .folders
+                        .iter()
+                        .map(|f| f.differs.len() as u64)
+                        .sum::<u64>()
+                        + m.collections
+                            .iter()
+                            .map(|c| c.differs.len() as u64)
+                            .sum::<u64>(),
                 })
                 .collect(),
         };
