@@ -55,6 +55,7 @@ mod windows_zones;
 use sha2::{Digest, Sha256};
 
 pub use event::{Attachment, CalendarItem, CalendarOptions, Event, Occurrence, Override, Task};
+pub use tz::iana_for_windows;
 
 /// The Graph `singleValueExtendedProperties` id under which a writer stores an item's
 /// [fingerprint](Contact::fingerprint) (a named string property in this crate's own GUID
