@@ -113,6 +113,8 @@ impl Default for AppConfig {
                 "User.ReadWrite.All".into(),
                 "LicenseAssignment.ReadWrite.All".into(),
                 "MailboxSettings.Read".into(),
+                "Contacts.ReadWrite".into(),
+                "Calendars.ReadWrite".into(),
             ],
             delegated_scopes: vec!["User.ReadWrite.All".into(), "Mail.ReadWrite".into()],
         }

@@ -88,21 +88,163 @@ pub(crate) fn messages(world: &World, mailbox: &str) -> Vec<StoredMessage> {
                 folder_path: mb.folder_path(&m.folder_id),
                 properties: Value::Object(props),
                 extended_properties: m.ext_props.clone(),
-                attachments: m
-                    .attachments
-                    .iter()
-                    .map(|a| StoredAttachment {
-                        name: a.name.clone(),
-                        content_type: a.content_type.clone(),
-                        content_id: a.content_id.clone(),
-                        is_inline: a.is_inline,
-                        size: a.data.len(),
-                        data: a.data.clone(),
-                    })
-                    .collect(),
+                attachments: m.attachments.iter().map(stored_attachment).collect(),
             }
         })
         .collect()
+}
+
+fn stored_attachment(a: &crate::world::Attachment) -> StoredAttachment {
+    StoredAttachment {
+        name: a.name.clone(),
+        content_type: a.content_type.clone(),
+        content_id: a.content_id.clone(),
+        is_inline: a.is_inline,
+        size: a.data.len(),
+        data: a.data.clone(),
+    }
+}
+
+/// A stored contact.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StoredContact {
+    /// Graph id.
+    pub id: String,
+    /// The contact folder's display name (`Contacts` for the default one).
+    pub folder: String,
+    /// Every property as Graph returns it.
+    pub properties: Value,
+    /// Single-value extended properties (`id`, `value`).
+    pub extended_properties: Vec<(String, String)>,
+    /// The photo's media type and size in bytes.
+    pub photo: Option<(String, usize)>,
+}
+
+/// A stored event (a single event or a series master).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StoredEvent {
+    /// Graph id.
+    pub id: String,
+    /// The calendar's name (`Calendar` for the default one).
+    pub calendar: String,
+    /// Every property as Graph returns it.
+    pub properties: Value,
+    /// Single-value extended properties (`id`, `value`).
+    pub extended_properties: Vec<(String, String)>,
+    /// Original starts (UTC, RFC 3339) of the series' deleted occurrences.
+    pub cancelled: Vec<String>,
+    /// Original starts (UTC, RFC 3339) of the series' changed occurrences, with the changes.
+    pub exceptions: Vec<(String, Value)>,
+    /// Attachments with their bytes.
+    pub attachments: Vec<StoredAttachment>,
+}
+
+impl StoredContact {
+    /// An extended property's value by id (case-insensitive).
+    pub fn extended(&self, id: &str) -> Option<&str> {
+        ext_value(&self.extended_properties, id)
+    }
+}
+
+impl StoredEvent {
+    /// An extended property's value by id (case-insensitive).
+    pub fn extended(&self, id: &str) -> Option<&str> {
+        ext_value(&self.extended_properties, id)
+    }
+}
+
+fn ext_value<'a>(ext: &'a [(String, String)], id: &str) -> Option<&'a str> {
+    ext.iter()
+        .find(|(i, _)| i.eq_ignore_ascii_case(id))
+        .map(|(_, v)| v.as_str())
+}
+
+fn pim_of<'a>(world: &'a World, mailbox: &str) -> Option<&'a crate::world::Pim> {
+    match &world.any_user(mailbox)?.mailbox {
+        MailboxState::Ready(mb) => Some(&mb.pim),
+        _ => None,
+    }
+}
+
+fn folder_name(folders: &[crate::world::PimFolder], id: &str) -> String {
+    folders
+        .iter()
+        .find(|f| f.id == id)
+        .map(|f| f.name.clone())
+        .unwrap_or_default()
+}
+
+fn utc_text(t: i64) -> String {
+    crate::util::iso(t)
+}
+
+pub(crate) fn contacts(world: &World, mailbox: &str) -> Vec<StoredContact> {
+    let Some(pim) = pim_of(world, mailbox) else {
+        return Vec::new();
+    };
+    pim.contacts
+        .iter()
+        .map(|c| {
+            let mut props = c.props.clone();
+            props.insert("id".into(), json!(c.id));
+            StoredContact {
+                id: c.id.clone(),
+                folder: folder_name(&pim.contact_folders, &c.folder_id),
+                properties: Value::Object(props),
+                extended_properties: c.ext_props.clone(),
+                photo: c.photo.as_ref().map(|(t, b)| (t.clone(), b.len())),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn events(world: &World, mailbox: &str) -> Vec<StoredEvent> {
+    let Some(pim) = pim_of(world, mailbox) else {
+        return Vec::new();
+    };
+    pim.events
+        .iter()
+        .map(|e| {
+            let mut props = e.props.clone();
+            props.insert("id".into(), json!(e.id));
+            StoredEvent {
+                id: e.id.clone(),
+                calendar: folder_name(&pim.calendars, &e.folder_id),
+                properties: Value::Object(props),
+                extended_properties: e.ext_props.clone(),
+                cancelled: e.cancelled.iter().map(|t| utc_text(*t)).collect(),
+                exceptions: e
+                    .exceptions
+                    .iter()
+                    .map(|(t, p)| (utc_text(*t), Value::Object(p.clone())))
+                    .collect(),
+                attachments: e.attachments.iter().map(stored_attachment).collect(),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn event_instances(
+    world: &World,
+    mailbox: &str,
+    event_id: &str,
+    from: &str,
+    to: &str,
+) -> Option<Vec<Value>> {
+    let pim = pim_of(world, mailbox)?;
+    let e = pim.events.iter().find(|e| e.id == event_id)?;
+    let parse = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&chrono::Utc))
+    };
+    Some(crate::pim::instances(e, parse(from)?, parse(to)?))
+}
+
+pub(crate) fn invitations_sent(world: &World, mailbox: &str) -> u64 {
+    pim_of(world, mailbox).map_or(0, |p| p.invitations_sent)
 }
 
 pub(crate) fn replace_attachment(
@@ -211,6 +353,8 @@ pub(crate) fn http(shared: &Shared, method: &str, rest: &[&str], body: &[u8]) ->
     match (method, rest) {
         ("GET", ["mailboxes", m, "messages"]) => Resp::json(200, &json!(messages(&world, m))),
         ("GET", ["mailboxes", m, "folders"]) => Resp::json(200, &json!(folders(&world, m))),
+        ("GET", ["mailboxes", m, "contacts"]) => Resp::json(200, &json!(contacts(&world, m))),
+        ("GET", ["mailboxes", m, "events"]) => Resp::json(200, &json!(events(&world, m))),
         ("GET", ["mailboxes", m, "counters"]) => Resp::json(200, &json!(counters(&world, m))),
         ("GET", ["counters"]) => Resp::json(
             200,

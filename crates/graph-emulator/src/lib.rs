@@ -20,6 +20,12 @@
 //!   `$top`, `$skip` paging, `$count`, `/$count`), attachments (inline; `createUploadSession` with
 //!   chunked `PUT`s checked for order, `Content-Range`, chunk size and the absence of an
 //!   `Authorization` header), `$batch` (at most 20, each sub-request throttled on its own).
+//! * **Contacts and calendars**: `contactFolders`, `contacts` (with `photo/$value`), `calendars`,
+//!   `calendar`, `events` (create with `transactionId`, `instances` expanding a
+//!   `patternedRecurrence` in its Windows or IANA time zone, an occurrence deleted or patched,
+//!   `attachments`), 409 on a duplicate folder or calendar name, 400 on an unsupported time zone
+//!   or an invalid recurrence; invitations an event with attendees would send are counted
+//!   ([`Emulator::invitations_sent`]).
 //! * **Throttling** per app and mailbox at the real limits (10,000 requests / 10 minutes, 4
 //!   concurrent, 150 MB uploaded / 5 minutes) with a time-scale knob; 429 / 503 with
 //!   `Retry-After`; requests over about 4 MB answer 413.
@@ -47,6 +53,8 @@ mod auth;
 mod config;
 mod inspect;
 mod mail;
+mod pim;
+mod recurrence;
 mod server;
 mod throttle;
 mod util;
@@ -56,7 +64,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 pub use config::{AppConfig, EmulatorConfig, Faults, Limits, SkuConfig, TenantConfig, UserConfig};
-pub use inspect::{StoredAttachment, StoredFolder, StoredMessage};
+pub use inspect::{StoredAttachment, StoredContact, StoredEvent, StoredFolder, StoredMessage};
 pub use throttle::{MailboxCounters, RETRY_AFTER_GRACE};
 
 /// Errors from this crate.
@@ -161,6 +169,34 @@ impl Emulator {
     /// Every message of a mailbox (by UPN or id), with all properties and attachment bytes.
     pub fn messages(&self, mailbox: &str) -> Vec<StoredMessage> {
         inspect::messages(&self.shared.lock(), mailbox)
+    }
+
+    /// Every contact of a mailbox, in every contact folder.
+    pub fn contacts(&self, mailbox: &str) -> Vec<StoredContact> {
+        inspect::contacts(&self.shared.lock(), mailbox)
+    }
+
+    /// Every event of a mailbox (single events and series masters), in every calendar.
+    pub fn events(&self, mailbox: &str) -> Vec<StoredEvent> {
+        inspect::events(&self.shared.lock(), mailbox)
+    }
+
+    /// The instances of event `event_id` overlapping `[from, to)` (UTC, RFC 3339), as
+    /// `GET /events/{id}/instances` renders them; `None` when there is no such event or a bound
+    /// is not a date.
+    pub fn event_instances(
+        &self,
+        mailbox: &str,
+        event_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Option<Vec<serde_json::Value>> {
+        inspect::event_instances(&self.shared.lock(), mailbox, event_id, from, to)
+    }
+
+    /// Meeting invitations the mailbox's event creations would have sent (one per attendee).
+    pub fn invitations_sent(&self, mailbox: &str) -> u64 {
+        inspect::invitations_sent(&self.shared.lock(), mailbox)
     }
 
     /// Every folder of a mailbox.

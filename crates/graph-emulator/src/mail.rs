@@ -23,11 +23,11 @@ mod query;
 mod upload;
 
 use create::{
-    IGNORED, WRITABLE, decode_file_attachment, ext_matches, message_from_json, message_from_mime,
-    refresh_has_attachments, valid_ext_id,
+    IGNORED, WRITABLE, ext_matches, message_from_json, message_from_mime, refresh_has_attachments,
+    valid_ext_id,
 };
-pub(crate) use query::{filter_matches, select};
-use query::{paged, top_skip};
+pub(crate) use create::{decode_file_attachment, ext_prop};
+pub(crate) use query::{expand_ext_props, filter_matches, filtered_page, paged, select, top_skip};
 pub(crate) use upload::upload_chunk;
 
 /// The user's mailbox, or an early `MailboxNotEnabledForRESTAPI` answer.
@@ -40,7 +40,7 @@ macro_rules! mb {
     };
 }
 
-fn bad(code: &str, msg: &str) -> Resp {
+pub(crate) fn bad(code: &str, msg: &str) -> Resp {
     Resp::graph_error(400, code, msg)
 }
 
@@ -50,19 +50,7 @@ fn message_json(msg: &Message, query: &HashMap<String, String>) -> Value {
     let mut obj = select(obj, query);
     if let Some(expand) = query.get("$expand") {
         if expand.starts_with("singleValueExtendedProperties") {
-            let ids: Vec<String> = expand
-                .split('\'')
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, s)| s.to_string())
-                .collect();
-            let props: Vec<Value> = msg
-                .ext_props
-                .iter()
-                .filter(|(id, _)| ids.is_empty() || ids.iter().any(|w| w.eq_ignore_ascii_case(id)))
-                .map(|(id, v)| json!({"id": id, "value": v}))
-                .collect();
-            obj.insert("singleValueExtendedProperties".into(), Value::Array(props));
+            expand_ext_props(&mut obj, &msg.ext_props, expand);
         } else if expand.starts_with("attachments") {
             // `attachments($select=name,size)` lists them without their bytes.
             let with_bytes = !expand.contains("$select");
@@ -80,7 +68,7 @@ fn message_json(msg: &Message, query: &HashMap<String, String>) -> Value {
     Value::Object(obj)
 }
 
-fn attachment_json(a: &Attachment, with_bytes: bool) -> Value {
+pub(crate) fn attachment_json(a: &Attachment, with_bytes: bool) -> Value {
     let mut v = json!({
         "@odata.type": "#microsoft.graph.fileAttachment",
         "id": a.id, "name": a.name, "contentType": a.content_type, "size": a.data.len(),
@@ -92,7 +80,7 @@ fn attachment_json(a: &Attachment, with_bytes: bool) -> Value {
     v
 }
 
-fn body_json(req: &Req) -> Result<Value, Resp> {
+pub(crate) fn body_json(req: &Req) -> Result<Value, Resp> {
     serde_json::from_slice(&req.body).map_err(|e| {
         bad(
             "UnableToDeserializePostBody",
@@ -518,7 +506,7 @@ fn folder_not_found() -> Resp {
     )
 }
 
-fn item_not_found() -> Resp {
+pub(crate) fn item_not_found() -> Resp {
     Resp::graph_error(
         404,
         "ErrorItemNotFound",
@@ -556,36 +544,13 @@ fn list_folders(mb: &Mailbox, parent: &str, req: &Req) -> Resp {
 }
 
 fn list_messages(mb: &Mailbox, folder: Option<&str>, req: &Req) -> Resp {
-    let (top, skip) = match top_skip(req, 10, 1000) {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    let filter = req.query.get("$filter").cloned();
-    let mut matching = Vec::new();
-    for m in mb
-        .messages
-        .values()
-        .filter(|m| folder.is_none_or(|f| m.folder_id == f))
-    {
-        match filter_matches(&filter, &m.props, &m.ext_props) {
-            Ok(true) => matching.push(m),
-            Ok(false) => {}
-            Err(e) => return e,
-        }
-    }
-    let values = matching
-        .iter()
-        .skip(skip)
-        .take(top)
-        .map(|m| message_json(m, &req.query))
-        .collect();
-    paged(
-        values,
-        matching.len(),
-        skip,
-        top,
+    filtered_page(
+        mb.messages
+            .values()
+            .filter(|m| folder.is_none_or(|f| m.folder_id == f)),
+        |m| (&m.props, &m.ext_props),
+        |m| message_json(m, &req.query),
         req,
-        req.query.get("$count").is_some_and(|c| c == "true"),
     )
 }
 

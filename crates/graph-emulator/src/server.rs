@@ -218,6 +218,19 @@ async fn graph(shared: &Arc<Shared>, token: &TokenInfo, req: Req) -> Resp {
             let rest: Vec<String> = segs[2..].to_vec();
             mailbox_request(shared, token, user, &rest, &req).await
         }
+        ["users", user, kind, ..] if crate::pim::KINDS.contains(kind) => {
+            let needed: &[&str] = match (crate::pim::is_contacts(kind), req.method.as_str()) {
+                (true, "GET") => &["Contacts.ReadWrite", "Contacts.Read"],
+                (true, _) => &["Contacts.ReadWrite"],
+                (false, "GET") => &["Calendars.ReadWrite", "Calendars.Read"],
+                (false, _) => &["Calendars.ReadWrite"],
+            };
+            if !token.has_any(needed) {
+                return forbidden();
+            }
+            let rest: Vec<String> = segs[2..].to_vec();
+            mailbox_request(shared, token, user, &rest, &req).await
+        }
         _ => directory(shared, token, &s, &req),
     }
 }
@@ -424,7 +437,11 @@ async fn mailbox_request(
     service_time(shared).await;
     let resp = {
         let mut world = shared.lock();
-        let resp = mailbox_op(shared, &mut world, ti, ui, &token.app_id, rest, req);
+        let resp = if crate::pim::KINDS.contains(&rest[0].as_str()) {
+            crate::pim::pim_op(&mut world, ti, ui, rest, req)
+        } else {
+            mailbox_op(shared, &mut world, ti, ui, &token.app_id, rest, req)
+        };
         after_write(&mut world, req, resp)
     };
     drop(slot);

@@ -63,6 +63,44 @@ pub(crate) enum MailboxState {
 pub(crate) struct Mailbox {
     pub(crate) folders: Vec<Folder>,
     pub(crate) messages: BTreeMap<u64, Message>,
+    /// Contacts and calendars ([`crate::pim`]).
+    pub(crate) pim: Pim,
+}
+
+/// A mailbox's contact folders, calendars, contacts and events.
+#[derive(Default)]
+pub(crate) struct Pim {
+    /// Contact folders; the first is the default `Contacts` folder.
+    pub(crate) contact_folders: Vec<PimFolder>,
+    /// Calendars; the first is the default `Calendar`.
+    pub(crate) calendars: Vec<PimFolder>,
+    pub(crate) contacts: Vec<PimItem>,
+    pub(crate) events: Vec<PimItem>,
+    /// Meeting invitations the mailbox would have sent (one per attendee of a created event).
+    pub(crate) invitations_sent: u64,
+}
+
+/// A contact folder or a calendar.
+#[derive(Clone)]
+pub(crate) struct PimFolder {
+    pub(crate) id: String,
+    pub(crate) name: String,
+}
+
+/// A contact or an event (a single instance or a series master).
+#[derive(Clone)]
+pub(crate) struct PimItem {
+    pub(crate) id: String,
+    pub(crate) folder_id: String,
+    pub(crate) props: Map<String, Value>,
+    pub(crate) ext_props: Vec<(String, String)>,
+    /// A contact's photo: media type and bytes.
+    pub(crate) photo: Option<(String, Bytes)>,
+    pub(crate) attachments: Vec<Attachment>,
+    /// A series' deleted occurrences, by original start (Unix seconds).
+    pub(crate) cancelled: Vec<i64>,
+    /// A series' changed occurrences: original start (Unix seconds) and the PATCHed properties.
+    pub(crate) exceptions: BTreeMap<i64, Map<String, Value>>,
 }
 
 #[derive(Clone)]
@@ -211,9 +249,21 @@ impl World {
             well_known: Some("msgfolderroot"),
         };
         let root_id = root.id.clone();
+        let pim = Pim {
+            contact_folders: vec![PimFolder {
+                id: self.item_id("C"),
+                name: "Contacts".into(),
+            }],
+            calendars: vec![PimFolder {
+                id: self.item_id("K"),
+                name: "Calendar".into(),
+            }],
+            ..Pim::default()
+        };
         let mut mb = Mailbox {
             folders: vec![root],
             messages: BTreeMap::new(),
+            pim,
         };
         for (name, display) in WELL_KNOWN {
             let id = self.item_id("F");

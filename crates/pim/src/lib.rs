@@ -61,6 +61,7 @@ mod windows_zones;
 use sha2::{Digest, Sha256};
 
 pub use event::{Attachment, CalendarItem, CalendarOptions, Event, Occurrence, Override, Task};
+pub use tz::iana_for_windows;
 pub use verify::{SourceOccurrence, TargetInstance, compare_contact, compare_event};
 
 /// The Graph `singleValueExtendedProperties` id under which a writer stores an item's

@@ -30,10 +30,20 @@ pub(crate) fn iana_of_windows(win: &str) -> Option<chrono_tz::Tz> {
     if win == "UTC" {
         return Some(chrono_tz::UTC);
     }
-    let i = WINDOWS_TO_IANA
-        .binary_search_by(|(w, _)| (*w).cmp(win))
-        .ok()?;
-    WINDOWS_TO_IANA[i].1.parse().ok()
+    iana_for_windows(win)?.parse().ok()
+}
+
+/// The IANA zone name CLDR maps a Windows time-zone name to (its primary zone, territory
+/// "001"), e.g. `W. Europe Standard Time` → `Europe/Berlin`; `UTC` → `Etc/UTC`; `None` for a
+/// name CLDR does not list. Exact (case-sensitive) match, as Windows names are spelled.
+pub fn iana_for_windows(name: &str) -> Option<&'static str> {
+    if name == "UTC" {
+        return Some("Etc/UTC");
+    }
+    WINDOWS_TO_IANA
+        .binary_search_by(|(w, _)| (*w).cmp(name))
+        .ok()
+        .map(|i| WINDOWS_TO_IANA[i].1)
 }
 
 fn offset_at(tz: chrono_tz::Tz, d: NaiveDate) -> i32 {

@@ -69,6 +69,18 @@ const EXT_TYPES: [&str; 12] = [
     "CLSID",
 ];
 
+/// One `singleValueExtendedProperties` entry of a body: its id (checked) and value.
+pub(crate) fn ext_prop(p: &Value) -> Result<(String, String), Resp> {
+    let id = p["id"].as_str().unwrap_or_default().trim().to_string();
+    if !valid_ext_id(&id) {
+        return Err(bad(
+            "ErrorInvalidProperty",
+            &format!("The extended property id '{id}' is invalid."),
+        ));
+    }
+    Ok((id, p["value"].as_str().unwrap_or_default().to_string()))
+}
+
 /// Checks an extended property id such as `Integer 0x0E07` or `String {guid} Name X`.
 pub(super) fn valid_ext_id(id: &str) -> bool {
     let mut words = id.split_whitespace();
@@ -95,7 +107,7 @@ pub(super) fn ext_matches(id: &str, tag: &str) -> bool {
     w.next().is_some_and(|t| t.eq_ignore_ascii_case(tag)) && w.next().is_none()
 }
 
-pub(super) fn decode_file_attachment(v: &Value, id: String) -> Result<Attachment, Resp> {
+pub(crate) fn decode_file_attachment(v: &Value, id: String) -> Result<Attachment, Resp> {
     let ty = v["@odata.type"].as_str().unwrap_or_default();
     if !ty.eq_ignore_ascii_case("#microsoft.graph.fileAttachment") {
         return Err(bad(
@@ -151,15 +163,7 @@ pub(super) fn message_from_json(
         match k.as_str() {
             "singleValueExtendedProperties" => {
                 for p in v.as_array().into_iter().flatten() {
-                    let id = p["id"].as_str().unwrap_or_default().trim().to_string();
-                    if !valid_ext_id(&id) {
-                        return Err(bad(
-                            "ErrorInvalidProperty",
-                            &format!("The extended property id '{id}' is invalid."),
-                        ));
-                    }
-                    let value = p["value"].as_str().unwrap_or_default().to_string();
-                    ext_props.push((id, value));
+                    ext_props.push(ext_prop(p)?);
                 }
             }
             "attachments" => {

@@ -25,9 +25,12 @@ fn unquote(s: &str) -> Option<String> {
 fn parse_filter(f: &str) -> Result<Filter, Resp> {
     let invalid = || bad("BadRequest", &format!("Invalid filter clause: {f}"));
     let f = f.trim();
+    // OData lambda operators are case-insensitive in Graph's parser (`any(` and `Any(`).
+    const EXT_ANY: &str = "singleValueExtendedProperties/any(";
     if let Some(inner) = f
-        .strip_prefix("singleValueExtendedProperties/any(")
-        .and_then(|r| r.strip_suffix(')'))
+        .get(..EXT_ANY.len())
+        .filter(|p| p.eq_ignore_ascii_case(EXT_ANY))
+        .and_then(|_| f[EXT_ANY.len()..].strip_suffix(')'))
     {
         let (_, cond) = inner.split_once(':').ok_or_else(invalid)?;
         let (id_part, value_part) = cond.split_once(" and ").ok_or_else(invalid)?;
@@ -80,6 +83,27 @@ pub(crate) fn filter_matches(
     })
 }
 
+/// Applies `$expand=singleValueExtendedProperties($filter=id eq '…')` to a rendered item: the
+/// properties whose ids the expansion names (all when it names none).
+pub(crate) fn expand_ext_props(
+    obj: &mut Map<String, Value>,
+    ext: &[(String, String)],
+    expand: &str,
+) {
+    let ids: Vec<&str> = expand
+        .split('\'')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .collect();
+    let props: Vec<Value> = ext
+        .iter()
+        .filter(|(id, _)| ids.is_empty() || ids.iter().any(|w| w.eq_ignore_ascii_case(id)))
+        .map(|(id, v)| json!({"id": id, "value": v}))
+        .collect();
+    obj.insert("singleValueExtendedProperties".into(), Value::Array(props));
+}
+
 /// Projects `$select`.
 pub(crate) fn select(
     obj: Map<String, Value>,
@@ -94,7 +118,7 @@ pub(crate) fn select(
         .collect()
 }
 
-pub(super) fn paged(
+pub(crate) fn paged(
     values: Vec<Value>,
     total: usize,
     skip: usize,
@@ -122,7 +146,7 @@ pub(super) fn paged(
     Resp::json(200, &out)
 }
 
-pub(super) fn top_skip(
+pub(crate) fn top_skip(
     req: &Req,
     default_top: usize,
     max_top: usize,
@@ -145,4 +169,42 @@ pub(super) fn top_skip(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     Ok((top, skip))
+}
+
+/// Answers a list request: the items `$filter` keeps, the page `$top` / `$skip` ask for (10 by
+/// default, at most 1,000), rendered, with `@odata.nextLink` and `$count` when asked.
+pub(crate) fn filtered_page<'a, T: 'a>(
+    items: impl Iterator<Item = &'a T>,
+    fields: impl Fn(&T) -> (&Map<String, Value>, &[(String, String)]),
+    render: impl Fn(&T) -> Value,
+    req: &Req,
+) -> Resp {
+    let (top, skip) = match top_skip(req, 10, 1000) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let filter = req.query.get("$filter").cloned();
+    let mut matching = Vec::new();
+    for item in items {
+        let (props, ext) = fields(item);
+        match filter_matches(&filter, props, ext) {
+            Ok(true) => matching.push(item),
+            Ok(false) => {}
+            Err(e) => return e,
+        }
+    }
+    let values = matching
+        .iter()
+        .skip(skip)
+        .take(top)
+        .map(|i| render(i))
+        .collect();
+    paged(
+        values,
+        matching.len(),
+        skip,
+        top,
+        req,
+        req.query.get("$count").is_some_and(|c| c == "true"),
+    )
 }

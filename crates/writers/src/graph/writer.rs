@@ -131,8 +131,8 @@ impl GraphTarget {
         &self.client
     }
 
-    /// Opens a typed writer for `mailbox` (UPN or id) after checking that it answers.
-    pub async fn open(&self, mailbox: &str) -> Result<Arc<GraphMailboxWriter>, Error> {
+    /// Checks that `mailbox` answers: it exists and has an Exchange Online mailbox.
+    async fn ready(&self, mailbox: &str) -> Result<(), Error> {
         match self.client.probe_mailbox(mailbox).await? {
             MailboxProbe::Ready => {}
             MailboxProbe::NotEnabled => {
@@ -153,6 +153,12 @@ impl GraphTarget {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Opens a typed writer for `mailbox` (UPN or id) after checking that it answers.
+    pub async fn open(&self, mailbox: &str) -> Result<Arc<GraphMailboxWriter>, Error> {
+        self.ready(mailbox).await?;
         let limiter = self.client.limiter(mailbox);
         Ok(Arc::new(GraphMailboxWriter {
             batcher: Arc::new(CreateBatcher::new(
@@ -172,6 +178,19 @@ impl GraphTarget {
             unsure: Default::default(),
             max_message_bytes: self.max_message_bytes,
         }))
+    }
+
+    /// Opens the contacts and calendars writer for `mailbox` (UPN or id) after checking that
+    /// it answers; it shares the mailbox's limiter with the mail writer.
+    pub async fn open_pim_writer(
+        &self,
+        mailbox: &str,
+    ) -> Result<Arc<super::pim::GraphPimWriter>, Error> {
+        self.ready(mailbox).await?;
+        Ok(Arc::new(super::pim::GraphPimWriter::new(
+            self.client.clone(),
+            mailbox,
+        )))
     }
 
     fn caps(&self) -> Capabilities {
@@ -209,6 +228,16 @@ impl Target for GraphTarget {
         Box::pin(async move {
             let w: Arc<dyn MailboxWriter> = self.open(mailbox).await?;
             Ok(w)
+        })
+    }
+
+    fn open_pim<'a>(
+        &'a self,
+        mailbox: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn crate::pim::PimWriter>>, Error>> {
+        Box::pin(async move {
+            let w: Arc<dyn crate::pim::PimWriter> = self.open_pim_writer(mailbox).await?;
+            Ok(Some(w))
         })
     }
 }
