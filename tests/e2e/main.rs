@@ -14,6 +14,7 @@ use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manif
 mod cutover;
 mod dashboard;
 mod pairing;
+mod pim;
 mod proof;
 mod reliability;
 mod scheduling;

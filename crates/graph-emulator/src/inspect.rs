@@ -139,6 +139,9 @@ pub struct StoredEvent {
     pub exceptions: Vec<(String, Value)>,
     /// Attachments with their bytes.
     pub attachments: Vec<StoredAttachment>,
+    /// Start and end as instants (UTC, RFC 3339), read from `start` / `end` in their zones
+    /// the way the emulator expands series; `None` when a zone is unknown.
+    pub span_utc: Option<(String, String)>,
 }
 
 impl StoredContact {
@@ -221,6 +224,14 @@ pub(crate) fn events(world: &World, mailbox: &str) -> Vec<StoredEvent> {
                     .map(|(t, p)| (utc_text(*t), Value::Object(p.clone())))
                     .collect(),
                 attachments: e.attachments.iter().map(stored_attachment).collect(),
+                span_utc: {
+                    let at = |k: &str| {
+                        crate::recurrence::date_time_zone(&e.props[k], k)
+                            .ok()
+                            .map(|(_, _, t)| utc_text(t.timestamp()))
+                    };
+                    at("start").zip(at("end"))
+                },
             }
         })
         .collect()
