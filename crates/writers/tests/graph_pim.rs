@@ -317,3 +317,120 @@ async fn lost_answers_never_duplicate_and_limits_hold() {
     assert_eq!(emu.invitations_sent(USER), 0);
     emu.assert_limits_respected().unwrap();
 }
+
+/// Every contact and event of the pim crate's fixtures, as that crate converts them, goes into
+/// the emulator (whose recurrence expansion is its own): all accepted, and a series reads back
+/// without its cancelled occurrences and with its changed ones where they were moved to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pim_fixtures_write_and_read_back() {
+    use base64::Engine;
+    let (emu, _t, w) = setup(Faults::default()).await;
+    let contacts = collection(&w, PimKind::Contacts).await;
+    let calendar = collection(&w, PimKind::Calendar).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pim");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".expected.json"))
+        .collect();
+    files.sort();
+    let (mut written, mut series_checked) = (0, 0);
+    for f in files {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        for it in v["items"].as_array().into_iter().flatten() {
+            let fingerprint = it["fingerprint"].as_str().unwrap_or_default().to_string();
+            let (c, body) =
+                match it["kind"].as_str() {
+                    Some("contact") => {
+                        let photo = it["photo"]["base64"].as_str().map(|b| {
+                            (
+                                it["photo"]["contentType"].as_str().unwrap().to_string(),
+                                Bytes::from(
+                                    base64::engine::general_purpose::STANDARD.decode(b).unwrap(),
+                                ),
+                            )
+                        });
+                        (
+                            &contacts,
+                            PimBody::Contact {
+                                json: it["graph"].to_string(),
+                                photo,
+                            },
+                        )
+                    }
+                    Some("event") => {
+                        let mut occurrences: Vec<PimOccurrenceChange> = it["cancelled_occurrences"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|o| PimOccurrenceChange {
+                                original_start_utc: o["utc"].as_str().unwrap().to_string(),
+                                patch_json: None,
+                            })
+                            .collect();
+                        occurrences.extend(it["overrides"].as_array().into_iter().flatten().map(
+                            |o| PimOccurrenceChange {
+                                original_start_utc:
+                                    o["original_start"]["utc"].as_str().unwrap().to_string(),
+                                patch_json: Some(o["patch"].to_string()),
+                            },
+                        ));
+                        (
+                            &calendar,
+                            PimBody::Event {
+                                json: it["graph"].to_string(),
+                                occurrences,
+                                attachments: Vec::new(),
+                            },
+                        )
+                    }
+                    _ => continue,
+                };
+            let item = PimWriteItem { fingerprint, body };
+            let out = w
+                .write(c, &item)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            written += 1;
+            let PimBody::Event { occurrences, .. } = &item.body else {
+                continue;
+            };
+            if it["graph"]["recurrence"].is_null() {
+                continue;
+            }
+            let back = w
+                .read(
+                    c,
+                    out.id(),
+                    ("2025-01-01T00:00:00Z", "2028-01-01T00:00:00Z"),
+                )
+                .await
+                .unwrap();
+            assert!(!back.instances.is_empty(), "{}", f.display());
+            for ch in occurrences {
+                let at = back
+                    .instances
+                    .iter()
+                    .find(|i| i.original_start_utc.as_deref() == Some(&ch.original_start_utc));
+                match &ch.patch_json {
+                    None => assert!(
+                        at.is_none(),
+                        "{}: cancelled {}",
+                        f.display(),
+                        ch.original_start_utc
+                    ),
+                    Some(_) => assert!(
+                        at.is_some_and(|i| i.start_utc != ch.original_start_utc),
+                        "{}: moved {}",
+                        f.display(),
+                        ch.original_start_utc
+                    ),
+                }
+            }
+            series_checked += 1;
+        }
+    }
+    assert!(written >= 25, "{written}");
+    assert!(series_checked >= 4, "{series_checked}");
+    assert_eq!(emu.invitations_sent(USER), 0);
+}
