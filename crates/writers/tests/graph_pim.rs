@@ -434,3 +434,47 @@ async fn the_pim_fixtures_write_and_read_back() {
     assert!(series_checked >= 4, "{series_checked}");
     assert_eq!(emu.invitations_sent(USER), 0);
 }
+
+/// An event's attachments are added once; one of 3 MB or more is refused before anything is
+/// written; a deleted item is gone, and deleting it again is not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_and_deletes() {
+    use o365_migrate_target::pim::PimAttachment;
+    let (emu, _t, w) = setup(Faults::default()).await;
+    let c = collection(&w, PimKind::Calendar).await;
+    let with = |fp: &str, len: usize| {
+        let mut item = series(9, false);
+        item.fingerprint = fp.to_string();
+        if let PimBody::Event { attachments, .. } = &mut item.body {
+            attachments.push(PimAttachment {
+                name: "agenda.pdf".into(),
+                content_type: "application/pdf".into(),
+                bytes: Bytes::from(vec![7u8; len]),
+            });
+        }
+        item
+    };
+    let out = w.write(&c, &with("pim1:att", 10_000)).await.unwrap();
+    let again = w.write(&c, &with("pim1:att", 10_000)).await.unwrap();
+    assert!(matches!(again, PimWriteOutcome::AlreadyPresent { .. }));
+    let stored = emu.events(USER);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].attachments.len(), 1);
+    assert_eq!(stored[0].attachments[0].size, 10_000);
+    let err = w
+        .write(&c, &with("pim1:big", 3 * 1024 * 1024))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, o365_migrate_target::Error::TooLarge { .. }),
+        "{err}"
+    );
+    assert_eq!(emu.events(USER).len(), 1);
+    w.delete(&c, out.id()).await.unwrap();
+    assert!(emu.events(USER).is_empty());
+    w.delete(&c, out.id()).await.unwrap();
+    assert!(w.list(&c).await.unwrap().is_empty());
+    // Written anew after the delete: the index forgot it.
+    let fresh = w.write(&c, &with("pim1:att", 10_000)).await.unwrap();
+    assert!(matches!(fresh, PimWriteOutcome::Created { .. }));
+}
