@@ -68,6 +68,8 @@ pub struct GraphPimWriter {
     user_path: String,
     /// Per collection id: fingerprint → item, once listed.
     index: Mutex<HashMap<String, HashMap<String, Found>>>,
+    /// Held while a collection is listed for the first time.
+    loading: Mutex<()>,
     /// Fingerprints whose create may have been carried out without our knowing.
     unsure: std::sync::Mutex<HashSet<String>>,
 }
@@ -227,6 +229,7 @@ impl GraphPimWriter {
             mailbox: mailbox.to_string(),
             user_path: format!("/users/{}", seg(mailbox)),
             index: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
             unsure: Default::default(),
         }
     }
@@ -408,11 +411,15 @@ impl GraphPimWriter {
                 )),
             })
             .collect();
-        let map = out
-            .iter()
-            .filter_map(|(fp, f)| Some((fp.clone()?, f.clone())))
-            .collect();
-        self.index.lock().await.insert(c.id.clone(), map);
+        // Merged into what the index knows: an item this writer created while the list was on
+        // its way may be missing from it, and must not be forgotten (it would be written twice).
+        let mut index = self.index.lock().await;
+        let map = index.entry(c.id.clone()).or_default();
+        for (fp, f) in &out {
+            if let Some(fp) = fp {
+                map.insert(fp.clone(), f.clone());
+            }
+        }
         Ok(out)
     }
 
@@ -422,11 +429,13 @@ impl GraphPimWriter {
         c: &PimCollection,
         fingerprint: &str,
     ) -> Result<Option<Found>, Error> {
-        {
-            let index = self.index.lock().await;
-            if let Some(map) = index.get(&c.id) {
-                return Ok(map.get(fingerprint).cloned());
-            }
+        if let Some(map) = self.index.lock().await.get(&c.id) {
+            return Ok(map.get(fingerprint).cloned());
+        }
+        // One first list per writer at a time; whoever waited finds the index filled.
+        let _loading = self.loading.lock().await;
+        if let Some(map) = self.index.lock().await.get(&c.id) {
+            return Ok(map.get(fingerprint).cloned());
         }
         self.load(c).await?;
         let index = self.index.lock().await;
