@@ -1,26 +1,4 @@
-//! Contacts and calendars into Exchange Online through Microsoft Graph: [`GraphPimWriter`], the
-//! [`PimWriter`] of a [`GraphTarget`](super::GraphTarget).
-//!
-//! * Collections: the default contact folder (`/contacts`, collection id [`DEFAULT_CONTACTS`])
-//!   or a `contactFolders` entry by display name; the default calendar (`/calendar`) or a
-//!   `calendars` entry by name. A create answered 409 (another writer made it first) lists
-//!   again.
-//! * Every item carries the fingerprint ([`FINGERPRINT_PROPERTY_ID`]); one with work after its
-//!   creation (a contact's photo; an event's cancelled and changed occurrences and attachments)
-//!   also carries [`PIM_STATE_PROPERTY_ID`] = `incomplete` until that work is done, then
-//!   `complete`. A write finds items by fingerprint in a per-collection index filled by one
-//!   list and kept current; a complete one is [`PimWriteOutcome::AlreadyPresent`], an
-//!   incomplete one has its work after creation done again (each step is idempotent).
-//! * Events are created with a `transactionId` (the fingerprint unless the body has one), so a
-//!   POST sent again cannot make a second event, and without `attendees` (an appointment: no
-//!   invitation is ever sent).
-//! * A create whose answer was lost (`Error::Transport`: the client says the outcome is
-//!   unknown) is looked up by fingerprint (`$filter` on the extended property) before it is
-//!   sent again.
-//! * Requests go through the mailbox's own limiter, shared with the mail writer.
-//! * Not yet: tasks (Microsoft To Do) answer an item-scope [`Error::Refused`]; event attachments
-//!   of 3 MB or more (they need an upload session) answer [`Error::TooLarge`] before anything
-//!   is written.
+//! Contacts and calendars into Exchange Online through Microsoft Graph: [`GraphPimWriter`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -60,7 +38,30 @@ struct Found {
     complete: bool,
 }
 
-/// Writes contacts and events into one Exchange Online mailbox. See the [module docs](self).
+/// Writes contacts and events into one Exchange Online mailbox: the [`PimWriter`] of a
+/// [`GraphTarget`](super::GraphTarget), from
+/// [`GraphTarget::open_pim_writer`](super::GraphTarget::open_pim_writer).
+///
+/// * Collections: the default contact folder (`/contacts`, collection id [`DEFAULT_CONTACTS`])
+///   or a `contactFolders` entry by display name; the default calendar (`/calendar`) or a
+///   `calendars` entry by name. A create answered 409 (another writer made it first) lists
+///   again.
+/// * Every item carries the fingerprint ([`FINGERPRINT_PROPERTY_ID`]); one with work after its
+///   creation (a contact's photo; an event's cancelled and changed occurrences and attachments)
+///   also carries [`PIM_STATE_PROPERTY_ID`] = `incomplete` until that work is done, then
+///   `complete`. A write finds items by fingerprint in a per-collection index filled by one
+///   list and kept current; a complete one is [`PimWriteOutcome::AlreadyPresent`], an
+///   incomplete one has its work after creation done again (each step is idempotent).
+/// * Events are created with a `transactionId` (the fingerprint unless the body has one), so a
+///   POST sent again cannot make a second event, and without `attendees` (an appointment: no
+///   invitation is ever sent).
+/// * A create whose answer was lost (`Error::Transport`: the client says the outcome is
+///   unknown) is looked up by fingerprint (`$filter` on the extended property) before it is
+///   sent again.
+/// * Requests go through the mailbox's own limiter, shared with the mail writer.
+/// * Not yet: tasks (Microsoft To Do) answer an item-scope [`Error::Refused`]; event attachments
+///   of 3 MB or more (they need an upload session) answer [`Error::TooLarge`] before anything
+///   is written.
 pub struct GraphPimWriter {
     client: Arc<GraphClient>,
     limiter: Arc<MailboxLimiter>,
