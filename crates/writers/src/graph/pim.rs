@@ -527,7 +527,8 @@ impl GraphPimWriter {
                         self.set_unsure(&item.fingerprint, false);
                         return Ok(f.id);
                     }
-                    self.set_unsure(&item.fingerprint, false);
+                    // Not there (yet): sent again; if this was the last attempt the next
+                    // write looks again first.
                     if attempt >= CREATE_ATTEMPTS {
                         return Err(Error::Transport(why));
                     }
@@ -755,6 +756,9 @@ impl GraphPimWriter {
         if found.is_none() && self.is_unsure(&item.fingerprint) {
             found = self.lookup_remote(c, &item.fingerprint).await?;
             self.set_unsure(&item.fingerprint, false);
+            if let Some(f) = &found {
+                self.remember(c, &item.fingerprint, Some(f.clone())).await;
+            }
         }
         if let Some(f) = found {
             if f.complete {
