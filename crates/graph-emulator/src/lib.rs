@@ -57,6 +57,7 @@ mod pim;
 mod recurrence;
 mod server;
 mod throttle;
+mod todo;
 mod util;
 mod world;
 
@@ -64,7 +65,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 pub use config::{AppConfig, EmulatorConfig, Faults, Limits, SkuConfig, TenantConfig, UserConfig};
-pub use inspect::{StoredAttachment, StoredContact, StoredEvent, StoredFolder, StoredMessage};
+pub use inspect::{
+    StoredAttachment, StoredContact, StoredEvent, StoredFolder, StoredMessage, StoredTask,
+};
 pub use throttle::{MailboxCounters, RETRY_AFTER_GRACE};
 
 /// Errors from this crate.
@@ -192,6 +195,11 @@ impl Emulator {
         to: &str,
     ) -> Option<Vec<serde_json::Value>> {
         inspect::event_instances(&self.shared.lock(), mailbox, event_id, from, to)
+    }
+
+    /// Every Microsoft To Do task of a mailbox, in every list.
+    pub fn tasks(&self, mailbox: &str) -> Vec<StoredTask> {
+        inspect::tasks(&self.shared.lock(), mailbox)
     }
 
     /// Meeting invitations the mailbox's event creations would have sent (one per attendee).
