@@ -233,7 +233,7 @@ async fn the_same_write_twice_is_already_present_and_an_incomplete_one_is_finish
     assert_eq!(done.exceptions.len(), 1);
     assert_eq!(emu.events(USER).len(), 2);
 
-    // Tasks are not written yet: an item-scope error that says so.
+    // An item of another kind than the collection's: an item-scope error.
     let err = w
         .write(
             &c,
@@ -327,6 +327,7 @@ async fn the_pim_fixtures_write_and_read_back() {
     let (emu, _t, w) = setup(Faults::default()).await;
     let contacts = collection(&w, PimKind::Contacts).await;
     let calendar = collection(&w, PimKind::Calendar).await;
+    let tasks = collection(&w, PimKind::Tasks).await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pim");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -384,6 +385,12 @@ async fn the_pim_fixtures_write_and_read_back() {
                             },
                         )
                     }
+                    Some("task") => (
+                        &tasks,
+                        PimBody::Task {
+                            json: it["graph"].to_string(),
+                        },
+                    ),
                     _ => continue,
                 };
             let item = PimWriteItem { fingerprint, body };
@@ -432,6 +439,7 @@ async fn the_pim_fixtures_write_and_read_back() {
     }
     assert!(written >= 25, "{written}");
     assert!(series_checked >= 4, "{series_checked}");
+    assert_eq!(emu.tasks(USER).len(), 1);
     assert_eq!(emu.invitations_sent(USER), 0);
 }
 
@@ -477,4 +485,75 @@ async fn attachments_and_deletes() {
     // Written anew after the delete: the index forgot it.
     let fresh = w.write(&c, &with("pim1:att", 10_000)).await.unwrap();
     assert!(matches!(fresh, PimWriteOutcome::Created { .. }));
+}
+
+fn task(n: usize) -> PimWriteItem {
+    PimWriteItem {
+        fingerprint: format!("pim1:task{n:04}"),
+        body: PimBody::Task {
+            json: json!({"title": format!("File report {n}"), "importance": "low", "status": "notStarted",
+                "dueDateTime": {"dateTime": "2026-05-10T00:00:00", "timeZone": "W. Europe Standard Time"}})
+            .to_string(),
+        },
+    }
+}
+
+/// Tasks go into To Do lists with their fingerprint in a linked resource: written once even when
+/// answers are lost, found again by a later writer, read back and deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_go_into_todo_lists_once() {
+    let faults = Faults {
+        seed: 0x7a5c,
+        rate_504_after_write: 0.2,
+        rate_reset_after_write: 0.15,
+        ..Faults::default()
+    };
+    let (emu, target, w) = setup(faults).await;
+    let default = collection(&w, PimKind::Tasks).await;
+    assert_eq!(default.name, "Tasks");
+    let spec = PimCollectionSpec {
+        kind: PimKind::Tasks,
+        name: Some("Chores".into()),
+    };
+    let chores = w.ensure_collection(&spec).await.unwrap();
+    assert_eq!(w.ensure_collection(&spec).await.unwrap().id, chores.id);
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (w, c) = (
+            w.clone(),
+            if n % 2 == 0 {
+                default.clone()
+            } else {
+                chores.clone()
+            },
+        );
+        set.spawn(async move {
+            let mut last = None;
+            for _ in 0..6 {
+                match w.write(&c, &task(n)).await {
+                    Ok(o) => return Ok(o),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let tasks = emu.tasks(USER);
+    assert_eq!(tasks.len(), 20);
+    assert_eq!(tasks.iter().filter(|t| t.list == "Chores").count(), 10);
+    let w2 = target.open_pim(USER).await.unwrap().unwrap();
+    let again = w2.write(&chores, &task(1)).await.unwrap();
+    assert!(
+        matches!(again, PimWriteOutcome::AlreadyPresent { .. }),
+        "{again:?}"
+    );
+    let back = w2.read(&chores, again.id(), ("", "")).await.unwrap();
+    assert_eq!(back.fingerprint.as_deref(), Some("pim1:task0001"));
+    assert!(back.json.contains("File report 1"));
+    w2.delete(&chores, again.id()).await.unwrap();
+    assert_eq!(emu.tasks(USER).len(), 19);
+    emu.assert_limits_respected().unwrap();
 }

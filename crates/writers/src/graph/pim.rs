@@ -59,9 +59,12 @@ struct Found {
 ///   unknown) is looked up by fingerprint (`$filter` on the extended property) before it is
 ///   sent again.
 /// * Requests go through the mailbox's own limiter, shared with the mail writer.
-/// * Not yet: tasks (Microsoft To Do) answer an item-scope [`Error::Refused`]; event attachments
-///   of 3 MB or more (they need an upload session) answer [`Error::TooLarge`] before anything
-///   is written.
+/// * Tasks go into Microsoft To Do lists (the `defaultList` or one by display name); a task
+///   carries its fingerprint in a `linkedResource` of application [`TASK_LINK_APPLICATION`]
+///   (`externalId`), as To Do tasks have no extended properties; a lost create is looked up by
+///   listing the list again.
+/// * Not yet: event attachments of 3 MB or more (they need an upload session) answer
+///   [`Error::TooLarge`] before anything is written.
 pub struct GraphPimWriter {
     client: Arc<GraphClient>,
     limiter: Arc<MailboxLimiter>,
@@ -100,15 +103,32 @@ fn ext_value(item: &Value, id: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// The `applicationName` of the `linkedResource` that carries a task's fingerprint (in its
+/// `externalId`): To Do tasks have no extended properties.
+pub const TASK_LINK_APPLICATION: &str = "o365-migrate";
+
+/// A task's fingerprint, from its expanded `linkedResources`.
+fn task_fingerprint(item: &Value) -> Option<String> {
+    item["linkedResources"]
+        .as_array()?
+        .iter()
+        .find(|l| l["applicationName"].as_str() == Some(TASK_LINK_APPLICATION))
+        .and_then(|l| l["externalId"].as_str())
+        .map(String::from)
+}
+
 fn found_of(item: &Value) -> Option<(String, Found)> {
-    let fp = ext_value(item, FINGERPRINT_PROPERTY_ID)?;
+    let fp = ext_value(item, FINGERPRINT_PROPERTY_ID).or_else(|| task_fingerprint(item))?;
     let id = item["id"].as_str()?.to_string();
     let complete = ext_value(item, PIM_STATE_PROPERTY_ID).as_deref() != Some("incomplete");
     Some((fp, Found { id, complete }))
 }
 
-/// `$expand` of the fingerprint and state properties.
-fn expand() -> String {
+/// `$expand` of the fingerprint (and state): extended properties, or a task's linked resources.
+fn expand(kind: PimKind) -> String {
+    if kind == PimKind::Tasks {
+        return "linkedResources".into();
+    }
     q(&format!(
         "singleValueExtendedProperties($filter=id eq '{FINGERPRINT_PROPERTY_ID}' or id eq '{PIM_STATE_PROPERTY_ID}')"
     ))
@@ -170,13 +190,36 @@ fn has_work(body: &PimBody) -> bool {
     }
 }
 
-fn tasks_not_written() -> Error {
+fn unsupported_kind() -> Error {
     Error::Refused {
         operation: "write".into(),
-        context: "tasks".into(),
+        context: "contacts, calendars and tasks".into(),
         code: "NotSupported".into(),
-        message: "tasks (Microsoft To Do) are not written yet by the Graph target".into(),
+        message: "this kind of item is not written by the Graph target".into(),
     }
+}
+
+/// A task's create body: its JSON with a `linkedResource` carrying the fingerprint.
+fn task_body(json: &str, fingerprint: &str) -> Result<Bytes, Error> {
+    let mut obj: Map<String, Value> = match serde_json::from_str(json) {
+        Ok(Value::Object(o)) => o,
+        _ => {
+            return Err(Error::Conversion(
+                "the task's Graph body is not a JSON object".into(),
+            ));
+        }
+    };
+    let mut links: Vec<Value> = obj
+        .remove("linkedResources")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l["applicationName"].as_str() != Some(TASK_LINK_APPLICATION))
+        .collect();
+    links.push(json!({"applicationName": TASK_LINK_APPLICATION,
+        "displayName": "o365-migrate fingerprint", "externalId": fingerprint}));
+    obj.insert("linkedResources".into(), Value::Array(links));
+    Ok(Bytes::from(Value::Object(obj).to_string()))
 }
 
 /// The create body: the item's JSON with the fingerprint (and, with work after creation, the
@@ -185,7 +228,7 @@ fn create_body(item: &PimWriteItem) -> Result<Bytes, Error> {
     let (json, event) = match &item.body {
         PimBody::Contact { json, .. } => (json, false),
         PimBody::Event { json, .. } => (json, true),
-        _ => return Err(tasks_not_written()),
+        PimBody::Task { json } => return task_body(json, &item.fingerprint),
     };
     let mut obj: Map<String, Value> = match serde_json::from_str(json) {
         Ok(Value::Object(o)) => o,
@@ -289,7 +332,19 @@ impl GraphPimWriter {
                 self.user_path,
                 seg(&c.id)
             )),
-            _ => Err(tasks_not_written()),
+            PimKind::Tasks => Ok(format!(
+                "{}/todo/lists/{}/tasks",
+                self.user_path,
+                seg(&c.id)
+            )),
+        }
+    }
+
+    /// An item's address in its collection (a task's goes through its list).
+    fn path_in(&self, c: &PimCollection, id: &str) -> Result<String, Error> {
+        match c.kind {
+            PimKind::Tasks => Ok(format!("{}/{}", self.items_path(c)?, seg(id))),
+            kind => self.item_path(kind, id),
         }
     }
 
@@ -298,7 +353,7 @@ impl GraphPimWriter {
         match kind {
             PimKind::Contacts => Ok(format!("{}/contacts/{}", self.user_path, seg(id))),
             PimKind::Calendar => Ok(format!("{}/events/{}", self.user_path, seg(id))),
-            _ => Err(tasks_not_written()),
+            _ => Err(unsupported_kind()),
         }
     }
 
@@ -332,14 +387,19 @@ impl GraphPimWriter {
             (PimKind::Calendar, Some(_)) => {
                 (format!("{}/calendars?$top=100", self.user_path), "name")
             }
-            _ => return Err(tasks_not_written()),
+            (PimKind::Tasks, _) => (format!("{}/todo/lists", self.user_path), "displayName"),
         };
-        let wanted = spec.name.as_deref().unwrap_or_default().to_lowercase();
+        let wanted = spec.name.as_deref().map(str::to_lowercase);
         let all = self.get_all(list_url).await?;
         Ok(all.iter().find_map(|f| {
             let name = f[field].as_str()?;
             let id = f["id"].as_str()?;
-            (name.to_lowercase() == wanted).then(|| collection(id, name))
+            let hit = match &wanted {
+                Some(w) => name.to_lowercase() == *w,
+                // The default To Do list.
+                None => f["wellknownListName"].as_str() == Some("defaultList"),
+            };
+            hit.then(|| collection(id, name))
         }))
     }
 
@@ -357,7 +417,10 @@ impl GraphPimWriter {
                 format!("{}/calendars", self.user_path),
                 json!({"name": name}),
             ),
-            _ => return Err(tasks_not_written()),
+            PimKind::Tasks => (
+                format!("{}/todo/lists", self.user_path),
+                json!({"displayName": name}),
+            ),
         };
         let sent = self
             .client
@@ -396,7 +459,7 @@ impl GraphPimWriter {
         let url = format!(
             "{}?$select=id&$expand={}&$top=100",
             self.items_path(c)?,
-            expand()
+            expand(c.kind)
         );
         let items = self.get_all(url).await?;
         let out: Vec<(Option<String>, Found)> = items
@@ -449,6 +512,14 @@ impl GraphPimWriter {
         c: &PimCollection,
         fingerprint: &str,
     ) -> Result<Option<Found>, Error> {
+        if c.kind == PimKind::Tasks {
+            // Linked resources cannot be filtered on: the list is read again.
+            let all = self.load(c).await?;
+            return Ok(all
+                .into_iter()
+                .find(|(fp, _)| fp.as_deref() == Some(fingerprint))
+                .map(|(_, f)| f));
+        }
         let filter = format!(
             "singleValueExtendedProperties/any(ep:ep/id eq '{FINGERPRINT_PROPERTY_ID}' and ep/value eq '{}')",
             fingerprint.replace('\'', "''")
@@ -457,7 +528,7 @@ impl GraphPimWriter {
             "{}?$select=id&$filter={}&$expand={}&$top=1",
             self.items_path(c)?,
             q(&filter),
-            expand()
+            expand(c.kind)
         );
         let v = self.get_json(url).await?;
         let found = v["value"]
@@ -790,11 +861,11 @@ impl GraphPimWriter {
         id: &str,
         window: (&str, &str),
     ) -> Result<PimReadBack, Error> {
-        let path = self.item_path(c.kind, id)?;
+        let path = self.path_in(c, id)?;
         let mut v = self
-            .get_json(format!("{path}?$expand={}", expand()))
+            .get_json(format!("{path}?$expand={}", expand(c.kind)))
             .await?;
-        let fingerprint = ext_value(&v, FINGERPRINT_PROPERTY_ID);
+        let fingerprint = found_of(&v).map(|(fp, _)| fp);
         let mut instances = Vec::new();
         let series = v.get("recurrence").is_some_and(|r| !r.is_null());
         if c.kind == PimKind::Calendar && series {
@@ -832,6 +903,7 @@ impl GraphPimWriter {
         };
         if let Some(o) = v.as_object_mut() {
             o.remove("singleValueExtendedProperties");
+            o.remove("linkedResources");
             o.retain(|k, _| !k.starts_with("@odata"));
         }
         Ok(PimReadBack {
@@ -894,7 +966,7 @@ impl PimWriter for GraphPimWriter {
         id: &'a str,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let url = self.item_path(collection.kind, id)?;
+            let url = self.path_in(collection, id)?;
             self.idempotent(reqwest::Method::DELETE, url, Body::None)
                 .await?;
             let mut index = self.index.lock().await;
