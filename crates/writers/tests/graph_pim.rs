@@ -100,6 +100,22 @@ fn series(n: usize, with_changes: bool) -> PimWriteItem {
     }
 }
 
+/// Writes as the engine does: a failure is tried again (up to six times in all).
+async fn write_retrying(
+    w: &Arc<dyn PimWriter>,
+    c: &PimCollection,
+    item: &PimWriteItem,
+) -> Result<PimWriteOutcome, o365_migrate_target::Error> {
+    let mut last = None;
+    for _ in 0..6 {
+        match w.write(c, item).await {
+            Ok(o) => return Ok(o),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("six attempts"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_with_a_photo_round_trips() {
     let (emu, _t, w) = setup(Faults::default()).await;
@@ -273,15 +289,7 @@ async fn lost_answers_never_duplicate_and_limits_hold() {
             } else {
                 series(n, n % 3 == 0)
             };
-            // As the engine does: a transient failure is tried again.
-            let mut last = None;
-            for _ in 0..6 {
-                match w.write(&c, &item).await {
-                    Ok(o) => return Ok(o),
-                    Err(e) => last = Some(e),
-                }
-            }
-            Err(last.unwrap())
+            write_retrying(&w, &c, &item).await
         });
     }
     while let Some(r) = set.join_next().await {
@@ -527,16 +535,7 @@ async fn tasks_go_into_todo_lists_once() {
                 chores.clone()
             },
         );
-        set.spawn(async move {
-            let mut last = None;
-            for _ in 0..6 {
-                match w.write(&c, &task(n)).await {
-                    Ok(o) => return Ok(o),
-                    Err(e) => last = Some(e),
-                }
-            }
-            Err(last.unwrap())
-        });
+        set.spawn(async move { write_retrying(&w, &c, &task(n)).await });
     }
     while let Some(r) = set.join_next().await {
         r.unwrap().unwrap();

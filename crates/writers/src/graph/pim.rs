@@ -199,16 +199,19 @@ fn unsupported_kind() -> Error {
     }
 }
 
+/// An item's Graph body, which must be a JSON object.
+fn json_object(json: &str) -> Result<Map<String, Value>, Error> {
+    match serde_json::from_str(json) {
+        Ok(Value::Object(o)) => Ok(o),
+        _ => Err(Error::Conversion(
+            "the item's Graph body is not a JSON object".into(),
+        )),
+    }
+}
+
 /// A task's create body: its JSON with a `linkedResource` carrying the fingerprint.
 fn task_body(json: &str, fingerprint: &str) -> Result<Bytes, Error> {
-    let mut obj: Map<String, Value> = match serde_json::from_str(json) {
-        Ok(Value::Object(o)) => o,
-        _ => {
-            return Err(Error::Conversion(
-                "the task's Graph body is not a JSON object".into(),
-            ));
-        }
-    };
+    let mut obj = json_object(json)?;
     let mut links: Vec<Value> = obj
         .remove("linkedResources")
         .and_then(|v| v.as_array().cloned())
@@ -230,14 +233,7 @@ fn create_body(item: &PimWriteItem) -> Result<Bytes, Error> {
         PimBody::Event { json, .. } => (json, true),
         PimBody::Task { json } => return task_body(json, &item.fingerprint),
     };
-    let mut obj: Map<String, Value> = match serde_json::from_str(json) {
-        Ok(Value::Object(o)) => o,
-        _ => {
-            return Err(Error::Conversion(
-                "the item's Graph body is not a JSON object".into(),
-            ));
-        }
-    };
+    let mut obj = json_object(json)?;
     let mut props: Vec<Value> = obj
         .remove("singleValueExtendedProperties")
         .and_then(|v| v.as_array().cloned())
