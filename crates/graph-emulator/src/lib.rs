@@ -25,7 +25,7 @@
 //!   `patternedRecurrence` in its Windows or IANA time zone, an occurrence deleted or patched,
 //!   `attachments`), 409 on a duplicate folder or calendar name, 400 on an unsupported time zone
 //!   or an invalid recurrence; invitations an event with attendees would send are counted
-//!   ([`Emulator::invitations_sent`]).
+//!   ([`Emulator::invitations_sent`]); Microsoft To Do lists and tasks with `linkedResources`.
 //! * **Throttling** per app and mailbox at the real limits (10,000 requests / 10 minutes, 4
 //!   concurrent, 150 MB uploaded / 5 minutes) with a time-scale knob; 429 / 503 with
 //!   `Retry-After`; requests over about 4 MB answer 413.
