@@ -115,6 +115,7 @@ impl Default for AppConfig {
                 "MailboxSettings.Read".into(),
                 "Contacts.ReadWrite".into(),
                 "Calendars.ReadWrite".into(),
+                "Tasks.ReadWrite.All".into(),
             ],
             delegated_scopes: vec!["User.ReadWrite.All".into(), "Mail.ReadWrite".into()],
         }

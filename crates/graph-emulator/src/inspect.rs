@@ -144,6 +144,18 @@ pub struct StoredEvent {
     pub span_utc: Option<(String, String)>,
 }
 
+/// A stored Microsoft To Do task.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StoredTask {
+    /// Graph id.
+    pub id: String,
+    /// The list's display name (`Tasks` for the default one).
+    pub list: String,
+    /// Every property, `linkedResources` included.
+    pub properties: Value,
+}
+
 impl StoredContact {
     /// An extended property's value by id (case-insensitive).
     pub fn extended(&self, id: &str) -> Option<&str> {
@@ -252,6 +264,20 @@ pub(crate) fn event_instances(
             .map(|d| d.with_timezone(&chrono::Utc))
     };
     Some(crate::pim::instances(e, parse(from)?, parse(to)?))
+}
+
+pub(crate) fn tasks(world: &World, mailbox: &str) -> Vec<StoredTask> {
+    let Some(pim) = pim_of(world, mailbox) else {
+        return Vec::new();
+    };
+    pim.tasks
+        .iter()
+        .map(|t| StoredTask {
+            id: t.id.clone(),
+            list: folder_name(&pim.task_lists, &t.folder_id),
+            properties: Value::Object(t.props.clone()),
+        })
+        .collect()
 }
 
 pub(crate) fn invitations_sent(world: &World, mailbox: &str) -> u64 {

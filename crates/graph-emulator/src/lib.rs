@@ -25,7 +25,7 @@
 //!   `patternedRecurrence` in its Windows or IANA time zone, an occurrence deleted or patched,
 //!   `attachments`), 409 on a duplicate folder or calendar name, 400 on an unsupported time zone
 //!   or an invalid recurrence; invitations an event with attendees would send are counted
-//!   ([`Emulator::invitations_sent`]).
+//!   ([`Emulator::invitations_sent`]); Microsoft To Do lists and tasks with `linkedResources`.
 //! * **Throttling** per app and mailbox at the real limits (10,000 requests / 10 minutes, 4
 //!   concurrent, 150 MB uploaded / 5 minutes) with a time-scale knob; 429 / 503 with
 //!   `Retry-After`; requests over about 4 MB answer 413.
@@ -57,6 +57,7 @@ mod pim;
 mod recurrence;
 mod server;
 mod throttle;
+mod todo;
 mod util;
 mod world;
 
@@ -64,7 +65,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 pub use config::{AppConfig, EmulatorConfig, Faults, Limits, SkuConfig, TenantConfig, UserConfig};
-pub use inspect::{StoredAttachment, StoredContact, StoredEvent, StoredFolder, StoredMessage};
+pub use inspect::{
+    StoredAttachment, StoredContact, StoredEvent, StoredFolder, StoredMessage, StoredTask,
+};
 pub use throttle::{MailboxCounters, RETRY_AFTER_GRACE};
 
 /// Errors from this crate.
@@ -192,6 +195,11 @@ impl Emulator {
         to: &str,
     ) -> Option<Vec<serde_json::Value>> {
         inspect::event_instances(&self.shared.lock(), mailbox, event_id, from, to)
+    }
+
+    /// Every Microsoft To Do task of a mailbox, in every list.
+    pub fn tasks(&self, mailbox: &str) -> Vec<StoredTask> {
+        inspect::tasks(&self.shared.lock(), mailbox)
     }
 
     /// Meeting invitations the mailbox's event creations would have sent (one per attendee).

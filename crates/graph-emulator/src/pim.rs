@@ -24,12 +24,13 @@ use crate::util::{Resp, now_iso};
 use crate::world::{Pim, PimFolder, PimItem, World};
 
 /// The first path segments (after `/users/{id}/`) this module answers.
-pub(crate) const KINDS: [&str; 5] = [
+pub(crate) const KINDS: [&str; 6] = [
     "contactFolders",
     "contacts",
     "calendars",
     "calendar",
     "events",
+    "todo",
 ];
 
 /// Whether the resource is a contact one (permissions `Contacts.*`) or a calendar one.
@@ -69,6 +70,9 @@ pub(crate) fn pim_op(world: &mut World, ti: usize, ui: usize, rest: &[String], r
         return not_enabled();
     };
     let pim = &mut mb.pim;
+    if r[0] == "todo" {
+        return crate::todo::todo_op(pim, new_id, &r[1..], req);
+    }
     let m = req.method.as_str();
     match (m, r.as_slice()) {
         ("GET", ["contactFolders"]) => {
@@ -223,14 +227,14 @@ pub(crate) fn pim_op(world: &mut World, ti: usize, ui: usize, rest: &[String], r
     }
 }
 
-fn unsupported(req: &Req) -> Resp {
+pub(crate) fn unsupported(req: &Req) -> Resp {
     bad(
         "BadRequest",
         &format!("Unsupported request: {} {}", req.method, req.path),
     )
 }
 
-fn folder_name(req: &Req, field: &str) -> Result<String, Resp> {
+pub(crate) fn folder_name(req: &Req, field: &str) -> Result<String, Resp> {
     let body = body_json(req)?;
     let name = body[field].as_str().unwrap_or_default().trim().to_string();
     if name.is_empty() {
@@ -266,7 +270,7 @@ fn calendar_json(c: &PimFolder, default: bool) -> Value {
         "defaultOnlineMeetingProvider": "teamsForBusiness"})
 }
 
-fn list(values: Vec<Value>, req: &Req) -> Resp {
+pub(crate) fn list(values: Vec<Value>, req: &Req) -> Resp {
     let (top, skip) = match top_skip(req, 10, 1000) {
         Ok(x) => x,
         Err(e) => return e,
@@ -286,12 +290,12 @@ fn list(values: Vec<Value>, req: &Req) -> Resp {
     paged(page, total, skip, top, req, false)
 }
 
-type Render = fn(&PimItem) -> Map<String, Value>;
+pub(crate) type Render = fn(&PimItem) -> Map<String, Value>;
 
 /// Validates an item's properties after a PATCH.
-type Check = fn(&Map<String, Value>) -> Result<(), Resp>;
+pub(crate) type Check = fn(&Map<String, Value>) -> Result<(), Resp>;
 
-fn render(item: &PimItem, req: &Req, base: Render) -> Value {
+pub(crate) fn render(item: &PimItem, req: &Req, base: Render) -> Value {
     let mut obj = select(base(item), &req.query);
     if let Some(expand) = req
         .query
@@ -303,7 +307,7 @@ fn render(item: &PimItem, req: &Req, base: Render) -> Value {
     Value::Object(obj)
 }
 
-fn list_items(items: &[PimItem], folder: &str, req: &Req, base: Render) -> Resp {
+pub(crate) fn list_items(items: &[PimItem], folder: &str, req: &Req, base: Render) -> Resp {
     filtered_page(
         items.iter().filter(|i| i.folder_id == folder),
         |i| (&i.props, &i.ext_props),
@@ -336,7 +340,7 @@ fn event_json(e: &PimItem) -> Map<String, Value> {
 }
 
 /// Splits a create / update body into properties and extended properties (validated ids).
-fn split_body(
+pub(crate) fn split_body(
     body: Value,
     props: &mut Map<String, Value>,
     ext: &mut Vec<(String, String)>,
@@ -375,7 +379,7 @@ fn split_body(
     Ok(())
 }
 
-fn new_item(folder: String, id: String, req: &Req) -> Result<PimItem, Resp> {
+pub(crate) fn new_item(folder: String, id: String, req: &Req) -> Result<PimItem, Resp> {
     let body = body_json(req)?;
     let mut item = PimItem {
         id,
@@ -435,7 +439,7 @@ fn create_event(pim: &mut Pim, folder: String, id: String, req: &Req) -> Resp {
 }
 
 /// GET, PATCH or DELETE of one contact or event.
-fn item_op(
+pub(crate) fn item_op(
     items: &mut Vec<PimItem>,
     id: &str,
     req: &Req,

@@ -219,11 +219,15 @@ async fn graph(shared: &Arc<Shared>, token: &TokenInfo, req: Req) -> Resp {
             mailbox_request(shared, token, user, &rest, &req).await
         }
         ["users", user, kind, ..] if crate::pim::KINDS.contains(kind) => {
-            let needed: &[&str] = match (crate::pim::is_contacts(kind), req.method.as_str()) {
-                (true, "GET") => &["Contacts.ReadWrite", "Contacts.Read"],
-                (true, _) => &["Contacts.ReadWrite"],
-                (false, "GET") => &["Calendars.ReadWrite", "Calendars.Read"],
-                (false, _) => &["Calendars.ReadWrite"],
+            let needed: &[&str] = match (*kind, req.method.as_str()) {
+                ("todo", "GET") => &["Tasks.ReadWrite.All", "Tasks.Read.All"],
+                ("todo", _) => &["Tasks.ReadWrite.All"],
+                (k, "GET") if crate::pim::is_contacts(k) => {
+                    &["Contacts.ReadWrite", "Contacts.Read"]
+                }
+                (k, _) if crate::pim::is_contacts(k) => &["Contacts.ReadWrite"],
+                (_, "GET") => &["Calendars.ReadWrite", "Calendars.Read"],
+                _ => &["Calendars.ReadWrite"],
             };
             if !token.has_any(needed) {
                 return forbidden();

@@ -74,8 +74,12 @@ pub(crate) struct Pim {
     pub(crate) contact_folders: Vec<PimFolder>,
     /// Calendars; the first is the default `Calendar`.
     pub(crate) calendars: Vec<PimFolder>,
+    /// Microsoft To Do lists; the first is the default (`wellknownListName` `defaultList`).
+    pub(crate) task_lists: Vec<PimFolder>,
     pub(crate) contacts: Vec<PimItem>,
     pub(crate) events: Vec<PimItem>,
+    /// To Do tasks (their `linkedResources` among the properties).
+    pub(crate) tasks: Vec<PimItem>,
     /// Meeting invitations the mailbox would have sent (one per attendee of a created event).
     pub(crate) invitations_sent: u64,
 }
@@ -257,6 +261,10 @@ impl World {
             calendars: vec![PimFolder {
                 id: self.item_id("K"),
                 name: "Calendar".into(),
+            }],
+            task_lists: vec![PimFolder {
+                id: self.item_id("T"),
+                name: "Tasks".into(),
             }],
             ..Pim::default()
         };

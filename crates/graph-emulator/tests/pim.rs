@@ -505,3 +505,73 @@ async fn folders_calendars_photos_and_permissions() {
     let (s, _) = call(&emu2, &tok2, "GET", "/contacts", None).await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn todo_lists_and_tasks_with_linked_resources() {
+    let (emu, tok) = start().await;
+    let (s, v) = call(&emu, &tok, "GET", "/todo/lists", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["value"][0]["wellknownListName"], "defaultList");
+    let list = v["value"][0]["id"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        &emu,
+        &tok,
+        "POST",
+        &format!("/todo/lists/{list}/tasks"),
+        Some(json!({"title": "File the report",
+            "dueDateTime": {"dateTime": "2026-05-10T00:00:00", "timeZone": "W. Europe Standard Time"},
+            "linkedResources": [{"applicationName": "o365-migrate", "displayName": "fp", "externalId": "pim1:t"}]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(
+        &emu,
+        &tok,
+        "POST",
+        &format!("/todo/lists/{list}/tasks"),
+        Some(json!({"title": "Bad", "dueDateTime": {"dateTime": "2026-05-10T00:00:00", "timeZone": "Nowhere"}})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("TimeZoneNotSupportedException"))
+    );
+    // Linked resources only when expanded.
+    let (_, v) = call(
+        &emu,
+        &tok,
+        "GET",
+        &format!("/todo/lists/{list}/tasks"),
+        None,
+    )
+    .await;
+    assert!(v["value"][0].get("linkedResources").is_none());
+    let (_, v) = call(
+        &emu,
+        &tok,
+        "GET",
+        &format!("/todo/lists/{list}/tasks?$expand=linkedResources"),
+        None,
+    )
+    .await;
+    assert_eq!(v["value"][0]["linkedResources"][0]["externalId"], "pim1:t");
+    assert!(v["value"][0]["linkedResources"][0]["id"].is_string());
+    let tasks = emu.tasks(UPN);
+    assert_eq!((tasks.len(), tasks[0].list.as_str()), (1, "Tasks"));
+    // Without Tasks.ReadWrite.All nothing is written.
+    let (emu2, tok2) = start_with(|c| {
+        c.tenants[0].apps[0]
+            .roles
+            .retain(|r| r != "Tasks.ReadWrite.All");
+    })
+    .await;
+    let (s, _) = call(
+        &emu2,
+        &tok2,
+        "POST",
+        "/todo/lists",
+        Some(json!({"displayName": "X"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+}

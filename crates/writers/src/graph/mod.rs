@@ -11,6 +11,6 @@ pub use client::{
     BatchRequest, BatchResponse, GraphClient, MAX_BATCH, MailboxProbe, NewUser, RetryPolicy, Sku,
     User, generate_password,
 };
-pub use pim::{DEFAULT_CONTACTS, GraphPimWriter, PIM_STATE_PROPERTY_ID};
+pub use pim::{DEFAULT_CONTACTS, GraphPimWriter, PIM_STATE_PROPERTY_ID, TASK_LINK_APPLICATION};
 pub use throttle::{Budgets, SharedBudget};
 pub use writer::{FINGERPRINT_PROPERTY, GraphMailboxWriter, GraphTarget, GraphTargetConfig};

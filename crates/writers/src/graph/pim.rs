@@ -1,26 +1,4 @@
-//! Contacts and calendars into Exchange Online through Microsoft Graph: [`GraphPimWriter`], the
-//! [`PimWriter`] of a [`GraphTarget`](super::GraphTarget).
-//!
-//! * Collections: the default contact folder (`/contacts`, collection id [`DEFAULT_CONTACTS`])
-//!   or a `contactFolders` entry by display name; the default calendar (`/calendar`) or a
-//!   `calendars` entry by name. A create answered 409 (another writer made it first) lists
-//!   again.
-//! * Every item carries the fingerprint ([`FINGERPRINT_PROPERTY_ID`]); one with work after its
-//!   creation (a contact's photo; an event's cancelled and changed occurrences and attachments)
-//!   also carries [`PIM_STATE_PROPERTY_ID`] = `incomplete` until that work is done, then
-//!   `complete`. A write finds items by fingerprint in a per-collection index filled by one
-//!   list and kept current; a complete one is [`PimWriteOutcome::AlreadyPresent`], an
-//!   incomplete one has its work after creation done again (each step is idempotent).
-//! * Events are created with a `transactionId` (the fingerprint unless the body has one), so a
-//!   POST sent again cannot make a second event, and without `attendees` (an appointment: no
-//!   invitation is ever sent).
-//! * A create whose answer was lost (`Error::Transport`: the client says the outcome is
-//!   unknown) is looked up by fingerprint (`$filter` on the extended property) before it is
-//!   sent again.
-//! * Requests go through the mailbox's own limiter, shared with the mail writer.
-//! * Not yet: tasks (Microsoft To Do) answer an item-scope [`Error::Refused`]; event attachments
-//!   of 3 MB or more (they need an upload session) answer [`Error::TooLarge`] before anything
-//!   is written.
+//! Contacts and calendars into Exchange Online through Microsoft Graph: [`GraphPimWriter`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -60,7 +38,33 @@ struct Found {
     complete: bool,
 }
 
-/// Writes contacts and events into one Exchange Online mailbox. See the [module docs](self).
+/// Writes contacts and events into one Exchange Online mailbox: the [`PimWriter`] of a
+/// [`GraphTarget`](super::GraphTarget), from
+/// [`GraphTarget::open_pim_writer`](super::GraphTarget::open_pim_writer).
+///
+/// * Collections: the default contact folder (`/contacts`, collection id [`DEFAULT_CONTACTS`])
+///   or a `contactFolders` entry by display name; the default calendar (`/calendar`) or a
+///   `calendars` entry by name. A create answered 409 (another writer made it first) lists
+///   again.
+/// * Every item carries the fingerprint ([`FINGERPRINT_PROPERTY_ID`]); one with work after its
+///   creation (a contact's photo; an event's cancelled and changed occurrences and attachments)
+///   also carries [`PIM_STATE_PROPERTY_ID`] = `incomplete` until that work is done, then
+///   `complete`. A write finds items by fingerprint in a per-collection index filled by one
+///   list and kept current; a complete one is [`PimWriteOutcome::AlreadyPresent`], an
+///   incomplete one has its work after creation done again (each step is idempotent).
+/// * Events are created with a `transactionId` (the fingerprint unless the body has one), so a
+///   POST sent again cannot make a second event, and without `attendees` (an appointment: no
+///   invitation is ever sent).
+/// * A create whose answer was lost (`Error::Transport`: the client says the outcome is
+///   unknown) is looked up by fingerprint (`$filter` on the extended property) before it is
+///   sent again.
+/// * Requests go through the mailbox's own limiter, shared with the mail writer.
+/// * Tasks go into Microsoft To Do lists (the `defaultList` or one by display name); a task
+///   carries its fingerprint in a `linkedResource` of application [`TASK_LINK_APPLICATION`]
+///   (`externalId`), as To Do tasks have no extended properties; a lost create is looked up by
+///   listing the list again.
+/// * Not yet: event attachments of 3 MB or more (they need an upload session) answer
+///   [`Error::TooLarge`] before anything is written.
 pub struct GraphPimWriter {
     client: Arc<GraphClient>,
     limiter: Arc<MailboxLimiter>,
@@ -68,6 +72,8 @@ pub struct GraphPimWriter {
     user_path: String,
     /// Per collection id: fingerprint → item, once listed.
     index: Mutex<HashMap<String, HashMap<String, Found>>>,
+    /// Held while a collection is listed for the first time.
+    loading: Mutex<()>,
     /// Fingerprints whose create may have been carried out without our knowing.
     unsure: std::sync::Mutex<HashSet<String>>,
 }
@@ -97,15 +103,32 @@ fn ext_value(item: &Value, id: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// The `applicationName` of the `linkedResource` that carries a task's fingerprint (in its
+/// `externalId`): To Do tasks have no extended properties.
+pub const TASK_LINK_APPLICATION: &str = "o365-migrate";
+
+/// A task's fingerprint, from its expanded `linkedResources`.
+fn task_fingerprint(item: &Value) -> Option<String> {
+    item["linkedResources"]
+        .as_array()?
+        .iter()
+        .find(|l| l["applicationName"].as_str() == Some(TASK_LINK_APPLICATION))
+        .and_then(|l| l["externalId"].as_str())
+        .map(String::from)
+}
+
 fn found_of(item: &Value) -> Option<(String, Found)> {
-    let fp = ext_value(item, FINGERPRINT_PROPERTY_ID)?;
+    let fp = ext_value(item, FINGERPRINT_PROPERTY_ID).or_else(|| task_fingerprint(item))?;
     let id = item["id"].as_str()?.to_string();
     let complete = ext_value(item, PIM_STATE_PROPERTY_ID).as_deref() != Some("incomplete");
     Some((fp, Found { id, complete }))
 }
 
-/// `$expand` of the fingerprint and state properties.
-fn expand() -> String {
+/// `$expand` of the fingerprint (and state): extended properties, or a task's linked resources.
+fn expand(kind: PimKind) -> String {
+    if kind == PimKind::Tasks {
+        return "linkedResources".into();
+    }
     q(&format!(
         "singleValueExtendedProperties($filter=id eq '{FINGERPRINT_PROPERTY_ID}' or id eq '{PIM_STATE_PROPERTY_ID}')"
     ))
@@ -167,13 +190,39 @@ fn has_work(body: &PimBody) -> bool {
     }
 }
 
-fn tasks_not_written() -> Error {
+fn unsupported_kind() -> Error {
     Error::Refused {
         operation: "write".into(),
-        context: "tasks".into(),
+        context: "contacts, calendars and tasks".into(),
         code: "NotSupported".into(),
-        message: "tasks (Microsoft To Do) are not written yet by the Graph target".into(),
+        message: "this kind of item is not written by the Graph target".into(),
     }
+}
+
+/// An item's Graph body, which must be a JSON object.
+fn json_object(json: &str) -> Result<Map<String, Value>, Error> {
+    match serde_json::from_str(json) {
+        Ok(Value::Object(o)) => Ok(o),
+        _ => Err(Error::Conversion(
+            "the item's Graph body is not a JSON object".into(),
+        )),
+    }
+}
+
+/// A task's create body: its JSON with a `linkedResource` carrying the fingerprint.
+fn task_body(json: &str, fingerprint: &str) -> Result<Bytes, Error> {
+    let mut obj = json_object(json)?;
+    let mut links: Vec<Value> = obj
+        .remove("linkedResources")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l["applicationName"].as_str() != Some(TASK_LINK_APPLICATION))
+        .collect();
+    links.push(json!({"applicationName": TASK_LINK_APPLICATION,
+        "displayName": "o365-migrate fingerprint", "externalId": fingerprint}));
+    obj.insert("linkedResources".into(), Value::Array(links));
+    Ok(Bytes::from(Value::Object(obj).to_string()))
 }
 
 /// The create body: the item's JSON with the fingerprint (and, with work after creation, the
@@ -182,16 +231,9 @@ fn create_body(item: &PimWriteItem) -> Result<Bytes, Error> {
     let (json, event) = match &item.body {
         PimBody::Contact { json, .. } => (json, false),
         PimBody::Event { json, .. } => (json, true),
-        _ => return Err(tasks_not_written()),
+        PimBody::Task { json } => return task_body(json, &item.fingerprint),
     };
-    let mut obj: Map<String, Value> = match serde_json::from_str(json) {
-        Ok(Value::Object(o)) => o,
-        _ => {
-            return Err(Error::Conversion(
-                "the item's Graph body is not a JSON object".into(),
-            ));
-        }
-    };
+    let mut obj = json_object(json)?;
     let mut props: Vec<Value> = obj
         .remove("singleValueExtendedProperties")
         .and_then(|v| v.as_array().cloned())
@@ -227,6 +269,7 @@ impl GraphPimWriter {
             mailbox: mailbox.to_string(),
             user_path: format!("/users/{}", seg(mailbox)),
             index: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
             unsure: Default::default(),
         }
     }
@@ -285,7 +328,19 @@ impl GraphPimWriter {
                 self.user_path,
                 seg(&c.id)
             )),
-            _ => Err(tasks_not_written()),
+            PimKind::Tasks => Ok(format!(
+                "{}/todo/lists/{}/tasks",
+                self.user_path,
+                seg(&c.id)
+            )),
+        }
+    }
+
+    /// An item's address in its collection (a task's goes through its list).
+    fn path_in(&self, c: &PimCollection, id: &str) -> Result<String, Error> {
+        match c.kind {
+            PimKind::Tasks => Ok(format!("{}/{}", self.items_path(c)?, seg(id))),
+            kind => self.item_path(kind, id),
         }
     }
 
@@ -294,7 +349,7 @@ impl GraphPimWriter {
         match kind {
             PimKind::Contacts => Ok(format!("{}/contacts/{}", self.user_path, seg(id))),
             PimKind::Calendar => Ok(format!("{}/events/{}", self.user_path, seg(id))),
-            _ => Err(tasks_not_written()),
+            _ => Err(unsupported_kind()),
         }
     }
 
@@ -328,14 +383,19 @@ impl GraphPimWriter {
             (PimKind::Calendar, Some(_)) => {
                 (format!("{}/calendars?$top=100", self.user_path), "name")
             }
-            _ => return Err(tasks_not_written()),
+            (PimKind::Tasks, _) => (format!("{}/todo/lists", self.user_path), "displayName"),
         };
-        let wanted = spec.name.as_deref().unwrap_or_default().to_lowercase();
+        let wanted = spec.name.as_deref().map(str::to_lowercase);
         let all = self.get_all(list_url).await?;
         Ok(all.iter().find_map(|f| {
             let name = f[field].as_str()?;
             let id = f["id"].as_str()?;
-            (name.to_lowercase() == wanted).then(|| collection(id, name))
+            let hit = match &wanted {
+                Some(w) => name.to_lowercase() == *w,
+                // The default To Do list.
+                None => f["wellknownListName"].as_str() == Some("defaultList"),
+            };
+            hit.then(|| collection(id, name))
         }))
     }
 
@@ -353,7 +413,10 @@ impl GraphPimWriter {
                 format!("{}/calendars", self.user_path),
                 json!({"name": name}),
             ),
-            _ => return Err(tasks_not_written()),
+            PimKind::Tasks => (
+                format!("{}/todo/lists", self.user_path),
+                json!({"displayName": name}),
+            ),
         };
         let sent = self
             .client
@@ -392,7 +455,7 @@ impl GraphPimWriter {
         let url = format!(
             "{}?$select=id&$expand={}&$top=100",
             self.items_path(c)?,
-            expand()
+            expand(c.kind)
         );
         let items = self.get_all(url).await?;
         let out: Vec<(Option<String>, Found)> = items
@@ -408,11 +471,15 @@ impl GraphPimWriter {
                 )),
             })
             .collect();
-        let map = out
-            .iter()
-            .filter_map(|(fp, f)| Some((fp.clone()?, f.clone())))
-            .collect();
-        self.index.lock().await.insert(c.id.clone(), map);
+        // Merged into what the index knows: an item this writer created while the list was on
+        // its way may be missing from it, and must not be forgotten (it would be written twice).
+        let mut index = self.index.lock().await;
+        let map = index.entry(c.id.clone()).or_default();
+        for (fp, f) in &out {
+            if let Some(fp) = fp {
+                map.insert(fp.clone(), f.clone());
+            }
+        }
         Ok(out)
     }
 
@@ -422,11 +489,13 @@ impl GraphPimWriter {
         c: &PimCollection,
         fingerprint: &str,
     ) -> Result<Option<Found>, Error> {
-        {
-            let index = self.index.lock().await;
-            if let Some(map) = index.get(&c.id) {
-                return Ok(map.get(fingerprint).cloned());
-            }
+        if let Some(map) = self.index.lock().await.get(&c.id) {
+            return Ok(map.get(fingerprint).cloned());
+        }
+        // One first list per writer at a time; whoever waited finds the index filled.
+        let _loading = self.loading.lock().await;
+        if let Some(map) = self.index.lock().await.get(&c.id) {
+            return Ok(map.get(fingerprint).cloned());
         }
         self.load(c).await?;
         let index = self.index.lock().await;
@@ -439,6 +508,14 @@ impl GraphPimWriter {
         c: &PimCollection,
         fingerprint: &str,
     ) -> Result<Option<Found>, Error> {
+        if c.kind == PimKind::Tasks {
+            // Linked resources cannot be filtered on: the list is read again.
+            let all = self.load(c).await?;
+            return Ok(all
+                .into_iter()
+                .find(|(fp, _)| fp.as_deref() == Some(fingerprint))
+                .map(|(_, f)| f));
+        }
         let filter = format!(
             "singleValueExtendedProperties/any(ep:ep/id eq '{FINGERPRINT_PROPERTY_ID}' and ep/value eq '{}')",
             fingerprint.replace('\'', "''")
@@ -447,7 +524,7 @@ impl GraphPimWriter {
             "{}?$select=id&$filter={}&$expand={}&$top=1",
             self.items_path(c)?,
             q(&filter),
-            expand()
+            expand(c.kind)
         );
         let v = self.get_json(url).await?;
         let found = v["value"]
@@ -517,7 +594,8 @@ impl GraphPimWriter {
                         self.set_unsure(&item.fingerprint, false);
                         return Ok(f.id);
                     }
-                    self.set_unsure(&item.fingerprint, false);
+                    // Not there (yet): sent again; if this was the last attempt the next
+                    // write looks again first.
                     if attempt >= CREATE_ATTEMPTS {
                         return Err(Error::Transport(why));
                     }
@@ -745,6 +823,9 @@ impl GraphPimWriter {
         if found.is_none() && self.is_unsure(&item.fingerprint) {
             found = self.lookup_remote(c, &item.fingerprint).await?;
             self.set_unsure(&item.fingerprint, false);
+            if let Some(f) = &found {
+                self.remember(c, &item.fingerprint, Some(f.clone())).await;
+            }
         }
         if let Some(f) = found {
             if f.complete {
@@ -776,11 +857,11 @@ impl GraphPimWriter {
         id: &str,
         window: (&str, &str),
     ) -> Result<PimReadBack, Error> {
-        let path = self.item_path(c.kind, id)?;
+        let path = self.path_in(c, id)?;
         let mut v = self
-            .get_json(format!("{path}?$expand={}", expand()))
+            .get_json(format!("{path}?$expand={}", expand(c.kind)))
             .await?;
-        let fingerprint = ext_value(&v, FINGERPRINT_PROPERTY_ID);
+        let fingerprint = found_of(&v).map(|(fp, _)| fp);
         let mut instances = Vec::new();
         let series = v.get("recurrence").is_some_and(|r| !r.is_null());
         if c.kind == PimKind::Calendar && series {
@@ -818,6 +899,7 @@ impl GraphPimWriter {
         };
         if let Some(o) = v.as_object_mut() {
             o.remove("singleValueExtendedProperties");
+            o.remove("linkedResources");
             o.retain(|k, _| !k.starts_with("@odata"));
         }
         Ok(PimReadBack {
@@ -880,7 +962,7 @@ impl PimWriter for GraphPimWriter {
         id: &'a str,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let url = self.item_path(collection.kind, id)?;
+            let url = self.path_in(collection, id)?;
             self.idempotent(reqwest::Method::DELETE, url, Body::None)
                 .await?;
             let mut index = self.index.lock().await;
