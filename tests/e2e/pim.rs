@@ -326,9 +326,13 @@ async fn local_files_migrate_and_broken_items_are_reported_with_file_and_line() 
     let end = ics.rfind("END:VCALENDAR").unwrap();
     // The line of its DTSTART: BEGIN, UID and DTSTAMP come first.
     let broken_event = ics[..end].lines().count() + 4;
+    // And a task, which goes to the default To Do list (the calendar goes to the default
+    // calendar).
     let ics = format!(
         "{}BEGIN:VEVENT\r\nUID:broken-event\r\nDTSTAMP:20270101T000000Z\r\nDTSTART:not-a-date\r\n\
-         SUMMARY:Broken event\r\nEND:VEVENT\r\n{}",
+         SUMMARY:Broken event\r\nEND:VEVENT\r\nBEGIN:VTODO\r\nUID:todo-1\r\n\
+         DTSTAMP:20270101T000000Z\r\nSUMMARY:Renew the lease\r\nDUE;VALUE=DATE:20270301\r\n\
+         PRIORITY:1\r\nEND:VTODO\r\n{}",
         &ics[..end],
         &ics[end..]
     );
@@ -358,6 +362,10 @@ async fn local_files_migrate_and_broken_items_are_reported_with_file_and_line() 
         .count();
     assert_eq!(env.graph.contacts(&mb).len(), n_contacts + 2);
     assert_eq!(env.graph.events(&mb).len(), manifest.len() - n_contacts);
+    let tasks = env.graph.tasks(&mb);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0].properties["title"], "Renew the lease");
+    assert_eq!(tasks[0].properties["importance"], "high");
     let o = env.cli(&["report"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
     let items: Vec<serde_json::Value> = serde_json::from_slice(
