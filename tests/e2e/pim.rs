@@ -338,6 +338,9 @@ async fn local_files_migrate_and_broken_items_are_reported_with_file_and_line() 
     );
     std::fs::write(&ics_path, ics).unwrap();
     append_to_job(&env, "[dav]\nfiles = \"exports/{login}\"\n");
+    // The app has the contacts, calendars and tasks permissions [dav] needs.
+    let o = env.cli(&["target", "test"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
 
     let o = env.cli(&["plan", "--json"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));

@@ -56,6 +56,18 @@ pub(crate) fn build_target_parts(
             );
             cfg.user_creation = job.matching.allow_create;
             cfg.shared_budget = shared_budget;
+            if let Some(d) = &job.dav {
+                let wanted = [
+                    (d.contacts, "Contacts.ReadWrite"),
+                    (d.calendars, "Calendars.ReadWrite"),
+                    (d.tasks, "Tasks.ReadWrite.All"),
+                ];
+                cfg.extra_permissions = wanted
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, p)| (*p).to_owned())
+                    .collect();
+            }
             let t = target::graph::GraphTarget::new(cfg).map_err(|e| Error::target("target", e))?;
             let client = t.client().clone();
             Ok((Arc::new(t), Some(client)))

@@ -556,3 +556,42 @@ async fn tasks_go_into_todo_lists_once() {
     assert_eq!(emu.tasks(USER).len(), 19);
     emu.assert_limits_respected().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permission_check_names_a_missing_contacts_calendars_or_tasks_permission() {
+    let mut c = EmulatorConfig::default();
+    c.tenants[0].users = vec![UserConfig::with_mailbox(USER)];
+    c.tenants[0].apps[0]
+        .roles
+        .retain(|r| r != "Calendars.ReadWrite" && r != "Tasks.ReadWrite.All");
+    let emu = Emulator::start(c).await.unwrap();
+    let app = &emu.config().tenants[0].apps[0];
+    let target = |extra: &[&str]| {
+        let mut tc = GraphTargetConfig::new(
+            emu.tenant_id(),
+            app.client_id.clone(),
+            Credential::ClientSecret(SecretString::new("emulator-secret")),
+            Endpoints::emulator(emu.url()),
+        );
+        tc.extra_permissions = extra.iter().map(|s| (*s).to_owned()).collect();
+        GraphTarget::new(tc).unwrap()
+    };
+    // Mail alone needs neither.
+    target(&[]).check().await.unwrap();
+    target(&["Contacts.ReadWrite"]).check().await.unwrap();
+    let err = target(&[
+        "Contacts.ReadWrite",
+        "Calendars.ReadWrite",
+        "Tasks.ReadWrite.All",
+    ])
+    .check()
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("Calendars.ReadWrite, Tasks.ReadWrite.All")
+            && !err.contains("Contacts.ReadWrite,"),
+        "{err}"
+    );
+    assert!(err.contains("Grant admin consent"), "{err}");
+}

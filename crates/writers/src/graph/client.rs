@@ -591,8 +591,19 @@ impl GraphClient {
     /// Needs Mail.ReadWrite and User.Read.All; with `user_creation` also User.ReadWrite.All and
     /// LicenseAssignment.ReadWrite.All.
     pub async fn check_permissions(&self, user_creation: bool) -> Result<TokenClaims, Error> {
+        self.check_permissions_with(user_creation, &[]).await
+    }
+
+    /// [`GraphClient::check_permissions`] with `extra` permissions needed too (e.g.
+    /// `Contacts.ReadWrite` and `Calendars.ReadWrite` for contacts and calendars).
+    pub async fn check_permissions_with(
+        &self,
+        user_creation: bool,
+        extra: &[&str],
+    ) -> Result<TokenClaims, Error> {
         let token = self.tokens.token().await?;
         let mut needed = vec!["Mail.ReadWrite", "User.Read.All"];
+        needed.extend_from_slice(extra);
         if user_creation {
             needed.extend(["User.ReadWrite.All", "LicenseAssignment.ReadWrite.All"]);
         }

@@ -50,6 +50,10 @@ pub struct GraphTargetConfig {
     /// Whether the job creates users (adds User.ReadWrite.All and LicenseAssignment.ReadWrite.All
     /// to the permission check).
     pub user_creation: bool,
+    /// Application permissions the job needs besides mail, added to the permission check
+    /// (contacts, calendars and tasks: `Contacts.ReadWrite`, `Calendars.ReadWrite`,
+    /// `Tasks.ReadWrite.All`).
+    pub extra_permissions: Vec<String>,
     /// Largest message accepted, in raw bytes (default 35 MB, Exchange Online's default
     /// MaxReceiveSize; raise to at most 150 MB when the mailboxes allow it).
     pub max_message_bytes: u64,
@@ -82,6 +86,7 @@ impl GraphTargetConfig {
             budgets: Budgets::microsoft(),
             retry: RetryPolicy::default(),
             user_creation: false,
+            extra_permissions: Vec::new(),
             max_message_bytes: 35 * 1024 * 1024,
             reserved_folders: vec![("Files".into(), "Files (migrated)".into())],
             max_batch: 20,
@@ -95,6 +100,7 @@ impl GraphTargetConfig {
 pub struct GraphTarget {
     client: Arc<GraphClient>,
     user_creation: bool,
+    extra_permissions: Vec<String>,
     upload_sessions: bool,
     max_message_bytes: u64,
     reserved_folders: Arc<Vec<(String, String)>>,
@@ -119,6 +125,7 @@ impl GraphTarget {
         Ok(Self {
             client,
             user_creation: config.user_creation,
+            extra_permissions: config.extra_permissions,
             upload_sessions,
             max_message_bytes: config.max_message_bytes,
             reserved_folders: Arc::new(config.reserved_folders),
@@ -214,8 +221,9 @@ impl Target for GraphTarget {
 
     fn check(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
+            let extra: Vec<&str> = self.extra_permissions.iter().map(String::as_str).collect();
             self.client
-                .check_permissions(self.user_creation)
+                .check_permissions_with(self.user_creation, &extra)
                 .await
                 .map(|_| ())
         })
