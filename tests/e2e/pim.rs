@@ -212,6 +212,15 @@ async fn contacts_and_calendars_from_radicale_are_exact_resumable_and_incrementa
     let mut corpus = PimCorpus::generate(&PimCorpusProfile::issue18());
     corpus.load(&radicale, "alice").expect("load the corpus");
     append_to_job(&env, &dav_section(&radicale));
+    // source test signs in to the DAV server too.
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(
+        o.stderr
+            .contains("ok    alice (contacts and calendars): 3 address books and calendars"),
+        "{}",
+        o.stderr
+    );
 
     // plan: three collections, the corpus's counts, nothing that cannot be migrated.
     let o = env.cli(&["plan", "--json"]).await;

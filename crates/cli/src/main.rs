@@ -864,6 +864,9 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
             } else {
                 for (m, r) in &results {
                     match r {
+                        Ok(n) if m.ends_with("(contacts and calendars)") => {
+                            eprintln!("ok    {m}: {n} address books and calendars")
+                        }
                         Ok(n) => eprintln!("ok    {m}: {n} folders"),
                         Err(e) => eprintln!("FAIL  {m}: {e}"),
                     }

@@ -241,6 +241,9 @@ impl Engine {
     /// `source test`: logs in to every mailbox of the credentials file except those
     /// `[matching] exclude` leaves out (several at once), one result per mailbox. Needs no
     /// target: a source that is not paired yet is tested too.
+    ///
+    /// With `[dav]`, each login is followed by an entry `<login> (contacts and calendars)`: the
+    /// DAV sign-in and discovery, counting address books and calendars.
     pub async fn source_test(&self) -> Vec<(String, std::result::Result<usize, String>)> {
         let sem = Arc::new(Semaphore::new(
             self.job.source.connections_per_host.max(1) as usize
@@ -270,11 +273,26 @@ impl Engine {
                     }
                     Err(e) => Err(e.to_string()),
                 };
-                (source, r)
+                // With `[dav]`: the contacts and calendars sign-in too, counting collections.
+                let dav = match self.pim_source(&source) {
+                    Ok(None) => None,
+                    Ok(Some(p)) => Some(
+                        p.collections()
+                            .await
+                            .map(|c| c.len())
+                            .map_err(|e| e.to_string()),
+                    ),
+                    Err(e) => Some(Err(e.to_string())),
+                };
+                (source, r, dav)
             }
         });
-        for r in join_all(futs).await {
-            out.push(r);
+        for (source, r, dav) in join_all(futs).await {
+            let label = format!("{source} (contacts and calendars)");
+            out.push((source, r));
+            if let Some(d) = dav {
+                out.push((label, d));
+            }
         }
         out
     }
