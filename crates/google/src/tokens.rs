@@ -106,7 +106,8 @@ enum Grant {
 #[derive(Clone)]
 struct Cached {
     token: Secret,
-    expires: Instant,
+    /// When to get a new one: `renew_before` ahead of expiry, or halfway for a short-lived token.
+    renew_at: Instant,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
@@ -185,7 +186,8 @@ impl GoogleTokens {
     }
 
     /// A valid access token for `user`: the cached one unless it expires within
-    /// [`TokenOptions::renew_before`], else a new one. Concurrent callers for one user share
+    /// [`TokenOptions::renew_before`] (or is past half its lifetime, for tokens shorter than
+    /// twice that), else a new one. Concurrent callers for one user share
     /// one exchange.
     pub async fn access_token(&self, user: &str) -> Result<Secret, Error> {
         let slot = {
@@ -194,7 +196,7 @@ impl GoogleTokens {
         };
         let mut cached = slot.lock().await;
         if let Some(c) = cached.as_ref()
-            && Instant::now() + self.inner.renew_before < c.expires
+            && Instant::now() < c.renew_at
         {
             return Ok(c.token.clone());
         }
@@ -285,9 +287,11 @@ impl GoogleTokens {
                 .and_then(Value::as_u64)
                 .ok_or_else(|| bad("no expires_in"))?;
             tracing::debug!(user, expires_in, "got a Google access token");
+            // Clamped to a day, so a hostile answer cannot overflow the clock.
+            let lifetime = Duration::from_secs(expires_in.min(86_400));
             return Ok(Cached {
                 token: Secret::new(token),
-                expires: started + Duration::from_secs(expires_in),
+                renew_at: started + lifetime - inner.renew_before.min(lifetime / 2),
             });
         }
         let code = json.get("error").and_then(Value::as_str).unwrap_or("");

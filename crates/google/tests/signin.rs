@@ -138,6 +138,25 @@ async fn token_is_cached_renewed_before_expiry_and_on_invalidate() {
 }
 
 #[tokio::test]
+async fn short_lived_tokens_are_still_cached_and_huge_lifetimes_do_not_overflow() {
+    // Default renew_before (5 minutes) is longer than the token: renewed at half its life.
+    let (server, tokens) = setup(
+        delegated(&[DEFAULT_SCOPE]),
+        &keys().0,
+        TokenOptions::default(),
+    )
+    .await;
+    server.state.expires_in.store(4, Ordering::SeqCst);
+    tokens.access_token(ALICE).await.unwrap();
+    tokens.access_token(ALICE).await.unwrap();
+    assert_eq!(server.requests(), 1);
+    server.state.expires_in.store(u64::MAX, Ordering::SeqCst);
+    tokens.access_token("bob@example.com").await.unwrap();
+    tokens.access_token("bob@example.com").await.unwrap();
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test]
 async fn concurrent_callers_share_one_exchange() {
     let (server, tokens) = setup(
         delegated(&[DEFAULT_SCOPE]),
