@@ -331,3 +331,56 @@ fn token_endpoint_must_be_https_or_loopback() {
     .unwrap_err();
     assert!(matches!(e, Error::TokenEndpoint { .. }), "{}", show(&e));
 }
+
+/// The engine's path: `imap_auth` → the IMAP client's `AUTHENTICATE XOAUTH2` carries Google's
+/// initial client response with the token from the stand-in
+/// (<https://developers.google.com/gmail/imap/xoauth2-protocol>).
+#[tokio::test]
+async fn imap_login_sends_the_xoauth2_response_with_the_token() {
+    use base64::Engine as _;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (server, tokens) = setup(
+        delegated(&[DEFAULT_SCOPE]),
+        &keys().0,
+        TokenOptions::default(),
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let (r, mut w) = sock.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] Gimap ready\r\n")
+            .await
+            .unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        let tag = line.split(' ').next().unwrap().to_owned();
+        w.write_all(format!("{tag} OK [CAPABILITY IMAP4rev1 IDLE] authenticated\r\n").as_bytes())
+            .await
+            .unwrap();
+        line
+    });
+    let mut config = o365_migrate_imap::ClientConfig::new(
+        "127.0.0.1",
+        port,
+        o365_migrate_imap::Security::Plaintext,
+    );
+    config.client_id = None;
+    let reconnector = o365_migrate_imap::Reconnector::new(config, tokens.imap_auth(ALICE));
+    let _session = reconnector.connect().await.unwrap();
+    let line = peer.await.unwrap();
+    assert!(line.contains("AUTHENTICATE XOAUTH2 "), "{line}");
+    let b64 = line.trim_end().rsplit(' ').next().unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    assert_eq!(
+        raw,
+        b"user=alice@example.com\x01auth=Bearer ya29.standin-token-1\x01\x01"
+    );
+    assert_eq!(server.requests(), 1);
+    let claims = server.state.last_claims.lock().unwrap().clone().unwrap();
+    assert_eq!(claims["sub"], ALICE, "the token is the login user's");
+}
