@@ -71,8 +71,6 @@ impl CollectionVerify {
 struct TargetIndex {
     by_fp: HashMap<String, Vec<String>>,
     foreign: u64,
-    /// Fingerprints an expected source item claimed.
-    claimed: HashMap<String, ()>,
 }
 
 impl Engine {
@@ -159,15 +157,15 @@ impl Engine {
             let mut jobs = Vec::new();
             for (it, spec) in work {
                 let Ok(conv) = &it.item else { continue };
-                let (coll, index) = indexes.get_mut(&spec).expect("indexed above");
-                let fp = conv.fingerprint().to_owned();
-                let ids = index.by_fp.get_mut(&fp);
+                let Some((coll, index)) = indexes.get_mut(&spec) else {
+                    continue;
+                };
+                let ids = index.by_fp.get_mut(conv.fingerprint());
                 match (
                     coll.as_ref(),
                     ids.and_then(|v| (!v.is_empty()).then(|| v.remove(0))),
                 ) {
                     (Some(coll), Some(id)) => {
-                        index.claimed.insert(fp, ());
                         jobs.push((it.clone(), coll.clone(), id));
                     }
                     _ => cv.missing.push(PimDiff {

@@ -141,13 +141,10 @@ fn instant(s: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
+/// UTC RFC 3339 (`2027-01-04T09:00:00Z`) through the MIME crate's one date type.
 fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    o365_migrate_mime::InternalDate::from_unix_utc(unix)
+        .map(|d| d.to_utc_iso8601())
         .unwrap_or_default()
 }
 
