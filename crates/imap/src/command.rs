@@ -184,7 +184,7 @@ pub struct FetchItems {
     pub body: bool,
     /// MODSEQ (CONDSTORE).
     pub modseq: bool,
-    /// X-GM-MSGID and X-GM-LABELS (Gmail, X-GM-EXT-1).
+    /// X-GM-MSGID, X-GM-THRID and X-GM-LABELS (Gmail, X-GM-EXT-1).
     pub gmail: bool,
 }
 
@@ -709,7 +709,7 @@ impl Encoder {
                     b.raw(b" MODSEQ");
                 }
                 if items.gmail {
-                    b.raw(b" X-GM-MSGID X-GM-LABELS");
+                    b.raw(b" X-GM-MSGID X-GM-THRID X-GM-LABELS");
                 }
                 if !items.header_fields.is_empty() {
                     b.raw(b" BODY.PEEK[HEADER.FIELDS (");

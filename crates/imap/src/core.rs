@@ -478,6 +478,7 @@ fn convert(frame: &Bytes, r: imap_proto::Response<'_>) -> Result<Response, Error
                     AV::Rfc822Size(n) => f.size = Some(n),
                     AV::ModSeq(n) => f.modseq = Some(n),
                     AV::GmailMsgId(n) => f.gmail_msgid = Some(n),
+                    AV::GmailThrId(n) => f.gmail_thrid = Some(n),
                     AV::GmailLabels(l) => f.gmail_labels = Some(strings(l)),
                     AV::BodySection {
                         section: None,

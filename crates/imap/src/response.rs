@@ -122,6 +122,8 @@ pub struct FetchData {
     pub modseq: Option<u64>,
     /// X-GM-MSGID.
     pub gmail_msgid: Option<u64>,
+    /// X-GM-THRID.
+    pub gmail_thrid: Option<u64>,
     /// X-GM-LABELS.
     pub gmail_labels: Option<Vec<String>>,
 }

@@ -27,6 +27,8 @@ pub struct FetchedMessage {
     pub modseq: Option<u64>,
     /// X-GM-MSGID.
     pub gmail_msgid: Option<u64>,
+    /// X-GM-THRID.
+    pub gmail_thrid: Option<u64>,
     /// X-GM-LABELS.
     pub gmail_labels: Option<Vec<String>>,
     /// Budget held for this message's bytes; released on drop.
@@ -186,6 +188,7 @@ impl FetchStream<'_> {
                         body: f.body,
                         modseq: f.modseq,
                         gmail_msgid: f.gmail_msgid,
+                        gmail_thrid: f.gmail_thrid,
                         gmail_labels: f.gmail_labels,
                         reservation,
                     }));
