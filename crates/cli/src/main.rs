@@ -6,6 +6,8 @@
 //!   `credentials check` found errors, a connection test failed)
 //! - 2: bad usage, job file, credentials file or state store
 //! - 3: a mailbox could not be processed (source or target unreachable, login refused)
+//! - 4: Gmail mailboxes paused for Google's download limit (the rest is done); run again after
+//!   the time shown
 //! - 130: stopped by Ctrl-C (in-flight items were recorded first)
 
 mod progress;
@@ -38,7 +40,7 @@ struct Cli {
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 problems found (failed items, verify differences, \
 credential errors, failed tests); 2 bad usage, job file, credentials or state; 3 a mailbox could not \
-be processed; 130 stopped by Ctrl-C.";
+be processed; 4 Gmail mailboxes paused for Google's download limit (run again after the time shown); 130 stopped by Ctrl-C.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -1455,13 +1457,22 @@ fn summarize(kind: RunKind, totals: &o365_migrate_engine::RunTotals) -> u8 {
     for e in &totals.mailbox_errors {
         eprintln!("mailbox error: {e}");
     }
+    for p in &totals.paused {
+        eprintln!("mailbox paused: {p}");
+    }
     if totals.stopped {
         return 130;
     }
     if !totals.mailbox_errors.is_empty() {
         return 3;
     }
-    u8::from(totals.failed > 0)
+    if totals.failed > 0 {
+        return 1;
+    }
+    if !totals.paused.is_empty() {
+        return 4;
+    }
+    0
 }
 
 /// `sync --final`: passes until one finds nothing, `verify --deep`, the receipt.

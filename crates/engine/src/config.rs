@@ -66,6 +66,9 @@ pub struct Job {
     /// `[fleet]`: caps shared by every `o365-migrate worker` of this job.
     #[serde(default)]
     pub fleet: FleetConfig,
+    /// `[gmail]`: labels, placement and Google's download limit for a Gmail source.
+    #[serde(default)]
+    pub gmail: GmailConfig,
     /// `[dav]`: contacts, calendars and tasks read from CardDAV / CalDAV or from `.vcf` /
     /// `.ics` files, migrated with the mail (absent: mail only).
     pub dav: Option<Dav>,
@@ -114,6 +117,13 @@ pub struct Source {
     /// connection is given up as stalled (default 120).
     #[serde(default = "default_read_timeout")]
     pub read_timeout_seconds: u64,
+    /// Gmail mode: each message read once from `[Gmail]/All Mail` and placed by its labels
+    /// (`[gmail]`). `"auto"` (the default) turns it on when the server offers `X-GM-EXT-1`.
+    #[serde(default)]
+    pub gmail: GmailMode,
+    /// `[source.google]`: sign in to Gmail with OAuth (a service account with domain-wide
+    /// delegation, or a refresh token per user) instead of the credentials file's passwords.
+    pub google: Option<GoogleSignIn>,
 }
 
 fn default_read_timeout() -> u64 {
@@ -173,6 +183,128 @@ pub struct AdminLogin {
     pub user: String,
     /// The admin password, by reference.
     pub secret: SecretRef,
+}
+
+/// Whether the source is read as Gmail (`[source] gmail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GmailMode {
+    /// On when the server announces `X-GM-EXT-1`.
+    #[default]
+    Auto,
+    /// Always (the server must announce `X-GM-EXT-1`).
+    On,
+    /// Never: every label folder is read as an ordinary folder.
+    Off,
+}
+
+impl<'de> Deserialize<'de> for GmailMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(GmailMode::On),
+            Raw::Bool(false) => Ok(GmailMode::Off),
+            Raw::Text(t) if t == "auto" => Ok(GmailMode::Auto),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "gmail = {t:?}: use true, false or \"auto\""
+            ))),
+        }
+    }
+}
+
+/// `[source.google]`: how the tool gets Google access tokens for IMAP (XOAUTH2).
+///
+/// Either `service_account_key` (Google Workspace: the service account's JSON key, whose
+/// client ID is allowed the scope under domain-wide delegation), or `client_id`,
+/// `client_secret` and `refresh_token` (an OAuth client of type "Desktop app" and each user's
+/// refresh token from `o365-migrate google authorize`). Secrets are references only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleSignIn {
+    /// The service account's JSON key file, by reference (`file:/path/key.json`).
+    pub service_account_key: Option<SecretRef>,
+    /// The OAuth client ID (refresh-token sign-in).
+    pub client_id: Option<String>,
+    /// The OAuth client secret, by reference.
+    pub client_secret: Option<SecretRef>,
+    /// Each user's refresh token, by reference; `{login}` is replaced by the mailbox's login,
+    /// e.g. `file:/etc/o365-migrate/google/{login}.token`.
+    pub refresh_token: Option<String>,
+    /// The OAuth scope (default `https://mail.google.com/`).
+    pub scope: Option<String>,
+    /// The token endpoint (default: the key file's `token_uri`, else Google's).
+    pub token_endpoint: Option<String>,
+}
+
+/// `[gmail]`: how a Gmail source's labels become folders, categories and keywords, and
+/// Google's download limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GmailConfig {
+    /// How labels place messages.
+    #[serde(default)]
+    pub strategy: GmailStrategy,
+    /// `\Important`: `"none"` (default) or `"category"` (a category named `Important`).
+    #[serde(default)]
+    pub important: ImportantAs,
+    /// IMAP download allowed per user and window (default `"2500MB"`, Google's documented
+    /// daily limit).
+    #[serde(default = "default_daily_download")]
+    pub daily_download: ByteSize,
+    /// The window the download budget applies to, in seconds (default 86400: a day).
+    #[serde(default = "default_download_window")]
+    pub download_window_seconds: u64,
+}
+
+impl Default for GmailConfig {
+    fn default() -> Self {
+        GmailConfig {
+            strategy: GmailStrategy::default(),
+            important: ImportantAs::default(),
+            daily_download: default_daily_download(),
+            download_window_seconds: default_download_window(),
+        }
+    }
+}
+
+fn default_daily_download() -> ByteSize {
+    ByteSize(2500 << 20)
+}
+
+fn default_download_window() -> u64 {
+    86_400
+}
+
+/// How a Gmail message's labels place it (`[gmail] strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GmailStrategy {
+    /// One copy: Inbox if labelled `\Inbox`, else Sent Items if `\Sent`, else Drafts if
+    /// `\Draft`, else the folder of the first user label (labels sorted by name), else
+    /// Archive; the other user labels become categories (Graph) or keywords (IMAP).
+    #[default]
+    OneCopy,
+    /// One copy in the folder of its first label in folder order (Inbox, Sent, Drafts, then
+    /// user labels by name; Archive without one); the other labels become categories.
+    FirstWins,
+    /// imapsync-style: a copy in the folder of every label (Inbox, Sent, Drafts and user
+    /// labels), Archive for messages without one.
+    LabelsAsFolders,
+}
+
+/// What `\Important` becomes (`[gmail] important`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportantAs {
+    /// Nothing (Gmail sets it by itself on many messages).
+    #[default]
+    None,
+    /// A category (keyword) named `Important`.
+    Category,
 }
 
 /// `[target]`: where mail is written.

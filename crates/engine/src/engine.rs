@@ -76,6 +76,10 @@ pub struct Engine {
     /// The worker this engine runs leased mailboxes for ([`crate::worker`]): its runs take no
     /// run lock of their own (the worker holds it shared) and are tagged with the worker.
     pub(crate) worker: Option<String>,
+    /// Google sign-in for a Gmail source (`[source.google]`).
+    pub(crate) google: Option<crate::signin::GoogleAuth>,
+    /// Serialises updates of the Gmail download windows kept in the state store.
+    pub(crate) download_windows: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -124,6 +128,11 @@ impl Engine {
                 .as_deref(),
         )?;
         source_client.timeouts.read = Duration::from_secs(job.source.read_timeout_seconds.max(1));
+        let job_google = job
+            .source
+            .google
+            .clone()
+            .map(crate::signin::GoogleAuth::new);
         Ok(Engine {
             job,
             credentials,
@@ -138,6 +147,8 @@ impl Engine {
             source_client,
             run_lock: tokio::sync::Mutex::new(None),
             pairing: tokio::sync::Mutex::new(None),
+            google: job_google,
+            download_windows: tokio::sync::Mutex::new(()),
             worker: None,
         })
     }
@@ -261,17 +272,28 @@ impl Engine {
             let sem = sem.clone();
             async move {
                 let _permit = sem.acquire().await;
-                let r = match self.open_source(&source).await {
-                    Ok(mut s) => {
-                        let r = s
-                            .list_mailboxes(false)
-                            .await
-                            .map(|l| l.len())
-                            .map_err(|e| e.to_string());
-                        let _ = s.logout().await;
-                        r
-                    }
-                    Err(e) => Err(e.to_string()),
+                // Google sign-in: the token first, so that its error names the fix.
+                let token = match &self.google {
+                    Some(g) => g.check(&source).await.map_err(|e| e.to_string()),
+                    None => Ok(()),
+                };
+                let r = match token {
+                    Err(e) => Err(e),
+                    Ok(()) => match self.open_source(&source).await {
+                        Ok(mut s) => {
+                            let r = s
+                                .list_mailboxes(false)
+                                .await
+                                .map(|l| l.len())
+                                .map_err(|e| e.to_string());
+                            let _ = s.logout().await;
+                            r
+                        }
+                        Err(e) => Err(crate::gmail::with_login_fix(
+                            e.to_string(),
+                            self.google.is_some(),
+                        )),
+                    },
                 };
                 // With `[dav]`: the contacts and calendars sign-in too, counting collections.
                 let dav = match self.pim_source(&source) {

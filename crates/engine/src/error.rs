@@ -117,6 +117,29 @@ pub enum Error {
         #[source]
         source: Box<o365_migrate_dav::Error>,
     },
+    /// Google sign-in for a Gmail source failed (`[source.google]`); the Google crate's error
+    /// names the fix (delegation, key, revoked refresh token, unknown user).
+    #[error("{context}: {source}")]
+    Google {
+        /// Which user or setting.
+        context: String,
+        /// The Google sign-in error (never a key or token).
+        #[source]
+        source: Box<o365_migrate_google::Error>,
+    },
+    /// A Gmail mailbox used its download allowance for the window (`[gmail] daily_download`,
+    /// or Google's own alert); it resumes by itself once the window reopens.
+    #[error(
+        "{mailbox}: paused until {until} (Unix seconds) — {reason}; run again after that time, the copy resumes where it stopped"
+    )]
+    Paused {
+        /// The source login.
+        mailbox: String,
+        /// When the window reopens (Unix seconds).
+        until: i64,
+        /// Why (our budget, or Google's alert text).
+        reason: String,
+    },
     /// The credentials file, or a login built from it, is not usable.
     #[error("{context}: {source}{}", hint_suffix(hint))]
     Credentials {

@@ -128,6 +128,9 @@ pub enum MapReason {
     Rule(String),
     /// Its own path, possibly below a well-known ancestor.
     Path,
+    /// Gmail's All Mail: each message placed by its labels (`[gmail] strategy`), Archive when
+    /// no label places it.
+    GmailLabels,
     /// It would be this kind, but another folder (named) already is.
     KindTaken {
         /// The kind.
@@ -145,6 +148,9 @@ impl fmt::Display for MapReason {
             MapReason::NameTable(n) => write!(f, "well-known name \"{n}\""),
             MapReason::Rule(p) => write!(f, "rule /{p}/"),
             MapReason::Path => f.write_str("same path"),
+            MapReason::GmailLabels => {
+                f.write_str("Gmail: each message by its labels, Archive without one")
+            }
             MapReason::KindTaken { kind, by } => write!(
                 f,
                 "looks like {kind}, but \"{by}\" already maps there; kept as its own folder"
@@ -169,6 +175,8 @@ pub enum SkipReason {
     Excluded(String),
     /// `[filters] include_folders` is set and did not match.
     NotIncluded,
+    /// A Gmail label folder: its messages are read once from All Mail (`[gmail] strategy`).
+    GmailLabel,
 }
 
 impl fmt::Display for SkipReason {
@@ -188,6 +196,10 @@ impl fmt::Display for SkipReason {
             SkipReason::Rule(p) => write!(f, "skipped by [[folders.map]] rule /{p}/"),
             SkipReason::Excluded(p) => write!(f, "excluded by filters.exclude_folders `{p}`"),
             SkipReason::NotIncluded => f.write_str("not matched by filters.include_folders"),
+            SkipReason::GmailLabel => f.write_str(
+                "a Gmail label: its messages are read once from All Mail and placed by their \
+                 labels ([gmail] strategy)",
+            ),
         }
     }
 }

@@ -110,12 +110,14 @@ pub mod export;
 pub mod folders;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod gmail;
 pub mod matching;
 mod pim;
 mod plan;
 pub mod report;
 mod run;
 mod setup;
+mod signin;
 mod source;
 pub mod state;
 #[cfg(test)]
@@ -128,7 +130,8 @@ pub use error::{Error, Location, Result};
 pub use matching::{MailboxPair, Pairing, PairingOrigin, Unpaired};
 pub use pim::{CollectionPlan, CollectionVerify, PimDiff};
 pub use plan::{
-    ANSWER_TIMES_RECORD, FolderPlan, MailboxPlan, MeasuredAnswerTimes, PLAN_RECORD, PlanReport,
+    ANSWER_TIMES_RECORD, FolderPlan, GmailPlan, MailboxPlan, MeasuredAnswerTimes, PLAN_RECORD,
+    PlanReport,
 };
 pub use run::{FinalReceipt, LastMessage, RunTotals, SyncOptions, SyncTotals};
 

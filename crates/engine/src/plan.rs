@@ -8,7 +8,10 @@ use crate::config::TargetKind;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::folders::target_specs;
+use crate::gmail::Placement;
 use crate::matching::Unpaired;
+use crate::source::SourceLayout;
+use std::collections::BTreeMap;
 
 /// Plan of one folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,6 +53,28 @@ pub struct MailboxPlan {
     pub estimate_seconds: Option<f64>,
     /// Contacts, calendars and tasks per source collection (`[dav]`).
     pub collections: Vec<crate::pim::CollectionPlan>,
+    /// A Gmail source: where labels place All Mail's messages, and the days Google's download
+    /// limit makes the copy take.
+    pub gmail: Option<GmailPlan>,
+}
+
+/// A Gmail mailbox's plan: All Mail's messages by the target folder their labels place them
+/// in, and the download budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GmailPlan {
+    /// (target folder, messages placed there), by target folder.
+    pub placements: Vec<(String, u64)>,
+    /// Messages that carry more than one label (one copy each, the others as categories or
+    /// keywords).
+    pub multi_labelled: u64,
+    /// Bytes to download from Gmail (all folders read).
+    pub download_bytes: u64,
+    /// Google's download allowance per window (`[gmail] daily_download`).
+    pub budget_bytes: u64,
+    /// The window in seconds (`[gmail] download_window_seconds`, a day by default).
+    pub window_seconds: u64,
+    /// Windows (days) the download needs: `download_bytes / budget_bytes`, rounded up.
+    pub days: u64,
 }
 
 /// The result of `plan`.
@@ -176,11 +201,14 @@ impl Engine {
                 error: None,
                 estimate_seconds: None,
                 collections: Vec::new(),
+                gmail: None,
             };
             let mut work = target::graph::estimate::Workload::default();
             let r: Result<()> = async {
                 let mut s = self.open_source(&p.source).await?;
-                let mapped = self.mapped_folders(&mut s).await?;
+                let SourceLayout { mapped, gmail } = self.source_layout(&mut s).await?;
+                let mut placements: BTreeMap<String, u64> = BTreeMap::new();
+                let mut multi_labelled = 0u64;
                 // The names the target will get (fitted: case, length), by source path.
                 let targets: std::collections::HashMap<String, String> =
                     target_specs(&mapped, &self.target.capabilities())
@@ -200,8 +228,27 @@ impl Engine {
                         without_message_id: Vec::new(),
                     };
                     if fp.target.is_some() {
-                        let (_, metas) = self.source_folder_scan(&mut s, &m.source.path).await?;
+                        let all_mail = gmail.as_ref().filter(|g| g.all_mail == m.source.path);
+                        let (_, metas, labels) = self
+                            .source_folder_scan_with(&mut s, &m.source.path, all_mail.is_some())
+                            .await?;
                         for (uid, (meta, _)) in metas {
+                            if let Some(g) = all_mail
+                                && self.filter_reason(&meta, max_target).is_none()
+                            {
+                                let l = labels.get(&uid).map(Vec::as_slice).unwrap_or(&[]);
+                                let user = l.iter().filter(|x| !x.starts_with('\\')).count();
+                                if user > 1 {
+                                    multi_labelled += 1;
+                                }
+                                let place = match g.place(l) {
+                                    Placement::To { folder, .. } => {
+                                        g.spec(&folder).map(|s| s.display_path()).unwrap_or(folder)
+                                    }
+                                    Placement::Skip(_) => "(copied from its label folders)".into(),
+                                };
+                                *placements.entry(place).or_default() += 1;
+                            }
                             let size = meta.size.unwrap_or(0);
                             let too_big = !self.job.filters.size_allows(size)
                                 || max_target.is_some_and(|l| size > l);
@@ -225,6 +272,17 @@ impl Engine {
                     mp.folders.push(fp);
                 }
                 let _ = s.logout().await;
+                if gmail.is_some() {
+                    let budget = self.job.gmail.daily_download.0.max(1);
+                    mp.gmail = Some(GmailPlan {
+                        placements: placements.into_iter().collect(),
+                        multi_labelled,
+                        download_bytes: mp.bytes,
+                        budget_bytes: budget,
+                        window_seconds: self.job.gmail.download_window_seconds,
+                        days: mp.bytes.div_ceil(budget),
+                    });
+                }
                 mp.collections = self.plan_pim(&p, &mut work).await?;
                 Ok(())
             }

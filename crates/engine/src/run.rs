@@ -17,14 +17,16 @@ use tokio::task::JoinSet;
 use crate::engine::{Engine, join_all};
 use crate::error::{Error, Result};
 use crate::folders::{TargetSpecs, target_specs};
+use crate::gmail::GmailLayout;
 use crate::matching::{MailboxPair, Pairing};
 use crate::report::{Event, Reporter};
-use crate::source::{meta_of, metadata_fetch};
+use crate::source::{SourceLayout, meta_of, metadata_fetch};
 use crate::state::{
     BatchWriter, EventRecord, FolderId, ItemMeta, ItemOutcome, ItemStatus, MailboxId, PlannedItem,
     RunId, RunKind, RunOutcome, StateStore,
 };
 
+mod labels;
 mod settle;
 mod sync;
 use settle::Settle;
@@ -58,6 +60,9 @@ pub struct RunTotals {
     pub mailboxes: u64,
     /// Mailboxes that stopped with an error.
     pub mailbox_errors: Vec<String>,
+    /// Gmail mailboxes paused until their download window reopens (each with the time); a
+    /// later run resumes them.
+    pub paused: Vec<String>,
     /// Items migrated in this run.
     pub migrated: u64,
     /// Items skipped in this run.
@@ -78,6 +83,7 @@ impl RunTotals {
     fn absorb(&mut self, later: RunTotals) {
         self.mailboxes = self.mailboxes.max(later.mailboxes);
         self.mailbox_errors = later.mailbox_errors;
+        self.paused = later.paused;
         self.migrated += later.migrated;
         self.skipped += later.skipped;
         self.failed += later.failed;
@@ -115,6 +121,8 @@ struct MailboxRun<'a> {
     tally: &'a Tally,
     /// The target's message size limit, if it has one.
     max_target: Option<u64>,
+    /// The source is Gmail: downloads take from the mailbox's download window.
+    gmail: bool,
 }
 
 /// One pass over the mailboxes: its kind and run, and for `sync` its options and counters.
@@ -133,6 +141,17 @@ struct Work {
     uidvalidity: u32,
     uid: u32,
     meta: ItemMeta,
+    /// Where a Gmail All Mail message goes (else the folder's own target folder).
+    dest: Option<Arc<ItemDest>>,
+}
+
+/// A Gmail message's target folder and what its labels add.
+struct ItemDest {
+    handle: target::FolderHandle,
+    /// Labels kept as keywords (categories on Graph).
+    keywords: Vec<String>,
+    /// `\Starred`.
+    flagged: bool,
 }
 
 impl Engine {
@@ -297,8 +316,10 @@ impl Engine {
         for (source, r, tally) in results {
             if let Some(r) = r {
                 totals.mailboxes += 1;
-                if let Err(e) = r {
-                    totals.mailbox_errors.push(format!("{source}: {e}"));
+                match r {
+                    Err(e @ Error::Paused { .. }) => totals.paused.push(e.to_string()),
+                    Err(e) => totals.mailbox_errors.push(format!("{source}: {e}")),
+                    Ok(()) => {}
                 }
             }
             totals.migrated += tally.migrated.load(Ordering::Relaxed);
@@ -326,7 +347,7 @@ impl Engine {
             let _ = self.store.finish_run(run, RunOutcome::Failed).await;
             return Err(e);
         }
-        let outcome = if totals.stopped {
+        let outcome = if totals.stopped || !totals.paused.is_empty() {
             RunOutcome::Interrupted
         } else if totals.mailbox_errors.is_empty() && totals.failed == 0 {
             RunOutcome::Completed
@@ -357,6 +378,15 @@ impl Engine {
             let r = self
                 .run_mailbox_inner(pass, pair, mailbox, writer, tally)
                 .await;
+            // Gmail's bandwidth alert: no retry (Google extends the lock), a pause.
+            let r = match r {
+                Err(Error::Source { source, .. }) if crate::gmail::is_download_alert(&source) => {
+                    Err(self
+                        .close_download_window(&pair.source, &source.to_string())
+                        .await?)
+                }
+                r => r,
+            };
             match r {
                 Err(Error::Source { context, source })
                     if source.is_retryable()
@@ -385,6 +415,21 @@ impl Engine {
             }
         };
         match &result {
+            Err(e @ Error::Paused { until, .. }) => {
+                let wait_s = (*until - crate::state::now_ms().div_euclid(1000)).max(0);
+                self.reporter.report(&Event::Throttled {
+                    mailbox: Some(pair.source.clone()),
+                    wait_ms: u64::try_from(wait_s).unwrap_or(0).saturating_mul(1000),
+                    reason: e.to_string(),
+                });
+                writer
+                    .event(EventRecord {
+                        mailbox: Some(mailbox),
+                        kind: "mailbox_paused".into(),
+                        detail: e.to_string(),
+                    })
+                    .await?;
+            }
             Err(e) => {
                 writer
                     .event(EventRecord {
@@ -436,8 +481,11 @@ impl Engine {
         writer: &Arc<BatchWriter>,
         tally: &Tally,
     ) -> Result<()> {
+        // A Gmail mailbox whose download window is spent waits without signing in.
+        self.download_window_open(&pair.source).await?;
         let mut session = self.open_source(&pair.source).await?;
-        let mapped = self.mapped_folders(&mut session).await?;
+        let SourceLayout { mapped, gmail } = self.source_layout(&mut session).await?;
+        let gmail = gmail.as_ref();
         let TargetSpecs { specs, renamed } = target_specs(&mapped, &self.target.capabilities());
         for (source, note) in renamed {
             let detail = format!("{source}: {note}");
@@ -483,6 +531,7 @@ impl Engine {
             writer,
             tally,
             max_target: self.target.capabilities().max_message_bytes,
+            gmail: gmail.is_some(),
         };
         let held;
         if let Some(opts) = pass.sync {
@@ -543,6 +592,7 @@ impl Engine {
                         });
                     };
                     let handle = handle.as_ref().map_err(String::as_str);
+                    let all_mail = gmail.filter(|g| g.all_mail == *path);
                     if let Err(e) = self
                         .run_folder(
                             mailbox_run,
@@ -550,6 +600,7 @@ impl Engine {
                             path,
                             &spec.display_path(),
                             handle,
+                            all_mail,
                         )
                         .await
                     {
@@ -715,6 +766,8 @@ impl Engine {
 
     /// Copies one folder: EXAMINE, search, metadata scan, filters, then bodies written
     /// concurrently; every candidate ends with a recorded outcome unless the run stops.
+    /// `gmail`: the folder is Gmail's All Mail, each message goes where its labels place it
+    /// (`handle` is Archive).
     async fn run_folder(
         &self,
         mb: &MailboxRun<'_>,
@@ -722,6 +775,7 @@ impl Engine {
         path: &str,
         target_path: &str,
         handle: std::result::Result<&target::FolderHandle, &str>,
+        gmail: Option<&GmailLayout>,
     ) -> Result<()> {
         let MailboxRun {
             kind,
@@ -791,11 +845,16 @@ impl Engine {
         }
         // Metadata.
         let mut metas: BTreeMap<u32, (ItemMeta, Vec<String>)> = BTreeMap::new();
+        let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
         {
-            let opts = metadata_fetch();
+            let mut opts = metadata_fetch();
+            opts.items.gmail = gmail.is_some();
             let mut stream = session.fetch(&candidates, opts);
             while let Some(m) = stream.next().await {
-                let m = m.map_err(|e| Error::source(&ctx, e))?;
+                let mut m = m.map_err(|e| Error::source(&ctx, e))?;
+                if let Some(l) = m.gmail_labels.take() {
+                    labels.insert(m.uid, l);
+                }
                 metas.insert(m.uid, (meta_of(&m), m.flags.clone()));
             }
         }
@@ -821,7 +880,7 @@ impl Engine {
         };
         let meta_of_uid = |uid: &u32| metas.get(uid).map(|(m, _)| m.clone()).unwrap_or_default();
         // Filters.
-        let mut to_copy = Vec::new();
+        let mut to_copy: Vec<u32> = Vec::new();
         for (uid, (meta, _)) in &metas {
             match self.filter_reason(meta, max_target) {
                 Some(reason) => {
@@ -847,6 +906,14 @@ impl Engine {
                 return Ok(());
             }
         };
+        // Gmail's All Mail: each message to the folder its labels name.
+        let dests = match gmail {
+            Some(g) => {
+                self.place_by_labels(mb, &settle, g, handle, &labels, &mut to_copy, &meta_of_uid)
+                    .await?
+            }
+            None => HashMap::new(),
+        };
         // Bodies in batches, written concurrently.
         // The writer may need fewer (each write in flight holds its message and what the
         // writer made of it).
@@ -857,10 +924,30 @@ impl Engine {
         let done_count = Arc::new(AtomicU64::new(total - to_copy.len() as u64));
         let mut tasks: JoinSet<Result<WriteResult>> = JoinSet::new();
         let mut fatal: Option<Error> = None;
+        let mut window_full = false;
         for chunk in to_copy.chunks(BODY_BATCH * 4) {
-            if self.stop.is_stopped() || fatal.is_some() {
+            if self.stop.is_stopped() || fatal.is_some() || window_full {
                 break;
             }
+            // Gmail: only what the mailbox's download window still allows.
+            let chunk = if mb.gmail {
+                let sizes: Vec<u64> = chunk
+                    .iter()
+                    .map(|u| metas.get(u).and_then(|(m, _)| m.size).unwrap_or(0))
+                    .collect();
+                match self.take_download(&pair.source, &sizes).await {
+                    Ok(n) => {
+                        window_full = n < chunk.len();
+                        &chunk[..n]
+                    }
+                    Err(e) => {
+                        fatal = Some(e);
+                        break;
+                    }
+                }
+            } else {
+                chunk
+            };
             let opts = imap::FetchOptions {
                 items: imap::FetchItems {
                     flags: true,
@@ -900,6 +987,7 @@ impl Engine {
                         uidvalidity,
                         uid: m.uid,
                         meta: base_meta,
+                        dest: dests.get(&m.uid).cloned(),
                     };
                     let ctx = WriteCtx {
                         store: self.store.clone(),
@@ -958,6 +1046,10 @@ impl Engine {
         }
         while let Some(r) = tasks.join_next().await {
             self.reap(r, tally, &mut fatal);
+        }
+        if window_full && fatal.is_none() {
+            // The rest waits for the window to reopen.
+            fatal = Some(self.window_paused(&pair.source).await?);
         }
         writer.flush().await?;
         self.reporter.report(&Event::FolderProgress {
@@ -1073,10 +1165,23 @@ async fn write_one_inner(
         }
     }
     let copied_flags = crate::state::flags_text(&m.flags);
+    let mut flags = o365_migrate_mime::Flags::from_imap(m.flags.iter().map(String::as_str));
+    let handle = match &work.dest {
+        Some(d) => {
+            for k in &d.keywords {
+                if !flags.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    flags.keywords.push(k.clone());
+                }
+            }
+            flags.flagged |= d.flagged;
+            d.handle.clone()
+        }
+        None => ctx.handle.clone(),
+    };
     // What was FETCHed becomes the one set of message types here, once.
     let item = target::WriteItem {
         raw: raw.clone(),
-        flags: o365_migrate_mime::Flags::from_imap(m.flags.iter().map(String::as_str)),
+        flags,
         internal_date: m.internal_date,
         fingerprint: key,
         internet_message_id: id.message_id.clone(),
@@ -1085,7 +1190,7 @@ async fn write_one_inner(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        match ctx.mw.write(&ctx.handle, &item).await {
+        match ctx.mw.write(&handle, &item).await {
             Ok(outcome) => {
                 let size = raw.len() as u64;
                 let note = match &outcome {

@@ -6,13 +6,30 @@ use std::time::Duration;
 
 use o365_migrate_imap as imap;
 
+use crate::config::GmailMode;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::folders::{FolderMapper, MappedFolder, SourceFolder};
+use crate::gmail::GmailLayout;
 use crate::state::ItemMeta;
 
 /// Header fields fetched for metadata (enough for the dedupe identity and reports).
 pub(crate) const HEADER_FIELDS: [&str; 5] = ["Message-ID", "Date", "From", "Subject", "Received"];
+
+/// A folder's scan: UIDVALIDITY, per UID the metadata and flags, per UID the Gmail labels.
+pub(crate) type FolderScan = (
+    u32,
+    BTreeMap<u32, (ItemMeta, o365_migrate_mime::Flags)>,
+    BTreeMap<u32, Vec<String>>,
+);
+
+/// A source mailbox's folders as a run reads them.
+pub(crate) struct SourceLayout {
+    /// Every folder with its decision (for Gmail: label folders skipped, All Mail to Archive).
+    pub(crate) mapped: Vec<MappedFolder>,
+    /// Gmail: where labels place All Mail's messages.
+    pub(crate) gmail: Option<GmailLayout>,
+}
 
 impl Engine {
     /// The source login of a mailbox from the credentials file (also the DAV sign-in).
@@ -36,6 +53,11 @@ impl Engine {
     }
 
     pub(crate) fn auth_for(&self, login: &str) -> Result<imap::Auth> {
+        if let Some(g) = &self.google {
+            // The mailbox must be in the credentials file; its password column is not used.
+            self.login_for(login)?;
+            return g.imap_auth(login);
+        }
         let l = self.login_for(login)?;
         let password = imap::Secret::new(l.secret.expose());
         Ok(match l.authzid {
@@ -58,6 +80,17 @@ impl Engine {
         for attempt in 0..3u32 {
             match imap::Session::open(&cfg, &auth).await {
                 Ok(s) => return Ok(s),
+                // Google refused the token (expired early, revoked): a new one, once.
+                Err(e @ imap::Error::LoginFailed { .. })
+                    if attempt == 0
+                        && self.google.is_some()
+                        && !crate::gmail::is_download_alert(&e) =>
+                {
+                    if let Some(g) = &self.google {
+                        g.invalidate(login);
+                    }
+                    last = Some(e);
+                }
                 Err(e) if e.is_retryable() && attempt < 2 => {
                     let wait = e
                         .retry_after()
@@ -75,6 +108,40 @@ impl Engine {
                 message: "gave up".into(),
                 hint: None,
             },
+        })
+    }
+
+    /// Lists and maps a mailbox's folders, and for a Gmail source ([`GmailLayout`]) where its
+    /// labels place messages: the run then reads All Mail instead of the label folders.
+    pub(crate) async fn source_layout(&self, session: &mut imap::Session) -> Result<SourceLayout> {
+        let mapped = self.mapped_folders(session).await?;
+        let offered = session.has_capability("X-GM-EXT-1");
+        let gmail = match self.job.source.gmail {
+            GmailMode::Off => false,
+            GmailMode::Auto => offered,
+            GmailMode::On if offered => true,
+            GmailMode::On => {
+                return Err(Error::Pipeline {
+                    context: "[source] gmail = true".into(),
+                    message: "the server does not offer X-GM-EXT-1 (it is not Gmail)".into(),
+                    hint: Some(
+                        "remove `gmail` (auto-detected) or set gmail = false for this server"
+                            .into(),
+                    ),
+                });
+            }
+        };
+        if !gmail {
+            return Ok(SourceLayout {
+                mapped,
+                gmail: None,
+            });
+        }
+        let (mapped, layout) =
+            GmailLayout::new(mapped, &self.job.gmail, &self.target.capabilities())?;
+        Ok(SourceLayout {
+            mapped,
+            gmail: Some(layout),
         })
     }
 
@@ -100,12 +167,14 @@ impl Engine {
         Ok(mapper.map(&folders))
     }
 
-    /// Every message of a source folder: UIDVALIDITY, and per UID the metadata and flags.
-    pub(crate) async fn source_folder_scan(
+    /// Every message of a source folder: UIDVALIDITY, per UID the metadata and flags, and with
+    /// `labels` each message's `X-GM-LABELS`.
+    pub(crate) async fn source_folder_scan_with(
         &self,
         session: &mut imap::Session,
         path: &str,
-    ) -> Result<(u32, BTreeMap<u32, (ItemMeta, o365_migrate_mime::Flags)>)> {
+        labels: bool,
+    ) -> Result<FolderScan> {
         let ctx = format!("folder {path}");
         let sel = session
             .examine(path)
@@ -113,28 +182,33 @@ impl Engine {
             .map_err(|e| Error::source(&ctx, e))?;
         let uv = sel.uid_validity.unwrap_or(0);
         let mut out = BTreeMap::new();
+        let mut by_uid = BTreeMap::new();
         if sel.exists == 0 {
-            return Ok((uv, out));
+            return Ok((uv, out, by_uid));
         }
         let uids = session
             .uid_search(&[imap::SearchKey::All])
             .await
             .map_err(|e| Error::source(&ctx, e))?;
-        let opts = metadata_fetch();
+        let mut opts = metadata_fetch();
+        opts.items.gmail = labels;
         let mut stream = session.fetch(&uids, opts);
         while let Some(m) = stream.next().await {
-            let m = m.map_err(|e| Error::source(&ctx, e))?;
+            let mut m = m.map_err(|e| Error::source(&ctx, e))?;
             let flags = o365_migrate_mime::Flags::from_imap(m.flags.iter().map(String::as_str));
+            if let Some(l) = m.gmail_labels.take() {
+                by_uid.insert(m.uid, l);
+            }
             out.insert(m.uid, (meta_of(&m), flags));
         }
-        Ok((uv, out))
+        Ok((uv, out, by_uid))
     }
 
     /// Messages in the source folders the job copies (STATUS MESSAGES of each), or `None`
     /// when the source cannot be listed.
     pub(crate) async fn source_holds(&self, pair: &crate::matching::MailboxPair) -> Option<u64> {
         let mut session = self.open_source(&pair.source).await.ok()?;
-        let mapped = self.mapped_folders(&mut session).await.ok()?;
+        let mapped = self.source_layout(&mut session).await.ok()?.mapped;
         let mut messages = 0u64;
         for m in mapped.iter().filter(|m| m.target().is_some()) {
             let s = session

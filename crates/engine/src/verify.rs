@@ -7,7 +7,7 @@
 //! message is read back and its content tag compared with the recorded one, so a changed
 //! byte shows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 
@@ -18,7 +18,10 @@ use target::FolderSpec;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::folders::target_specs;
+use crate::gmail::{GmailLayout, Placement};
 use crate::matching::{MailboxPair, Unpaired};
+use crate::source::SourceLayout;
+use crate::state::ItemMeta;
 use crate::state::ItemStatus;
 
 /// One message that differs between source and target.
@@ -278,7 +281,7 @@ impl Engine {
             }
         }
         let mut s = self.open_source(&p.source).await?;
-        let mapped = self.mapped_folders(&mut s).await?;
+        let SourceLayout { mapped, gmail } = self.source_layout(&mut s).await?;
         let specs: Vec<FolderSpec> = target_specs(&mapped, &self.target.capabilities())
             .specs
             .into_iter()
@@ -295,226 +298,239 @@ impl Engine {
             .await
             .map_err(|e| Error::target(format!("target folders of {}", p.target), e))?;
         for (spec, h) in specs.iter().zip(handles) {
-            let (uv, metas) = self.source_folder_scan(&mut s, &spec.source).await?;
-            let mut fv = FolderVerify {
-                source: spec.source.clone(),
-                target: h
-                    .as_ref()
-                    .map(|h| h.display_path.clone())
-                    .unwrap_or_else(|| spec.display_path()),
-                source_count: metas.len() as u64,
-                skipped: 0,
-                expected: 0,
-                target_count: 0,
-                kept: 0,
-                missing: Vec::new(),
-                extra: Vec::new(),
-                differs: Vec::new(),
+            let all_mail = gmail.as_ref().filter(|g| g.all_mail == spec.source);
+            let (uv, metas, labels) = self
+                .source_folder_scan_with(&mut s, &spec.source, all_mail.is_some())
+                .await?;
+            // Gmail's All Mail is compared per target folder its labels place messages in.
+            let units = match all_mail {
+                None => vec![(spec.source.clone(), spec.clone(), h, metas)],
+                Some(g) => gmail_units(&*mw, g, spec, h, metas, &labels, &mut skipped, uv)
+                    .await
+                    .map_err(|e| Error::target(format!("target folders of {}", p.target), e))?,
             };
-            let mut expected = Expected::default();
-            for (uid, (meta, flags)) in metas {
-                if skipped.contains(&(spec.source.clone(), uv, uid))
-                    || self.filter_reason(&meta, max_target).is_some()
-                {
-                    fv.skipped += 1;
-                    continue;
-                }
-                fv.expected += 1;
-                // The header key from this scan; the content-aware item key recorded at write
-                // time when there is one (it tells apart two contents of one Message-ID).
-                let weak = meta.fingerprint.clone().unwrap_or_default();
-                let strong = item_keys.get(&(spec.source.clone(), uv, uid)).cloned();
-                expected.push(
-                    uid,
-                    strong,
-                    weak.clone(),
-                    meta.size,
-                    flags,
-                    DiffItem {
-                        key: weak,
-                        id: format!("uid {uid}"),
-                        subject: meta.subject,
-                        from: meta.sender,
-                        date: meta.internal_date,
-                    },
-                );
-            }
-            let (count, items) = match &h {
-                Some(h) => {
-                    let ctx = format!("target folder {}", h.display_path);
-                    let count = mw.count(h).await.map_err(|e| Error::target(&ctx, e))?;
-                    (count, mw.list(h).await.map_err(|e| Error::target(&ctx, e))?)
-                }
-                // The folder does not exist in the target: everything expected is missing.
-                None => (0, Vec::new()),
-            };
-            fv.target_count = count;
-            // Exact (content-aware) matches first, then by Message-ID / header key for target
-            // items whose content is unknown (IMAP and EML listings, other tools' items).
-            let mut unmatched = Vec::new();
-            let mut pairs = Vec::new();
-            for t in items {
-                let key = t
-                    .fingerprint
-                    .clone()
-                    .or_else(|| t.internet_message_id.as_ref().map(|m| format!("mid:{m}")))
-                    .unwrap_or_default();
-                match expected.take_strong(&key) {
-                    Some(i) => pairs.push((i, t)),
-                    None => unmatched.push((key, t)),
-                }
-            }
-            for (key, t) in unmatched {
-                let weak = o365_migrate_mime::weak_key(&key).to_owned();
-                let mid = t.internet_message_id.as_ref().map(|m| format!("mid:{m}"));
-                let matched = expected.take_weak(&weak, t.size).or_else(|| {
-                    mid.filter(|m| *m != weak)
-                        .and_then(|m| expected.take_weak(&m, t.size))
-                });
-                match matched {
-                    Some(i) => {
-                        // The target names the content (EML lists content keys) and it is not
-                        // the one recorded for this message: the content differs.
-                        if let Some(strong) = &expected.items[i].strong
-                            && key != *strong
-                            && !o365_migrate_mime::weak_key(&key).eq(key.as_str())
-                        {
-                            fv.differs.push(Difference {
-                                item: expected.items[i].diff.clone(),
-                                target_id: t.id.clone(),
-                                what: format!(
-                                    "content differs: the target holds {key}, the source \
-                                     message was written as {strong}"
-                                ),
-                            });
-                            continue;
-                        }
-                        pairs.push((i, t));
-                    }
-                    None if kept
-                        .get(&spec.source)
-                        .is_some_and(|ids| ids.contains(&t.id)) =>
+            for (source_label, unit_spec, h, metas) in units {
+                let spec_display = unit_spec.display_path();
+                let mut fv = FolderVerify {
+                    source: source_label,
+                    target: h
+                        .as_ref()
+                        .map(|h| h.display_path.clone())
+                        .unwrap_or_else(|| spec_display.clone()),
+                    source_count: metas.len() as u64,
+                    skipped: 0,
+                    expected: 0,
+                    target_count: 0,
+                    kept: 0,
+                    missing: Vec::new(),
+                    extra: Vec::new(),
+                    differs: Vec::new(),
+                };
+                let mut expected = Expected::default();
+                for (uid, (meta, flags)) in metas {
+                    if skipped.contains(&(spec.source.clone(), uv, uid))
+                        || self.filter_reason(&meta, max_target).is_some()
                     {
-                        fv.kept += 1;
+                        fv.skipped += 1;
+                        continue;
                     }
-                    None => fv.extra.push(DiffItem {
-                        key,
-                        id: t.id.clone(),
-                        subject: t.subject.clone(),
-                        from: t.from.clone(),
-                        date: t.received.map(|r| r.unix_seconds()),
-                    }),
+                    fv.expected += 1;
+                    // The header key from this scan; the content-aware item key recorded at write
+                    // time when there is one (it tells apart two contents of one Message-ID).
+                    let weak = meta.fingerprint.clone().unwrap_or_default();
+                    let strong = item_keys.get(&(spec.source.clone(), uv, uid)).cloned();
+                    expected.push(
+                        uid,
+                        strong,
+                        weak.clone(),
+                        meta.size,
+                        flags,
+                        DiffItem {
+                            key: weak,
+                            id: format!("uid {uid}"),
+                            subject: meta.subject,
+                            from: meta.sender,
+                            date: meta.internal_date,
+                        },
+                    );
                 }
-            }
-            // The state the target keeps: received date, read, flagged.
-            let caps = self.target.capabilities();
-            pairs.retain(|(i, t)| {
-                let e = &expected.items[*i];
-                let mut what = Vec::new();
-                if caps.keeps_received_date
-                    && let (Some(source), Some(target)) =
-                        (e.diff.date, t.received.map(|r| r.unix_seconds()))
-                    && source != target
-                {
-                    what.push(format!(
-                        "received {} in the source, {} in the target",
-                        source, target
-                    ));
+                let (count, items) = match &h {
+                    Some(h) => {
+                        let ctx = format!("target folder {}", h.display_path);
+                        let count = mw.count(h).await.map_err(|e| Error::target(&ctx, e))?;
+                        (count, mw.list(h).await.map_err(|e| Error::target(&ctx, e))?)
+                    }
+                    // The folder does not exist in the target: everything expected is missing.
+                    None => (0, Vec::new()),
+                };
+                fv.target_count = count;
+                // Exact (content-aware) matches first, then by Message-ID / header key for target
+                // items whose content is unknown (IMAP and EML listings, other tools' items).
+                let mut unmatched = Vec::new();
+                let mut pairs = Vec::new();
+                for t in items {
+                    let key = t
+                        .fingerprint
+                        .clone()
+                        .or_else(|| t.internet_message_id.as_ref().map(|m| format!("mid:{m}")))
+                        .unwrap_or_default();
+                    match expected.take_strong(&key) {
+                        Some(i) => pairs.push((i, t)),
+                        None => unmatched.push((key, t)),
+                    }
                 }
-                if caps.keeps_seen && e.flags.seen != t.is_read {
-                    what.push(format!(
-                        "read {} in the source, {} in the target",
-                        e.flags.seen, t.is_read
-                    ));
+                for (key, t) in unmatched {
+                    let weak = o365_migrate_mime::weak_key(&key).to_owned();
+                    let mid = t.internet_message_id.as_ref().map(|m| format!("mid:{m}"));
+                    let matched = expected.take_weak(&weak, t.size).or_else(|| {
+                        mid.filter(|m| *m != weak)
+                            .and_then(|m| expected.take_weak(&m, t.size))
+                    });
+                    match matched {
+                        Some(i) => {
+                            // The target names the content (EML lists content keys) and it is not
+                            // the one recorded for this message: the content differs.
+                            if let Some(strong) = &expected.items[i].strong
+                                && key != *strong
+                                && !o365_migrate_mime::weak_key(&key).eq(key.as_str())
+                            {
+                                fv.differs.push(Difference {
+                                    item: expected.items[i].diff.clone(),
+                                    target_id: t.id.clone(),
+                                    what: format!(
+                                        "content differs: the target holds {key}, the source \
+                                     message was written as {strong}"
+                                    ),
+                                });
+                                continue;
+                            }
+                            pairs.push((i, t));
+                        }
+                        None if kept
+                            .get(&spec.source)
+                            .is_some_and(|ids| ids.contains(&t.id)) =>
+                        {
+                            fv.kept += 1;
+                        }
+                        None => fv.extra.push(DiffItem {
+                            key,
+                            id: t.id.clone(),
+                            subject: t.subject.clone(),
+                            from: t.from.clone(),
+                            date: t.received.map(|r| r.unix_seconds()),
+                        }),
+                    }
                 }
-                if caps.keeps_flagged && e.flags.flagged != t.flagged {
-                    what.push(format!(
-                        "flagged {} in the source, {} in the target",
-                        e.flags.flagged, t.flagged
-                    ));
-                }
-                if what.is_empty() {
-                    return true;
-                }
-                fv.differs.push(Difference {
-                    item: e.diff.clone(),
-                    target_id: t.id.clone(),
-                    what: what.join("; "),
-                });
-                false
-            });
-            if raw_target && let Some(h) = &h {
-                // Pairs whose stored content is not the one recorded for their source message:
-                // (source item, target item, the target's content tag).
-                let mut crossed: Vec<(usize, target::TargetItem, String)> = Vec::new();
-                for (i, t) in std::mem::take(&mut pairs) {
-                    let e = &expected.items[i];
-                    if let (Some(source), Some(target)) = (e.size, t.size)
+                // The state the target keeps: received date, read, flagged.
+                let caps = self.target.capabilities();
+                pairs.retain(|(i, t)| {
+                    let e = &expected.items[*i];
+                    let mut what = Vec::new();
+                    if caps.keeps_received_date
+                        && let (Some(source), Some(target)) =
+                            (e.diff.date, t.received.map(|r| r.unix_seconds()))
                         && source != target
                     {
-                        fv.differs.push(Difference {
+                        what.push(format!(
+                            "received {} in the source, {} in the target",
+                            source, target
+                        ));
+                    }
+                    if caps.keeps_seen && e.flags.seen != t.is_read {
+                        what.push(format!(
+                            "read {} in the source, {} in the target",
+                            e.flags.seen, t.is_read
+                        ));
+                    }
+                    if caps.keeps_flagged && e.flags.flagged != t.flagged {
+                        what.push(format!(
+                            "flagged {} in the source, {} in the target",
+                            e.flags.flagged, t.flagged
+                        ));
+                    }
+                    if what.is_empty() {
+                        return true;
+                    }
+                    fv.differs.push(Difference {
+                        item: e.diff.clone(),
+                        target_id: t.id.clone(),
+                        what: what.join("; "),
+                    });
+                    false
+                });
+                if raw_target && let Some(h) = &h {
+                    // Pairs whose stored content is not the one recorded for their source message:
+                    // (source item, target item, the target's content tag).
+                    let mut crossed: Vec<(usize, target::TargetItem, String)> = Vec::new();
+                    for (i, t) in std::mem::take(&mut pairs) {
+                        let e = &expected.items[i];
+                        if let (Some(source), Some(target)) = (e.size, t.size)
+                            && source != target
+                        {
+                            fv.differs.push(Difference {
                             item: e.diff.clone(),
                             target_id: t.id.clone(),
                             what: format!(
                                 "size differs: {source} bytes in the source, {target} in the target"
                             ),
                         });
-                        continue;
+                            continue;
+                        }
+                        if !deep {
+                            continue;
+                        }
+                        let Some(recorded) = e.strong.as_deref().and_then(content_tag_of) else {
+                            continue;
+                        };
+                        let ctx = format!("target folder {}", h.display_path);
+                        let Some(raw) = mw
+                            .read_raw(h, &t.id)
+                            .await
+                            .map_err(|err| Error::target(&ctx, err))?
+                        else {
+                            continue;
+                        };
+                        let stored = o365_migrate_mime::content_tag(&raw);
+                        if stored != recorded {
+                            crossed.push((i, t, stored));
+                        }
                     }
-                    if !deep {
-                        continue;
-                    }
-                    let Some(recorded) = e.strong.as_deref().and_then(content_tag_of) else {
-                        continue;
-                    };
-                    let ctx = format!("target folder {}", h.display_path);
-                    let Some(raw) = mw
-                        .read_raw(h, &t.id)
-                        .await
-                        .map_err(|err| Error::target(&ctx, err))?
-                    else {
-                        continue;
-                    };
-                    let stored = o365_migrate_mime::content_tag(&raw);
-                    if stored != recorded {
-                        crossed.push((i, t, stored));
-                    }
-                }
-                // Messages that share a Message-ID and a size are paired by header key and size
-                // alone; the content tags read back decide which is which. Only what no
-                // re-pairing explains differs.
-                for (i, t, stored) in repair_crossed(&expected, crossed) {
-                    let e = &expected.items[i];
-                    let recorded = e.strong.as_deref().and_then(content_tag_of).unwrap_or("");
-                    fv.differs.push(Difference {
-                        item: e.diff.clone(),
-                        target_id: t.id.clone(),
-                        what: format!(
-                            "content differs: content tag {stored} in the target, {recorded} \
+                    // Messages that share a Message-ID and a size are paired by header key and size
+                    // alone; the content tags read back decide which is which. Only what no
+                    // re-pairing explains differs.
+                    for (i, t, stored) in repair_crossed(&expected, crossed) {
+                        let e = &expected.items[i];
+                        let recorded = e.strong.as_deref().and_then(content_tag_of).unwrap_or("");
+                        fv.differs.push(Difference {
+                            item: e.diff.clone(),
+                            target_id: t.id.clone(),
+                            what: format!(
+                                "content differs: content tag {stored} in the target, {recorded} \
                              when it was written"
-                        ),
-                    });
+                            ),
+                        });
+                    }
                 }
+                if !raw_target && let Some(h) = &h {
+                    // Targets that rebuild the item (Graph): what they show of each message
+                    // against the same conversion of the source's bytes.
+                    self.compare_content(
+                        &mut s,
+                        &*mw,
+                        h,
+                        &spec.source,
+                        &expected,
+                        pairs,
+                        deep,
+                        &mut fv,
+                    )
+                    .await?;
+                }
+                let mut missing: Vec<DiffItem> = expected.missing();
+                missing.sort_by(|a, b| a.id.cmp(&b.id));
+                fv.missing = missing;
+                mv.folders.push(fv);
             }
-            if !raw_target && let Some(h) = &h {
-                // Targets that rebuild the item (Graph): what they show of each message
-                // against the same conversion of the source's bytes.
-                self.compare_content(
-                    &mut s,
-                    &*mw,
-                    h,
-                    &spec.source,
-                    &expected,
-                    pairs,
-                    deep,
-                    &mut fv,
-                )
-                .await?;
-            }
-            let mut missing: Vec<DiffItem> = expected.missing();
-            missing.sort_by(|a, b| a.id.cmp(&b.id));
-            fv.missing = missing;
-            mv.folders.push(fv);
         }
         let _ = s.logout().await;
         Ok(())
@@ -714,3 +730,88 @@ impl Expected {
             .collect()
     }
 }
+
+/// Gmail's All Mail as verify compares it: per target folder the labels place messages in,
+/// (shown source, target folder, its handle, the messages placed there with the flags and
+/// keywords the run gave them). Messages the strategy does not copy from All Mail count as
+/// skipped.
+#[allow(clippy::too_many_arguments)]
+async fn gmail_units(
+    mw: &dyn target::MailboxWriter,
+    layout: &GmailLayout,
+    all_mail: &FolderSpec,
+    archive: Option<target::FolderHandle>,
+    metas: BTreeMap<u32, (ItemMeta, o365_migrate_mime::Flags)>,
+    labels: &BTreeMap<u32, Vec<String>>,
+    skipped: &mut HashSet<(String, u32, u32)>,
+    uv: u32,
+) -> std::result::Result<Vec<GmailUnit>, target::Error> {
+    let mut by_folder: BTreeMap<String, BTreeMap<u32, (ItemMeta, o365_migrate_mime::Flags)>> =
+        BTreeMap::new();
+    for (uid, (meta, mut flags)) in metas {
+        let l = labels.get(&uid).map(Vec::as_slice).unwrap_or(&[]);
+        match layout.place(l) {
+            Placement::Skip(_) => {
+                skipped.insert((all_mail.source.clone(), uv, uid));
+                by_folder
+                    .entry(layout.all_mail.clone())
+                    .or_default()
+                    .insert(uid, (meta, flags));
+            }
+            Placement::To {
+                folder,
+                keywords,
+                flagged,
+            } => {
+                for k in keywords {
+                    if !flags.keywords.iter().any(|x| x.eq_ignore_ascii_case(&k)) {
+                        flags.keywords.push(k);
+                    }
+                }
+                flags.flagged |= flagged;
+                by_folder
+                    .entry(folder)
+                    .or_default()
+                    .insert(uid, (meta, flags));
+            }
+        }
+    }
+    by_folder.entry(layout.all_mail.clone()).or_default();
+    let specs: Vec<(String, FolderSpec)> = by_folder
+        .keys()
+        .filter(|f| **f != layout.all_mail)
+        .filter_map(|f| layout.spec(f).map(|s| (f.clone(), s.clone())))
+        .collect();
+    let only: Vec<FolderSpec> = specs.iter().map(|(_, s)| s.clone()).collect();
+    let found = if only.is_empty() {
+        Vec::new()
+    } else {
+        mw.find_folders(&only).await?
+    };
+    let mut handles: HashMap<String, (FolderSpec, Option<target::FolderHandle>)> = specs
+        .into_iter()
+        .zip(found)
+        .map(|((f, s), h)| (f, (s, h)))
+        .collect();
+    handles.insert(layout.all_mail.clone(), (all_mail.clone(), archive));
+    Ok(by_folder
+        .into_iter()
+        .filter_map(|(folder, metas)| {
+            let (spec, h) = handles.remove(&folder)?;
+            let shown = if folder == layout.all_mail {
+                format!("{} (no label places them)", all_mail.source)
+            } else {
+                format!("{} (labelled {folder})", all_mail.source)
+            };
+            Some((shown, spec, h, metas))
+        })
+        .collect())
+}
+
+/// One part of Gmail's All Mail in verify: shown source, target folder, handle, messages.
+type GmailUnit = (
+    String,
+    FolderSpec,
+    Option<target::FolderHandle>,
+    BTreeMap<u32, (ItemMeta, o365_migrate_mime::Flags)>,
+);

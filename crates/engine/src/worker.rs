@@ -261,6 +261,7 @@ async fn lane(
         let end = match &r {
             _ if stop.is_stopped() => LeaseEnd::Released,
             Ok((_, t)) if t.stopped => LeaseEnd::Released,
+            Ok((_, t)) if !t.paused.is_empty() => LeaseEnd::Failed(t.paused.join("; ")),
             Ok((_, t)) if t.mailbox_errors.is_empty() => LeaseEnd::Done,
             Ok((_, t)) => LeaseEnd::Failed(t.mailbox_errors.join("; ")),
             Err(e) => LeaseEnd::Failed(e.to_string()),

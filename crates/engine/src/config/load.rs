@@ -48,6 +48,10 @@ impl Job {
         if let Some(a) = &self.source.admin {
             v.push(&a.secret);
         }
+        if let Some(g) = &self.source.google {
+            v.extend(g.service_account_key.iter());
+            v.extend(g.client_secret.iter());
+        }
         if let Some(g) = &self.target.graph {
             v.extend(g.client_secret.iter());
             v.extend(g.certificate_secret.iter());
@@ -77,6 +81,14 @@ impl Job {
         };
         if let Some(a) = &mut self.source.admin {
             fix(&mut a.secret, &["source", "admin"], "secret");
+        }
+        if let Some(g) = &mut self.source.google {
+            if let Some(s) = &mut g.service_account_key {
+                fix(s, &["source", "google"], "service_account_key");
+            }
+            if let Some(s) = &mut g.client_secret {
+                fix(s, &["source", "google"], "client_secret");
+            }
         }
         if let Some(g) = &mut self.target.graph {
             if let Some(s) = &mut g.client_secret {
@@ -131,6 +143,17 @@ impl Job {
                     s.connections_per_host
                 ),
                 "use 1 to 64 (servers such as Gmail allow about 15 per user)",
+            ));
+        }
+        if let Some(g) = &s.google {
+            check_google(g, &err)?;
+        }
+        if self.gmail.daily_download.0 == 0 || self.gmail.download_window_seconds == 0 {
+            return Err(err(
+                &["gmail"],
+                Some("daily_download"),
+                "the Gmail download budget is 0".into(),
+                "remove `daily_download` and `download_window_seconds` for Google's 2500MB a day",
             ));
         }
         // [dav]
@@ -628,4 +651,62 @@ pub(super) fn locate(text: &str, file: &Path, table: &[&str], key: Option<&str>)
         pos += line.len();
     }
     offset_location(text, file, header_at.unwrap_or(0))
+}
+
+/// `[source.google]`: one way to sign in, complete; `{login}` in the refresh-token reference.
+fn check_google(g: &crate::config::GoogleSignIn, err: &ErrAt<'_>) -> Result<()> {
+    let t = &["source", "google"];
+    let refresh = g.client_id.is_some() || g.client_secret.is_some() || g.refresh_token.is_some();
+    match (&g.service_account_key, refresh) {
+        (Some(_), true) => Err(err(
+            t,
+            Some("service_account_key"),
+            "both a service account key and refresh-token settings are given".into(),
+            "keep `service_account_key` (Google Workspace, domain-wide delegation) or \
+             `client_id` + `client_secret` + `refresh_token` (per-user OAuth), not both",
+        )),
+        (None, false) => Err(err(
+            t,
+            None,
+            "no way to sign in is given".into(),
+            "set `service_account_key = \"file:/path/key.json\"`, or `client_id`, \
+             `client_secret` and `refresh_token = \"file:/path/{login}.token\"`",
+        )),
+        (None, true) => {
+            for (key, present) in [
+                ("client_id", g.client_id.is_some()),
+                ("client_secret", g.client_secret.is_some()),
+                ("refresh_token", g.refresh_token.is_some()),
+            ] {
+                if !present {
+                    return Err(err(
+                        t,
+                        None,
+                        format!("`{key}` is missing"),
+                        "per-user OAuth needs `client_id`, `client_secret` and `refresh_token`",
+                    ));
+                }
+            }
+            let r = g.refresh_token.as_deref().unwrap_or_default();
+            if let Err(m) = SecretRef::parse(r) {
+                return Err(err(
+                    t,
+                    Some("refresh_token"),
+                    m,
+                    "e.g. `file:/etc/o365-migrate/google/{login}.token`",
+                ));
+            }
+            if !r.contains("{login}") {
+                return Err(err(
+                    t,
+                    Some("refresh_token"),
+                    "`refresh_token` does not contain `{login}`".into(),
+                    "each user has a refresh token of their own: write e.g. \
+                     `file:/etc/o365-migrate/google/{login}.token`",
+                ));
+            }
+            Ok(())
+        }
+        (Some(_), false) => Ok(()),
+    }
 }
