@@ -52,6 +52,7 @@ pub mod dnsmasq;
 pub mod dovecot;
 mod error;
 pub mod fault;
+pub mod google_token;
 pub mod hostile;
 pub mod pim_corpus;
 pub mod postgres;
@@ -69,6 +70,7 @@ pub use dnsmasq::{Dnsmasq, SilentServer, Zone};
 pub use dovecot::{Dovecot, DovecotOptions, User};
 pub use error::{Error, Result, missing_dovecot_message};
 pub use fault::{Action, Fault, FaultPlan, FaultProxy, FaultStats, Trigger};
+pub use google_token::{GoogleTokenStandIn, IssuedToken, RefreshGrant, TokenConfig, TokenRegistry};
 pub use hostile::{
     Delivery, ExpectedOutcome, HostileCase, HostileCorpus, HostileEntry, HostileManifest,
     HostileOptions,
