@@ -37,7 +37,7 @@ async fn setup(
     signing_pem: &str,
     options: TokenOptions,
 ) -> (StandIn, GoogleTokens) {
-    let server = StandIn::start(&keys().0, config).await.unwrap();
+    let server = StandIn::start(&keys().0, config).unwrap();
     let key = ServiceAccountKey::from_json(&key_file(signing_pem, server.url())).unwrap();
     let tokens = GoogleTokens::service_account(key, options).unwrap();
     (server, tokens)
@@ -251,7 +251,7 @@ async fn refresh_token_grant_and_revocation() {
             revoked: false,
         },
     );
-    let server = StandIn::start(&keys().0, config).await.unwrap();
+    let server = StandIn::start(&keys().0, config).unwrap();
     let creds = RefreshTokenCredentials {
         client_id: "12345-app.apps.googleusercontent.com".into(),
         client_secret: "client-secret-xyz".into(),

@@ -12,7 +12,8 @@
 //! Refusals carry Google's error JSON (`{"error": …, "error_description": …}`) and status.
 //! Every access token issued is remembered with its user, scopes and expiry, so an IMAP
 //! stand-in ([`GmailServer`](crate::GmailServer)) can accept exactly the tokens Google would:
-//! see [`TokenRegistry`]. Stopped on drop.
+//! see [`TokenRegistry`]. It runs on its own thread, so it answers while a test blocks on the
+//! `o365-migrate` binary; stopped on drop.
 
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
@@ -25,6 +26,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::background::{Background, bind_loopback};
 use crate::error::{Error, Result};
 
 /// The scope for IMAP, POP and SMTP (<https://developers.google.com/gmail/imap/xoauth2-protocol>).
@@ -199,7 +201,7 @@ fn token_number(token: &str) -> u64 {
 pub struct GoogleTokenStandIn {
     url: String,
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
+    _runtime: Background,
 }
 
 #[derive(Debug)]
@@ -215,17 +217,11 @@ struct Shared {
     registry: TokenRegistry,
 }
 
-impl Drop for GoogleTokenStandIn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl GoogleTokenStandIn {
     /// Starts on 127.0.0.1 (ephemeral port) for the service account whose private key is `pem`
     /// (PKCS#8 PEM, e.g. from [`new_rsa_pem`]). Tokens live 3,599 s unless
     /// [`set_expires_in`](Self::set_expires_in) says otherwise.
-    pub async fn start(pem: &str, config: TokenConfig) -> Result<GoogleTokenStandIn> {
+    pub fn start(pem: &str, config: TokenConfig) -> Result<GoogleTokenStandIn> {
         let der = base64::engine::general_purpose::STANDARD
             .decode(
                 pem.lines()
@@ -238,16 +234,7 @@ impl GoogleTokenStandIn {
             .public_key()
             .as_ref()
             .to_vec();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|source| Error::Io {
-                context: "binding the token endpoint stand-in on 127.0.0.1".into(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| Error::Io {
-            context: "reading the token endpoint's address".into(),
-            source,
-        })?;
+        let (listener, addr) = bind_loopback("the token endpoint stand-in")?;
         let url = format!("http://{addr}/token");
         let shared = Arc::new(Shared {
             public_key,
@@ -263,10 +250,17 @@ impl GoogleTokenStandIn {
         let app = Router::new()
             .route("/token", post(token))
             .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+        let runtime = Background::start("google-token-stand-in")?;
+        runtime.spawn(async move {
+            if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                let _ = axum::serve(listener, app).await;
+            }
         });
-        Ok(GoogleTokenStandIn { url, shared, task })
+        Ok(GoogleTokenStandIn {
+            url,
+            shared,
+            _runtime: runtime,
+        })
     }
 
     /// The token endpoint (`http://127.0.0.1:PORT/token`).

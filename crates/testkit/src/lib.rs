@@ -43,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+mod background;
 pub mod browser;
 mod certs;
 pub mod client;
@@ -52,6 +53,7 @@ pub mod dnsmasq;
 pub mod dovecot;
 mod error;
 pub mod fault;
+pub mod gmail;
 pub mod google_token;
 pub mod hostile;
 pub mod pim_corpus;
@@ -70,6 +72,7 @@ pub use dnsmasq::{Dnsmasq, SilentServer, Zone};
 pub use dovecot::{Dovecot, DovecotOptions, User};
 pub use error::{Error, Result, missing_dovecot_message};
 pub use fault::{Action, Fault, FaultPlan, FaultProxy, FaultStats, Trigger};
+pub use gmail::{GmailMessage, GmailOptions, GmailServer, GmailUserStats, Place, StoredMessage};
 pub use google_token::{GoogleTokenStandIn, IssuedToken, RefreshGrant, TokenConfig, TokenRegistry};
 pub use hostile::{
     Delivery, ExpectedOutcome, HostileCase, HostileCorpus, HostileEntry, HostileManifest,
