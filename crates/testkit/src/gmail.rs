@@ -8,8 +8,9 @@
 //!   those three folders and in `[Gmail]/All Mail`, with its own UID in each folder (UIDs are
 //!   given in arrival order and never reused; each folder has its own UIDVALIDITY). Spam and
 //!   Trash hold messages that are not in All Mail. `\Flagged` is the `\Starred` label.
-//! - In `X-GM-LABELS` system labels are quoted (`"\\Inbox"`), user labels are astrings in
-//!   modified UTF-7 like folder names. Like Gmail, the label of the selected folder is left out
+//! - In `X-GM-LABELS` system labels are atoms (`\Inbox`, as in the FETCH example of Google's
+//!   IMAP Extensions page), user labels quoted strings in modified UTF-7 like folder names
+//!   (`"Reisekosten &ANw-ber"`). Like Gmail, the label of the selected folder is left out
 //!   (observed by client authors: <https://github.com/dlech/gmailbuttons/issues/10>); set
 //!   [`GmailOptions::labels_include_selected`] to include it.
 //! - Sign-in: `AUTHENTICATE XOAUTH2` / `OAUTHBEARER` with a token that a

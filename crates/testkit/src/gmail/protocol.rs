@@ -835,7 +835,7 @@ impl Conn {
                             })
                             .map(|l| {
                                 if l.starts_with('\\') {
-                                    quote(l)
+                                    l.clone()
                                 } else {
                                     quote(&utf7::encode(l))
                                 }
