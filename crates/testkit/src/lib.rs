@@ -25,6 +25,10 @@
 //! - [`pim_corpus`]: [`PimCorpus`], seeded contacts and calendars (recurring series with
 //!   exceptions, four zones, all-day, floating, multi-language text, photos) loaded into
 //!   Radicale or written as files, with a manifest of expected occurrences and a change set.
+//! - [`gmail`]: [`GmailServer`], an in-process Gmail-flavoured IMAP server (X-GM-EXT-1, labels
+//!   as folders, XOAUTH2, connection cap, download allowance) on 127.0.0.1, optional TLS.
+//! - [`google_token`]: [`GoogleTokenStandIn`], Google's token endpoint (JWT-bearer and refresh
+//!   grants) whose issued tokens [`GmailServer`] accepts.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
