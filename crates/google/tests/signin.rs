@@ -1,23 +1,23 @@
-//! Google sign-in against the token endpoint stand-in (tests/support).
-
-mod support;
+//! Google sign-in against the token endpoint stand-in (testkit's `GoogleTokenStandIn`).
 
 use o365_migrate_google::{
     DEFAULT_SCOPE, Error, GoogleTokens, RefreshTokenCredentials, ServiceAccountKey, TokenOptions,
 };
 use o365_migrate_imap::TokenProvider;
+use o365_migrate_testkit::google_token::{
+    CLIENT_ID, GoogleTokenStandIn as StandIn, RefreshGrant, TokenConfig as Config, key_file,
+    new_rsa_pem,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use support::{CLIENT_ID, Config, RefreshGrant, StandIn, key_file, new_rsa_pem};
 
 const ALICE: &str = "alice@example.com";
 
 /// Two RSA keys for the whole test binary: the service account's and a stranger's.
 fn keys() -> &'static (String, String) {
     static KEYS: OnceLock<(String, String)> = OnceLock::new();
-    KEYS.get_or_init(|| (new_rsa_pem(), new_rsa_pem()))
+    KEYS.get_or_init(|| (new_rsa_pem().unwrap(), new_rsa_pem().unwrap()))
 }
 
 fn delegated(scopes: &[&str]) -> Config {
@@ -37,8 +37,8 @@ async fn setup(
     signing_pem: &str,
     options: TokenOptions,
 ) -> (StandIn, GoogleTokens) {
-    let server = StandIn::start(&keys().0, config).await;
-    let key = ServiceAccountKey::from_json(&key_file(signing_pem, &server.url)).unwrap();
+    let server = StandIn::start(&keys().0, config).unwrap();
+    let key = ServiceAccountKey::from_json(&key_file(signing_pem, server.url())).unwrap();
     let tokens = GoogleTokens::service_account(key, options).unwrap();
     (server, tokens)
 }
@@ -71,6 +71,11 @@ fn assert_no_secret(text: &str) {
     }
 }
 
+/// The claims of the stand-in's last verified assertion.
+fn last_claims(server: &StandIn) -> serde_json::Value {
+    serde_json::from_str(&server.last_claims().unwrap()).unwrap()
+}
+
 fn show(e: &Error) -> String {
     let text = format!("{e} | {e:?}");
     assert_no_secret(&text);
@@ -88,10 +93,10 @@ async fn delegated_user_gets_a_token_end_to_end() {
     let token = tokens.access_token(ALICE).await.unwrap();
     assert_eq!(token.expose(), "ya29.standin-token-1");
     assert_eq!(server.requests(), 1);
-    let claims = server.state.last_claims.lock().unwrap().clone().unwrap();
+    let claims = last_claims(&server);
     assert_eq!(claims["sub"], ALICE);
     assert_eq!(claims["scope"], DEFAULT_SCOPE);
-    assert_eq!(claims["aud"], server.url.as_str());
+    assert_eq!(claims["aud"], server.url());
     let (iat, exp) = (
         claims["iat"].as_u64().unwrap(),
         claims["exp"].as_u64().unwrap(),
@@ -118,7 +123,7 @@ async fn delegated_user_gets_a_token_end_to_end() {
 async fn token_is_cached_renewed_before_expiry_and_on_invalidate() {
     let options = TokenOptions::default().renew_before(Duration::from_secs(1));
     let (server, tokens) = setup(delegated(&[DEFAULT_SCOPE]), &keys().0, options).await;
-    server.state.expires_in.store(3, Ordering::SeqCst);
+    server.set_expires_in(3);
     let started = Instant::now();
     let first = tokens.access_token(ALICE).await.unwrap();
     let again = tokens.access_token(ALICE).await.unwrap();
@@ -130,7 +135,7 @@ async fn token_is_cached_renewed_before_expiry_and_on_invalidate() {
     assert_ne!(renewed.expose(), first.expose());
     assert_eq!(server.requests(), 2);
     // On demand: after the server refused a token.
-    server.state.expires_in.store(3599, Ordering::SeqCst);
+    server.set_expires_in(3599);
     tokens.for_user(ALICE).invalidate();
     let fresh = tokens.access_token(ALICE).await.unwrap();
     assert_ne!(fresh.expose(), renewed.expose());
@@ -146,11 +151,11 @@ async fn short_lived_tokens_are_still_cached_and_huge_lifetimes_do_not_overflow(
         TokenOptions::default(),
     )
     .await;
-    server.state.expires_in.store(4, Ordering::SeqCst);
+    server.set_expires_in(4);
     tokens.access_token(ALICE).await.unwrap();
     tokens.access_token(ALICE).await.unwrap();
     assert_eq!(server.requests(), 1);
-    server.state.expires_in.store(u64::MAX, Ordering::SeqCst);
+    server.set_expires_in(u64::MAX);
     tokens.access_token("bob@example.com").await.unwrap();
     tokens.access_token("bob@example.com").await.unwrap();
     assert_eq!(server.requests(), 2);
@@ -164,7 +169,7 @@ async fn concurrent_callers_share_one_exchange() {
         TokenOptions::default(),
     )
     .await;
-    server.state.delay_ms.store(300, Ordering::SeqCst);
+    server.set_delay(Duration::from_millis(300));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let provider = tokens.for_user(ALICE);
@@ -241,35 +246,37 @@ async fn refresh_token_grant_and_revocation() {
         RefreshGrant {
             client_id: "12345-app.apps.googleusercontent.com".into(),
             client_secret: "client-secret-xyz".into(),
+            user: "carol@gmail.com".into(),
+            scopes: vec![DEFAULT_SCOPE.into()],
             revoked: false,
         },
     );
-    let server = StandIn::start(&keys().0, config).await;
+    let server = StandIn::start(&keys().0, config).unwrap();
     let creds = RefreshTokenCredentials {
         client_id: "12345-app.apps.googleusercontent.com".into(),
         client_secret: "client-secret-xyz".into(),
         refresh_token: "1//refresh-abc".into(),
     };
     assert_no_secret(&format!("{creds:?}"));
-    let tokens = GoogleTokens::refresh_token(
-        creds,
-        TokenOptions::default().token_endpoint(server.url.clone()),
-    )
-    .unwrap();
+    let tokens =
+        GoogleTokens::refresh_token(creds, TokenOptions::default().token_endpoint(server.url()))
+            .unwrap();
     let t = tokens.access_token("carol@gmail.com").await.unwrap();
     assert_eq!(t.expose(), "ya29.standin-token-1");
     tokens.access_token("carol@gmail.com").await.unwrap();
     assert_eq!(server.requests(), 1, "cached");
 
-    server
-        .state
-        .config
-        .lock()
-        .unwrap()
-        .refresh
-        .get_mut("1//refresh-abc")
-        .unwrap()
-        .revoked = true;
+    let issued = server.registry().issued();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(
+        issued[0].user, "carol@gmail.com",
+        "the token is the refresh grant's user's"
+    );
+    server.update_config(|c| {
+        if let Some(grant) = c.refresh.get_mut("1//refresh-abc") {
+            grant.revoked = true;
+        }
+    });
     tokens.invalidate("carol@gmail.com");
     let e = tokens.access_token("carol@gmail.com").await.unwrap_err();
     let text = show(&e);
@@ -381,6 +388,6 @@ async fn imap_login_sends_the_xoauth2_response_with_the_token() {
         b"user=alice@example.com\x01auth=Bearer ya29.standin-token-1\x01\x01"
     );
     assert_eq!(server.requests(), 1);
-    let claims = server.state.last_claims.lock().unwrap().clone().unwrap();
+    let claims = last_claims(&server);
     assert_eq!(claims["sub"], ALICE, "the token is the login user's");
 }

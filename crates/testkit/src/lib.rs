@@ -25,6 +25,10 @@
 //! - [`pim_corpus`]: [`PimCorpus`], seeded contacts and calendars (recurring series with
 //!   exceptions, four zones, all-day, floating, multi-language text, photos) loaded into
 //!   Radicale or written as files, with a manifest of expected occurrences and a change set.
+//! - [`gmail`]: [`GmailServer`], an in-process Gmail-flavoured IMAP server (X-GM-EXT-1, labels
+//!   as folders, XOAUTH2, connection cap, download allowance) on 127.0.0.1, optional TLS.
+//! - [`google_token`]: [`GoogleTokenStandIn`], Google's token endpoint (JWT-bearer and refresh
+//!   grants) whose issued tokens [`GmailServer`] accepts.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,6 +47,7 @@
 //! # Ok(()) }
 //! ```
 
+mod background;
 pub mod browser;
 mod certs;
 pub mod client;
@@ -52,6 +57,8 @@ pub mod dnsmasq;
 pub mod dovecot;
 mod error;
 pub mod fault;
+pub mod gmail;
+pub mod google_token;
 pub mod hostile;
 pub mod pim_corpus;
 pub mod postgres;
@@ -69,6 +76,8 @@ pub use dnsmasq::{Dnsmasq, SilentServer, Zone};
 pub use dovecot::{Dovecot, DovecotOptions, User};
 pub use error::{Error, Result, missing_dovecot_message};
 pub use fault::{Action, Fault, FaultPlan, FaultProxy, FaultStats, Trigger};
+pub use gmail::{GmailMessage, GmailOptions, GmailServer, GmailUserStats, Place, StoredMessage};
+pub use google_token::{GoogleTokenStandIn, IssuedToken, RefreshGrant, TokenConfig, TokenRegistry};
 pub use hostile::{
     Delivery, ExpectedOutcome, HostileCase, HostileCorpus, HostileEntry, HostileManifest,
     HostileOptions,
