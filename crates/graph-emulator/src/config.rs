@@ -112,7 +112,7 @@ impl Default for AppConfig {
                 "User.Read.All".into(),
                 "User.ReadWrite.All".into(),
                 "LicenseAssignment.ReadWrite.All".into(),
-                "MailboxSettings.Read".into(),
+                "MailboxSettings.ReadWrite".into(),
                 "Contacts.ReadWrite".into(),
                 "Calendars.ReadWrite".into(),
                 "Tasks.ReadWrite.All".into(),

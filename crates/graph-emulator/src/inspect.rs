@@ -309,6 +309,30 @@ pub(crate) fn replace_attachment(
     true
 }
 
+pub(crate) fn master_categories(world: &World, mailbox: &str) -> Vec<(String, String)> {
+    match world.any_user(mailbox).map(|u| &u.mailbox) {
+        Some(MailboxState::Ready(mb)) => mb
+            .master_categories
+            .iter()
+            .map(|c| (c.display_name.clone(), c.color.clone()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn add_master_category(
+    world: &mut World,
+    mailbox: &str,
+    name: &str,
+    color: &str,
+) -> bool {
+    let id = world.guid();
+    match world.any_user_mut(mailbox).and_then(|u| u.mailbox_mut()) {
+        Some(mb) => crate::categories::add(mb, id, name, color),
+        None => false,
+    }
+}
+
 pub(crate) fn message_count(world: &World, mailbox: &str) -> usize {
     match world.any_user(mailbox).map(|u| &u.mailbox) {
         Some(MailboxState::Ready(mb)) => mb.messages.len(),
@@ -390,6 +414,9 @@ pub(crate) fn http(shared: &Shared, method: &str, rest: &[&str], body: &[u8]) ->
     match (method, rest) {
         ("GET", ["mailboxes", m, "messages"]) => Resp::json(200, &json!(messages(&world, m))),
         ("GET", ["mailboxes", m, "folders"]) => Resp::json(200, &json!(folders(&world, m))),
+        ("GET", ["mailboxes", m, "masterCategories"]) => {
+            Resp::json(200, &json!(master_categories(&world, m)))
+        }
         ("GET", ["mailboxes", m, "contacts"]) => Resp::json(200, &json!(contacts(&world, m))),
         ("GET", ["mailboxes", m, "events"]) => Resp::json(200, &json!(events(&world, m))),
         ("GET", ["mailboxes", m, "counters"]) => Resp::json(200, &json!(counters(&world, m))),

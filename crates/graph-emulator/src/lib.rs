@@ -26,6 +26,10 @@
 //!   `attachments`), 409 on a duplicate folder or calendar name, 400 on an unsupported time zone
 //!   or an invalid recurrence; invitations an event with attendees would send are counted
 //!   ([`Emulator::invitations_sent`]); Microsoft To Do lists and tasks with `linkedResources`.
+//! * **Categories**: the master category list, `outlook/masterCategories` (list, create, get,
+//!   delete; `MailboxSettings.ReadWrite` to change it), 400 on a colour other than `none` or
+//!   `preset0`–`preset24`, 409 on a duplicate name compared case-insensitively
+//!   ([`Emulator::master_categories`]).
 //! * **Throttling** per app and mailbox at the real limits (10,000 requests / 10 minutes, 4
 //!   concurrent, 150 MB uploaded / 5 minutes) with a time-scale knob; 429 / 503 with
 //!   `Retry-After`; requests over about 4 MB answer 413.
@@ -50,6 +54,7 @@
 //! ```
 
 mod auth;
+mod categories;
 mod config;
 mod inspect;
 mod mail;
@@ -205,6 +210,28 @@ impl Emulator {
     /// Meeting invitations the mailbox's event creations would have sent (one per attendee).
     pub fn invitations_sent(&self, mailbox: &str) -> u64 {
         inspect::invitations_sent(&self.shared.lock(), mailbox)
+    }
+
+    /// The mailbox's master category list as (display name, colour) pairs, in creation order
+    /// (a new mailbox starts with Outlook's six defaults, `Red category` … `Purple category`).
+    pub fn master_categories(&self, mailbox: &str) -> Vec<(String, String)> {
+        inspect::master_categories(&self.shared.lock(), mailbox)
+    }
+
+    /// How many category creates of the mailbox were refused with 409 because the name (in
+    /// any case) was taken: a client that makes each name once, and looks before it makes,
+    /// causes none.
+    pub fn master_category_conflicts(&self, mailbox: &str) -> u64 {
+        match self.shared.lock().any_user(mailbox).map(|u| &u.mailbox) {
+            Some(world::MailboxState::Ready(mb)) => mb.category_conflicts,
+            _ => 0,
+        }
+    }
+
+    /// Adds a category to the mailbox's master list, as a user would in Outlook (test setup);
+    /// false when the mailbox does not exist or a category of that name (any case) does.
+    pub fn add_master_category(&self, mailbox: &str, name: &str, color: &str) -> bool {
+        inspect::add_master_category(&mut self.shared.lock(), mailbox, name, color)
     }
 
     /// Every folder of a mailbox.

@@ -218,6 +218,19 @@ async fn graph(shared: &Arc<Shared>, token: &TokenInfo, req: Req) -> Resp {
             let rest: Vec<String> = segs[2..].to_vec();
             mailbox_request(shared, token, user, &rest, &req).await
         }
+        ["users", user, kind, ..] if *kind == crate::categories::KIND => {
+            // "Create Outlook category" and "List Outlook categories": MailboxSettings.*.
+            let needed: &[&str] = if req.method == "GET" {
+                &["MailboxSettings.Read", "MailboxSettings.ReadWrite"]
+            } else {
+                &["MailboxSettings.ReadWrite"]
+            };
+            if !token.has_any(needed) {
+                return forbidden();
+            }
+            let rest: Vec<String> = segs[2..].to_vec();
+            mailbox_request(shared, token, user, &rest, &req).await
+        }
         ["users", user, kind, ..] if crate::pim::KINDS.contains(kind) => {
             let needed: &[&str] = match (*kind, req.method.as_str()) {
                 ("todo", "GET") => &["Tasks.ReadWrite.All", "Tasks.Read.All"],
@@ -443,6 +456,13 @@ async fn mailbox_request(
         let mut world = shared.lock();
         let resp = if crate::pim::KINDS.contains(&rest[0].as_str()) {
             crate::pim::pim_op(&mut world, ti, ui, rest, req)
+        } else if rest[0] == crate::categories::KIND {
+            let new_id = world.guid();
+            let r: Vec<&str> = rest.iter().map(String::as_str).collect();
+            match world.tenants[ti].users[ui].mailbox_mut() {
+                Some(mb) => crate::categories::op(mb, new_id, &r, req),
+                None => not_enabled(),
+            }
         } else {
             mailbox_op(shared, &mut world, ti, ui, &token.app_id, rest, req)
         };

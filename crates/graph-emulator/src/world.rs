@@ -65,6 +65,10 @@ pub(crate) struct Mailbox {
     pub(crate) messages: BTreeMap<u64, Message>,
     /// Contacts and calendars ([`crate::pim`]).
     pub(crate) pim: Pim,
+    /// The master category list ([`crate::categories`]).
+    pub(crate) master_categories: Vec<crate::categories::MasterCategory>,
+    /// Category creates refused with 409 because the name was taken.
+    pub(crate) category_conflicts: u64,
 }
 
 /// A mailbox's contact folders, calendars, contacts and events.
@@ -268,10 +272,20 @@ impl World {
             }],
             ..Pim::default()
         };
+        let master_categories = crate::categories::DEFAULTS
+            .iter()
+            .map(|(name, color)| crate::categories::MasterCategory {
+                id: self.guid(),
+                display_name: (*name).into(),
+                color: (*color).into(),
+            })
+            .collect();
         let mut mb = Mailbox {
             folders: vec![root],
             messages: BTreeMap::new(),
             pim,
+            master_categories,
+            category_conflicts: 0,
         };
         for (name, display) in WELL_KNOWN {
             let id = self.item_id("F");

@@ -655,3 +655,94 @@ async fn the_app_window_peak_starts_over_when_reset() {
     }
     assert_eq!(emu.app_window_peak(&app), (2, 0));
 }
+
+#[tokio::test]
+async fn master_categories_validate_colours_and_refuse_duplicates_in_any_case() {
+    let emu = start(|_| {}).await;
+    let tok = bearer(&emu).await;
+    let path = format!("/users/{UPN}/outlook/masterCategories");
+    // A new mailbox holds Outlook's six defaults.
+    let (s, v, _) = call(&emu, &tok, "GET", &path, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["value"].as_array().unwrap().len(), 6, "{v}");
+
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        &path,
+        Some(json!({"displayName": "Reisekosten Über", "color": "preset24"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["displayName"], "Reisekosten Über");
+    assert_eq!(v["color"], "preset24");
+    let id = v["id"].as_str().unwrap().to_string();
+
+    for bad in [json!("preset25"), json!("Red"), json!("preset01"), json!(3)] {
+        let (s, v, _) = call(
+            &emu,
+            &tok,
+            "POST",
+            &path,
+            Some(json!({"displayName": "Other", "color": bad})),
+        )
+        .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let (s, _, _) = call(&emu, &tok, "POST", &path, Some(json!({"color": "preset1"}))).await;
+    assert_eq!(s, 400, "displayName is required");
+    // Unique per mailbox, compared case-insensitively (also beyond ASCII).
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        &path,
+        Some(json!({"displayName": "reisekosten über", "color": "preset2"})),
+    )
+    .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "ErrorDuplicateCategory");
+    let ours: Vec<_> = emu
+        .master_categories(UPN)
+        .into_iter()
+        .filter(|(n, _)| n.to_lowercase() == "reisekosten über")
+        .collect();
+    assert_eq!(
+        ours,
+        [("Reisekosten Über".to_string(), "preset24".to_string())]
+    );
+
+    let (s, _, _) = call(&emu, &tok, "DELETE", &format!("{path}/{id}"), None).await;
+    assert_eq!(s, 204);
+    let (s, _, _) = call(&emu, &tok, "DELETE", &format!("{path}/{id}"), None).await;
+    assert_eq!(s, 404);
+    assert_eq!(emu.master_categories(UPN).len(), 6);
+    emu.assert_limits_respected().unwrap();
+    assert!(
+        emu.counters(UPN).requests >= 9,
+        "category requests are mailbox requests"
+    );
+}
+
+#[tokio::test]
+async fn changing_master_categories_needs_mailbox_settings_read_write() {
+    let emu = start(|c| {
+        c.tenants[0].apps[0].roles = vec!["Mail.ReadWrite".into(), "MailboxSettings.Read".into()];
+    })
+    .await;
+    let tok = bearer(&emu).await;
+    let path = format!("/users/{UPN}/outlook/masterCategories");
+    let (s, _, _) = call(&emu, &tok, "GET", &path, None).await;
+    assert_eq!(s, 200);
+    let (s, v, _) = call(
+        &emu,
+        &tok,
+        "POST",
+        &path,
+        Some(json!({"displayName": "Work", "color": "preset0"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "ErrorAccessDenied");
+}

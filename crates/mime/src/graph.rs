@@ -283,6 +283,12 @@ impl GraphMessage {
         &self.categories
     }
 
+    /// Replaces the categories (a writer's spelling of them: the name the mailbox's master
+    /// category list already uses for one that differs only in case).
+    pub fn set_categories(&mut self, categories: Vec<String>) {
+        self.categories = categories;
+    }
+
     /// The body.
     pub fn body(&self) -> &ItemBody {
         &self.body

@@ -426,6 +426,7 @@ async fn missing_permissions_are_named_with_the_fix() {
                 missing,
                 &[
                     "Mail.ReadWrite",
+                    "MailboxSettings.ReadWrite",
                     "User.ReadWrite.All",
                     "LicenseAssignment.ReadWrite.All"
                 ]
@@ -696,13 +697,25 @@ async fn one_inbox(
     let mut tc = target_config(&emu, Credential::ClientSecret(SecretString::new(SECRET)));
     adjust(&mut tc);
     let target = GraphTarget::new(tc).unwrap();
+    let (w, folder) = open_inbox(&target, user).await;
+    (emu, user.to_string(), w, folder)
+}
+
+/// `user`'s writer and inbox.
+async fn open_inbox(
+    target: &GraphTarget,
+    user: &str,
+) -> (
+    Arc<dyn o365_migrate_target::MailboxWriter>,
+    o365_migrate_target::FolderHandle,
+) {
     let w = target.open_mailbox(user).await.unwrap();
     let folder = w
         .ensure_folders(&[FolderSpec::well_known("INBOX", WellKnownFolder::Inbox)])
         .await
         .unwrap()
         .remove(0);
-    (emu, user.to_string(), w, folder)
+    (w, folder)
 }
 
 /// Exchange Online refuses every request of a mailbox until a `Retry-After` it gave has
@@ -1021,4 +1034,183 @@ async fn every_mailbox_request_takes_from_the_shared_budget() {
         budget.bytes.load(Ordering::Relaxed) > 0,
         "folder creation uploads a body"
     );
+}
+
+/// `small_message` `n` carrying the categories `names` (as IMAP keywords).
+fn tagged_item(n: usize, names: &[&str]) -> WriteItem {
+    let flags = Flags {
+        keywords: names.iter().map(|k| k.to_string()).collect(),
+        ..Flags::default()
+    };
+    item(small_message(0, n), flags, 1_751_446_800 + n as i64)
+}
+
+fn categories_of(m: &o365_migrate_graph_emulator::StoredMessage) -> Vec<String> {
+    m.properties["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn categories_are_made_once_in_the_master_list_with_a_colour() {
+    let upn = "carla@contoso.example";
+    let (emu, target) = emulator_and_target(upn, |_| {}).await;
+    // The user already has `work` (another case than the source's `Work`).
+    assert!(emu.add_master_category(upn, "work", "preset3"));
+    target.check().await.unwrap();
+    let (writer, inbox) = open_inbox(&target, upn).await;
+    let names = ["Work", "Clients/ACME", "Reisekosten Über"];
+    // 20 messages written at once, sharing the three categories two by two.
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let (writer, inbox) = (writer.clone(), inbox.clone());
+            let it = tagged_item(n, &[names[n % 3], names[(n + 1) % 3]]);
+            tokio::spawn(async move { writer.write(&inbox, &it).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            WriteOutcome::Written { notes, target_id } => {
+                assert!(notes.is_empty(), "{notes:?}");
+                ids.push(target_id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let list = emu.master_categories(upn);
+    for (wanted, color) in [
+        ("work", Some("preset3")),
+        ("Clients/ACME", None),
+        ("Reisekosten Über", None),
+    ] {
+        let same: Vec<_> = list
+            .iter()
+            .filter(|(n, _)| n.to_lowercase() == wanted.to_lowercase())
+            .collect();
+        assert_eq!(same.len(), 1, "{wanted} once in {list:?}");
+        assert_eq!(same[0].0, wanted, "{list:?}");
+        let c = &same[0].1;
+        let n: u32 = c.strip_prefix("preset").unwrap().parse().unwrap();
+        assert!(n <= 24, "{c}");
+        if let Some(color) = color {
+            assert_eq!(c, color, "an existing category keeps its colour");
+        }
+    }
+    assert_eq!(
+        emu.master_category_conflicts(upn),
+        0,
+        "each name created once, by one of the 20 writes"
+    );
+    let messages = emu.messages(upn);
+    assert_eq!(messages.len(), 20);
+    let spelt = |s: &str| if s == "Work" { "work" } else { s }.to_string();
+    for m in &messages {
+        let n: usize = m.str("subject").unwrap()["message ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            categories_of(m),
+            [spelt(names[n % 3]), spelt(names[(n + 1) % 3])],
+            "message {n}"
+        );
+    }
+    // `sync` changing the keywords: the same list, the same spelling.
+    let flags = Flags {
+        keywords: vec!["WORK".into(), "Neu".into()],
+        ..Flags::default()
+    };
+    assert!(writer.set_flags(&inbox, &ids[0], &flags).await.unwrap());
+    let changed = emu
+        .messages(upn)
+        .into_iter()
+        .find(|m| m.id == ids[0])
+        .unwrap();
+    assert_eq!(categories_of(&changed), ["work", "Neu"]);
+    let list = emu.master_categories(upn);
+    assert_eq!(
+        list.iter()
+            .filter(|(n, _)| n.to_lowercase() == "work")
+            .count(),
+        1
+    );
+    assert!(list.iter().any(|(n, _)| n == "Neu"), "{list:?}");
+    emu.assert_limits_respected().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_category_made_meanwhile_is_taken_and_one_that_cannot_be_made_is_a_note() {
+    let upn = "dora@contoso.example";
+    let (emu, target) = emulator_and_target(upn, |_| {}).await;
+    let (writer, inbox) = open_inbox(&target, upn).await;
+    // The writer reads the list with the first message that has categories…
+    writer
+        .write(&inbox, &tagged_item(0, &["Alpha"]))
+        .await
+        .unwrap();
+    // …then someone else makes `BETA`: the writer's create of `beta` is a duplicate.
+    assert!(emu.add_master_category(upn, "BETA", "preset5"));
+    match writer
+        .write(&inbox, &tagged_item(1, &["beta"]))
+        .await
+        .unwrap()
+    {
+        WriteOutcome::Written { notes, .. } => assert!(notes.is_empty(), "{notes:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(emu.master_category_conflicts(upn), 1);
+    let betas = emu
+        .master_categories(upn)
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("beta"))
+        .count();
+    assert_eq!(betas, 1);
+
+    // Without MailboxSettings.ReadWrite a category cannot be made: the message is written all
+    // the same, with the category (uncoloured) and a note naming it.
+    let mut config = config_with(&[upn.to_string()]);
+    config.tenants[0].apps[0]
+        .roles
+        .retain(|r| r != "MailboxSettings.ReadWrite");
+    config.tenants[0].apps[0]
+        .roles
+        .push("MailboxSettings.Read".into());
+    let emu2 = Emulator::start(config).await.unwrap();
+    let target2 = GraphTarget::new(target_config(
+        &emu2,
+        Credential::ClientSecret(SecretString::new(SECRET)),
+    ))
+    .unwrap();
+    let (writer2, inbox2) = open_inbox(&target2, upn).await;
+    match writer2
+        .write(&inbox2, &tagged_item(2, &["Gamma"]))
+        .await
+        .unwrap()
+    {
+        WriteOutcome::Written { notes, .. } => {
+            assert_eq!(notes.len(), 1, "{notes:?}");
+            assert!(
+                notes[0].contains("Gamma") && notes[0].contains("403"),
+                "{notes:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let messages = emu2.messages(upn);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(categories_of(&messages[0]), ["Gamma"]);
+    // …and the permission check names what is missing.
+    match target2.check().await.unwrap_err() {
+        o365_migrate_target::Error::MissingPermissions { missing, fix } => {
+            assert_eq!(missing, ["MailboxSettings.ReadWrite"]);
+            assert!(fix.contains("MailboxSettings.ReadWrite"), "{fix}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 }

@@ -1,6 +1,7 @@
 //! Microsoft Graph: a thin typed client and the Exchange Online writer.
 
 mod batch;
+mod categories;
 mod client;
 pub mod estimate;
 mod pim;

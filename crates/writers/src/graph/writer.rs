@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::batch::{CreateBatcher, MAX_BATCHED_BODY, post_create};
+use super::categories::MasterCategories;
 use super::client::{Body, Call, GraphClient, MailboxProbe, RetryPolicy, q, seg};
 use super::throttle::{Budgets, MailboxLimiter};
 use crate::Error;
@@ -167,6 +168,7 @@ impl GraphTarget {
     pub async fn open(&self, mailbox: &str) -> Result<Arc<GraphMailboxWriter>, Error> {
         self.ready(mailbox).await?;
         let limiter = self.client.limiter(mailbox);
+        let user_path = format!("/users/{}", seg(mailbox));
         Ok(Arc::new(GraphMailboxWriter {
             batcher: Arc::new(CreateBatcher::new(
                 self.client.clone(),
@@ -174,10 +176,11 @@ impl GraphTarget {
                 self.max_batch,
             )),
             throttle_baseline: limiter.stats(),
+            categories: MasterCategories::new(self.client.clone(), limiter.clone(), &user_path),
             limiter,
             client: self.client.clone(),
             mailbox: mailbox.to_string(),
-            user_path: format!("/users/{}", seg(mailbox)),
+            user_path,
             folders: Mutex::new(FolderCache::default()),
             indexes: Mutex::new(HashMap::new()),
             upload_sessions: self.upload_sessions,
@@ -221,7 +224,11 @@ impl Target for GraphTarget {
 
     fn check(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            let extra: Vec<&str> = self.extra_permissions.iter().map(String::as_str).collect();
+            // Categories set on messages are made in the mailbox's master category list
+            // ("Create Outlook category": MailboxSettings.ReadWrite, application permission).
+            let extra: Vec<&str> = std::iter::once("MailboxSettings.ReadWrite")
+                .chain(self.extra_permissions.iter().map(String::as_str))
+                .collect();
             self.client
                 .check_permissions_with(self.user_creation, &extra)
                 .await
@@ -276,6 +283,8 @@ pub struct GraphMailboxWriter {
     unsure: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Groups small creates into `$batch`es.
     batcher: Arc<CreateBatcher>,
+    /// The mailbox's master category list: the categories set on messages are made there.
+    categories: MasterCategories,
 }
 
 impl std::fmt::Debug for GraphMailboxWriter {
@@ -526,10 +535,16 @@ impl GraphMailboxWriter {
     /// non-draft item change. `false` when the item is gone.
     async fn patch_flags(&self, id: &str, flags: &o365_migrate_mime::Flags) -> Result<bool, Error> {
         let url = format!("{}/messages/{}", self.user_path, seg(id));
+        // A category that cannot be made in the master list is set anyway (without colour):
+        // `sync` has no per-item notes, and the change itself must not be lost.
+        let (categories, _notes) = self
+            .categories
+            .resolve(&o365_migrate_mime::graph::categories(flags))
+            .await;
         let body = json!({
             "isRead": flags.seen,
             "flag": {"flagStatus": if flags.flagged { "flagged" } else { "notFlagged" }},
-            "categories": o365_migrate_mime::graph::categories(flags),
+            "categories": categories,
         });
         let mut call = Call::post_json(
             url.clone(),
@@ -846,13 +861,17 @@ impl GraphMailboxWriter {
         })
         .await
         .map_err(|e| Error::Conversion(format!("conversion task failed: {e}")))?;
-        let notes: Vec<String> = converted
+        let mut notes: Vec<String> = converted
             .problems
             .iter()
             .filter(|p| p.severity >= o365_migrate_mime::Severity::Approximated)
             .map(|p| p.to_string())
             .collect();
         let mut graph = converted.value;
+        // Each category in the master list (with a colour), spelt as the list spells it.
+        let (categories, category_notes) = self.categories.resolve(graph.categories()).await;
+        graph.set_categories(categories);
+        notes.extend(category_notes);
         let mid = item
             .internet_message_id
             .clone()
