@@ -13,6 +13,7 @@ use o365_migrate_testkit::{Corpus, CorpusProfile, Dovecot, DovecotOptions, Manif
 
 mod cutover;
 mod dashboard;
+mod gmail;
 mod pairing;
 mod pim;
 mod proof;

@@ -29,7 +29,7 @@ fn append_to_job(env: &Env, section: &str) {
 }
 
 /// "N migrated" from a run's summary line.
-fn migrated(stderr: &str) -> u64 {
+pub(super) fn migrated(stderr: &str) -> u64 {
     let line = stderr
         .lines()
         .rev()

@@ -90,7 +90,7 @@ pub(super) async fn start_env_with(
 
 /// Rewrites the `[source]` connection lines of the job: another port and security, plus extra
 /// `[source]` lines (e.g. `read_timeout_seconds = 2`).
-fn rewrite_source(env: &Env, port: u16, security: &str, extra: &str) {
+pub(super) fn rewrite_source(env: &Env, port: u16, security: &str, extra: &str) {
     let text = std::fs::read_to_string(env.job_path()).unwrap();
     let old = format!(
         "port = {}\nsecurity = \"starttls\"\n",
@@ -102,7 +102,7 @@ fn rewrite_source(env: &Env, port: u16, security: &str, extra: &str) {
 }
 
 /// Replaces a `key = value` line of the job.
-fn set_job_line(env: &Env, key: &str, value: &str) {
+pub(super) fn set_job_line(env: &Env, key: &str, value: &str) {
     let text = std::fs::read_to_string(env.job_path()).unwrap();
     let mut out = String::new();
     let mut found = false;
@@ -581,7 +581,7 @@ async fn hostile_corpus_every_item_migrated_or_reported_with_bounded_memory() {
 const TOKEN_PREFIX: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9";
 
 /// Every file under `dir` (recursive).
-fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+pub(super) fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();

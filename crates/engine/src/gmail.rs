@@ -339,6 +339,9 @@ pub(crate) struct DownloadWindow {
     pub(crate) bytes: u64,
     /// Google answered with its bandwidth alert: nothing more until the window reopens.
     pub(crate) closed: bool,
+    /// A message did not fit in what was left: nothing more until the window reopens.
+    #[serde(default)]
+    pub(crate) spent: bool,
 }
 
 impl DownloadWindow {
@@ -347,8 +350,7 @@ impl DownloadWindow {
         if self.start_ms == 0 || now_ms >= self.start_ms.saturating_add(window_ms) {
             DownloadWindow {
                 start_ms: now_ms,
-                bytes: 0,
-                closed: false,
+                ..DownloadWindow::default()
             }
         } else {
             self
@@ -362,7 +364,11 @@ impl DownloadWindow {
         let mut n = 0;
         for &size in sizes {
             let fresh = self.bytes == 0 && n == 0;
-            if self.closed || (self.bytes.saturating_add(size) > budget && !fresh) {
+            if self.closed {
+                break;
+            }
+            if self.bytes.saturating_add(size) > budget && !fresh {
+                self.spent = true;
                 break;
             }
             self.bytes = self.bytes.saturating_add(size);
@@ -373,7 +379,7 @@ impl DownloadWindow {
 
     /// Whether nothing more may be downloaded in it.
     pub(crate) fn is_spent(&self, budget: u64) -> bool {
-        self.closed || self.bytes >= budget
+        self.closed || self.spent || self.bytes >= budget
     }
 
     /// When it reopens, in Unix seconds.
@@ -498,11 +504,16 @@ mod tests {
         let w = DownloadWindow::default().at(1_000, 10_000);
         assert_eq!(w.start_ms, 1_000);
         let mut w = w;
-        assert_eq!(w.admit(&[40, 40, 40], 100), 2, "the third would pass 100");
+        assert_eq!(w.admit(&[40, 40], 100), 2);
         assert!(!w.is_spent(100));
-        assert_eq!(w.admit(&[30], 100), 0);
-        assert_eq!(w.admit(&[20], 100), 1);
-        assert!(w.is_spent(100));
+        assert_eq!(w.admit(&[40], 100), 0, "it would pass 100");
+        assert!(
+            w.is_spent(100),
+            "what is left is too small for the next message"
+        );
+        let mut full = DownloadWindow::default().at(1_000, 10_000);
+        assert_eq!(full.admit(&[60, 40], 100), 2);
+        assert!(full.is_spent(100), "used to the byte");
         assert_eq!(w.at(10_999, 10_000), w, "still the same window");
         assert_eq!(w.reopens(10_000), 11);
         let mut fresh = w.at(11_000, 10_000);

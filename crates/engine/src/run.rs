@@ -846,6 +846,7 @@ impl Engine {
         // Metadata.
         let mut metas: BTreeMap<u32, (ItemMeta, Vec<String>)> = BTreeMap::new();
         let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
+        let mut header_bytes = 0u64;
         {
             let mut opts = metadata_fetch();
             opts.items.gmail = gmail.is_some();
@@ -855,8 +856,13 @@ impl Engine {
                 if let Some(l) = m.gmail_labels.take() {
                     labels.insert(m.uid, l);
                 }
+                header_bytes += m.header.as_ref().map_or(0, |h| h.len() as u64);
                 metas.insert(m.uid, (meta_of(&m), m.flags.clone()));
             }
+        }
+        if mb.gmail {
+            // Gmail counts every byte it sends: the header fields too.
+            self.charge_download(&pair.source, header_bytes).await?;
         }
         let total = metas.len() as u64;
         let planned: Vec<PlannedItem> = metas

@@ -152,6 +152,18 @@ impl Engine {
         Ok(n)
     }
 
+    /// Counts `bytes` already downloaded (header fields) in `login`'s Gmail download window.
+    pub(super) async fn charge_download(&self, login: &str, bytes: u64) -> Result<()> {
+        let _one = self.download_windows.lock().await;
+        let (_, window_ms) = self.download_budget();
+        let mut w = self
+            .download_window(login)
+            .await?
+            .at(crate::state::now_ms(), window_ms);
+        w.bytes = w.bytes.saturating_add(bytes);
+        crate::state::put_json(self.store.as_ref(), &window_record(login), &w).await
+    }
+
     /// The pause of `login`, whose window is full.
     pub(super) async fn window_paused(&self, login: &str) -> Result<Error> {
         let w = self.download_window(login).await?;

@@ -1,0 +1,682 @@
+//! Gmail as a source (issue 17), through the binary against testkit's Gmail-flavoured IMAP
+//! server and the Graph emulator: each message once with its labels, Google sign-in with the
+//! fix named for each refusal, and the daily download limit as a pause.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use o365_migrate_testkit::gmail::{GmailMessage, GmailOptions, GmailServer, Place};
+use o365_migrate_testkit::{Corpus, CorpusProfile};
+
+use super::{DOMAIN, Env, dump, password, reliability};
+
+/// User labels the corpus draws from: nested ones, a space, `&` and non-ASCII.
+const LABELS: [&str; 8] = [
+    "Clients/ACME",
+    "Clients/Globex",
+    "Projects/2026/Q1",
+    "Reisekosten Über",
+    "Family & Friends",
+    "Receipts",
+    "Travel",
+    "Newsletters",
+];
+
+/// One generated Gmail message and what the test expects of it.
+struct Mail {
+    message_id: String,
+    labels: Vec<String>,
+    raw: Vec<u8>,
+    place: Place,
+}
+
+/// A small deterministic generator (xorshift) so the labels do not depend on the engine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `n` messages from the testkit corpus with unique Message-IDs: 40 % with 2–5 user labels,
+/// the others 0–1; `\Inbox` 35 %, `\Sent` 15 %, `\Starred` 5 %, `\Important` 20 %; every
+/// 100th in Spam or Trash.
+fn gmail_corpus(seed: u64, n: usize, skip: usize) -> Vec<Mail> {
+    let corpus = Corpus::new(CorpusProfile::small(seed, n + skip + n / 5).with_huge_every(None));
+    let mut rng = Rng(seed | 1);
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for g in corpus.iter().skip(skip) {
+        if out.len() == n {
+            break;
+        }
+        let id = g.meta.message_id.clone();
+        if id.is_empty() || !seen.insert(id.clone()) {
+            continue;
+        }
+        let mut labels = BTreeSet::new();
+        let user = if rng.below(100) < 40 {
+            2 + rng.below(4)
+        } else {
+            rng.below(2)
+        };
+        while (labels.len() as u64) < user {
+            labels.insert(LABELS[rng.below(LABELS.len() as u64) as usize].to_owned());
+        }
+        let r = rng.below(100);
+        if r < 35 {
+            labels.insert("\\Inbox".into());
+        } else if r < 50 {
+            labels.insert("\\Sent".into());
+        }
+        if rng.below(100) < 5 {
+            labels.insert("\\Starred".into());
+        }
+        if rng.below(100) < 20 {
+            labels.insert("\\Important".into());
+        }
+        let place = match out.len() % 100 {
+            7 => Place::Spam,
+            8 => Place::Trash,
+            _ => Place::AllMail,
+        };
+        if place != Place::AllMail {
+            labels.clear();
+        }
+        out.push(Mail {
+            message_id: id,
+            labels: labels.into_iter().collect(),
+            raw: g.bytes,
+            place,
+        });
+    }
+    assert_eq!(out.len(), n, "the corpus has enough unique messages");
+    out
+}
+
+fn load(server: &GmailServer, user: &str, mails: &[Mail]) -> Vec<u64> {
+    mails
+        .iter()
+        .map(|m| {
+            let labels: Vec<&str> = m.labels.iter().map(String::as_str).collect();
+            let mut g = GmailMessage::new(m.raw.clone()).labels(&labels);
+            g.place = m.place;
+            server.append(user, g).expect("append")
+        })
+        .collect()
+}
+
+/// The rule of the issue, written independently of the engine: Inbox if `\Inbox`, else Sent
+/// Items if `\Sent`, else the first user label by name (case-insensitive), else Archive;
+/// Spam and Trash stay where they are. Returns (folder, categories, flagged).
+fn expected(m: &Mail, labels: &[String]) -> (String, BTreeSet<String>, bool) {
+    let mut user: Vec<&String> = labels.iter().filter(|l| !l.starts_with('\\')).collect();
+    user.sort_by_key(|l| l.to_lowercase());
+    let has = |l: &str| labels.iter().any(|x| x == l);
+    let flagged = has("\\Starred");
+    match m.place {
+        Place::Spam => return ("Junk Email".into(), BTreeSet::new(), flagged),
+        Place::Trash => return ("Deleted Items".into(), BTreeSet::new(), flagged),
+        Place::AllMail => {}
+    }
+    let (folder, by) = if has("\\Inbox") {
+        ("Inbox".to_owned(), None)
+    } else if has("\\Sent") {
+        ("Sent Items".to_owned(), None)
+    } else if let Some(first) = user.first() {
+        ((*first).clone(), Some((*first).clone()))
+    } else {
+        ("Archive".to_owned(), None)
+    };
+    let categories = user
+        .into_iter()
+        .filter(|l| Some(*l) != by.as_ref())
+        .cloned()
+        .collect();
+    (folder, categories, flagged)
+}
+
+/// Points the job's `[source]` at the Gmail stand-in (implicit TLS with its CA).
+fn use_gmail_source(env: &Env, server: &GmailServer, extra: &str) {
+    reliability::rewrite_source(env, server.port(), "tls", extra);
+    let ca = server.ca_path().expect("TLS is on");
+    reliability::set_job_line(env, "ca_file", &format!("\"{}\"", ca.display()));
+}
+
+fn append_to_job(env: &Env, section: &str) {
+    let mut text = std::fs::read_to_string(env.job_path()).unwrap();
+    text.push_str(section);
+    std::fs::write(env.job_path(), text).unwrap();
+}
+
+fn migrated(stderr: &str) -> u64 {
+    super::pim::migrated(stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_labels_each_message_once_in_the_rule_folder_with_categories_and_rescan() {
+    let env =
+        reliability::start_env_with(&["alice"], 0, 17_017, Default::default(), None, |_| {}).await;
+    let server = GmailServer::start(GmailOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .expect("start the Gmail stand-in");
+    server.add_user("alice");
+    server
+        .set_app_password("alice", &password("alice"))
+        .expect("app password");
+    let mails = gmail_corpus(17, 2_000, 0);
+    let multi = mails
+        .iter()
+        .filter(|m| m.labels.iter().filter(|l| !l.starts_with('\\')).count() >= 2)
+        .filter(|m| m.place == Place::AllMail)
+        .count();
+    assert!(
+        (700..=900).contains(&multi),
+        "about 40 % multi-labelled: {multi}"
+    );
+    let ids = load(&server, "alice", &mails);
+    use_gmail_source(&env, &server, "");
+
+    // plan: every message once, the days Google's limit makes it take.
+    let o = env.cli(&["plan", "--json"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let plan: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let mb = &plan["mailboxes"][0];
+    assert_eq!(mb["messages"].as_u64(), Some(2_000), "{mb}");
+    assert_eq!(mb["gmail"]["days"].as_u64(), Some(1), "{}", mb["gmail"]);
+    assert_eq!(
+        mb["gmail"]["multi_labelled"].as_u64(),
+        Some(multi as u64),
+        "{}",
+        mb["gmail"]
+    );
+
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert_eq!(migrated(&o.stderr), 2_000, "{}", o.stderr);
+
+    let check = |mails: &[Mail], label_of: &dyn Fn(usize) -> Vec<String>| {
+        let stored = env.graph.messages(&format!("alice@{DOMAIN}"));
+        let mut by_id: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for s in &stored {
+            by_id
+                .entry(s.str("internetMessageId").unwrap_or("").to_owned())
+                .or_default()
+                .push(s);
+        }
+        for (i, m) in mails.iter().enumerate() {
+            let found = by_id.get(&m.message_id).map(Vec::as_slice).unwrap_or(&[]);
+            assert_eq!(found.len(), 1, "{} copied once: {found:?}", m.message_id);
+            let (folder, categories, flagged) = expected(m, &label_of(i));
+            let t = found[0];
+            assert_eq!(t.folder_path, folder, "{} {:?}", m.message_id, m.labels);
+            let got: BTreeSet<String> = t.properties["categories"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(got, categories, "{} {:?}", m.message_id, m.labels);
+            assert_eq!(
+                t.properties["flag"]["flagStatus"] == "flagged",
+                flagged,
+                "{} {:?}",
+                m.message_id,
+                m.labels
+            );
+            assert_eq!(t.properties["isDraft"], false);
+        }
+        stored.len()
+    };
+    assert_eq!(check(&mails, &|i| mails[i].labels.clone()), 2_000);
+
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "verify: {}", dump(&o));
+
+    // Labels added later copy nothing again; 50 new messages are copied, exactly.
+    let labelled_before = server.stats("alice").unwrap().bytes_served;
+    for id in ids.iter().step_by(40) {
+        server
+            .add_labels("alice", *id, &["Travel", "Receipts"])
+            .expect("add labels");
+    }
+    let new = gmail_corpus(17, 50, 2_600);
+    assert!(
+        new.iter()
+            .all(|n| mails.iter().all(|m| m.message_id != n.message_id))
+    );
+    load(&server, "alice", &new);
+    let o = env.cli(&["rescan"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert_eq!(migrated(&o.stderr), 50, "{}", o.stderr);
+    assert_eq!(check(&new, &|i| new[i].labels.clone()), 2_050);
+    let served = server.stats("alice").unwrap().bytes_served - labelled_before;
+    let new_bytes: u64 = new.iter().map(|m| m.raw.len() as u64).sum();
+    assert!(
+        served < new_bytes + 2_100 * 1_024,
+        "only the new bodies were downloaded again: {served} bytes for {new_bytes}"
+    );
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(
+        server.stats("alice").unwrap().peak_connections <= 15,
+        "Gmail's 15 connections per user"
+    );
+}
+
+/// Every byte the tool wrote besides the secret files the test itself planted: its log, the
+/// state store, the reports.
+fn artefacts(env: &Env) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    reliability::files_under(env.dir.path(), &mut files);
+    files
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !(name.ends_with(".json") && name.starts_with("key")
+                || name.ends_with(".token")
+                || name == "google-client-secret")
+        })
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read(&p).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_sign_in_migrates_and_each_refusal_names_its_fix_without_a_secret() {
+    use o365_migrate_testkit::google_token::{
+        self, CLIENT_ID, GoogleTokenStandIn, MAIL_SCOPE, RefreshGrant, TokenConfig,
+    };
+    const REFRESH: &str = "1//0refresh-alice-Marker-LeakCanary";
+    const CLIENT_SECRET: &str = "GOCSPX-client-Marker-LeakCanary";
+    const DESKTOP_CLIENT: &str = "998877-desktop.apps.googleusercontent.com";
+    let env =
+        reliability::start_env_with(&["alice"], 0, 17_117, Default::default(), None, |_| {}).await;
+    let pem = google_token::new_rsa_pem().expect("openssl");
+    let mut config = TokenConfig::default();
+    config.users.insert("alice".into());
+    config
+        .delegation
+        .insert(CLIENT_ID.into(), vec![MAIL_SCOPE.into()]);
+    config.refresh.insert(
+        REFRESH.into(),
+        RefreshGrant {
+            client_id: DESKTOP_CLIENT.into(),
+            client_secret: CLIENT_SECRET.into(),
+            user: "alice".into(),
+            scopes: vec![MAIL_SCOPE.into()],
+            revoked: false,
+        },
+    );
+    let tokens = GoogleTokenStandIn::start(&pem, config).expect("token stand-in");
+    let server = GmailServer::start(GmailOptions {
+        tls: true,
+        tokens: Some(tokens.registry()),
+        ..Default::default()
+    })
+    .expect("start the Gmail stand-in");
+    server.add_user("alice");
+    let mails = gmail_corpus(117, 40, 0);
+    load(&server, "alice", &mails);
+    use_gmail_source(&env, &server, "");
+    let dir = env.dir.path();
+    std::fs::write(
+        dir.join("key.json"),
+        google_token::key_file(&pem, tokens.url()),
+    )
+    .unwrap();
+    let service = "\n[source.google]\nservice_account_key = \"file:key.json\"\n";
+    append_to_job(&env, service);
+
+    // The service account signs every user in: test, run, verify.
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert_eq!(migrated(&o.stderr), 40, "{}", o.stderr);
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert!(server.stats("alice").unwrap().logins >= 3);
+    let claims = tokens.last_claims().expect("an assertion was verified");
+    assert!(claims.contains("\"sub\":\"alice\""), "{claims}");
+
+    // Delegation missing: the fix names the admin console page, the client ID and the scope.
+    tokens.update_config(|c| c.delegation.clear());
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 1, "{}", dump(&o));
+    for part in ["Domain-wide delegation", CLIENT_ID, MAIL_SCOPE] {
+        assert!(o.stderr.contains(part), "{part} in {}", o.stderr);
+    }
+    tokens.update_config(|c| {
+        c.delegation
+            .insert(CLIENT_ID.into(), vec![MAIL_SCOPE.into()]);
+    });
+
+    // A key that is not the service account's: create a new key.
+    let other = google_token::new_rsa_pem().expect("openssl");
+    std::fs::write(
+        dir.join("key.json"),
+        google_token::key_file(&other, tokens.url()),
+    )
+    .unwrap();
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 1, "{}", dump(&o));
+    assert!(
+        o.stderr
+            .contains("not (or no longer) the service account's")
+            && o.stderr.contains("Keys"),
+        "{}",
+        o.stderr
+    );
+
+    // Per-user refresh tokens, referenced per login; then revoked: sign the user in again.
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    std::fs::write(dir.join("tokens/alice.token"), REFRESH).unwrap();
+    std::fs::write(dir.join("google-client-secret"), CLIENT_SECRET).unwrap();
+    let job = std::fs::read_to_string(env.job_path()).unwrap();
+    let refresh = format!(
+        "\n[source.google]\nclient_id = \"{DESKTOP_CLIENT}\"\nclient_secret = \"file:google-client-secret\"\nrefresh_token = \"file:tokens/{{login}}.token\"\ntoken_endpoint = \"{}\"\n",
+        tokens.url()
+    );
+    std::fs::write(env.job_path(), job.replace(service, &refresh)).unwrap();
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    tokens.update_config(|c| {
+        if let Some(g) = c.refresh.get_mut(REFRESH) {
+            g.revoked = true;
+        }
+    });
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 1, "{}", dump(&o));
+    assert!(
+        o.stderr.contains("has been expired or revoked")
+            && o.stderr.contains("sign the user in again"),
+        "{}",
+        o.stderr
+    );
+
+    // No key, refresh token, client secret or access token in any output or file.
+    let pem_line = pem.lines().nth(5).expect("a PEM body line").to_owned();
+    let mut needles = vec![pem_line, REFRESH.to_owned(), CLIENT_SECRET.to_owned()];
+    needles.extend(tokens.registry().issued().into_iter().map(|t| t.token));
+    assert!(needles.len() > 4, "access tokens were issued");
+    let stderr = env.stderr_log.lock().unwrap().clone();
+    for n in &needles {
+        assert!(!stderr.contains(n.as_str()), "a secret in the output");
+        for (name, bytes) in artefacts(&env) {
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == n.as_bytes()),
+                "a secret in {name}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_download_limit_pauses_one_mailbox_and_a_later_run_completes_it() {
+    let env = reliability::start_env_with(
+        &["alice", "bob"],
+        0,
+        17_217,
+        Default::default(),
+        None,
+        |_| {},
+    )
+    .await;
+    let server = GmailServer::start(GmailOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .expect("start the Gmail stand-in");
+    let big = gmail_corpus(217, 120, 0);
+    let small = gmail_corpus(218, 15, 0);
+    for (user, mails) in [("alice", &big), ("bob", &small)] {
+        server.add_user(user);
+        server.set_app_password(user, &password(user)).unwrap();
+        load(&server, user, mails);
+    }
+    let big_bytes: u64 = big.iter().map(|m| m.raw.len() as u64).sum();
+    let small_bytes: u64 = small.iter().map(|m| m.raw.len() as u64).sum();
+    // A day scaled to 4 s, an allowance of 40 % of alice's mail (bob's fits in it).
+    let allowance = big_bytes * 2 / 5;
+    assert!(small_bytes < allowance);
+    use_gmail_source(&env, &server, "");
+    append_to_job(
+        &env,
+        &format!("\n[gmail]\ndaily_download = \"{allowance}\"\ndownload_window_seconds = 4\n"),
+    );
+    let o = env.cli(&["plan", "--json"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let plan: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(plan["mailboxes"][0]["gmail"]["days"].as_u64(), Some(3));
+    assert_eq!(plan["mailboxes"][1]["gmail"]["days"].as_u64(), Some(1));
+
+    // What `plan` read (header fields) is not part of the runs' window.
+    let planned = server.bytes_served("alice").unwrap();
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 4, "paused, the rest done: {}", dump(&o));
+    assert!(
+        o.stderr.contains("mailbox paused: alice: paused until"),
+        "{}",
+        o.stderr
+    );
+    let count = |u: &str| env.graph.messages(&format!("{u}@{DOMAIN}")).len();
+    assert_eq!(count("bob"), 15, "bob finished");
+    let first = count("alice");
+    assert!(first > 0 && first < 120, "alice part-way: {first}");
+    let served = server.bytes_served("alice").unwrap() - planned;
+    assert!(
+        served <= allowance && served > allowance / 2,
+        "alice's downloads kept within the allowance: {served} of {allowance}"
+    );
+
+    // Within the window: alice waits without signing in again.
+    let logins = server.stats("alice").unwrap().logins;
+    let mut until = paused_until(&o.stderr);
+    let o = env.cli(&["run"]).await;
+    if unix_now() < until {
+        assert_eq!(o.code, 4, "{}", dump(&o));
+        assert_eq!(server.stats("alice").unwrap().logins, logins, "no sign-in");
+        assert_eq!(count("alice"), first);
+    }
+
+    // After each window (4 s) a run goes on where the last stopped, until alice is complete.
+    for window in 1.. {
+        assert!(window < 4, "alice never completed");
+        // The window reopens within the second after the one printed.
+        let wait = (until + 1 - unix_now()).max(0) as u64;
+        tokio::time::sleep(Duration::from_millis(wait * 1000 + 200)).await;
+        let o = env.cli(&["run"]).await;
+        if o.code == 0 {
+            break;
+        }
+        assert_eq!(o.code, 4, "{}", dump(&o));
+        until = paused_until(&o.stderr);
+    }
+    assert_eq!(count("alice"), 120);
+    assert_eq!(count("bob"), 15);
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The time a paused mailbox's window reopens, from the run's message.
+fn paused_until(stderr: &str) -> i64 {
+    stderr
+        .split("paused until ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pause in {stderr}"))
+}
+
+/// A label as the IMAP keyword the copy carries (written out here, independent of the engine).
+fn keyword(label: &str) -> String {
+    match label {
+        "Family & Friends" => "Family_&-_Friends".into(),
+        "Reisekosten Über" => "Reisekosten_&ANw-ber".into(),
+        other => other.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_labels_to_dovecot_each_message_once_with_keywords() {
+    use o365_migrate_testkit::{Dovecot, DovecotOptions, User};
+    let env =
+        reliability::start_env_with(&["alice"], 0, 17_317, Default::default(), None, |_| {}).await;
+    let server = GmailServer::start(GmailOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .expect("start the Gmail stand-in");
+    server.add_user("alice");
+    server
+        .set_app_password("alice", &password("alice"))
+        .unwrap();
+    let mails = gmail_corpus(17, 2_000, 0);
+    load(&server, "alice", &mails);
+    use_gmail_source(&env, &server, "");
+    let target = Dovecot::start(
+        DovecotOptions::default()
+            .with_users([User::new("alice", "target-alice-pw")])
+            .with_extra_config("mail_fsync = never"),
+    )
+    .expect("start target Dovecot");
+    let master = target.master_user();
+    let text = std::fs::read_to_string(env.job_path()).unwrap();
+    let (start, end) = (
+        text.find("[target]").unwrap(),
+        text.find("[filters]").unwrap(),
+    );
+    let job = format!(
+        "{}[target]\nkind = \"imap\"\n\n[target.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nlogin = \"admin\"\n\n[target.imap.admin]\nuser = \"{}\"\nsecret = \"env:{}\"\n\n{}",
+        &text[..start],
+        target.imap_port(),
+        target.ca_path().display(),
+        master.name(),
+        super::SECRET_ENV,
+        &text[end..]
+    );
+    std::fs::write(env.job_path(), job).unwrap();
+    std::fs::write(
+        env.dir.path().join("users.csv"),
+        format!("Login,Password\r\nalice,{}\r\n", password("alice")),
+    )
+    .unwrap();
+    let run = |args: &'static [&'static str]| {
+        let mut c = env.command(args);
+        c.env(super::SECRET_ENV, master.password());
+        async move {
+            let o = c.output().await.expect("run");
+            super::Out {
+                code: o.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            }
+        }
+    };
+    let o = run(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert_eq!(migrated(&o.stderr), 2_000, "{}", o.stderr);
+    let o = run(&["verify"]).await;
+    assert_eq!(o.code, 0, "verify: {}", dump(&o));
+
+    // Every copy in the target, by Message-ID: (folder, keywords, flagged).
+    let mut imap = target.login("alice").await.expect("target login");
+    let mut found: BTreeMap<String, Vec<(String, BTreeSet<String>, bool)>> = BTreeMap::new();
+    let mut kinds: BTreeMap<&str, String> = BTreeMap::new();
+    for entry in imap.list().await.expect("LIST") {
+        if entry
+            .attributes
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("\\Noselect"))
+        {
+            continue;
+        }
+        let shown = match entry.delimiter {
+            Some(d) => entry.name.replace(d, "/"),
+            None => entry.name.clone(),
+        };
+        for (attr, kind) in [
+            ("\\Sent", "Sent Items"),
+            ("\\Archive", "Archive"),
+            ("\\Junk", "Junk Email"),
+            ("\\Trash", "Deleted Items"),
+        ] {
+            if entry
+                .attributes
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(attr))
+            {
+                kinds.insert(kind, shown.clone());
+            }
+        }
+        let sel = imap.select(&entry.name).await.expect("SELECT");
+        if sel.exists == 0 {
+            continue;
+        }
+        for m in imap.uid_fetch_full("1:*").await.expect("FETCH") {
+            let body = m.body.unwrap_or_default();
+            let head = String::from_utf8_lossy(&body);
+            let id = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Message-ID:")
+                        .or_else(|| l.strip_prefix("Message-Id:"))
+                })
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default();
+            let keywords = m
+                .flags
+                .iter()
+                .filter(|f| !f.starts_with('\\') && !f.starts_with('$'))
+                .cloned()
+                .collect();
+            let flagged = m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Flagged"));
+            found
+                .entry(id)
+                .or_default()
+                .push((shown.clone(), keywords, flagged));
+        }
+    }
+    let folder_name = |graph: &str| match graph {
+        "Inbox" => "INBOX".to_owned(),
+        other => kinds
+            .get(other)
+            .cloned()
+            .unwrap_or_else(|| other.to_owned()),
+    };
+    for m in &mails {
+        let copies = found.get(&m.message_id).cloned().unwrap_or_default();
+        assert_eq!(copies.len(), 1, "{} copied once: {copies:?}", m.message_id);
+        let (folder, categories, flagged) = expected(m, &m.labels);
+        let keywords: BTreeSet<String> = categories.iter().map(|c| keyword(c)).collect();
+        assert_eq!(
+            copies[0],
+            (folder_name(&folder), keywords, flagged),
+            "{} {:?}",
+            m.message_id,
+            m.labels
+        );
+    }
+}
