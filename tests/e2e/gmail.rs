@@ -46,7 +46,8 @@ impl Rng {
 }
 
 /// `n` messages from the testkit corpus with unique Message-IDs: 40 % with 2–5 user labels,
-/// the others 0–1; `\Inbox` 35 %, `\Sent` 15 %, `\Starred` 5 %, `\Important` 20 %; every
+/// the others 0–1; `\Inbox` 35 %, `\Sent` 20 % (5 % both), `\Starred` 5 %, `\Important`
+/// 20 %; every
 /// 100th in Spam or Trash.
 fn gmail_corpus(seed: u64, n: usize, skip: usize) -> Vec<Mail> {
     let corpus = Corpus::new(CorpusProfile::small(seed, n + skip + n / 5).with_huge_every(None));
@@ -70,10 +71,12 @@ fn gmail_corpus(seed: u64, n: usize, skip: usize) -> Vec<Mail> {
         while (labels.len() as u64) < user {
             labels.insert(LABELS[rng.below(LABELS.len() as u64) as usize].to_owned());
         }
+        // 35 % in the Inbox, 15 % sent; of these 5 % both (mail to oneself).
         let r = rng.below(100);
         if r < 35 {
             labels.insert("\\Inbox".into());
-        } else if r < 50 {
+        }
+        if (30..50).contains(&r) {
             labels.insert("\\Sent".into());
         }
         if rng.below(100) < 5 {
@@ -156,23 +159,32 @@ fn append_to_job(env: &Env, section: &str) {
     std::fs::write(env.job_path(), text).unwrap();
 }
 
+/// An environment whose source is the Gmail stand-in (implicit TLS), with `users` signing in
+/// with app passwords (the credentials file's passwords).
+async fn gmail_env(users: &[&str], seed: u64) -> (Env, GmailServer) {
+    let env = reliability::start_env_with(users, 0, seed, Default::default(), None, |_| {}).await;
+    let server = GmailServer::start(GmailOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .expect("start the Gmail stand-in");
+    for u in users {
+        server.add_user(u);
+        server
+            .set_app_password(u, &password(u))
+            .expect("app password");
+    }
+    use_gmail_source(&env, &server, "");
+    (env, server)
+}
+
 fn migrated(stderr: &str) -> u64 {
     super::pim::migrated(stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gmail_labels_each_message_once_in_the_rule_folder_with_categories_and_rescan() {
-    let env =
-        reliability::start_env_with(&["alice"], 0, 17_017, Default::default(), None, |_| {}).await;
-    let server = GmailServer::start(GmailOptions {
-        tls: true,
-        ..Default::default()
-    })
-    .expect("start the Gmail stand-in");
-    server.add_user("alice");
-    server
-        .set_app_password("alice", &password("alice"))
-        .expect("app password");
+    let (env, server) = gmail_env(&["alice"], 17_017).await;
     let mails = gmail_corpus(17, 2_000, 0);
     let multi = mails
         .iter()
@@ -184,7 +196,6 @@ async fn gmail_labels_each_message_once_in_the_rule_folder_with_categories_and_r
         "about 40 % multi-labelled: {multi}"
     );
     let ids = load(&server, "alice", &mails);
-    use_gmail_source(&env, &server, "");
 
     // plan: every message once, the days Google's limit makes it take.
     let o = env.cli(&["plan", "--json"]).await;
@@ -342,6 +353,12 @@ async fn google_sign_in_migrates_and_each_refusal_names_its_fix_without_a_secret
     .unwrap();
     let service = "\n[source.google]\nservice_account_key = \"file:key.json\"\n";
     append_to_job(&env, service);
+    // No password anywhere: the credentials file lists the mailboxes only.
+    std::fs::write(
+        dir.join("users.csv"),
+        format!("EmailAddress,UserName\r\nalice@{DOMAIN},alice\r\n"),
+    )
+    .unwrap();
 
     // The service account signs every user in: test, run, verify.
     let o = env.cli(&["source", "test"]).await;
@@ -429,33 +446,16 @@ async fn google_sign_in_migrates_and_each_refusal_names_its_fix_without_a_secret
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_download_limit_pauses_one_mailbox_and_a_later_run_completes_it() {
-    let env = reliability::start_env_with(
-        &["alice", "bob"],
-        0,
-        17_217,
-        Default::default(),
-        None,
-        |_| {},
-    )
-    .await;
-    let server = GmailServer::start(GmailOptions {
-        tls: true,
-        ..Default::default()
-    })
-    .expect("start the Gmail stand-in");
+    let (env, server) = gmail_env(&["alice", "bob"], 17_217).await;
     let big = gmail_corpus(217, 120, 0);
     let small = gmail_corpus(218, 15, 0);
-    for (user, mails) in [("alice", &big), ("bob", &small)] {
-        server.add_user(user);
-        server.set_app_password(user, &password(user)).unwrap();
-        load(&server, user, mails);
-    }
+    load(&server, "alice", &big);
+    load(&server, "bob", &small);
     let big_bytes: u64 = big.iter().map(|m| m.raw.len() as u64).sum();
     let small_bytes: u64 = small.iter().map(|m| m.raw.len() as u64).sum();
     // A day scaled to 4 s, an allowance of 40 % of alice's mail (bob's fits in it).
     let allowance = big_bytes * 2 / 5;
     assert!(small_bytes < allowance);
-    use_gmail_source(&env, &server, "");
     append_to_job(
         &env,
         &format!("\n[gmail]\ndaily_download = \"{allowance}\"\ndownload_window_seconds = 4\n"),
@@ -541,43 +541,11 @@ fn keyword(label: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gmail_labels_to_dovecot_each_message_once_with_keywords() {
-    use o365_migrate_testkit::{Dovecot, DovecotOptions, User};
-    let env =
-        reliability::start_env_with(&["alice"], 0, 17_317, Default::default(), None, |_| {}).await;
-    let server = GmailServer::start(GmailOptions {
-        tls: true,
-        ..Default::default()
-    })
-    .expect("start the Gmail stand-in");
-    server.add_user("alice");
-    server
-        .set_app_password("alice", &password("alice"))
-        .unwrap();
+    let (env, server) = gmail_env(&["alice"], 17_317).await;
     let mails = gmail_corpus(17, 2_000, 0);
     load(&server, "alice", &mails);
-    use_gmail_source(&env, &server, "");
-    let target = Dovecot::start(
-        DovecotOptions::default()
-            .with_users([User::new("alice", "target-alice-pw")])
-            .with_extra_config("mail_fsync = never"),
-    )
-    .expect("start target Dovecot");
+    let target = reliability::use_imap_target(&env, "alice");
     let master = target.master_user();
-    let text = std::fs::read_to_string(env.job_path()).unwrap();
-    let (start, end) = (
-        text.find("[target]").unwrap(),
-        text.find("[filters]").unwrap(),
-    );
-    let job = format!(
-        "{}[target]\nkind = \"imap\"\n\n[target.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nlogin = \"admin\"\n\n[target.imap.admin]\nuser = \"{}\"\nsecret = \"env:{}\"\n\n{}",
-        &text[..start],
-        target.imap_port(),
-        target.ca_path().display(),
-        master.name(),
-        super::SECRET_ENV,
-        &text[end..]
-    );
-    std::fs::write(env.job_path(), job).unwrap();
     std::fs::write(
         env.dir.path().join("users.csv"),
         format!("Login,Password\r\nalice,{}\r\n", password("alice")),

@@ -978,32 +978,15 @@ async fn hostile_corpus_to_a_dovecot_target_arrives_byte_exact_or_reported() {
         .load(&env.source, "alice")
         .await
         .expect("load hostile corpus");
-    let target = Dovecot::start(
-        DovecotOptions::default()
-            .with_users([User::new("alice", "target-alice-pw")])
-            .with_extra_config("mail_fsync = never"),
-    )
-    .expect("start target Dovecot");
-    let master = target.master_user();
     env.write_job(&format!("max_message_size = \"{max}B\""));
-    let text = std::fs::read_to_string(env.job_path()).unwrap();
-    let start = text.find("[target]").unwrap();
-    let end = text.find("[filters]").unwrap();
-    let job = format!(
-        "{}[target]\nkind = \"imap\"\n\n[target.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nlogin = \"admin\"\n\n[target.imap.admin]\nuser = \"{}\"\nsecret = \"env:{SECRET_ENV}\"\n\n{}",
-        &text[..start],
-        target.imap_port(),
-        target.ca_path().display(),
-        master.name(),
-        &text[end..]
-    );
+    let target = use_imap_target(&env, "alice");
+    let master = target.master_user();
     // The target mailbox is the login `alice` (no target column in the credentials file).
     std::fs::write(
         env.dir.path().join("users.csv"),
         format!("Login,Password\r\nalice,{}\r\n", password("alice")),
     )
     .unwrap();
-    std::fs::write(env.job_path(), job).unwrap();
     let mut c = env.command(&["run"]);
     c.env(SECRET_ENV, master.password());
     let o = Out::from(c.output().await.expect("run"));
@@ -1181,4 +1164,28 @@ async fn verify_counts_a_still_present_expunged_uid_as_missing() {
     let v = env.cli(&["verify"]).await;
     assert_eq!(v.code, 1, "{}", dump(&v));
     assert!(v.stderr.contains("missing uid 1"), "{}", dump(&v));
+}
+
+/// Starts a target Dovecot with `user` and makes it the job's target (an IMAP target signed in
+/// as the master user, whose password the command needs in `SECRET_ENV`).
+pub(super) fn use_imap_target(env: &Env, user: &str) -> Dovecot {
+    let target = Dovecot::start(
+        DovecotOptions::default()
+            .with_users([User::new(user, "target-user-pw")])
+            .with_extra_config("mail_fsync = never"),
+    )
+    .expect("start target Dovecot");
+    let text = std::fs::read_to_string(env.job_path()).unwrap();
+    let start = text.find("[target]").unwrap();
+    let end = text.find("[filters]").unwrap();
+    let job = format!(
+        "{}[target]\nkind = \"imap\"\n\n[target.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nlogin = \"admin\"\n\n[target.imap.admin]\nuser = \"{}\"\nsecret = \"env:{SECRET_ENV}\"\n\n{}",
+        &text[..start],
+        target.imap_port(),
+        target.ca_path().display(),
+        target.master_user().name(),
+        &text[end..]
+    );
+    std::fs::write(env.job_path(), job).unwrap();
+    target
 }

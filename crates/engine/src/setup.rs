@@ -267,7 +267,8 @@ pub fn target_identity(kind: crate::config::TargetKind) -> creds::TargetIdentity
 pub fn load_credentials(job: &Job) -> Result<(creds::Credentials, creds::LoginMode)> {
     let path = job.resolve_path(&job.source.credentials);
     let mut opts = creds::ReadOptions::default().target_identity(target_identity(job.target.kind));
-    if job.source.login == LoginMode::Admin {
+    // An admin login, or Google sign-in, needs no password column.
+    if job.source.login == LoginMode::Admin || job.source.google.is_some() {
         opts = opts.admin_mode();
     }
     let credentials = creds::load_file(&path, &opts).map_err(|e| Error::Credentials {

@@ -54,8 +54,14 @@ impl Engine {
 
     pub(crate) fn auth_for(&self, login: &str) -> Result<imap::Auth> {
         if let Some(g) = &self.google {
-            // The mailbox must be in the credentials file; its password column is not used.
-            self.login_for(login)?;
+            // The mailbox must be in the credentials file; a password column is not needed.
+            if self.credentials.find_login(login).is_none() {
+                return Err(Error::Pipeline {
+                    context: format!("mailbox {login}"),
+                    message: "not in the credentials file".into(),
+                    hint: None,
+                });
+            }
             return g.imap_auth(login);
         }
         let l = self.login_for(login)?;

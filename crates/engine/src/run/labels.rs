@@ -134,34 +134,41 @@ impl Engine {
         )
     }
 
-    /// Takes the leading messages of `sizes` from `login`'s Gmail download window and returns
-    /// how many may be downloaded now; [`Error::Paused`] when none.
-    pub(super) async fn take_download(&self, login: &str, sizes: &[u64]) -> Result<usize> {
+    /// Changes `login`'s current Gmail download window (a fresh one when the last is over)
+    /// with `change` and keeps it; one change at a time.
+    async fn update_window<T>(
+        &self,
+        login: &str,
+        change: impl FnOnce(&mut DownloadWindow, u64) -> T,
+    ) -> Result<(DownloadWindow, T)> {
         let _one = self.download_windows.lock().await;
         let (budget, window_ms) = self.download_budget();
         let mut w = self
             .download_window(login)
             .await?
             .at(crate::state::now_ms(), window_ms);
-        let n = w.admit(sizes, budget);
+        let out = change(&mut w, budget);
         crate::state::put_json(self.store.as_ref(), &window_record(login), &w).await?;
+        Ok((w, out))
+    }
+
+    /// Takes the leading messages of `sizes` from `login`'s Gmail download window and returns
+    /// how many may be downloaded now; [`Error::Paused`] when none.
+    pub(super) async fn take_download(&self, login: &str, sizes: &[u64]) -> Result<usize> {
+        let (w, n) = self
+            .update_window(login, |w, budget| w.admit(sizes, budget))
+            .await?;
         if n == 0 && !sizes.is_empty() {
-            let reason = self.budget_reason();
-            return Err(self.paused(login, &w, reason));
+            return Err(self.paused(login, &w, self.budget_reason()));
         }
         Ok(n)
     }
 
     /// Counts `bytes` already downloaded (header fields) in `login`'s Gmail download window.
     pub(super) async fn charge_download(&self, login: &str, bytes: u64) -> Result<()> {
-        let _one = self.download_windows.lock().await;
-        let (_, window_ms) = self.download_budget();
-        let mut w = self
-            .download_window(login)
-            .await?
-            .at(crate::state::now_ms(), window_ms);
-        w.bytes = w.bytes.saturating_add(bytes);
-        crate::state::put_json(self.store.as_ref(), &window_record(login), &w).await
+        self.update_window(login, |w, _| w.bytes = w.bytes.saturating_add(bytes))
+            .await
+            .map(drop)
     }
 
     /// The pause of `login`, whose window is full.
@@ -172,14 +179,7 @@ impl Engine {
 
     /// Google answered with its bandwidth alert: the window is closed until it reopens.
     pub(super) async fn close_download_window(&self, login: &str, alert: &str) -> Result<Error> {
-        let _one = self.download_windows.lock().await;
-        let (_, window_ms) = self.download_budget();
-        let mut w = self
-            .download_window(login)
-            .await?
-            .at(crate::state::now_ms(), window_ms);
-        w.closed = true;
-        crate::state::put_json(self.store.as_ref(), &window_record(login), &w).await?;
+        let (w, ()) = self.update_window(login, |w, _| w.closed = true).await?;
         Ok(self.paused(login, &w, format!("Gmail refused more downloads: {alert}")))
     }
 
