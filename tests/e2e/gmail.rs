@@ -648,3 +648,136 @@ async fn gmail_labels_to_dovecot_each_message_once_with_keywords() {
         );
     }
 }
+
+/// A browser's GET, by hand: the status line and the `Location` header of the answer.
+async fn browser_get(url: &str) -> (String, Option<String>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.strip_prefix("http://").expect("an http:// address");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.lines().next().unwrap_or("").to_owned();
+    let location = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .map(str::to_owned);
+    (status, location)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_authorize_gets_a_refresh_token_through_the_browser_and_it_signs_in() {
+    use o365_migrate_testkit::google_token::{self, GoogleTokenStandIn, TokenConfig};
+    use std::os::unix::fs::PermissionsExt as _;
+    use tokio::io::AsyncBufReadExt as _;
+    const DESKTOP_CLIENT: &str = "556677-desktop.apps.googleusercontent.com";
+    const CLIENT_SECRET: &str = "GOCSPX-authorize-Marker-LeakCanary";
+    let env =
+        reliability::start_env_with(&["alice"], 0, 17_417, Default::default(), None, |_| {}).await;
+    let pem = google_token::new_rsa_pem().expect("openssl");
+    let mut config = TokenConfig::default();
+    config.users.insert("alice".into());
+    config
+        .desktop_clients
+        .insert(DESKTOP_CLIENT.into(), CLIENT_SECRET.into());
+    let tokens = GoogleTokenStandIn::start(&pem, config).expect("token stand-in");
+    let server = GmailServer::start(GmailOptions {
+        tls: true,
+        tokens: Some(tokens.registry()),
+        ..Default::default()
+    })
+    .expect("start the Gmail stand-in");
+    server.add_user("alice");
+    load(&server, "alice", &gmail_corpus(417, 10, 0));
+    use_gmail_source(&env, &server, "");
+    let dir = env.dir.path();
+    std::fs::write(dir.join("google-client-secret"), CLIENT_SECRET).unwrap();
+    std::fs::write(
+        dir.join("users.csv"),
+        format!("EmailAddress,UserName\r\nalice@{DOMAIN},alice\r\n"),
+    )
+    .unwrap();
+    append_to_job(
+        &env,
+        &format!(
+            "\n[source.google]\nclient_id = \"{DESKTOP_CLIENT}\"\nclient_secret = \"file:google-client-secret\"\nrefresh_token = \"file:tokens/{{login}}.token\"\ntoken_endpoint = \"{}\"\nauth_endpoint = \"{}\"\n",
+            tokens.url(),
+            tokens.auth_url()
+        ),
+    );
+    // Before: no token, so `source test` names the file it misses.
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 1, "{}", dump(&o));
+    assert!(o.stderr.contains("alice.token"), "{}", o.stderr);
+
+    let mut child = env
+        .command(&[
+            "google",
+            "authorize",
+            "--login",
+            "alice",
+            "--timeout-seconds",
+            "60",
+        ])
+        .spawn()
+        .expect("start google authorize");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    let url = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no address in {said}"));
+        said.push_str(&line);
+        said.push('\n');
+        if line.starts_with("http://") {
+            break line;
+        }
+    };
+    assert!(
+        url.contains("code_challenge_method=S256") && url.contains("login_hint=alice"),
+        "{url}"
+    );
+    // The browser: Google's consent page redirects to the tool's listener with a code.
+    let (status, location) = browser_get(&url).await;
+    assert!(status.contains(" 30"), "{status}");
+    let location = location.expect("a redirect");
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    let (status, _) = browser_get(&location).await;
+    assert!(status.contains("200"), "{status}");
+    while let Some(line) = lines.next_line().await.unwrap() {
+        said.push_str(&line);
+        said.push('\n');
+    }
+    let code = child.wait().await.unwrap().code();
+    assert_eq!(code, Some(0), "{said}");
+    let file = dir.join("tokens/alice.token");
+    let token = std::fs::read_to_string(&file).expect("the refresh token file");
+    assert!(token.starts_with("1//standin-refresh-"), "a refresh token");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "owner-only");
+    assert!(!said.contains(&token), "the token is never shown");
+    assert!(!said.contains("4/standin-code-"), "the code is never shown");
+
+    // With it, the user signs in and the mail moves.
+    let o = env.cli(&["source", "test"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+    assert_eq!(migrated(&o.stderr), 10, "{}", o.stderr);
+    for (name, bytes) in artefacts(&env) {
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the refresh token in {name}"
+        );
+    }
+}

@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: CredentialsCommand,
     },
+    /// Google sign-in for Gmail sources.
+    Google {
+        #[command(subcommand)]
+        command: GoogleCommand,
+    },
     /// Source commands.
     Source {
         #[command(subcommand)]
@@ -307,6 +312,20 @@ fn parse_target_kind(s: &str) -> Result<TargetKind, String> {
             "{other:?} is not a target kind; use graph, imap, ews or eml"
         )),
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum GoogleCommand {
+    /// Sign a personal Gmail account in once in a browser (Google's installed-app flow) and
+    /// write its refresh token to the file `[source.google] refresh_token` names for the login.
+    Authorize {
+        /// The login (Gmail address) as in the credentials file.
+        #[arg(long)]
+        login: String,
+        /// How long to wait for the browser, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -605,6 +624,31 @@ async fn with_job(config: &Path, command: Command) -> Result<u8, Exit> {
             s.close().await;
             Ok(0)
         }
+        Command::Google {
+            command:
+                GoogleCommand::Authorize {
+                    login,
+                    timeout_seconds,
+                },
+        } => {
+            let path = o365_migrate_engine::google_authorize(
+                &job,
+                &login,
+                std::time::Duration::from_secs(timeout_seconds.max(1)),
+                |url| {
+                    eprintln!("Open this address in a browser and sign in as {login}:");
+                    eprintln!("{url}");
+                    eprintln!("Waiting for Google's answer on 127.0.0.1 …");
+                },
+            )
+            .await
+            .map_err(usage)?;
+            eprintln!(
+                "signed in: the refresh token of {login} is in {} (owner-only)",
+                path.display()
+            );
+            Ok(0)
+        }
         Command::Worker {
             ref id,
             lanes,
@@ -807,6 +851,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Init { .. } => "init",
         Command::Cutover { .. } => "cutover check",
         Command::Credentials { .. } => "credentials",
+        Command::Google { .. } => "google authorize",
         Command::Source { .. } => "source test",
         Command::Target { .. } => "target test",
         Command::Match { .. } => "match",
@@ -1233,6 +1278,7 @@ async fn engine_command(engine: &Engine, command: Command, stop: &StopFlag) -> R
         Command::Init { .. }
         | Command::Cutover { .. }
         | Command::Credentials { .. }
+        | Command::Google { .. }
         | Command::Report { .. }
         | Command::Status { .. }
         | Command::Pause
@@ -1344,6 +1390,30 @@ fn print_plan(plan: &o365_migrate_engine::PlanReport, json: bool) -> Result<(), 
                 ),
                 (None, r) => eprintln!("  {}: skipped ({})", f.source, r.as_deref().unwrap_or("-")),
             }
+        }
+        if let Some(g) = &m.gmail {
+            let placed: Vec<String> = g
+                .placements
+                .iter()
+                .map(|(folder, n)| format!("{folder} {n}"))
+                .collect();
+            eprintln!(
+                "  Gmail: each message once from All Mail ({} with several labels); placed: {}",
+                g.multi_labelled,
+                placed.join(", ")
+            );
+            eprintln!(
+                "  Gmail download: {} at {} per {} → {} window(s){}",
+                human_bytes(g.download_bytes),
+                human_bytes(g.budget_bytes),
+                human_duration(std::time::Duration::from_secs(g.window_seconds)),
+                g.days,
+                if g.days > 1 {
+                    "; the mailbox pauses when its allowance is used and goes on in the next"
+                } else {
+                    ""
+                }
+            );
         }
         for c in &m.collections {
             match (&c.target, &c.skip_reason) {

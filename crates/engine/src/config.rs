@@ -238,6 +238,8 @@ pub struct GoogleSignIn {
     pub scope: Option<String>,
     /// The token endpoint (default: the key file's `token_uri`, else Google's).
     pub token_endpoint: Option<String>,
+    /// The authorization endpoint `google authorize` sends the browser to (default Google's).
+    pub auth_endpoint: Option<String>,
 }
 
 /// `[gmail]`: how a Gmail source's labels become folders, categories and keywords, and

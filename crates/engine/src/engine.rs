@@ -132,7 +132,7 @@ impl Engine {
             .source
             .google
             .clone()
-            .map(crate::signin::GoogleAuth::new);
+            .map(|g| crate::signin::GoogleAuth::new(g, job.base_dir()));
         Ok(Engine {
             job,
             credentials,

@@ -141,6 +141,7 @@ pub use o365_migrate_cutover as cutover;
 pub use setup::{
     CredentialsCheck, build_target, check_credentials_file, load_credentials, target_identity,
 };
+pub use signin::google_authorize;
 pub use verify::{
     DiffItem, Difference, FolderVerify, KeptMailboxVerify, KeptVerify, MailboxVerify,
     VERIFY_RECORD, VerifyReport,

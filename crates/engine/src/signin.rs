@@ -6,12 +6,14 @@
 //! token is logged, stored or shown in an error.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use o365_migrate_google as google;
 use o365_migrate_imap as imap;
 
-use crate::config::{GoogleSignIn, SecretRef};
+use crate::config::{GoogleSignIn, Job, SecretRef, SecretSource};
 use crate::error::{Error, Result};
 
 /// The token caches of a job: one for a service account (every user), or one per user for
@@ -19,6 +21,8 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct GoogleAuth {
     config: GoogleSignIn,
+    /// Relative `file:` references resolve against the job file's folder.
+    base: PathBuf,
     /// The service account's cache once its key was read.
     service: Mutex<Option<google::GoogleTokens>>,
     /// Per login, a refresh token's cache.
@@ -26,23 +30,17 @@ pub(crate) struct GoogleAuth {
 }
 
 impl GoogleAuth {
-    pub(crate) fn new(config: GoogleSignIn) -> GoogleAuth {
+    pub(crate) fn new(config: GoogleSignIn, base: PathBuf) -> GoogleAuth {
         GoogleAuth {
             config,
+            base,
             service: Mutex::new(None),
             per_user: Mutex::new(HashMap::new()),
         }
     }
 
     fn options(&self) -> google::TokenOptions {
-        let mut o = google::TokenOptions::default();
-        if let Some(s) = &self.config.scope {
-            o = o.scope(s.clone());
-        }
-        if let Some(e) = &self.config.token_endpoint {
-            o = o.token_endpoint(e.clone());
-        }
-        o
+        options(&self.config)
     }
 
     /// The token cache that signs `login` in.
@@ -123,4 +121,116 @@ impl GoogleAuth {
                 source: Box::new(e),
             })
     }
+}
+
+fn options(config: &GoogleSignIn) -> google::TokenOptions {
+    let mut o = google::TokenOptions::default();
+    if let Some(s) = &config.scope {
+        o = o.scope(s.clone());
+    }
+    if let Some(e) = &config.token_endpoint {
+        o = o.token_endpoint(e.clone());
+    }
+    o
+}
+
+/// `login`'s refresh-token reference: the `refresh_token` template with `{login}` filled in,
+/// a relative `file:` path below the job file's folder.
+fn refresh_reference(template: &str, login: &str, base: &Path) -> Result<SecretRef> {
+    let mut reference =
+        SecretRef::parse(&template.replace("{login}", login)).map_err(|m| Error::Pipeline {
+            context: "[source.google] refresh_token".into(),
+            message: m,
+            hint: None,
+        })?;
+    if let SecretSource::File(p) = &mut reference.source
+        && p.is_relative()
+    {
+        *p = base.join(&*p);
+    }
+    reference.origin = format!("[source.google] refresh_token for {login}");
+    Ok(reference)
+}
+
+/// `google authorize`: signs `login` in with Google's installed-app flow (a browser, a
+/// redirect to 127.0.0.1, PKCE) and writes the refresh token to the file the job's
+/// `[source.google] refresh_token` names for that login (owner-only; folders made). `show`
+/// gets the address the user opens. Returns the file.
+pub async fn google_authorize(
+    job: &Job,
+    login: &str,
+    timeout: Duration,
+    show: impl FnOnce(&str),
+) -> Result<PathBuf> {
+    let missing = |what: &str| Error::Pipeline {
+        context: "google authorize".into(),
+        message: format!("[source.google] has no `{what}`"),
+        hint: Some(
+            "set client_id (a Desktop-app OAuth client), client_secret and \
+             refresh_token = \"file:/path/{login}.token\""
+                .into(),
+        ),
+    };
+    let g = job.source.google.as_ref().ok_or_else(|| missing("table"))?;
+    let client_id = g.client_id.as_ref().ok_or_else(|| missing("client_id"))?;
+    let secret = g
+        .client_secret
+        .as_ref()
+        .ok_or_else(|| missing("client_secret"))?
+        .resolve()?;
+    let template = g
+        .refresh_token
+        .as_ref()
+        .ok_or_else(|| missing("refresh_token"))?;
+    let reference = refresh_reference(template, login, &job.base_dir())?;
+    let SecretSource::File(path) = &reference.source else {
+        return Err(Error::Pipeline {
+            context: "google authorize".into(),
+            message: "`refresh_token` is an `env:` reference, which cannot be written".into(),
+            hint: Some("use `file:/path/{login}.token`".into()),
+        });
+    };
+    let wrap = |e: google::Error| Error::Google {
+        context: format!("google authorize {login}"),
+        source: Box::new(e),
+    };
+    let mut flow = google::InstalledAppFlow::new(
+        client_id.clone(),
+        imap::Secret::new(secret.expose()),
+        &options(g),
+    );
+    if let Some(a) = &g.auth_endpoint {
+        flow = flow.auth_endpoint(a.clone());
+    }
+    let pending = flow.start(login).await.map_err(wrap)?;
+    show(pending.url());
+    let token = flow.finish(pending, timeout).await.map_err(wrap)?;
+    write_owner_only(path, token.expose()).map_err(|e| Error::Pipeline {
+        context: format!("google authorize {login}"),
+        message: format!("cannot write {}: {e}", path.display()),
+        hint: Some("check that the folder is writable by this user".into()),
+    })?;
+    Ok(path.clone())
+}
+
+/// Writes `text` to a new file readable by its owner only (folders made owner-only too).
+fn write_owner_only(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

@@ -113,6 +113,12 @@ pub enum Error {
         /// What is wrong with the answer.
         problem: String,
     },
+    /// The installed-app sign-in (browser, redirect, code) did not give a refresh token.
+    #[error("Google sign-in in the browser failed: {problem}")]
+    Authorization {
+        /// What went wrong and what to do (never a code or token).
+        problem: String,
+    },
     /// Signing the assertion failed.
     #[error("signing the assertion failed; download a new JSON key for the service account")]
     Signing,

@@ -17,10 +17,12 @@
 //! No key, token or assertion ever appears in a `Debug` or `Display` output, an error or a log.
 
 mod error;
+mod installed;
 mod key;
 mod tokens;
 
 pub use error::Error;
+pub use installed::{GOOGLE_AUTH_URI, InstalledAppFlow, PendingAuthorization};
 pub use key::ServiceAccountKey;
 pub use o365_migrate_imap::Secret;
 pub use tokens::{

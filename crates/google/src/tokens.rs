@@ -75,6 +75,14 @@ impl TokenOptions {
         self
     }
 
+    pub(crate) fn scope_str(&self) -> &str {
+        &self.scope
+    }
+
+    pub(crate) fn endpoint(&self) -> Option<&str> {
+        self.token_endpoint.as_deref()
+    }
+
     /// How long before its expiry a cached token is renewed. Default 5 minutes.
     pub fn renew_before(mut self, early: Duration) -> Self {
         self.renew_before = early;

@@ -15,12 +15,13 @@
 //! see [`TokenRegistry`]. It runs on its own thread, so it answers while a test blocks on the
 //! `o365-migrate` binary; stopped on drop.
 
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
-use axum::{Json, Router, routing::post};
+use axum::{Json, Router, routing::get, routing::post};
 use base64::Engine as _;
 use ring::signature::{KeyPair, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -103,6 +104,9 @@ pub struct TokenConfig {
     pub delegation: HashMap<String, Vec<String>>,
     /// Refresh token → its grant.
     pub refresh: HashMap<String, RefreshGrant>,
+    /// Installed-app (Desktop) OAuth clients: client ID → client secret. Their users sign in at
+    /// [`GoogleTokenStandIn::auth_url`], which consents at once for the `login_hint` user.
+    pub desktop_clients: HashMap<String, String>,
 }
 
 /// An access token the stand-in issued.
@@ -215,6 +219,18 @@ struct Shared {
     issued: AtomicUsize,
     last_claims: Mutex<Option<Value>>,
     registry: TokenRegistry,
+    /// Authorization code → what it was issued for.
+    codes: Mutex<HashMap<String, PendingCode>>,
+}
+
+/// An authorization code the consent page gave out, not yet exchanged.
+#[derive(Debug)]
+struct PendingCode {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    user: String,
+    scopes: Vec<String>,
 }
 
 impl GoogleTokenStandIn {
@@ -246,9 +262,11 @@ impl GoogleTokenStandIn {
             issued: AtomicUsize::new(0),
             last_claims: Mutex::new(None),
             registry: TokenRegistry::default(),
+            codes: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
             .route("/token", post(token))
+            .route("/auth", get(consent))
             .with_state(shared.clone());
         let runtime = Background::start("google-token-stand-in")?;
         runtime.spawn(async move {
@@ -266,6 +284,13 @@ impl GoogleTokenStandIn {
     /// The token endpoint (`http://127.0.0.1:PORT/token`).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The authorization (consent) endpoint for installed apps (`http://127.0.0.1:PORT/auth`):
+    /// for a known desktop client it consents at once for the `login_hint` user and redirects
+    /// to the `redirect_uri` with a code and the `state`, as Google does after the user agrees.
+    pub fn auth_url(&self) -> String {
+        self.url.replace("/token", "/auth")
     }
 
     /// Requests received (any grant, any outcome).
@@ -321,10 +346,11 @@ fn refuse(status: StatusCode, error: &str, description: &str) -> Answer {
     )
 }
 
-/// Who a granted request acts for.
+/// Who a granted request acts for (and the refresh token the authorization-code grant gave).
 struct Grant {
     user: String,
     scopes: Vec<String>,
+    refresh_token: Option<String>,
 }
 
 async fn token(State(s): State<Arc<Shared>>, Form(form): Form<HashMap<String, String>>) -> Answer {
@@ -336,6 +362,7 @@ async fn token(State(s): State<Arc<Shared>>, Form(form): Form<HashMap<String, St
     let result = match form.get("grant_type").map(String::as_str) {
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => jwt_bearer(&s, &form),
         Some("refresh_token") => refresh(&s, &form),
+        Some("authorization_code") => authorization_code(&s, &form),
         _ => Err(refuse(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -354,14 +381,15 @@ async fn token(State(s): State<Arc<Shared>>, Form(form): Form<HashMap<String, St
                 expires_at: SystemTime::now().checked_add(Duration::from_secs(expires_in)),
                 revoked: false,
             });
-            (
-                StatusCode::OK,
-                Json(json!({
-                    "access_token": token,
-                    "expires_in": expires_in,
-                    "token_type": "Bearer",
-                })),
-            )
+            let mut answer = json!({
+                "access_token": token,
+                "expires_in": expires_in,
+                "token_type": "Bearer",
+            });
+            if let Some(r) = grant.refresh_token {
+                answer["refresh_token"] = Value::String(r);
+            }
+            (StatusCode::OK, Json(answer))
         }
         Err(answer) => answer,
     }
@@ -456,7 +484,11 @@ fn jwt_bearer(s: &Shared, form: &HashMap<String, String>) -> Result<Grant, Answe
         ));
     }
     *lock(&s.last_claims) = Some(claims);
-    Ok(Grant { user: sub, scopes })
+    Ok(Grant {
+        user: sub,
+        scopes,
+        refresh_token: None,
+    })
 }
 
 fn refresh(s: &Shared, form: &HashMap<String, String>) -> Result<Grant, Answer> {
@@ -486,5 +518,119 @@ fn refresh(s: &Shared, form: &HashMap<String, String>) -> Result<Grant, Answer> 
     Ok(Grant {
         user: grant.user.clone(),
         scopes: grant.scopes.clone(),
+        refresh_token: None,
+    })
+}
+
+/// The consent page: a known desktop client, a loopback `redirect_uri`, PKCE S256 and a user
+/// that exists → a redirect with a one-time code (the user agreed at once).
+/// Parameters: <https://developers.google.com/identity/protocols/oauth2/native-app> (Step 2).
+async fn consent(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let field = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let client_id = field("client_id");
+    let redirect_uri = field("redirect_uri");
+    let bad = |why: &str| (StatusCode::BAD_REQUEST, format!("Error 400: {why}")).into_response();
+    let config = lock(&s.config).clone();
+    if !config.desktop_clients.contains_key(&client_id) {
+        return bad("invalid_client");
+    }
+    if !redirect_uri.starts_with("http://127.0.0.1:") || field("response_type") != "code" {
+        return bad("invalid_request");
+    }
+    if field("code_challenge_method") != "S256" || field("code_challenge").len() < 43 {
+        return bad("invalid_request: PKCE S256 required");
+    }
+    let user = field("login_hint");
+    if !config.users.contains(&user) {
+        let to = format!(
+            "{redirect_uri}?error=access_denied&state={}",
+            field("state")
+        );
+        return axum::response::Redirect::to(&to).into_response();
+    }
+    let n = s.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    let code = format!("4/standin-code-{n}");
+    lock(&s.codes).insert(
+        code.clone(),
+        PendingCode {
+            client_id,
+            redirect_uri: redirect_uri.clone(),
+            challenge: field("code_challenge"),
+            user,
+            scopes: field("scope").split(' ').map(str::to_owned).collect(),
+        },
+    );
+    let to = format!(
+        "{redirect_uri}?state={}&code={}&scope={}",
+        field("state"),
+        code.replace('/', "%2F"),
+        field("scope").replace(':', "%3A").replace('/', "%2F")
+    );
+    axum::response::Redirect::to(&to).into_response()
+}
+
+/// The authorization-code grant with PKCE: the code once, for the client and redirect it was
+/// given to, with the verifier whose SHA-256 is the challenge; answers a new refresh token.
+fn authorization_code(s: &Shared, form: &HashMap<String, String>) -> Result<Grant, Answer> {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let Some(pending) = lock(&s.codes).remove(field("code")) else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "Malformed auth code.",
+        ));
+    };
+    let mut config = lock(&s.config);
+    if config
+        .desktop_clients
+        .get(field("client_id"))
+        .map(String::as_str)
+        != Some(field("client_secret"))
+        || pending.client_id != field("client_id")
+    {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Unauthorized",
+        ));
+    }
+    if pending.redirect_uri != field("redirect_uri") {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri_mismatch",
+            "Bad Request",
+        ));
+    }
+    let digest = sha2::Sha256::digest(field("code_verifier").as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    if challenge != pending.challenge {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "Invalid code verifier.",
+        ));
+    }
+    let refresh_token = format!(
+        "1//standin-refresh-{}",
+        s.issued.fetch_add(1, Ordering::SeqCst) + 1
+    );
+    config.refresh.insert(
+        refresh_token.clone(),
+        RefreshGrant {
+            client_id: pending.client_id,
+            client_secret: field("client_secret").to_owned(),
+            user: pending.user.clone(),
+            scopes: pending.scopes.clone(),
+            revoked: false,
+        },
+    );
+    Ok(Grant {
+        user: pending.user,
+        scopes: pending.scopes,
+        refresh_token: Some(refresh_token),
     })
 }
