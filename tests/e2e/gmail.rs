@@ -178,6 +178,37 @@ async fn gmail_env(users: &[&str], seed: u64) -> (Env, GmailServer) {
     (env, server)
 }
 
+/// An environment whose source is the Gmail stand-in signing `alice` in with tokens from a
+/// token-endpoint stand-in configured by `edit`: (env, the service account's key, the token
+/// stand-in, the Gmail stand-in).
+async fn google_env(
+    seed: u64,
+    edit: impl FnOnce(&mut o365_migrate_testkit::google_token::TokenConfig),
+) -> (
+    Env,
+    String,
+    o365_migrate_testkit::google_token::GoogleTokenStandIn,
+    GmailServer,
+) {
+    use o365_migrate_testkit::google_token::{self, GoogleTokenStandIn, TokenConfig};
+    let env =
+        reliability::start_env_with(&["alice"], 0, seed, Default::default(), None, |_| {}).await;
+    let pem = google_token::new_rsa_pem().expect("openssl");
+    let mut config = TokenConfig::default();
+    config.users.insert("alice".into());
+    edit(&mut config);
+    let tokens = GoogleTokenStandIn::start(&pem, config).expect("token stand-in");
+    let server = GmailServer::start(GmailOptions {
+        tls: true,
+        tokens: Some(tokens.registry()),
+        ..Default::default()
+    })
+    .expect("start the Gmail stand-in");
+    server.add_user("alice");
+    use_gmail_source(&env, &server, "");
+    (env, pem, tokens, server)
+}
+
 fn migrated(stderr: &str) -> u64 {
     super::pim::migrated(stderr)
 }
@@ -310,41 +341,28 @@ fn artefacts(env: &Env) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn google_sign_in_migrates_and_each_refusal_names_its_fix_without_a_secret() {
-    use o365_migrate_testkit::google_token::{
-        self, CLIENT_ID, GoogleTokenStandIn, MAIL_SCOPE, RefreshGrant, TokenConfig,
-    };
+    use o365_migrate_testkit::google_token::{self, CLIENT_ID, MAIL_SCOPE, RefreshGrant};
     const REFRESH: &str = "1//0refresh-alice-Marker-LeakCanary";
     const CLIENT_SECRET: &str = "GOCSPX-client-Marker-LeakCanary";
     const DESKTOP_CLIENT: &str = "998877-desktop.apps.googleusercontent.com";
-    let env =
-        reliability::start_env_with(&["alice"], 0, 17_117, Default::default(), None, |_| {}).await;
-    let pem = google_token::new_rsa_pem().expect("openssl");
-    let mut config = TokenConfig::default();
-    config.users.insert("alice".into());
-    config
-        .delegation
-        .insert(CLIENT_ID.into(), vec![MAIL_SCOPE.into()]);
-    config.refresh.insert(
-        REFRESH.into(),
-        RefreshGrant {
-            client_id: DESKTOP_CLIENT.into(),
-            client_secret: CLIENT_SECRET.into(),
-            user: "alice".into(),
-            scopes: vec![MAIL_SCOPE.into()],
-            revoked: false,
-        },
-    );
-    let tokens = GoogleTokenStandIn::start(&pem, config).expect("token stand-in");
-    let server = GmailServer::start(GmailOptions {
-        tls: true,
-        tokens: Some(tokens.registry()),
-        ..Default::default()
+    let (env, pem, tokens, server) = google_env(17_117, |config| {
+        config
+            .delegation
+            .insert(CLIENT_ID.into(), vec![MAIL_SCOPE.into()]);
+        config.refresh.insert(
+            REFRESH.into(),
+            RefreshGrant {
+                client_id: DESKTOP_CLIENT.into(),
+                client_secret: CLIENT_SECRET.into(),
+                user: "alice".into(),
+                scopes: vec![MAIL_SCOPE.into()],
+                revoked: false,
+            },
+        );
     })
-    .expect("start the Gmail stand-in");
-    server.add_user("alice");
+    .await;
     let mails = gmail_corpus(117, 40, 0);
     load(&server, "alice", &mails);
-    use_gmail_source(&env, &server, "");
     let dir = env.dir.path();
     std::fs::write(
         dir.join("key.json"),
@@ -675,29 +693,17 @@ async fn browser_get(url: &str) -> (String, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn google_authorize_gets_a_refresh_token_through_the_browser_and_it_signs_in() {
-    use o365_migrate_testkit::google_token::{self, GoogleTokenStandIn, TokenConfig};
     use std::os::unix::fs::PermissionsExt as _;
     use tokio::io::AsyncBufReadExt as _;
     const DESKTOP_CLIENT: &str = "556677-desktop.apps.googleusercontent.com";
     const CLIENT_SECRET: &str = "GOCSPX-authorize-Marker-LeakCanary";
-    let env =
-        reliability::start_env_with(&["alice"], 0, 17_417, Default::default(), None, |_| {}).await;
-    let pem = google_token::new_rsa_pem().expect("openssl");
-    let mut config = TokenConfig::default();
-    config.users.insert("alice".into());
-    config
-        .desktop_clients
-        .insert(DESKTOP_CLIENT.into(), CLIENT_SECRET.into());
-    let tokens = GoogleTokenStandIn::start(&pem, config).expect("token stand-in");
-    let server = GmailServer::start(GmailOptions {
-        tls: true,
-        tokens: Some(tokens.registry()),
-        ..Default::default()
+    let (env, _pem, tokens, server) = google_env(17_417, |config| {
+        config
+            .desktop_clients
+            .insert(DESKTOP_CLIENT.into(), CLIENT_SECRET.into());
     })
-    .expect("start the Gmail stand-in");
-    server.add_user("alice");
+    .await;
     load(&server, "alice", &gmail_corpus(417, 10, 0));
-    use_gmail_source(&env, &server, "");
     let dir = env.dir.path();
     std::fs::write(dir.join("google-client-secret"), CLIENT_SECRET).unwrap();
     std::fs::write(

@@ -81,13 +81,7 @@ impl GoogleAuth {
                 hint: Some("set `service_account_key`, or `client_id`, `client_secret` and `refresh_token`".into()),
             });
         };
-        let mut reference =
-            SecretRef::parse(&template.replace("{login}", login)).map_err(|m| Error::Pipeline {
-                context: "[source.google] refresh_token".into(),
-                message: m,
-                hint: None,
-            })?;
-        reference.origin = format!("[source.google] refresh_token for {login}");
+        let reference = refresh_reference(template, login, &self.base)?;
         let credentials = google::RefreshTokenCredentials {
             client_id: client_id.clone(),
             client_secret: imap::Secret::new(secret.resolve()?.expose()),

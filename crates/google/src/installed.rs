@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use ring::rand::SecureRandom as _;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -180,12 +179,8 @@ impl InstalledAppFlow {
     }
 
     async fn exchange(&self, code: &Secret, p: &PendingAuthorization) -> Result<Secret, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::Tls {
-                detail: e.to_string(),
-            })?;
+        crate::tokens::check_endpoint(&self.token_endpoint)?;
+        let http = crate::tokens::http_client()?;
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code.expose()),
@@ -194,23 +189,7 @@ impl InstalledAppFlow {
             ("client_secret", self.client_secret.expose()),
             ("redirect_uri", &p.redirect_uri),
         ];
-        let http_err = |e: reqwest::Error| Error::Http {
-            endpoint: self.token_endpoint.clone(),
-            source: Box::new(e.without_url()),
-        };
-        let response = http
-            .post(&self.token_endpoint)
-            .form(&form)
-            .send()
-            .await
-            .map_err(http_err)?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(http_err)?;
-        let json: Value = serde_json::from_slice(&body).map_err(|_| Error::BadResponse {
-            endpoint: self.token_endpoint.clone(),
-            status,
-            problem: "no JSON".into(),
-        })?;
+        let (status, json) = crate::tokens::post_form(&http, &self.token_endpoint, &form).await?;
         if !(200..300).contains(&status) {
             return Err(Error::Rejected {
                 user: "(sign-in)".into(),

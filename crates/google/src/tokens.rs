@@ -174,13 +174,7 @@ impl GoogleTokens {
 
     fn build(grant: Grant, endpoint: String, options: TokenOptions) -> Result<Self, Error> {
         check_endpoint(&endpoint)?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::Tls {
-                detail: e.to_string(),
-            })?;
+        let http = http_client()?;
         Ok(GoogleTokens {
             inner: Arc::new(Inner {
                 grant,
@@ -262,28 +256,13 @@ impl GoogleTokens {
         };
         tracing::debug!(user, endpoint = %inner.endpoint, "requesting a Google access token");
         let started = Instant::now();
-        let http_err = |e: reqwest::Error| Error::Http {
-            endpoint: inner.endpoint.clone(),
-            source: Box::new(e.without_url()),
-        };
-        let response = inner
-            .http
-            .post(&inner.endpoint)
-            .form(&form)
-            .send()
-            .await
-            .map_err(http_err)?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(http_err)?;
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, json) = post_form(&inner.http, &inner.endpoint, &form).await?;
         let bad = |problem: &str| Error::BadResponse {
             endpoint: inner.endpoint.clone(),
             status,
             problem: problem.to_owned(),
         };
-        if body.len() > MAX_ANSWER {
-            return Err(bad("an answer too large"));
-        }
-        let json: Value = serde_json::from_slice(&body).map_err(|_| bad("no JSON"))?;
         if (200..300).contains(&status) {
             let token = json
                 .get("access_token")
@@ -400,6 +379,48 @@ impl TokenProvider for UserTokens {
             })
         })
     }
+}
+
+/// POSTs `form` to a token endpoint: the HTTP status and the JSON answer (at most
+/// `MAX_ANSWER` bytes).
+pub(crate) async fn post_form(
+    http: &reqwest::Client,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> Result<(u16, Value), Error> {
+    let http_err = |e: reqwest::Error| Error::Http {
+        endpoint: endpoint.to_owned(),
+        source: Box::new(e.without_url()),
+    };
+    let response = http
+        .post(endpoint)
+        .form(form)
+        .send()
+        .await
+        .map_err(http_err)?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(http_err)?;
+    let bad = |problem: &str| Error::BadResponse {
+        endpoint: endpoint.to_owned(),
+        status,
+        problem: problem.to_owned(),
+    };
+    if body.len() > MAX_ANSWER {
+        return Err(bad("an answer too large"));
+    }
+    let json = serde_json::from_slice(&body).map_err(|_| bad("no JSON"))?;
+    Ok((status, json))
+}
+
+/// The HTTP client for Google's endpoints: TLS verified by the platform's trust store.
+pub(crate) fn http_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config()?)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| Error::Tls {
+            detail: e.to_string(),
+        })
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, Error> {

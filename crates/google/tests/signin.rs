@@ -28,6 +28,7 @@ fn delegated(scopes: &[&str]) -> Config {
             scopes.iter().map(|s| (*s).to_owned()).collect(),
         )]),
         refresh: HashMap::new(),
+        desktop_clients: HashMap::new(),
     }
 }
 

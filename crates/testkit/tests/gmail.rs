@@ -54,6 +54,7 @@ async fn stand_in_and_token() -> (GoogleTokenStandIn, String) {
             users: HashSet::from([ALICE.to_owned()]),
             delegation: HashMap::from([(CLIENT_ID.to_owned(), vec![MAIL_SCOPE.to_owned()])]),
             refresh: HashMap::new(),
+            desktop_clients: HashMap::new(),
         },
     )
     .unwrap();
