@@ -787,3 +787,50 @@ async fn google_authorize_gets_a_refresh_token_through_the_browser_and_it_signs_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmails_own_bandwidth_alert_pauses_the_mailbox_until_its_window_reopens() {
+    let (env, server) = gmail_env(&["carol"], 17_517).await;
+    let mails = gmail_corpus(517, 60, 0);
+    load(&server, "carol", &mails);
+    let total: u64 = mails.iter().map(|m| m.raw.len() as u64).sum();
+    // Gmail's own limit (30 % of the mail per 3 s) is the one that bites: ours is not reached.
+    server.set_download_limit(total * 3 / 10, Duration::from_secs(3));
+    append_to_job(&env, "\n[gmail]\ndownload_window_seconds = 3\n");
+    let o = env.cli(&["run"]).await;
+    assert_eq!(o.code, 4, "{}", dump(&o));
+    assert!(
+        o.stderr.contains("Gmail refused more downloads") && o.stderr.contains("bandwidth limits"),
+        "{}",
+        o.stderr
+    );
+    let alerts = server.stats("carol").unwrap().bandwidth_alerts;
+    assert!(alerts >= 1, "the server's alert was what stopped it");
+    let count = || env.graph.messages(&format!("carol@{DOMAIN}")).len();
+    let first = count();
+    assert!(first < 60, "part-way: {first}");
+    // Inside the window: no new sign-in (Google would extend the lock).
+    let logins = server.stats("carol").unwrap().logins;
+    let mut until = paused_until(&o.stderr);
+    let o = env.cli(&["run"]).await;
+    if unix_now() < until {
+        assert_eq!(o.code, 4, "{}", dump(&o));
+        assert_eq!(server.stats("carol").unwrap().logins, logins, "no sign-in");
+    }
+    for window in 1.. {
+        assert!(window < 8, "carol never completed");
+        let wait = (until + 1 - unix_now()).max(0) as u64;
+        tokio::time::sleep(Duration::from_millis(wait * 1000 + 200)).await;
+        let o = env.cli(&["run"]).await;
+        if o.code == 0 {
+            break;
+        }
+        assert_eq!(o.code, 4, "{}", dump(&o));
+        until = paused_until(&o.stderr);
+    }
+    assert_eq!(count(), 60);
+    // verify downloads too, and Gmail's limit counts it: lifted here to compare.
+    server.set_download_limit(u64::MAX / 2, Duration::from_secs(3));
+    let o = env.cli(&["verify"]).await;
+    assert_eq!(o.code, 0, "{}", dump(&o));
+}

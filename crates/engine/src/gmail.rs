@@ -281,9 +281,8 @@ impl GmailLayout {
 /// ("Account exceeded command or bandwidth limits", with `[ALERT]` or `[OVERQUOTA]`; seen in
 /// the issue trackers of IMAP clients). Gmail then refuses the account for up to a day.
 pub(crate) fn is_download_alert(e: &o365_migrate_imap::Error) -> bool {
+    // By its text only: other servers use `[OVERQUOTA]` for other things.
     is_download_alert_text(&e.to_string().to_ascii_lowercase())
-        || matches!(e, o365_migrate_imap::Error::No { code: Some(c), .. }
-            if c.eq_ignore_ascii_case("OVERQUOTA"))
 }
 
 /// A Gmail login error with the fix: IMAP switched off for the user or the domain, or a token
