@@ -505,7 +505,7 @@ async fn the_daily_download_limit_pauses_one_mailbox_and_a_later_run_completes_i
 
     // Within the window: alice waits without signing in again.
     let logins = server.stats("alice").unwrap().logins;
-    let mut until = paused_until(&o.stderr);
+    let until = paused_until(&o.stderr);
     let o = env.cli(&["run"]).await;
     if unix_now() < until {
         assert_eq!(o.code, 4, "{}", dump(&o));
@@ -514,18 +514,7 @@ async fn the_daily_download_limit_pauses_one_mailbox_and_a_later_run_completes_i
     }
 
     // After each window (4 s) a run goes on where the last stopped, until alice is complete.
-    for window in 1.. {
-        assert!(window < 4, "alice never completed");
-        // The window reopens within the second after the one printed.
-        let wait = (until + 1 - unix_now()).max(0) as u64;
-        tokio::time::sleep(Duration::from_millis(wait * 1000 + 200)).await;
-        let o = env.cli(&["run"]).await;
-        if o.code == 0 {
-            break;
-        }
-        assert_eq!(o.code, 4, "{}", dump(&o));
-        until = paused_until(&o.stderr);
-    }
+    run_after_each_window(&env, until, 3).await;
     assert_eq!(count("alice"), 120);
     assert_eq!(count("bob"), 15);
     let o = env.cli(&["verify"]).await;
@@ -811,26 +800,33 @@ async fn gmails_own_bandwidth_alert_pauses_the_mailbox_until_its_window_reopens(
     assert!(first < 60, "part-way: {first}");
     // Inside the window: no new sign-in (Google would extend the lock).
     let logins = server.stats("carol").unwrap().logins;
-    let mut until = paused_until(&o.stderr);
+    let until = paused_until(&o.stderr);
     let o = env.cli(&["run"]).await;
     if unix_now() < until {
         assert_eq!(o.code, 4, "{}", dump(&o));
         assert_eq!(server.stats("carol").unwrap().logins, logins, "no sign-in");
     }
-    for window in 1.. {
-        assert!(window < 8, "carol never completed");
-        let wait = (until + 1 - unix_now()).max(0) as u64;
-        tokio::time::sleep(Duration::from_millis(wait * 1000 + 200)).await;
-        let o = env.cli(&["run"]).await;
-        if o.code == 0 {
-            break;
-        }
-        assert_eq!(o.code, 4, "{}", dump(&o));
-        until = paused_until(&o.stderr);
-    }
+    run_after_each_window(&env, until, 7).await;
     assert_eq!(count(), 60);
     // verify downloads too, and Gmail's limit counts it: lifted here to compare.
     server.set_download_limit(u64::MAX / 2, Duration::from_secs(3));
     let o = env.cli(&["verify"]).await;
     assert_eq!(o.code, 0, "{}", dump(&o));
+}
+
+/// Runs once after each download window reopens (`until`: when the first does, as printed)
+/// until a run completes (exit 0); at most `windows` runs, each else paused again (exit 4).
+async fn run_after_each_window(env: &Env, mut until: i64, windows: usize) {
+    for _ in 0..windows {
+        // The window reopens within the second after the one printed.
+        let wait = (until + 1 - unix_now()).max(0) as u64;
+        tokio::time::sleep(Duration::from_millis(wait * 1000 + 200)).await;
+        let o = env.cli(&["run"]).await;
+        if o.code == 0 {
+            return;
+        }
+        assert_eq!(o.code, 4, "{}", dump(&o));
+        until = paused_until(&o.stderr);
+    }
+    panic!("not complete after {windows} more windows");
 }
